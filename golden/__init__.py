@@ -1,0 +1,30 @@
+"""golden: the bit-exact golden model for quantized spiking neurons.
+
+spec -> kernels -> trace -> vectors/reports:
+
+- :class:`Spec` / :class:`QFormat` (golden.spec): the declarative datapath;
+- :mod:`golden.profiles`: presets reproducing real references;
+- :func:`simulate` / :class:`Simulator` (golden.simulate): the Numba kernels;
+- :mod:`golden.reference`: the same semantics in plain Python.
+"""
+
+from .profiles import PROFILES, codegen, hardware, make, torch_eval, torch_train
+from .simulate import SimulationOverflow, Simulator, Trace, simulate
+from .spec import QFormat, Spec, SpecError, quantize_real
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PROFILES", "QFormat", "SimulationOverflow", "Simulator", "Spec", "SpecError", "Trace", "__version__",
+    "codegen", "hardware", "make", "quantize_real", "simulate", "torch_eval", "torch_train",
+]
+
+
+def __getattr__(name):  # heavy, optional parts load on first use
+    if name in ("from_torch", "check_model"):
+        from . import torch_bridge
+        return getattr(torch_bridge, name)
+    if name in ("strategies", "testing", "vectors"):
+        import importlib
+        return importlib.import_module(f"golden.{name}")
+    raise AttributeError(name)

@@ -1,0 +1,391 @@
+"""The datapath spec: one frozen, validated, hashable description of a neuron layer.
+
+Every number a datapath uses is stored here as a raw two's-complement integer
+in a stated Q format; every choice a datapath makes (rounding, overflow, step
+order, how the leak is computed, ...) is a named knob. Profiles
+(:mod:`golden.profiles`) are presets of this one spec; the kernels
+(:mod:`golden.datapath`) and the executable reference (:mod:`golden.reference`)
+both read nothing but a :class:`Spec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+SCHEMA = 1
+
+# Rounding modes, with the Xilinx fixed-point names, plus TRN_INF (ceil), which
+# Qualia offers as "ceil". RND is Qualia's "nearest": ties go to +inf.
+ROUND_MODES = ("TRN", "TRN_ZERO", "TRN_INF", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
+ROUND_DOC = {
+    "TRN": "floor (truncate toward -inf)",
+    "TRN_ZERO": "truncate toward zero",
+    "TRN_INF": "ceil (toward +inf)",
+    "RND": "nearest, ties toward +inf (Qualia 'nearest': floor(x + 1/2))",
+    "RND_ZERO": "nearest, ties toward zero",
+    "RND_MIN_INF": "nearest, ties toward -inf",
+    "RND_INF": "nearest, ties away from zero",
+    "RND_CONV": "nearest, ties to even (convergent)",
+}
+QUALIA_ROUND = {"floor": "TRN", "nearest": "RND", "ceil": "TRN_INF"}
+
+KINDS = ("IF", "LIF", "ATIF")
+RESETS = ("hard", "soft")
+OVERFLOWS = ("saturate", "wrap", "strict")
+ORDERS = ("fire_then_round", "round_then_fire")
+ARITHS = ("int", "float32")
+LEAK_SHIFTS = ("q_v", "max_q")
+CHARGE_FORMS = ("general", "reset0")
+V_INITS = ("zero", "reset")
+
+# Overflow stages, in the order Trace.overflow reports them.
+STAGES = ("align", "leak", "charge", "reset", "v")
+
+
+class SpecError(ValueError):
+    """An invalid spec, always naming the offending field."""
+
+
+def _choice(name: str, value, options) -> None:
+    if value not in options:
+        raise SpecError(f"{name}: unknown value {value!r} (expected one of: {', '.join(map(str, options))})")
+
+
+def _int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise SpecError(f"{name}: expected an integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class QFormat:
+    """Signed two's-complement fixed point: ``raw * 2**-frac``, ``bits`` wide.
+
+    ``frac`` may be negative or larger than ``bits`` (Qualia's
+    ``bits - 2 - floor(log2(max))`` produces both).
+    """
+
+    bits: int
+    frac: int
+
+    def __post_init__(self) -> None:
+        _int("bits", self.bits)
+        _int("frac", self.frac)
+        if not 2 <= self.bits <= 32:
+            raise SpecError(f"bits: {self.bits} is out of range (2..32)")
+        if not -48 <= self.frac <= 48:
+            raise SpecError(f"frac: {self.frac} is out of range (-48..48)")
+
+    @property
+    def min(self) -> int:
+        return -(1 << (self.bits - 1))
+
+    @property
+    def max(self) -> int:
+        return (1 << (self.bits - 1)) - 1
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The narrowest numpy integer dtype that holds every raw value."""
+        return np.dtype(np.int8 if self.bits <= 8 else np.int16 if self.bits <= 16 else np.int32)
+
+    def real(self, raw: int) -> float:
+        return math.ldexp(int(raw), -self.frac)
+
+    def __str__(self) -> str:
+        return f"Q{self.bits}.{self.frac}"
+
+
+def quantize_real(value, fmt: QFormat, round: str = "RND", *, saturate: bool = True) -> np.ndarray:
+    """Quantize real values to raw integers exactly as Qualia's ``Quantizer`` does.
+
+    Qualia computes ``y = float32(x) / float32(2**-frac)`` and then
+    ``floor(y + 0.5)`` *in float32* for "nearest" (so the addition itself can
+    round: 0.49999997 * 2**-frac quantizes to 1), ``floor(y)`` or ``ceil(y)``,
+    and clamps to the format. The other Xilinx modes are applied exactly to
+    ``y``. NaN and inf are refused.
+    """
+    _choice("round", round, ROUND_MODES)
+    x = np.asarray(value)
+    if x.dtype.kind not in "fiub":
+        raise SpecError(f"expected real numbers, got dtype {x.dtype}")
+    x = x.astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        raise SpecError("real input holds NaN or inf")
+    with np.errstate(over="ignore"):
+        y = x / np.float32(math.ldexp(1.0, -fmt.frac))
+    y = y.astype(np.float32)
+    if round == "RND":
+        r = np.floor((y + np.float32(0.5)).astype(np.float32)).astype(np.float64)
+    else:
+        yd = y.astype(np.float64)
+        f = np.floor(yd)
+        rem = yd - f
+        r = f + _bump_array(round, rem, yd, f)
+    if saturate:
+        r = np.clip(r, fmt.min, fmt.max)
+    return r.astype(np.int64)
+
+
+def _bump_array(mode: str, rem, y, f):
+    """1 where rounding ``y = f + rem`` (0 <= rem < 1) goes up from ``f``, else 0."""
+    above, tie, nonzero = rem > 0.5, rem == 0.5, rem > 0
+    odd = np.mod(f, 2) == 1
+    bump = {
+        "TRN": np.zeros_like(nonzero),
+        "TRN_INF": nonzero,
+        "TRN_ZERO": nonzero & (y < 0),
+        "RND": above | tie,
+        "RND_ZERO": above | (tie & (y < 0)),
+        "RND_MIN_INF": above,
+        "RND_INF": above | (tie & (y >= 0)),
+        "RND_CONV": above | (tie & odd),
+    }[mode]
+    return bump.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A neuron layer's datapath, bit for bit. See ``docs`` in README and ``to_toml``."""
+
+    kind: str
+    fmt_in: QFormat
+    fmt_v: QFormat
+    fmt_out: QFormat
+    reset: str
+    decay_input: bool
+    v_threshold: int  # raw, fmt_v
+    v_reset: int  # raw, fmt_v; 0 for a soft reset
+    reciprocal_tau: int  # raw, fmt_v; 1/tau, LIF only (0 otherwise)
+    spike_out: int  # raw, fmt_out: what a spiking neuron outputs
+    round: str = "RND"
+    v_overflow: str = "saturate"
+    acc_bits: int = 64
+    acc_overflow: str = "wrap"
+    order: str = "fire_then_round"
+    arith: str = "int"
+    leak_shift: str = "q_v"
+    charge_form: str = "general"
+    v_init: str = "zero"
+    round_in: str = "RND"
+    profile: str = "custom"
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    # ------------------------------------------------------------------ checks
+    def __post_init__(self) -> None:
+        _choice("kind", self.kind, KINDS)
+        _choice("reset", self.reset, RESETS)
+        for name in ("fmt_in", "fmt_v", "fmt_out"):
+            if not isinstance(getattr(self, name), QFormat):
+                raise SpecError(f"{name}: expected a QFormat")
+        if not isinstance(self.decay_input, bool):
+            raise SpecError(f"decay_input: expected true or false, got {self.decay_input!r}")
+        _choice("round", self.round, ROUND_MODES)
+        _choice("round_in", self.round_in, ROUND_MODES)
+        _choice("v_overflow", self.v_overflow, OVERFLOWS)
+        _choice("acc_overflow", self.acc_overflow, OVERFLOWS)
+        _choice("order", self.order, ORDERS)
+        _choice("arith", self.arith, ARITHS)
+        _choice("leak_shift", self.leak_shift, LEAK_SHIFTS)
+        _choice("charge_form", self.charge_form, CHARGE_FORMS)
+        _choice("v_init", self.v_init, V_INITS)
+        for name in ("v_threshold", "v_reset", "reciprocal_tau", "spike_out", "acc_bits"):
+            _int(name, getattr(self, name))
+        if not isinstance(self.profile, str):
+            raise SpecError("profile: expected a string")
+        v, o = self.fmt_v, self.fmt_out
+        if not 0 < self.v_threshold <= v.max:
+            raise SpecError(f"v_threshold: raw {self.v_threshold} must be in 1..{v.max} ({v})")
+        if not v.min <= self.v_reset <= v.max:
+            raise SpecError(f"v_reset: raw {self.v_reset} is outside {v}")
+        if self.reset == "soft" and self.v_reset != 0:
+            raise SpecError("v_reset: a soft reset subtracts the threshold; v_reset must be 0")
+        if self.kind == "LIF":
+            if not 0 < self.reciprocal_tau <= v.max:
+                raise SpecError(f"reciprocal_tau: raw {self.reciprocal_tau} must be in 1..{v.max} ({v})")
+        elif self.reciprocal_tau != 0:
+            raise SpecError(f"reciprocal_tau: {self.kind} has no leak; it must be 0")
+        if self.kind == "ATIF" and self.reset != "soft":
+            raise SpecError("reset: ATIF resets by subtraction; it must be 'soft'")
+        if not o.min <= self.spike_out <= o.max:
+            raise SpecError(f"spike_out: raw {self.spike_out} is outside {o}")
+        if self.arith == "float32":
+            for name in ("fmt_in", "fmt_v", "fmt_out"):
+                if getattr(self, name).bits > 24:
+                    raise SpecError(f"{name}: the float32 datapath is exact only up to 24 bits")
+        else:
+            narrowest = max(self.fmt_in.bits, v.bits)
+            if not narrowest <= self.acc_bits <= 64:
+                raise SpecError(f"acc_bits: {self.acc_bits} must be in {narrowest}..64")
+            if max(self.fmt_in.bits + self.shift_in, v.bits + self.shift_v) > 63:
+                raise SpecError(f"fmt_in.frac: q_in - q_v = {self.fmt_in.frac - v.frac} is too far apart for a 64-bit datapath")
+            room = 63 if self.acc_overflow != "wrap" else 64  # a leak product must fit the 64-bit machine word
+            if self.acc_bits < 64 and self.acc_bits + v.bits > room:
+                raise SpecError(f"acc_bits: {self.acc_overflow} needs acc_bits + v bits <= {room}, or a 64-bit wrapping accumulator")
+            if self.acc_bits == 64 and self.acc_overflow != "wrap":
+                raise SpecError(f"acc_bits: a 64-bit accumulator can only wrap, not {self.acc_overflow}")
+            for name in ("v_threshold", "v_reset"):
+                wide = getattr(self, name) << self.shift_v
+                if self.acc_overflow != "wrap" and not -(1 << (self.acc_bits - 1)) <= wide < (1 << (self.acc_bits - 1)):
+                    raise SpecError(f"{name}: aligned to frac {self.work_frac} it overflows the {self.acc_bits}-bit accumulator")
+            if self.leak_s > 62 or self.leak_s < -62:
+                raise SpecError(f"fmt_v.frac: the leak shift {self.leak_s} is out of range")
+
+    # ----------------------------------------------------------- derived values
+    @property
+    def work_frac(self) -> int:
+        """T: the frac of the integer working domain, max(q_in, q_v)."""
+        return max(self.fmt_in.frac, self.fmt_v.frac)
+
+    @property
+    def shift_in(self) -> int:
+        return self.work_frac - self.fmt_in.frac
+
+    @property
+    def shift_v(self) -> int:
+        return self.work_frac - self.fmt_v.frac
+
+    @property
+    def leak_s(self) -> int:
+        """Right shift applied to the leak product (frac T + q_v): q_v is exact, max_q is the C's TMP_SCALE_FACTOR."""
+        return self.fmt_v.frac if self.leak_shift == "q_v" else self.work_frac
+
+    @property
+    def tau(self) -> float:
+        """tau as PyTorch holds it after re-quantization: 1 / q(1/tau), a double."""
+        return 1.0 / self.fmt_v.real(self.reciprocal_tau) if self.reciprocal_tau else math.inf
+
+    @property
+    def tau_f32(self) -> np.float32:
+        return np.float32(self.tau)
+
+    @property
+    def decay_f32(self) -> np.float32:
+        """float32(1 - 1/tau), with 1 - 1/tau evaluated in double (spikingjelly's reset0 no-decay charge)."""
+        return np.float32(1.0 - 1.0 / self.tau)
+
+    @property
+    def v_start(self) -> int:
+        return self.v_reset if self.v_init == "reset" else 0
+
+    def quantize_input(self, x_float) -> np.ndarray:
+        """Raw input integers, exactly as this profile's input quantizer makes them."""
+        return quantize_real(x_float, self.fmt_in, self.round_in).astype(self.fmt_in.dtype)
+
+    def replace(self, **changes) -> Spec:
+        return dataclasses.replace(self, **changes)
+
+    # ----------------------------------------------------------------- TOML
+    def to_toml(self) -> str:
+        """The canonical, commented TOML form (round-trips through :meth:`from_toml`)."""
+        r = self.fmt_v.real
+        lines = [
+            "# golden datapath spec: raw integers are two's complement, value = raw * 2**-frac.",
+            f"schema = {SCHEMA}",
+            f'profile = "{self.profile}"',
+            f'kind = "{self.kind}"  # IF | LIF | ATIF',
+            f'reset = "{self.reset}"  # hard: v <- v_reset; soft: v <- v - v_threshold',
+            f"decay_input = {'true' if self.decay_input else 'false'}  # LIF: the input is divided by tau too",
+            "",
+            "[format.input]",
+            f"bits = {self.fmt_in.bits}",
+            f"frac = {self.fmt_in.frac}",
+            "[format.v]  # membrane potential and every hyperparameter",
+            f"bits = {self.fmt_v.bits}",
+            f"frac = {self.fmt_v.frac}",
+            "[format.out]",
+            f"bits = {self.fmt_out.bits}",
+            f"frac = {self.fmt_out.frac}",
+            "",
+            "[params]  # raw integers",
+            f"v_threshold = {self.v_threshold}  # {r(self.v_threshold)!r}",
+            f"v_reset = {self.v_reset}  # {r(self.v_reset)!r}",
+            f"reciprocal_tau = {self.reciprocal_tau}  # 1/tau = {r(self.reciprocal_tau)!r}",
+            f"spike_out = {self.spike_out}  # output of a spiking neuron = {self.fmt_out.real(self.spike_out)!r}",
+            "",
+            "[datapath]",
+            f'round = "{self.round}"  # {" | ".join(ROUND_MODES)}: {ROUND_DOC[self.round]}',
+            f'round_in = "{self.round_in}"  # rounding of quantize_input (real -> raw input)',
+            f'v_overflow = "{self.v_overflow}"  # saturate | wrap | strict, narrowing to format.v',
+            f"acc_bits = {self.acc_bits}  # integer accumulator width (arith = int)",
+            f'acc_overflow = "{self.acc_overflow}"  # saturate | wrap | strict, every accumulator result',
+            f'order = "{self.order}"  # fire_then_round: spike test on the unrounded potential',
+            f'arith = "{self.arith}"  # int: integers at frac max(q_in, q_v); float32: PyTorch float32 charge',
+            f'leak_shift = "{self.leak_shift}"  # q_v: exact; max_q: shift the leak product by max(q_in, q_v) (qualia-codegen)',
+            f'charge_form = "{self.charge_form}"  # float32 only: general | reset0 (spikingjelly v_reset=0 formulas)',
+            f'v_init = "{self.v_init}"  # initial potential: zero | reset (v_reset)',
+        ]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_toml(cls, text_or_path) -> Spec:
+        """Parse a spec; unknown or missing keys, and wrong types, raise SpecError naming the key."""
+        if isinstance(text_or_path, Path) or (isinstance(text_or_path, str) and "\n" not in text_or_path and text_or_path.endswith(".toml")):
+            path = Path(text_or_path)
+            if not path.is_file():
+                raise SpecError(f"spec file not found: {path}")
+            text = path.read_text()
+        else:
+            text = text_or_path
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise SpecError(f"malformed TOML: {e}") from None
+        return cls.from_dict(doc)
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> Spec:
+        doc = dict(doc)
+        top = {"schema", "profile", "kind", "reset", "decay_input", "format", "params", "datapath"}
+        _keys("", doc, top, top - {"profile"})
+        if doc["schema"] != SCHEMA:
+            raise SpecError(f"schema: unsupported version {doc['schema']!r} (this golden reads {SCHEMA})")
+        fmts = doc["format"]
+        _keys("format.", fmts, {"input", "v", "out"}, {"input", "v", "out"})
+        formats = {}
+        for name in ("input", "v", "out"):
+            _keys(f"format.{name}.", fmts[name], {"bits", "frac"}, {"bits", "frac"})
+            try:
+                formats[name] = QFormat(**fmts[name])
+            except SpecError as e:
+                raise SpecError(f"format.{name}.{e}") from None
+        params = doc["params"]
+        pkeys = {"v_threshold", "v_reset", "reciprocal_tau", "spike_out"}
+        _keys("params.", params, pkeys, pkeys)
+        dp = doc["datapath"]
+        dkeys = {"round", "round_in", "v_overflow", "acc_bits", "acc_overflow", "order", "arith", "leak_shift", "charge_form", "v_init"}
+        _keys("datapath.", dp, dkeys, set())
+        return cls(kind=doc["kind"], fmt_in=formats["input"], fmt_v=formats["v"], fmt_out=formats["out"],
+                   reset=doc["reset"], decay_input=doc["decay_input"], profile=doc.get("profile", "custom"),
+                   **params, **dp)
+
+    def digest(self) -> str:
+        """sha256 of the canonical TOML: the identity of a datapath."""
+        return hashlib.sha256(self.to_toml().encode()).hexdigest()
+
+    def describe(self) -> str:
+        v = self.fmt_v
+        extra = f", tau={self.tau:g}" if self.kind == "LIF" else ""
+        return (f"{self.profile} {self.kind} {self.reset}-reset in={self.fmt_in} v={v} out={self.fmt_out} "
+                f"vth={v.real(self.v_threshold):g}{extra} round={self.round} order={self.order} arith={self.arith}")
+
+
+def _keys(prefix: str, table, allowed: set, required: set) -> None:
+    if not isinstance(table, dict):
+        raise SpecError(f"{prefix.rstrip('.') or 'spec'}: expected a table")
+    for k in table:
+        if k not in allowed:
+            raise SpecError(f"{prefix}{k}: unknown key (allowed: {', '.join(sorted(allowed))})")
+    for k in required:
+        if k not in table:
+            raise SpecError(f"{prefix}{k}: missing")
