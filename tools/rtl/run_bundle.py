@@ -142,6 +142,7 @@ def load_bundle(bundle: Path):
     if manifest.get("format") != "golden-vectors" or manifest.get("schema") != 1:
         raise ValueError(f"{bundle}: not a schema-1 golden-vectors bundle")
     spec = Spec.from_toml(manifest["spec"]["toml"])
+    rtl_parameters(spec)  # NotSupported first: other profiles' bundles may carry no hex export
     if manifest.get("v0", "spec") != "spec":
         raise NotSupported(f"{bundle}: starts from a given v0, the RTL starts from v_init")
     hexes = manifest.get("exports", {}).get("hex")
