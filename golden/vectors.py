@@ -249,13 +249,20 @@ class _Rng:
 
     def ints(self, lo: int, hi: int, shape) -> np.ndarray:
         """Integers in lo..hi inclusive (span <= 2**32)."""
-        span = np.uint64(hi - lo + 1)
-        r = ((self.raw(shape) >> np.uint64(32)) * span) >> np.uint64(32)
-        return r.astype(np.int64) + np.int64(lo)
+        return _ints(self.raw(shape), lo, hi)
 
     def unit(self, shape) -> np.ndarray:
         """float64 in [0, 1): the top 53 bits times 2**-53."""
-        return (self.raw(shape) >> np.uint64(11)).astype(np.float64) * (2.0 ** -53)
+        return _unit(self.raw(shape))
+
+
+def _ints(raw: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    span = np.uint64(hi - lo + 1)
+    return (((raw >> np.uint64(32)) * span) >> np.uint64(32)).astype(np.int64) + np.int64(lo)
+
+
+def _unit(raw: np.ndarray) -> np.ndarray:
+    return (raw >> np.uint64(11)).astype(np.float64) * (2.0 ** -53)
 
 
 def _round_up_np(mode: str, rem, half, q, negative):
@@ -430,8 +437,9 @@ class _Stimulus:
                 x[:, c] = np.where(rng.unit((rows, n)) < rate, amp, 0)
             elif g == "edges":
                 values = np.array([f.min, f.min, f.min + 1, -1, 0, 1, f.max - 1, f.max, f.max], np.int64)
-                idx = rng.ints(0, values.size - 1, (rows, n))
-                change = rng.unit((rows, n)) < 0.125
+                raw = rng.raw((rows, n, 2))  # step by step, so a longer run extends a shorter one
+                idx = _ints(raw[:, :, 0], 0, values.size - 1)
+                change = _unit(raw[:, :, 1]) < 0.125
                 change[0] = True
                 last = np.maximum.accumulate(np.where(change, np.arange(rows)[:, None], 0), axis=0)
                 x[:, c] = values[np.take_along_axis(idx, last, axis=0)]
@@ -1102,8 +1110,9 @@ def find_bundles(paths) -> list:
     return found
 
 
-def verify(paths, *, out=sys.stdout, err=sys.stderr, progress: bool | None = None) -> int:
+def verify(paths, *, out=None, err=None, progress: bool | None = None) -> int:
     """Verify bundles; 0 all hold, 1 some differ, 2 some cannot be read."""
+    out, err = out or sys.stdout, err or sys.stderr
     try:
         bundles = find_bundles(paths)
     except BundleError as e:
