@@ -21,7 +21,8 @@
 // accumulator) and then shifts arithmetically (ties toward +inf, golden's
 // "RND"); ROUND_NEAREST=0 just shifts (floor, "TRN"). Note the leak product is
 // shifted by T (the C's TMP_SCALE_FACTOR), not by Q_V. SAT saturates to a
-// WIDTH-bit NUMBER_T. The potential starts at 0 after rst.
+// WIDTH-bit NUMBER_T; clamp(1 << Q_OUT) is taken after 1 << Q_OUT wraps to
+// LONG_WIDTH bits, as the C's scale() does. The potential starts at 0 after rst.
 //
 // BROKEN_ROUNDING=1 is a deliberately wrong variant for the test suite: R
 // rounds ties to even instead of up (only when ROUND_NEAREST=1). It must make
@@ -138,12 +139,17 @@ module lif_step #(
     localparam signed [LW-1:0] ONE  = 1;
     localparam signed [LW-1:0] VMAX = {{(EXT + 1){1'b0}}, {(WIDTH - 1){1'b1}}};
     localparam signed [LW-1:0] VMIN = {{(EXT + 1){1'b1}}, {(WIDTH - 1){1'b0}}};
-    // clamp_to(scale(1, -Q_OUT)) in NUMBER_T: a left shift for Q_OUT >= 0,
-    // a rounding right shift of 1 otherwise (1 only for Q_OUT = -1, nearest).
+    // The spike value, clamp_to(NUMBER_T, scale(1, -Q_OUT)): scale() works in
+    // LONG_NUMBER_T, so 1 << Q_OUT (or, for Q_OUT < 0, the rounding right
+    // shift of 1) wraps to LONG_WIDTH bits before the saturating clamp.
+    localparam integer S_OUT = -Q_OUT;
+    localparam signed [LW-1:0] ONE_OUT =
+        (Q_OUT >= 0)           ? (ONE <<< Q_OUT) :
+        (ROUND_NEAREST != 0)   ? ((ONE + (ONE <<< (S_OUT - 1))) >>> S_OUT) :
+                                 (ONE >>> S_OUT);
     localparam signed [WIDTH-1:0] SPIKE_OUT =
-        (Q_OUT >= WIDTH - 1) ? VMAX[WIDTH-1:0] :
-        (Q_OUT >= 0)         ? (ONE <<< Q_OUT) :
-        (Q_OUT == -1 && ROUND_NEAREST != 0) ? 1 : 0;
+        (ONE_OUT > VMAX) ? VMAX[WIDTH-1:0] :
+        (ONE_OUT < VMIN) ? VMIN[WIDTH-1:0] : ONE_OUT[WIDTH-1:0];
 
     // Sign-extend a NUMBER_T to LONG_NUMBER_T.
     function signed [LW-1:0] sx;

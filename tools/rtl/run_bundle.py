@@ -57,10 +57,15 @@ def rtl_parameters(spec, *, broken: bool = False) -> dict:
     if spec.round not in ("RND", "TRN"):
         why.append(f"round {spec.round}")
     q_out = spec.fmt_out.frac
-    vmax = (1 << (w - 1)) - 1
-    spike_out = min(1 << q_out, vmax) if q_out >= 0 else int(q_out == -1 and spec.round == "RND")
+    lw = spec.acc_bits
+    wrap = lambda n: (n + (1 << (lw - 1))) % (1 << lw) - (1 << (lw - 1))  # noqa: E731
+    if q_out >= 0:
+        one = wrap(1 << q_out)
+    else:
+        one = wrap(1 + (1 << (-q_out - 1))) >> -q_out if spec.round == "RND" else 1 >> -q_out
+    spike_out = min(max(one, -(1 << (w - 1))), (1 << (w - 1)) - 1)  # what lif_array.v computes from Q_OUT
     if spec.spike_out != spike_out:
-        why.append(f"spike_out {spec.spike_out} is not clamp(1 << q_out) = {spike_out}")
+        why.append(f"spike_out {spec.spike_out} is not clamp(scale(1, -q_out)) = {spike_out}")
     if why:
         raise NotSupported(f"{spec.describe()}: not the RTL's codegen datapath: " + "; ".join(why))
     return dict(
