@@ -131,9 +131,21 @@ def codegen(kind="LIF", *, width=8, long_width=None, bits=None, q_v=6, q_in=None
     layer["fmt_v"] = c
     for name in ("v_threshold", "v_reset", "reciprocal_tau"):  # the exporter clips to the C width
         layer[name] = min(max(layer[name], c.min), c.max)
-    # clamp_to(scale(1, -q_out)): a left shift for q_out >= 0, a rounding right shift otherwise.
-    one = 1 << q_out if q_out >= 0 else (1 + (1 << (-q_out - 1) if rv == "RND" else 0)) >> -q_out
-    spike_out = min(one, c.max)
+    # The spike value clamp_to(NUMBER_T, scale(NUMBER_T, 1, -q_out)): scale() takes and returns a LONG_NUMBER_T, so
+    # 1 << q_out (or, for q_out < 0, the rounding right shift) wraps to long_width bits before the clamp (an int8
+    # build with q_out = 15 outputs -128). C evaluates in int (or int64_t): shifts past its width are undefined.
+    arith = max(32, long_width)
+    wrap = lambda n: (n + (1 << (long_width - 1))) % (1 << long_width) - (1 << (long_width - 1))  # noqa: E731
+    if q_out >= 0:
+        if q_out >= arith - 1:
+            raise SpecError(f"q_out: 1 << {q_out} is undefined behaviour in the generated C ({arith}-bit arithmetic)")
+        one = wrap(1 << q_out)
+    else:
+        s = -q_out
+        if s >= arith or (rv == "RND" and s - 1 >= 31):
+            raise SpecError(f"q_out: scale(1, {s}) is undefined behaviour in the generated C")
+        one = wrap(1 + (1 << (s - 1))) >> s if rv == "RND" else 1 >> s
+    spike_out = min(max(one, c.min), c.max)
     return Spec(**layer, decay_input=bool(decay_input), spike_out=spike_out, round=rv, v_overflow="saturate",
                 acc_bits=long_width, acc_overflow="wrap", order="fire_then_round", arith="int",
                 leak_shift="max_q", v_init="zero", profile="codegen")
