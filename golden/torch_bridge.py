@@ -168,8 +168,12 @@ def _module_params(module, kind: str, profile: str, overrides: dict) -> dict:
         values = _quantizer_format(module, attr, profile, need_q=keys[1] not in overrides)
         params.update({k: v for k, v in zip(keys, values) if k not in overrides})
     params.update({k: v for k, v in overrides.items() if k in ("bits", "q_v", "round")})
+    held = _held(params["bits"], params["q_v"], params["round"])
     if kind == "LIF":
-        params["tau"] = float(module.tau)
+        # Qv(float32(1 / tau)), as quantize_v_and_hyperparams does; tau = 1 / that. A 0 is left for the profile
+        # to refuse (Qualia divides by it: ZeroDivisionError).
+        rtau = held(1.0 / float(module.tau))
+        params["tau"] = 1.0 / rtau if rtau else float(module.tau)
         params["decay_input"] = bool(module.decay_input)
     else:
         params["tau"] = None
@@ -179,9 +183,22 @@ def _module_params(module, kind: str, profile: str, overrides: dict) -> dict:
         if "v_threshold" not in overrides:
             params["v_threshold"] = _threshold(module, kind, params["q_v"], params["bits"], params["round"])
     else:
-        params["v_reset"] = None if module.v_reset is None else float(module.v_reset)
-        params["v_threshold"] = float(module.v_threshold)
+        params["v_reset"] = None if module.v_reset is None else held(float(module.v_reset))
+        params["v_threshold"] = held(float(module.v_threshold))
     return params
+
+
+def _held(bits: int, q_v: int, roundtype: str):
+    """value -> what quantizer_v makes of it (float32, rounded, *saturated*): the module holds that after one step.
+
+    Re-quantizing is idempotent, so this changes nothing but a hyperparameter beyond the format's range, which
+    Qualia saturates silently (e.g. v_threshold = 1.0 at 8 bits, q_v = 7 becomes 127/128).
+    """
+    from .profiles import _qualia_round
+    from .spec import QFormat, quantize_real
+
+    fmt, rnd = QFormat(bits, q_v), _qualia_round("round", roundtype)
+    return lambda value: fmt.real(int(quantize_real(value, fmt, rnd)))
 
 
 def from_torch(module, profile: str = "torch-eval", **overrides):

@@ -286,6 +286,23 @@ def test_from_torch_reads_each_quantizer_and_hyperparameter():
                                   v_reset=-0.3, decay_input=False, round="nearest", round_in="floor")
 
 
+def test_from_torch_saturated_hyperparameters_as_the_module_holds_them():
+    """Qualia saturates a hyperparameter silently (vth 1.0 at Q8.7 -> 127/128; 1/tau 0.5 at Q8.8 -> 127/256)."""
+    config = dict(kind="LIF", bits_in=8, q_in=7, bits_v=8, q_v=8, bits_out=8, q_out=7, round_in="nearest",
+                  round_v="nearest", round_out="nearest", tau=2.0, v_threshold=0.5, v_reset=-1.0, decay_input=True)
+    with pytest.raises(SpecError, match="saturates"):  # a profile given real values refuses saturation...
+        golden.torch_eval("LIF", **profile_params(config))
+    x = np.random.default_rng(3).integers(-128, 128, (40, 256))
+    for mode in ("eval", "train"):
+        m = torch_ref.make_module(**config)
+        spec = golden.from_torch(m, f"torch-{mode}")  # ...from_torch reads what the module will hold
+        assert (spec.reciprocal_tau, spec.v_reset, spec.v_threshold) == (127, -128, 128 - 1)
+        ref = torch_ref.run_module(m, x, q_in=7, mode=mode)
+        got = _golden(spec, x)
+        assert _first_difference(spec, got, ref) is None
+        assert golden.from_torch(m, f"torch-{mode}") == spec
+
+
 def test_from_torch_codegen_width_defaults_to_bits():
     m = _lif(force_q=6)
     assert golden.from_torch(m, "codegen") == golden.codegen("LIF", width=8, q_v=6, tau=2.0, v_reset=None)
