@@ -112,7 +112,7 @@ def torch_train(kind="LIF", *, bits=8, q_v=6, q_in=None, q_out=None, bits_in=Non
 
 
 def codegen(kind="LIF", *, width=8, long_width=None, bits=None, q_v=6, q_in=None, q_out=None, tau=2.0,
-            v_threshold=1.0, v_reset=0.0, decay_input=True, round="nearest", round_in=None) -> Spec:
+            v_threshold=1.0, v_reset=0.0, decay_input=True, round="nearest", round_in=None, round_out=None) -> Spec:
     """The C of qualia-codegen-plugin-snn (lif.cc / if.cc over number.hh), quirks included.
 
     NUMBER_T is ``width`` bits, LONG_NUMBER_T ``long_width`` (default 2*width)
@@ -121,6 +121,13 @@ def codegen(kind="LIF", *, width=8, long_width=None, bits=None, q_v=6, q_in=None
     clamp(1 << q_out); the potential starts at 0. ``bits`` is the Qualia
     quantizer width used to quantize the hyperparameters before export
     (default ``width``); the exported integers are clipped to ``width``.
+
+    ``q_in`` is the scale of the C layer's input, i.e. the *previous* layer's
+    output q (``node.innodes[0].q.output_scale_factor``), not this neuron's
+    own quantizer_input. ``round`` is quantizer_v's roundtype, with which the
+    exporter quantizes the hyperparameters (weights_round_mode); the C's
+    arithmetic rounds by OUTPUT_ROUND_MODE, which is quantizer_act's roundtype:
+    ``round_out`` (default ``round``).
     """
     if kind == "ATIF":
         raise SpecError("kind: qualia-codegen has no mapping for ATIF; use a torch profile or 'hardware'")
@@ -130,8 +137,12 @@ def codegen(kind="LIF", *, width=8, long_width=None, bits=None, q_v=6, q_in=None
     if long_width not in (16, 32, 64) or long_width <= width:
         raise SpecError(f"long_width: LONG_NUMBER_T must be 16, 32 or 64 bits and wider than width, got {long_width!r}")
     if round not in ("nearest", "floor"):
-        raise SpecError(f"round: the C rounds 'nearest' or 'floor', got {round!r}")
-    rv = QUALIA_ROUND[round]
+        raise SpecError(f"round: qualia-codegen exports hyperparameters 'nearest' or 'floor', got {round!r}")
+    round_out = round if round_out is None else round_out
+    if round_out not in ("nearest", "floor"):
+        raise SpecError(f"round_out: the C rounds 'nearest' or 'floor' (OUTPUT_ROUND_MODE), got {round_out!r}")
+    rv = QUALIA_ROUND[round]  # exporting the hyperparameters
+    rc = QUALIA_ROUND[round_out]  # the C's arithmetic
     q_in = q_v if q_in is None else q_in
     q_out = q_v if q_out is None else q_out
     qbits = width if bits is None else bits
@@ -153,11 +164,11 @@ def codegen(kind="LIF", *, width=8, long_width=None, bits=None, q_v=6, q_in=None
         one = wrap(1 << q_out)
     else:
         s = -q_out
-        if s >= arith or (rv == "RND" and s - 1 >= 31):
+        if s >= arith or (rc == "RND" and s - 1 >= 31):
             raise SpecError(f"q_out: scale(1, {s}) is undefined behaviour in the generated C")
-        one = wrap(1 + (1 << (s - 1))) >> s if rv == "RND" else 1 >> s
+        one = wrap(1 + (1 << (s - 1))) >> s if rc == "RND" else 1 >> s
     spike_out = min(max(one, c.min), c.max)
-    return Spec(**layer, decay_input=bool(decay_input), spike_out=spike_out, round=rv, v_overflow="saturate",
+    return Spec(**layer, decay_input=bool(decay_input), spike_out=spike_out, round=rc, v_overflow="saturate",
                 acc_bits=long_width, acc_overflow="wrap", order="fire_then_round", arith="int",
                 leak_shift="max_q", v_init="zero", profile="codegen")
 

@@ -169,7 +169,10 @@ def spec_for(cfg: dict, raw: dict) -> golden.Spec:
     """golden.profiles.codegen from the real values whose quantization gives ``raw`` (checked)."""
     s = 2.0 ** -cfg["q_v"]
     kw = dict(width=cfg["width"], long_width=cfg["long_width"], q_v=cfg["q_v"], q_in=cfg["q_in"],
-              q_out=cfg["q_out"], round=cfg["round_mode"], v_threshold=raw["v_threshold"] * s,
+              q_out=cfg["q_out"], round_out=cfg["round_mode"], v_threshold=raw["v_threshold"] * s,
+              # the hyperparameters' export rounding (quantizer_v's) is the other mode: the C's arithmetic must
+              # follow round_out (OUTPUT_ROUND_MODE, quantizer_act's); the reals are on the grid either way
+              round="floor" if cfg["round_mode"] == "nearest" else "nearest",
               v_reset=None if cfg["soft_reset"] else raw["v_reset"] * s)
     if cfg["kind"] == "LIF":
         kw.update(tau=2.0 ** cfg["q_v"] / raw["reciprocal_tau"], decay_input=cfg["decay_input"])
