@@ -202,21 +202,23 @@ def test_mismatch_report_shows_minimal_counterexample():
 
 
 # ------------------------------------------------ the input quantizer
-def _real_quantizer(bits, q, roundtype):
+def _input_quantizer(bits, q, roundtype):
+    """A real layer's quantizer_input (eval mode, force_q), as a raw-int function; and that layer's golden spec."""
     import torch
-    from qualia_core.learningmodel.pytorch.layers.Quantizer import Quantizer
 
-    qz = Quantizer(bits=bits, force_q=q, roundtype=roundtype, quantype="fxp", tensor_type="input_type")
-    qz.eval()
+    module = torch_ref.make_module(kind="IF", bits_in=bits, q_in=q, bits_v=16, q_v=8, bits_out=8, q_out=6,
+                                   round_in=roundtype, round_v="nearest", round_out="nearest", tau=None,
+                                   v_threshold=1.0, v_reset=None)
+    module.eval()
 
     def apply(x):
         with torch.no_grad():
-            y = qz(torch.from_numpy(np.ascontiguousarray(x, np.float32))).double().numpy()
+            y = module.quantizer_input(torch.from_numpy(np.ascontiguousarray(x, np.float32))).double().numpy()
         raw = y * 2.0 ** q
         assert np.array_equal(raw, np.rint(raw))
         return raw.astype(np.int64)
 
-    return apply
+    return apply, golden.from_torch(module)
 
 
 def _tricky_floats(bits, q):
@@ -236,10 +238,11 @@ def _tricky_floats(bits, q):
        extra=st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), max_size=64))
 @example(bits=8, q=6, roundtype="nearest", extra=[0.49999997 * 2.0 ** -6])
 def test_quantize_input_equals_real_input_quantizer(bits, q, roundtype, extra):
-    spec = golden.torch_eval("IF", bits=16, q_v=8, bits_in=bits, q_in=q, v_threshold=1.0, v_reset=None,
-                             round_in=roundtype)
+    quantizer, spec = _input_quantizer(bits, q, roundtype)
+    assert spec == golden.torch_eval("IF", bits=16, q_v=8, bits_in=bits, q_in=q, bits_out=8, q_out=6,
+                                     v_threshold=1.0, v_reset=None, round_in=roundtype)
     x = np.concatenate([_tricky_floats(bits, q), np.asarray(extra, np.float32)])
-    want = _real_quantizer(bits, q, roundtype)(x)
+    want = quantizer(x)
     got = spec.quantize_input(x).astype(np.int64)
     if not np.array_equal(got, want):
         i = int(np.argwhere(got != want)[0][0])
@@ -249,9 +252,9 @@ def test_quantize_input_equals_real_input_quantizer(bits, q, roundtype, extra):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_quantize_input_hair_below_a_tie_rounds_up():
-    spec = golden.torch_eval("IF", q_in=6, v_threshold=1.0, v_reset=None)
-    x = np.float32(0.49999997 * 2.0 ** -6)
-    assert spec.quantize_input(np.array([x]))[0] == 1 == _real_quantizer(8, 6, "nearest")(np.array([x]))[0]
+    quantizer, spec = _input_quantizer(8, 6, "nearest")
+    x = np.array([0.49999997 * 2.0 ** -6], np.float32)  # float32(y + 0.5) rounds up to 1.0
+    assert spec.quantize_input(x)[0] == 1 == quantizer(x)[0]
     with pytest.raises(SpecError):
         spec.quantize_input(np.array([np.inf]))
 
