@@ -122,8 +122,11 @@ def _quantizer_format(module, attr: str, profile: str, need_q: bool = True):
                                f"every value into NaN; calibrate it (run data through the model in train mode), set "
                                f"force_q, or state the q as an override")
     if gm == 0:
-        raise TorchBridgeError(f"{where}: global_max == 0, so Qualia uses a scale of 1 while fractional_bits "
-                               f"reports {qz.fractional_bits}; calibrate it on non-zero data or set force_q")
+        why = " (the layer never spiked while it was calibrated)" if attr == "quantizer_act" else ""
+        raise TorchBridgeError(f"{where}: global_max == 0{why}, so Qualia uses a scale of 1 (q = 0) while "
+                               f"fractional_bits reports {qz.fractional_bits}, which is what an exporter uses; "
+                               f"calibrate it on data that makes it non-zero, set force_q, or state the q as an "
+                               f"override")
     if not math.isfinite(gm):
         raise TorchBridgeError(f"{where}: global_max={gm} gives no usable scale; recalibrate it or set force_q")
     with warnings.catch_warnings():

@@ -447,6 +447,27 @@ def test_check_model_calibrated_in_train_then_evaluated():
     assert not model.training  # the model's mode is restored
 
 
+def test_check_model_on_qualia_quantized_smlp():
+    """qualia-plugin-snn's own QuantizedSMLP (fc, LIF, fc, LIF, fc), calibrated in train mode, checked in eval."""
+    import torch
+    from qualia_plugin_snn.learningmodel.pytorch.QuantizedSMLP import QuantizedSMLP
+    from spikingjelly.activation_based import functional
+
+    torch.manual_seed(0)
+    model = QuantizedSMLP(input_shape=(20,), output_shape=(5,), units=[32, 16], quant_params=_qp(bits=8), timesteps=10,
+                          neuron={"kind": "LIFNode", "params": {"tau": 2.0, "v_threshold": 0.25, "v_reset": False,
+                                                                "step_mode": "s"}})
+    x = torch.rand(10, 8, 20) * 4
+    model.train()
+    with torch.no_grad():
+        functional.reset_net(model)
+        for t in range(10):
+            model(x[t])
+    report = golden.check_model(model, x)
+    assert report.ok and [layer.name for layer in report.layers] == ["layers.neuron1", "layers.neuron2"], str(report)
+    assert all(layer.spike_rate > 0.02 for layer in report.layers), str(report)
+
+
 def test_check_model_train_profile_with_forced_q():
     q = {"force_q": 5}
     model, x = _model(_qp(bits=10, input=dict(q), v=dict(q), act=dict(q)), calibrate=False)
