@@ -155,6 +155,9 @@ def _threshold(module, kind: str, q_v: int, bits_v: int, round_v: str) -> float:
 
     fmt = QFormat(bits_v, q_v)
     raw = int(quantize_real(value, fmt, _qualia_round("round", round_v)))
+    if math.ldexp(raw, -q_v) != value and raw in (fmt.min, fmt.max):
+        raise TorchBridgeError(f"QuantizedATIF.v_threshold = {value!r} is outside {fmt} (q_v={q_v}): Qualia fires on "
+                               f"it but outputs the saturated {math.ldexp(raw, -q_v)!r}; lower the threshold or q_v")
     if math.ldexp(raw, -q_v) != value:
         raise TorchBridgeError(f"QuantizedATIF.v_threshold = {value!r} is not on the q_v={q_v} grid ({fmt}): the layer "
                                f"fires and resets on the unquantized threshold but outputs the quantized one, which "
