@@ -1,0 +1,581 @@
+"""``golden diff``: where do two datapaths of the same layer part, and why?
+
+:func:`diff` runs two specs (typically ``torch-eval`` and ``codegen`` built
+from the same real-valued layer parameters) on the same stimulus and reports
+
+- the spike and potential mismatch rates (potentials compared as real values,
+  so formats may differ);
+- the first divergence (lowest step, then lowest neuron), with a *shrunk*
+  minimal input sequence that still diverges for the same reason: a
+  deterministic, bounded greedy search over :func:`golden.simulate` (truncate
+  after the first divergence, delete steps, zero values, halve magnitudes,
+  step toward zero; candidates are evaluated as the columns of one batched
+  simulation);
+- a classification of every diverging neuron by known cause. spec_b is re-run
+  with knobs switched toward spec_a, one at a time first (in the order of
+  :data:`KNOBS`), then in pairs, triples, ...; the cause is the first (smallest)
+  set whose alignment removes that neuron's first divergence (spec_a and the
+  modified spec_b agree up to and including that step), e.g. "TMP shift" or
+  "init potential + TMP shift"; "unexplained" when none does.
+
+Known causes (spec knobs), most specific first:
+
+=========================  ==========================================================
+init potential             ``v_init``: Qualia starts at v_reset, the C at 0
+spike-value clamp          ``spike_out`` / ``fmt_out``: the C's clamp(1 << q_out), wrapped to
+                           LONG_NUMBER_T, vs Qualia's quantize(1.0)
+TMP shift                  ``leak_shift``: the C shifts the leak product by max(q_in, q_v)
+saturation width           ``acc_bits`` / ``acc_overflow`` / ``v_overflow`` / the potential's
+                           width: LONG_NUMBER_T wraps; an int16 C of an 8-bit model saturates later
+compare-before-round       ``order``: spike test on the rounded (QAT) or unrounded potential
+leak rounding              ``arith`` / ``charge_form``: float32 division by tau vs an
+                           integer leak product rounded to the working scale
+hyperparameter rounding    ``v_threshold`` / ``v_reset`` / ``reciprocal_tau`` raw values
+=========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import profiles
+from .simulate import simulate
+from .spec import QFormat, Spec, SpecError
+
+__all__ = ["KNOBS", "DiffReport", "FirstDivergence", "cli", "diff", "stimulus"]
+
+
+# ------------------------------------------------------------------------------------------------------- knobs
+def _align_init(a: Spec, b: Spec) -> Spec:
+    return b.replace(v_init=a.v_init)
+
+
+def _align_spike(a: Spec, b: Spec) -> Spec:
+    return b.replace(fmt_out=a.fmt_out, spike_out=a.spike_out)
+
+
+def _align_tmp(a: Spec, b: Spec) -> Spec:
+    return b.replace(leak_shift=a.leak_shift)
+
+
+def _align_width(a: Spec, b: Spec) -> Spec:
+    acc_bits = a.acc_bits if a.arith == "int" else 64
+    acc_overflow = a.acc_overflow if a.arith == "int" else "wrap"
+    fmt_v = QFormat(a.fmt_v.bits, b.fmt_v.frac)
+    return b.replace(acc_bits=max(acc_bits, fmt_v.bits, b.fmt_in.bits), acc_overflow=acc_overflow,
+                     v_overflow=a.v_overflow, fmt_v=fmt_v)
+
+
+def _align_order(a: Spec, b: Spec) -> Spec:
+    return b.replace(order=a.order)
+
+
+def _align_leak(a: Spec, b: Spec) -> Spec:
+    return b.replace(arith=a.arith, charge_form=a.charge_form)
+
+
+def _align_hyper(a: Spec, b: Spec) -> Spec:
+    if a.fmt_v.frac != b.fmt_v.frac:
+        raise SpecError("hyperparameters are at different scales")
+    return b.replace(v_threshold=a.v_threshold, v_reset=a.v_reset, reciprocal_tau=a.reciprocal_tau)
+
+
+#: (cause, knob fields, align(a, b) -> b'), in attribution order.
+KNOBS = (
+    ("init potential", ("v_init",), _align_init),
+    ("spike-value clamp", ("fmt_out", "spike_out"), _align_spike),
+    ("TMP shift", ("leak_shift",), _align_tmp),
+    ("saturation width", ("acc_bits", "acc_overflow", "v_overflow", "fmt_v"), _align_width),
+    ("compare-before-round", ("order",), _align_order),
+    ("leak rounding", ("arith", "charge_form"), _align_leak),
+    ("hyperparameter rounding", ("v_threshold", "v_reset", "reciprocal_tau"), _align_hyper),
+)
+
+
+def _knobs(a: Spec, b: Spec) -> list:
+    """[(cause, align)] for every knob on which b differs from a and which can be aligned."""
+    out = []
+    for cause, fields, align in KNOBS:
+        try:
+            b2 = align(a, b)
+        except SpecError:
+            continue
+        if any(getattr(b2, f) != getattr(b, f) for f in fields):
+            out.append((cause, align))
+    return out
+
+
+def _aligned(a: Spec, b: Spec, knobs) -> Spec | None:
+    """b with every knob of ``knobs`` aligned to a (in KNOBS order), or None if that makes no valid spec."""
+    try:
+        for _, align in knobs:
+            b = align(a, b)
+    except SpecError:
+        return None
+    return b
+
+
+# ----------------------------------------------------------------------------------------------- simulation
+def _inputs(a: Spec, b: Spec, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x (raw, in a's input format) and the same values in b's: identical when the formats are."""
+    if a.fmt_in == b.fmt_in:
+        return x, x
+    return x, b.quantize_input(x.astype(np.float64) * 2.0 ** -a.fmt_in.frac)
+
+
+def _run(spec: Spec, x: np.ndarray):
+    """(spikes, real potentials, real outputs), each (T, N)."""
+    tr = simulate(spec, x)
+    v = tr.v.astype(np.float64) * 2.0 ** -spec.fmt_v.frac
+    return tr.spikes, v, tr.out.astype(np.float64) * 2.0 ** -spec.fmt_out.frac
+
+
+def _mismatch(ra, rb):
+    """Per neuron-step: (spike differs, potential differs, anything differs)."""
+    ds = ra[0] != rb[0]
+    dv = ra[1] != rb[1]
+    return ds, dv, ds | dv | (ra[2] != rb[2])
+
+
+def _first_steps(bad: np.ndarray) -> np.ndarray:
+    """Per neuron, the first differing step, or T."""
+    T = bad.shape[0]
+    return np.where(bad.any(axis=0), bad.argmax(axis=0), T)
+
+
+def _diverges(a: Spec, b: Spec, cols: np.ndarray) -> np.ndarray:
+    """Per column of ``cols`` (T, K): do a and b diverge at any step?"""
+    xa, xb = _inputs(a, b, cols)
+    return _mismatch(_run(a, xa), _run(b, xb))[2].any(axis=0)
+
+
+def _classify(a: Spec, b: Spec, x: np.ndarray, first: np.ndarray, idx: np.ndarray) -> list:
+    """Cause of each diverging neuron in ``idx`` (whose first divergence is ``first[idx]``).
+
+    The smallest set of knobs whose joint alignment (spec_b toward spec_a) removes the neuron's first divergence:
+    spec_a and the modified spec_b then agree on every step up to and including it. Sets are tried by size, then
+    in KNOBS order, so a single specific knob wins over a broad one ("leak rounding" switches the whole arithmetic).
+    """
+    from itertools import combinations
+
+    if not len(idx):
+        return []
+    xs = x[:, idx]
+    T = xs.shape[0]
+    upto = np.arange(T)[:, None] <= first[idx][None, :]
+    xa, xb = _inputs(a, b, xs)
+    ra = _run(a, xa)
+    causes: list = [None] * len(idx)
+    knobs = _knobs(a, b)
+    for size in range(1, len(knobs) + 1):
+        for combo in combinations(knobs, size):
+            todo = [i for i, c in enumerate(causes) if c is None]
+            if not todo:
+                return causes
+            b2 = _aligned(a, b, combo)
+            if b2 is None:
+                continue
+            bad = _mismatch(ra, _run(b2, xb))[2] & upto
+            for i in np.nonzero(~bad.any(axis=0))[0]:
+                if causes[i] is None:
+                    causes[i] = " + ".join(name for name, _ in combo)
+    return [c or "unexplained" for c in causes]
+
+
+# -------------------------------------------------------------------------------------------------- shrinking
+def _shrink(a: Spec, b: Spec, seq: np.ndarray, keep, budget: int = 400) -> tuple[np.ndarray, int]:
+    """Greedy, deterministic shrink of one input sequence (T,) while ``keep(cols) -> bool mask`` holds.
+
+    Shorter first, then smaller magnitudes. Every round evaluates all candidates of one kind as the columns of a
+    single batched run and takes the first that still holds. Returns (shrunk sequence, candidates evaluated).
+    """
+    lo, hi = a.fmt_in.min, a.fmt_in.max
+    evals = 0
+
+    def truncate(s):
+        xa, xb = _inputs(a, b, s[:, None])
+        bad = _mismatch(_run(a, xa), _run(b, xb))[2][:, 0]
+        return s[: int(np.argmax(bad)) + 1] if bad.any() else s
+
+    def try_all(cands):
+        nonlocal evals
+        if not cands:
+            return None
+        n = len(cands[0])
+        cols = np.stack(cands, axis=1).reshape(n, -1)
+        evals += cols.shape[1]
+        ok = keep(cols)
+        hit = np.nonzero(ok)[0]
+        return cands[hit[0]] if len(hit) else None
+
+    seq = truncate(np.asarray(seq, np.int64))
+    changed = True
+    while changed and evals < budget:
+        changed = False
+        # 1. drop a step (earliest first)
+        if len(seq) > 1:
+            got = try_all([np.delete(seq, i) for i in range(len(seq))])
+            if got is not None:
+                seq, changed = truncate(got), True
+                continue
+        # 2. zero a value; 3. halve it toward zero; 4. one step toward zero
+        for f in (lambda v: 0, lambda v: int(v / 2), lambda v: v - 1 if v > 0 else v + 1):
+            cands = []
+            for i, v in enumerate(seq.tolist()):
+                w = min(max(f(v), lo), hi)
+                if v != 0 and w != v and abs(w) < abs(v):
+                    c = seq.copy()
+                    c[i] = w
+                    cands.append(c)
+            got = try_all(cands)
+            if got is not None:
+                seq, changed = truncate(got), True
+                break
+    return seq, evals
+
+
+# ---------------------------------------------------------------------------------------------------- report
+@dataclass
+class FirstDivergence:
+    """The first diverging neuron-step, and a minimal input that still diverges for the same cause."""
+
+    neuron: int
+    t: int
+    fields: list  # which of "spike", "v", "out" differ at step t
+    cause: str
+    x: list  # that neuron's raw inputs, steps 0..t (spec_a's input format)
+    a_v: list  # real potentials, steps 0..t
+    b_v: list
+    a_spikes: list
+    b_spikes: list
+    minimal_x: list  # shrunk input sequence
+    minimal_a_v: list
+    minimal_b_v: list
+    minimal_a_spikes: list
+    minimal_b_spikes: list
+    minimal_a_out: list  # real outputs
+    minimal_b_out: list
+    shrink_evaluations: int
+
+
+@dataclass
+class DiffReport:
+    """Two datapaths of one layer on one stimulus."""
+
+    spec_a: Spec
+    spec_b: Spec
+    steps: int
+    neurons: int
+    spike_mismatches: int
+    potential_mismatches: int
+    output_mismatches: int
+    diverging_neurons: int
+    causes: dict  # cause -> number of diverging neurons (first divergence of each)
+    first: FirstDivergence | None
+    seed: int | None = None
+    x: np.ndarray | None = field(default=None, repr=False)
+    traces: tuple | None = field(default=None, repr=False)  # (a_v, b_v, a_spikes, b_spikes) real (T, N)
+
+    @property
+    def identical(self) -> bool:
+        return self.first is None
+
+    @property
+    def neuron_steps(self) -> int:
+        return self.steps * self.neurons
+
+    @property
+    def spike_mismatch_rate(self) -> float:
+        return self.spike_mismatches / self.neuron_steps if self.neuron_steps else 0.0
+
+    @property
+    def potential_mismatch_rate(self) -> float:
+        return self.potential_mismatches / self.neuron_steps if self.neuron_steps else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "a": {"profile": self.spec_a.profile, "describe": self.spec_a.describe(), "spec": self.spec_a.to_toml()},
+            "b": {"profile": self.spec_b.profile, "describe": self.spec_b.describe(), "spec": self.spec_b.to_toml()},
+            "steps": self.steps, "neurons": self.neurons, "seed": self.seed, "neuron_steps": self.neuron_steps,
+            "identical": self.identical,
+            "spike_mismatches": self.spike_mismatches, "spike_mismatch_rate": self.spike_mismatch_rate,
+            "potential_mismatches": self.potential_mismatches, "potential_mismatch_rate": self.potential_mismatch_rate,
+            "output_mismatches": self.output_mismatches,
+            "diverging_neurons": self.diverging_neurons,
+            "causes": dict(self.causes),
+            "first_divergence": None if self.first is None else asdict(self.first),
+        }
+
+    def __str__(self) -> str:
+        a, b = self.spec_a, self.spec_b
+        n = self.neuron_steps
+        lines = [
+            f"golden diff: {a.profile} (a) vs {b.profile} (b)",
+            f"  a           {a.describe()}",
+            f"  b           {b.describe()}",
+            f"  stimulus    {self.neurons} neurons x {self.steps} steps = {n} neuron-steps"
+            + (f", seed {self.seed}" if self.seed is not None else ""),
+        ]
+        if self.identical:
+            lines.append("  result      IDENTICAL: spikes, potentials and outputs agree at every step")
+            return "\n".join(lines)
+        pct = lambda k: f"{100.0 * k / n:.3g}%" if n else "0%"  # noqa: E731
+        lines += [
+            f"  spikes      {pct(self.spike_mismatches)} of neuron-steps differ ({self.spike_mismatches})",
+            f"  potentials  {pct(self.potential_mismatches)} of neuron-steps differ ({self.potential_mismatches})",
+            f"  neurons     {self.diverging_neurons} of {self.neurons} diverge at some step",
+            "  causes      (of each diverging neuron's first divergence)",
+        ]
+        width = max(len(c) for c in self.causes)
+        for cause, k in sorted(self.causes.items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"    {cause:<{width}}  {k} neuron(s)")
+        f = self.first
+        lines += [
+            f"  first       neuron {f.neuron}, step {f.t}: {', '.join(f.fields)} differ; cause: {f.cause}",
+            f"  minimal     input {f.minimal_x} (raw, {a.fmt_in}; shrunk from {len(f.x)} steps, "
+            f"{f.shrink_evaluations} candidates tried)",
+            "              step      x       a.v       b.v  a.spike b.spike     a.out     b.out",
+        ]
+        for t, xv in enumerate(f.minimal_x):
+            lines.append(f"              {t:>4} {xv:>6} {f.minimal_a_v[t]:>9.6g} {f.minimal_b_v[t]:>9.6g} "
+                         f"{int(f.minimal_a_spikes[t]):>8} {int(f.minimal_b_spikes[t]):>7} "
+                         f"{f.minimal_a_out[t]:>9.6g} {f.minimal_b_out[t]:>9.6g}")
+        return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------------------- the diff
+def stimulus(spec: Spec, steps: int, neurons: int, seed: int = 0) -> np.ndarray:
+    """Deterministic drive in ``spec``'s input format, scaled to its threshold: per neuron a mean current in
+    [-0.5, 1.5] x threshold plus noise; one neuron in eight gets full-range noise (saturation, wrap)."""
+    rng = np.random.default_rng(seed)
+    vth = spec.fmt_v.real(spec.v_threshold)
+    mean = rng.uniform(-0.5, 1.5, neurons) * vth
+    x = mean + rng.normal(0.0, 0.6, (steps, neurons)) * vth
+    wide = rng.random(neurons) < 0.125
+    full = rng.uniform(spec.fmt_in.real(spec.fmt_in.min), spec.fmt_in.real(spec.fmt_in.max), (steps, neurons))
+    x = np.where(wide[None, :], full, x)
+    return spec.quantize_input(x.astype(np.float32)).astype(np.int64)
+
+
+def diff(spec_a: Spec, spec_b: Spec, x=None, *, steps: int = 200, neurons: int = 1024, seed: int = 0,
+         shrink: bool = True, classify_limit: int = 4096) -> DiffReport:
+    """Compare two specs on raw inputs ``x`` (T, N) in ``spec_a``'s input format (converted through their real
+    values when spec_b's input format differs), or on :func:`stimulus` (``steps`` x ``neurons``, ``seed``).
+
+    ``classify_limit`` bounds how many diverging neurons are classified (the first ones, by neuron index).
+    """
+    for name, s in (("spec_a", spec_a), ("spec_b", spec_b)):
+        if not isinstance(s, Spec):
+            raise SpecError(f"{name}: expected a golden.Spec, got {type(s).__name__}")
+    used_seed = None
+    if x is None:
+        if steps < 1 or neurons < 1:
+            raise SpecError("steps and neurons must be positive")
+        x, used_seed = stimulus(spec_a, steps, neurons, seed), seed
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu":
+        raise SpecError(f"x: expected raw integers in spec_a's input format {spec_a.fmt_in}, got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise SpecError(f"x: expected shape (T, N), got {x.shape}")
+    x = x.astype(np.int64)
+    xa, xb = _inputs(spec_a, spec_b, x)
+    ra, rb = _run(spec_a, xa), _run(spec_b, xb)
+    ds, dv, bad = _mismatch(ra, rb)
+    T, N = x.shape
+    first = _first_steps(bad)
+    div = np.nonzero(first < T)[0]
+    report = DiffReport(spec_a, spec_b, T, N, int(ds.sum()), int(dv.sum()), int((ra[2] != rb[2]).sum()), len(div),
+                        {}, None, used_seed, x, (ra[1], rb[1], ra[0], rb[0]))
+    if not len(div):
+        return report
+    todo = div[:classify_limit]
+    causes = _classify(spec_a, spec_b, x, first, todo)
+    for c in causes:
+        report.causes[c] = report.causes.get(c, 0) + 1
+    # the first divergence: lowest step, then lowest neuron
+    n = int(div[np.lexsort((div, first[div]))[0]])
+    t = int(first[n])
+    listed = todo.tolist()
+    cause = causes[listed.index(n)] if n in listed else _classify(spec_a, spec_b, x, first, np.array([n]))[0]
+    fields = [name for name, m in (("spike", ds), ("v", dv), ("out", ra[2] != rb[2])) if m[t, n]]
+    seq = x[: t + 1, n]
+    named = dict(_knobs(spec_a, spec_b))
+    parts = cause.split(" + ")
+    knob = _aligned(spec_a, spec_b, [(c, named[c]) for c in parts]) if all(c in named for c in parts) else None
+
+    def keep(cols):
+        ok = _diverges(spec_a, spec_b, cols)
+        if knob is not None:  # still removed by the same knob(s): the same cause
+            ok &= ~_diverges(spec_a, knob, cols)
+        return ok
+
+    small, evals = _shrink(spec_a, spec_b, seq, keep) if shrink else (seq, 0)
+    sa, sb = _inputs(spec_a, spec_b, small[:, None])
+    ma, mb = _run(spec_a, sa), _run(spec_b, sb)
+    report.first = FirstDivergence(
+        neuron=n, t=t, fields=fields, cause=cause, x=seq.tolist(),
+        a_v=ra[1][: t + 1, n].tolist(), b_v=rb[1][: t + 1, n].tolist(),
+        a_spikes=ra[0][: t + 1, n].astype(int).tolist(), b_spikes=rb[0][: t + 1, n].astype(int).tolist(),
+        minimal_x=small.tolist(), minimal_a_v=ma[1][:, 0].tolist(), minimal_b_v=mb[1][:, 0].tolist(),
+        minimal_a_spikes=ma[0][:, 0].astype(int).tolist(), minimal_b_spikes=mb[0][:, 0].astype(int).tolist(),
+        minimal_a_out=ma[2][:, 0].tolist(), minimal_b_out=mb[2][:, 0].tolist(), shrink_evaluations=evals)
+    return report
+
+
+# ------------------------------------------------------------------------------------------------------ plot
+def plot(report: DiffReport, path) -> None:
+    """Both potential traces of the first diverging neuron over the whole stimulus, spikes and the first
+    divergence marked; a second panel shows the minimal input's traces. Needs matplotlib (the 'plot' extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SpecError("--plot needs matplotlib: pip install 'golden[plot]'") from None
+    a, b = report.spec_a, report.spec_b
+    fig, axes = plt.subplots(2 if report.first else 1, 1, figsize=(10, 6.5 if report.first else 3.5), squeeze=False)
+    ax = axes[0][0]
+    n = report.first.neuron if report.first else 0
+    av, bv, asp, bsp = (arr[:, n] for arr in report.traces)
+    t = np.arange(report.steps)
+    ax.step(t, av, where="post", label=f"a: {a.profile}", color="tab:blue")
+    ax.step(t, bv, where="post", label=f"b: {b.profile}", color="tab:orange", linestyle="--")
+    ax.axhline(a.fmt_v.real(a.v_threshold), color="grey", linewidth=0.8, linestyle=":", label="threshold (a)")
+    ax.plot(t[asp], av[asp], "o", color="tab:blue", markersize=4, label="spike (a)")
+    ax.plot(t[bsp], bv[bsp], "x", color="tab:orange", markersize=6, label="spike (b)")
+    if report.first:
+        ax.axvline(report.first.t, color="red", linewidth=1.2, label=f"first divergence (t={report.first.t})")
+        ax.set_title(f"neuron {n}: {report.first.cause}")
+    else:
+        ax.set_title("identical")
+    ax.set_xlabel("step")
+    ax.set_ylabel("potential (real)")
+    ax.legend(fontsize=7, loc="best")
+    if report.first:
+        f = report.first
+        ax2 = axes[1][0]
+        tm = np.arange(len(f.minimal_x))
+        ax2.step(tm, f.minimal_a_v, where="post", color="tab:blue", marker="o", label="a")
+        ax2.step(tm, f.minimal_b_v, where="post", color="tab:orange", linestyle="--", marker="x", label="b")
+        ax2.axvline(len(f.minimal_x) - 1, color="red", linewidth=1.2)
+        ax2.set_title(f"minimal input {f.minimal_x}")
+        ax2.set_xlabel("step")
+        ax2.set_ylabel("potential (real)")
+        ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------------- CLI
+_XILINX = {"nearest": "RND", "floor": "TRN", "ceil": "TRN_INF"}
+
+
+def layer_params(profile: str, a) -> dict:
+    """The profile's keyword arguments from the profile-independent layer options."""
+    p = {"q_v": a.q_v, "q_in": a.q_in, "q_out": a.q_out, "v_threshold": a.v_threshold,
+         "v_reset": None if a.soft else a.v_reset}
+    if a.kind == "LIF":
+        p.update(tau=a.tau, decay_input=not a.no_decay_input)
+    elif profile == "codegen":
+        p.update(tau=None)
+    if profile == "codegen":
+        p.update(width=a.width or a.bits, long_width=a.long_width, round=a.round)
+        if a.width and a.width != a.bits:
+            p.update(bits=a.bits)
+    elif profile == "hardware":
+        p.update(bits=a.bits, round=_XILINX.get(a.round, a.round))
+    else:
+        p.update(bits=a.bits, round=a.round)
+    return {k: v for k, v in p.items() if v is not None or k == "v_reset"}
+
+
+def _spec(which: str, a) -> Spec:
+    path = getattr(a, f"spec_{which}")
+    if path:
+        return Spec.from_toml(Path(path))
+    profile = getattr(a, which)
+    if profile not in profiles.PROFILES:
+        raise SpecError(f"--{which}: unknown profile {profile!r} (expected one of: {', '.join(profiles.PROFILES)})")
+    return profiles.make(profile, a.kind, **layer_params(profile, a))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="golden diff", description=(
+        "Compare two profiles (or spec files) of one layer on a generated stimulus: mismatch rates, the first "
+        "divergence with a minimal input, and the known cause of each divergence. Exit 0: identical; 1: they "
+        "differ; 2: error."))
+    p.add_argument("--a", default="torch-eval", help="profile a (default torch-eval)")
+    p.add_argument("--b", default="codegen", help="profile b (default codegen)")
+    p.add_argument("--spec-a", help="a TOML spec file instead of profile a")
+    p.add_argument("--spec-b", help="a TOML spec file instead of profile b")
+    g = p.add_argument_group("layer (real values, shared by both profiles)")
+    g.add_argument("--kind", default="LIF", choices=["LIF", "IF", "ATIF"])
+    g.add_argument("--bits", type=int, default=8, help="Qualia quantizer bits (default 8)")
+    g.add_argument("--width", type=int, help="codegen NUMBER_T width (default --bits)")
+    g.add_argument("--long-width", type=int, help="codegen LONG_NUMBER_T width (default 2*width)")
+    g.add_argument("--q-v", type=int, default=6)
+    g.add_argument("--q-in", type=int, help="default q_v")
+    g.add_argument("--q-out", type=int, help="default q_v")
+    g.add_argument("--tau", type=float, default=2.0)
+    g.add_argument("--v-threshold", type=float, default=1.0)
+    g.add_argument("--v-reset", type=float, default=0.0)
+    g.add_argument("--soft", action="store_true", help="soft reset (subtract the threshold)")
+    g.add_argument("--no-decay-input", action="store_true")
+    g.add_argument("--round", default="nearest", choices=["nearest", "floor", "ceil"])
+    s = p.add_argument_group("stimulus and output")
+    s.add_argument("--steps", type=int, default=200)
+    s.add_argument("--neurons", type=int, default=1024)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--input", help=".npy of raw inputs (T, N) in a's input format, instead of the generated stimulus")
+    s.add_argument("--no-shrink", action="store_true", help="skip the minimal-input search")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--plot", metavar="FILE.png", help="draw both potential traces (needs the 'plot' extra)")
+    return p
+
+
+def cli(argv) -> int:
+    argv = list(argv)
+    if argv[:1] == ["--"]:  # golden diff -- --kind IF ...: what argparse.REMAINDER hands over
+        argv = argv[1:]
+    try:
+        a = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse: --help is 0, a usage error 2
+        return int(e.code or 0)
+    try:
+        spec_a, spec_b = _spec("a", a), _spec("b", a)
+        x = None
+        if a.input:
+            if not Path(a.input).is_file():
+                raise SpecError(f"input file not found: {a.input}")
+            try:
+                x = np.load(a.input, allow_pickle=False)
+            except ValueError as e:
+                raise SpecError(f"{a.input}: not a .npy array ({e})") from None
+        report = diff(spec_a, spec_b, x, steps=a.steps, neurons=a.neurons, seed=a.seed, shrink=not a.no_shrink)
+        if a.plot:
+            plot(report, a.plot)
+    except SpecError as e:
+        print(f"golden diff: error: {e}", file=sys.stderr)
+        return 2
+    if a.json:
+        d = report.to_dict()
+        if a.plot:
+            d["plot"] = a.plot
+        print(json.dumps(d, indent=2))
+    else:
+        print(report)
+        if a.plot:
+            print(f"  plot        {a.plot}")
+    return 0 if report.identical else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(cli(sys.argv[1:]))

@@ -1,0 +1,244 @@
+"""``golden diff``: the report, the classification of each known cause, the minimal input, and the CLI output."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import golden
+from golden import cli as golden_cli
+from golden import diff as gdiff
+
+SMALL = ["--neurons", "96", "--steps", "60"]
+
+
+def run_cli(capsys, *argv):
+    rc = gdiff.cli(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def assert_minimal_diverges(report):
+    """The minimal input diverges for the same cause, and dropping any one of its steps makes it stop doing so."""
+    f = report.first
+    a, b = report.spec_a, report.spec_b
+    seq = np.array(f.minimal_x, np.int64)
+    assert gdiff._diverges(a, b, seq[:, None])[0]
+    # it ends at its first divergence
+    if len(seq) > 1:
+        assert not gdiff._diverges(a, b, seq[:-1, None])[0]
+    # re-simulating it independently gives the traces the report shows
+    ta, tb = golden.simulate(a, seq[:, None]), golden.simulate(b, seq[:, None])
+    assert (ta.v[:, 0] * 2.0 ** -a.fmt_v.frac).tolist() == f.minimal_a_v
+    assert (tb.v[:, 0] * 2.0 ** -b.fmt_v.frac).tolist() == f.minimal_b_v
+    assert ta.spikes[:, 0].astype(int).tolist() == f.minimal_a_spikes
+    assert tb.spikes[:, 0].astype(int).tolist() == f.minimal_b_spikes
+    for i in range(len(seq)):
+        shorter = np.delete(seq, i)
+        if len(shorter) and gdiff._diverges(a, b, shorter[:, None])[0]:
+            # still diverging without step i: then not for the same cause
+            parts = f.cause.split(" + ")
+            named = dict(gdiff._knobs(a, b))
+            fixed = gdiff._aligned(a, b, [(c, named[c]) for c in parts])
+            assert gdiff._diverges(a, fixed, shorter[:, None])[0]
+
+
+# ------------------------------------------------------------------------------------------- the Python API
+def test_identical_specs():
+    spec = golden.codegen("LIF", width=8, q_v=6, tau=3.0)
+    r = gdiff.diff(spec, spec, steps=40, neurons=32)
+    assert r.identical and r.first is None and r.causes == {}
+    assert r.spike_mismatches == r.potential_mismatches == r.output_mismatches == 0
+    assert "IDENTICAL" in str(r)
+
+
+def test_rates_are_counts_over_neuron_steps():
+    a, b = golden.torch_eval("LIF", q_v=6), golden.codegen("LIF", q_v=6)
+    r = gdiff.diff(a, b, steps=50, neurons=64, seed=3)
+    ta, tb = golden.simulate(a, r.x), golden.simulate(b, r.x)
+    assert r.spike_mismatches == int((ta.spikes != tb.spikes).sum())
+    assert r.potential_mismatches == int((ta.v != tb.v).sum())  # same format: raw and real agree
+    assert r.spike_mismatch_rate == r.spike_mismatches / (50 * 64)
+    assert sum(r.causes.values()) == r.diverging_neurons > 0
+    # the first divergence is the lowest step, then the lowest neuron
+    bad = (ta.spikes != tb.spikes) | (ta.v != tb.v) | (ta.out != tb.out)
+    ts, ns = np.nonzero(bad)
+    t0 = ts.min()
+    assert (r.first.t, r.first.neuron) == (t0, ns[ts == t0].min())
+
+
+def test_seeded_and_deterministic():
+    a, b = golden.torch_eval("LIF", q_v=6, q_in=7), golden.codegen("LIF", q_v=6, q_in=7)
+    r1 = gdiff.diff(a, b, steps=40, neurons=48, seed=5).to_dict()
+    r2 = gdiff.diff(a, b, steps=40, neurons=48, seed=5).to_dict()
+    assert r1 == r2
+    assert gdiff.diff(a, b, steps=40, neurons=48, seed=6).to_dict() != r1
+
+
+@pytest.mark.parametrize(("label", "a", "b", "cause"), [
+    # Qualia starts at v_reset, the C at 0
+    ("init", golden.torch_eval("LIF", v_reset=-0.25), golden.codegen("LIF", v_reset=-0.25), "init potential"),
+    # the C shifts the leak product by max(q_in, q_v) = 7 instead of q_v = 6
+    ("tmp", golden.torch_eval("LIF", q_in=7), golden.codegen("LIF", q_in=7), "TMP shift"),
+    # the C rounds the leak term before the spike test; PyTorch divides in float32
+    ("leak", golden.torch_eval("LIF"), golden.codegen("LIF"), "leak rounding"),
+    # QAT (train) quantizes before it fires; eval fires on the unrounded potential
+    ("order", golden.torch_train("LIF", v_reset=-0.5, tau=3.0), golden.torch_eval("LIF", v_reset=-0.5, tau=3.0),
+     "compare-before-round"),
+    # int8 build, q_out = 15: 1 << 15 wraps to -32768 in the int16 LONG_NUMBER_T, clamps to -128
+    ("spike", golden.torch_eval("LIF", q_out=15), golden.codegen("LIF", q_out=15), "spike-value clamp"),
+    # the same C with the default int16 LONG_NUMBER_T (a), which wraps, and an int32 one (b)
+    ("wrap", golden.codegen("LIF", q_v=7, q_in=10, tau=1.01, v_threshold=0.9, v_reset=-0.9),
+     golden.codegen("LIF", q_v=7, q_in=10, tau=1.01, v_threshold=0.9, v_reset=-0.9, long_width=32),
+     "saturation width"),
+    # an int16 C of an 8-bit model: the potential saturates at -2.0 in PyTorch, not in the C
+    ("width", golden.torch_eval("LIF", tau=3.0, decay_input=False, q_v=6),
+     golden.codegen("LIF", tau=3.0, decay_input=False, q_v=6, width=16, bits=8), "saturation width"),
+    # one LSB of threshold
+    ("hyper", golden.codegen("IF", tau=None, v_threshold=0.5),
+     golden.codegen("IF", tau=None, v_threshold=0.5).replace(v_threshold=33), "hyperparameter rounding"),
+])
+def test_each_known_cause(label, a, b, cause):
+    r = gdiff.diff(a, b, steps=80, neurons=128, seed=1)
+    assert not r.identical
+    assert cause in r.causes, r.causes
+    assert r.first.cause in r.causes
+    assert "unexplained" not in r.causes
+    assert_minimal_diverges(r)
+
+
+def test_first_cause_and_minimal_input_of_the_default_layer():
+    """torch-eval vs codegen at the defaults (8 bits, q = 6, tau = 2): x = 127 at step 0 fires in the C only.
+
+    PyTorch: v = 0 + (127/64 - 0) / 2 = 0.9921875 < 1, no spike. C: (127 * 32 + 32) >> 6 = 64 >= 64: spike.
+    """
+    r = gdiff.diff(golden.torch_eval("LIF"), golden.codegen("LIF"), steps=100, neurons=256)
+    assert r.first.cause == "leak rounding"
+    assert r.first.minimal_x == [127]
+    assert r.first.minimal_a_spikes == [0] and r.first.minimal_b_spikes == [1]
+
+
+def test_different_input_formats_go_through_real_values():
+    """An int16 C of an 8-bit model: spec_b reads the same real inputs in its own (wider) format."""
+    a = golden.torch_eval("LIF", bits=8, q_v=6)
+    b = golden.codegen("LIF", width=16, bits=8, q_v=6)
+    assert a.fmt_in != b.fmt_in
+    r = gdiff.diff(a, b, steps=30, neurons=32)
+    xa, xb = gdiff._inputs(a, b, r.x)
+    assert np.array_equal(xa * 2.0 ** -a.fmt_in.frac, xb * 2.0 ** -b.fmt_in.frac)
+
+
+def test_refuses_bad_input():
+    spec = golden.codegen("LIF")
+    with pytest.raises(golden.SpecError, match="raw integers"):
+        gdiff.diff(spec, spec, np.zeros((3, 2)))
+    with pytest.raises(golden.SpecError, match="shape"):
+        gdiff.diff(spec, spec, np.zeros(3, np.int64))
+    with pytest.raises(golden.SpecError, match="spec_b"):
+        gdiff.diff(spec, "codegen")
+
+
+# ------------------------------------------------------------------------------------------------- the CLI
+def test_cli_text_report(capsys):
+    rc, out, err = run_cli(capsys, *SMALL)
+    assert rc == 1 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == "golden diff: torch-eval (a) vs codegen (b)"
+    assert lines[1].startswith("  a           torch-eval LIF") and "arith=float32" in lines[1]
+    assert lines[2].startswith("  b           codegen LIF") and "arith=int" in lines[2]
+    assert lines[3] == "  stimulus    96 neurons x 60 steps = 5760 neuron-steps, seed 0"
+    assert lines[4].startswith("  spikes      ") and "% of neuron-steps differ (" in lines[4]
+    assert lines[5].startswith("  potentials  ")
+    assert lines[6].startswith("  neurons     ") and "of 96 diverge at some step" in lines[6]
+    assert lines[7] == "  causes      (of each diverging neuron's first divergence)"
+    assert any(line.strip().startswith("leak rounding") for line in lines[8:])
+    first = next(line for line in lines if line.startswith("  first       neuron "))
+    assert "cause: " in first
+    minimal = next(line for line in lines if line.startswith("  minimal     input ["))
+    assert "(raw, Q8.6; shrunk from" in minimal
+    head = lines.index(next(line for line in lines if "a.spike b.spike" in line))
+    assert lines[head].split() == ["step", "x", "a.v", "b.v", "a.spike", "b.spike", "a.out", "b.out"]
+    assert len(lines) > head + 1
+
+
+def test_cli_json_report(capsys):
+    rc, out, _ = run_cli(capsys, *SMALL, "--q-in", "7", "--json")
+    assert rc == 1
+    d = json.loads(out)
+    assert d["a"]["profile"] == "torch-eval" and d["b"]["profile"] == "codegen"
+    assert golden.Spec.from_toml(d["b"]["spec"]).leak_shift == "max_q"
+    assert d["neuron_steps"] == 96 * 60 and d["identical"] is False
+    assert d["spike_mismatch_rate"] == d["spike_mismatches"] / d["neuron_steps"]
+    assert d["potential_mismatch_rate"] == d["potential_mismatches"] / d["neuron_steps"]
+    assert sum(d["causes"].values()) == d["diverging_neurons"]
+    assert "TMP shift" in d["causes"]
+    f = d["first_divergence"]
+    assert set(f) >= {"neuron", "t", "fields", "cause", "x", "minimal_x", "minimal_a_v", "minimal_b_v"}
+    assert len(f["x"]) == f["t"] + 1 and len(f["minimal_x"]) <= len(f["x"])
+
+
+def test_cli_identical_exit_0(capsys, tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(golden.codegen("IF", tau=None).to_toml())
+    rc, out, _ = run_cli(capsys, "--spec-a", str(spec), "--spec-b", str(spec), *SMALL)
+    assert rc == 0
+    assert "IDENTICAL" in out
+
+
+def test_cli_profiles_and_layer_options(capsys):
+    rc, out, _ = run_cli(capsys, "--a", "torch-train", "--b", "torch-eval", "--kind", "LIF", "--v-reset", "-0.5",
+                         "--tau", "3", "--neurons", "256", "--steps", "100", "--json")
+    d = json.loads(out)
+    assert rc == 1 and "compare-before-round" in d["causes"]
+    rc, out, _ = run_cli(capsys, "--b", "hardware", "--kind", "IF", "--soft", *SMALL, "--json")
+    assert rc in (0, 1)
+    assert golden.Spec.from_toml(json.loads(out)["b"]["spec"]).reset == "soft"
+
+
+def test_cli_input_file(capsys, tmp_path):
+    x = np.array([[127], [0]], np.int16)
+    np.save(tmp_path / "x.npy", x)
+    rc, out, _ = run_cli(capsys, "--input", str(tmp_path / "x.npy"), "--json")
+    d = json.loads(out)
+    assert rc == 1 and d["steps"] == 2 and d["neurons"] == 1 and d["seed"] is None
+    assert d["first_divergence"]["minimal_x"] == [127]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--a", "pytorch"], "unknown profile 'pytorch'"),
+    (["--input", "/nonexistent/x.npy"], "input file not found"),
+    (["--spec-a", "/nonexistent/a.toml"], "spec file not found"),
+    (["--kind", "ATIF", "--soft"], "ATIF"),
+])
+def test_cli_errors_exit_2(capsys, argv, message):
+    rc, out, err = run_cli(capsys, *argv, *SMALL)
+    assert rc == 2 and out == ""
+    assert err.startswith("golden diff: error: ") and message in err and "Traceback" not in err
+
+
+def test_cli_plot(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "d.png"
+    rc, out, _ = run_cli(capsys, *SMALL, "--plot", str(png))
+    assert rc == 1
+    assert f"  plot        {png}" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rc, out, _ = run_cli(capsys, *SMALL, "--plot", str(tmp_path / "j.png"), "--json")
+    assert json.loads(out)["plot"] == str(tmp_path / "j.png")
+
+
+def test_golden_main_delegates(capsys):
+    """``golden diff ...`` goes through golden.cli; '--' passes options through argparse's REMAINDER."""
+    rc = golden_cli.main(["diff", "--", *SMALL, "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 1 and d["neurons"] == 96
+
+
+@pytest.mark.xfail(reason="golden/cli.py: argparse.REMAINDER rejects a sub-command whose first argument is an option "
+                          "('golden diff --neurons 8' exits 2); the lead owns cli.py", strict=False)
+def test_golden_main_option_first(capsys):
+    rc = golden_cli.main(["diff", *SMALL, "--json"])
+    assert rc == 1
+    assert json.loads(capsys.readouterr().out)["neurons"] == 96
