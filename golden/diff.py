@@ -277,14 +277,15 @@ class DiffReport:
     output_mismatches: int
     diverging_neurons: int
     causes: dict  # cause -> number of diverging neurons (first divergence of each)
-    first: FirstDivergence | None
+    first: FirstDivergence | None  # None when identical (or when no divergence has the requested cause)
     seed: int | None = None
     x: np.ndarray | None = field(default=None, repr=False)
     traces: tuple | None = field(default=None, repr=False)  # (a_v, b_v, a_spikes, b_spikes) real (T, N)
+    focus: str | None = None  # the cause the first divergence was restricted to
 
     @property
     def identical(self) -> bool:
-        return self.first is None
+        return self.diverging_neurons == 0
 
     @property
     def neuron_steps(self) -> int:
@@ -308,7 +309,7 @@ class DiffReport:
             "potential_mismatches": self.potential_mismatches, "potential_mismatch_rate": self.potential_mismatch_rate,
             "output_mismatches": self.output_mismatches,
             "diverging_neurons": self.diverging_neurons,
-            "causes": dict(self.causes),
+            "causes": dict(self.causes), "cause_filter": self.focus,
             "first_divergence": None if self.first is None else asdict(self.first),
         }
 
@@ -336,8 +337,11 @@ class DiffReport:
         for cause, k in sorted(self.causes.items(), key=lambda kv: (-kv[1], kv[0])):
             lines.append(f"    {cause:<{width}}  {k} neuron(s)")
         f = self.first
+        if f is None:
+            lines.append(f"  first       no diverging neuron has the cause {self.focus!r}")
+            return "\n".join(lines)
         lines += [
-            f"  first       neuron {f.neuron}, step {f.t}: {', '.join(f.fields)} differ; cause: {f.cause}",
+            f"  {'first' if self.focus is None else 'first of it':<11} neuron {f.neuron}, step {f.t}: {', '.join(f.fields)} differ; cause: {f.cause}",
             f"  minimal     input {f.minimal_x} (raw, {a.fmt_in}; shrunk from {len(f.x)} steps, "
             f"{f.shrink_evaluations} candidates tried)",
             "              step      x       a.v       b.v  a.spike b.spike     a.out     b.out",
@@ -364,11 +368,12 @@ def stimulus(spec: Spec, steps: int, neurons: int, seed: int = 0) -> np.ndarray:
 
 
 def diff(spec_a: Spec, spec_b: Spec, x=None, *, steps: int = 200, neurons: int = 1024, seed: int = 0,
-         shrink: bool = True, classify_limit: int = 4096) -> DiffReport:
+         shrink: bool = True, classify_limit: int = 4096, cause: str | None = None) -> DiffReport:
     """Compare two specs on raw inputs ``x`` (T, N) in ``spec_a``'s input format (converted through their real
     values when spec_b's input format differs), or on :func:`stimulus` (``steps`` x ``neurons``, ``seed``).
 
     ``classify_limit`` bounds how many diverging neurons are classified (the first ones, by neuron index).
+    ``cause``: report (and shrink) the first divergence among the neurons of that cause only.
     """
     for name, s in (("spec_a", spec_a), ("spec_b", spec_b)):
         if not isinstance(s, Spec):
@@ -391,15 +396,18 @@ def diff(spec_a: Spec, spec_b: Spec, x=None, *, steps: int = 200, neurons: int =
     first = _first_steps(bad)
     div = np.nonzero(first < T)[0]
     report = DiffReport(spec_a, spec_b, T, N, int(ds.sum()), int(dv.sum()), int((ra[2] != rb[2]).sum()), len(div),
-                        {}, None, used_seed, x, (ra[1], rb[1], ra[0], rb[0]))
+                        {}, None, used_seed, x, (ra[1], rb[1], ra[0], rb[0]), cause)
     if not len(div):
         return report
     todo = div[:classify_limit]
     causes = _classify(spec_a, spec_b, x, first, todo)
     for c in causes:
         report.causes[c] = report.causes.get(c, 0) + 1
-    # the first divergence: lowest step, then lowest neuron
-    n = int(div[np.lexsort((div, first[div]))[0]])
+    # the first divergence: lowest step, then lowest neuron (of the requested cause)
+    pool = div if cause is None else np.array([n for n, c in zip(todo.tolist(), causes) if c == cause], np.int64)
+    if not len(pool):
+        return report
+    n = int(pool[np.lexsort((pool, first[pool]))[0]])
     t = int(first[n])
     listed = todo.tolist()
     cause = causes[listed.index(n)] if n in listed else _classify(spec_a, spec_b, x, first, np.array([n]))[0]
@@ -454,7 +462,7 @@ def plot(report: DiffReport, path) -> None:
         ax.axvline(report.first.t, color="red", linewidth=1.2, label=f"first divergence (t={report.first.t})")
         ax.set_title(f"neuron {n}: {report.first.cause}")
     else:
-        ax.set_title("identical")
+        ax.set_title("identical" if report.identical else f"no divergence of cause {report.focus!r}")
     ax.set_xlabel("step")
     ax.set_ylabel("potential (real)")
     ax.legend(fontsize=7, loc="best")
@@ -536,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--input", help=".npy of raw inputs (T, N) in a's input format, instead of the generated stimulus")
     s.add_argument("--no-shrink", action="store_true", help="skip the minimal-input search")
+    s.add_argument("--cause", help="report the first divergence of this cause (e.g. 'TMP shift') instead")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--plot", metavar="FILE.png", help="draw both potential traces (needs the 'plot' extra)")
     return p
@@ -559,7 +568,8 @@ def cli(argv) -> int:
                 x = np.load(a.input, allow_pickle=False)
             except ValueError as e:
                 raise SpecError(f"{a.input}: not a .npy array ({e})") from None
-        report = diff(spec_a, spec_b, x, steps=a.steps, neurons=a.neurons, seed=a.seed, shrink=not a.no_shrink)
+        report = diff(spec_a, spec_b, x, steps=a.steps, neurons=a.neurons, seed=a.seed, shrink=not a.no_shrink,
+                      cause=a.cause)
         if a.plot:
             plot(report, a.plot)
     except SpecError as e:
