@@ -254,3 +254,16 @@ def test_quirks_doc_is_what_golden_produces():
     proc = subprocess.run([sys.executable, str(root / "tools" / "quirks.py"), "--check"], capture_output=True,
                           text=True, cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cli_cause_filter(capsys):
+    rc, out, _ = run_cli(capsys, "--q-in", "7", *SMALL, "--cause", "TMP shift")
+    assert rc == 1
+    line = next(ln for ln in out.splitlines() if ln.startswith("  first of it neuron "))
+    assert line.endswith("cause: TMP shift")
+    rc, out, _ = run_cli(capsys, *SMALL, "--cause", "TMP shift")  # q_in == q_v: no TMP shift at all
+    assert rc == 1
+    assert "  first       no diverging neuron has the cause 'TMP shift'" in out
+    rc, out, _ = run_cli(capsys, *SMALL, "--cause", "TMP shift", "--json")
+    d = json.loads(out)
+    assert d["first_divergence"] is None and d["cause_filter"] == "TMP shift" and not d["identical"]
