@@ -59,7 +59,7 @@ LONG_DEFAULT = {8: 16, 16: 32, 32: 64}
 # the C's undefined behaviour, replayed on golden's trajectory
 # ----------------------------------------------------------------------------------------------------------------
 class _CInt:
-    """The integer semantics of one build of the templates, on exact Python integers (numpy object arrays).
+    """The integer semantics of one build of the templates, on exact integers (numpy int64 or object arrays).
 
     ``A`` is the width C evaluates in (``int`` for int16_t/int32_t LONG types after promotion, ``int64_t``
     otherwise); a value converted to ``LONG_NUMBER_T`` narrower than ``A`` wraps (gcc: modulo 2**L).
@@ -109,7 +109,7 @@ def c_undefined_steps(cfg: dict, params: dict, x2: np.ndarray, v_trace: np.ndarr
     step t is golden's after t-1 (0 at t=0), which is the C's own as long as the two agree.
     """
     T, N = x2.shape
-    W, q_in, q_v = cfg["width"], cfg["q_in"], cfg["q_v"]
+    q_in, q_v = cfg["q_in"], cfg["q_v"]
     Tq = max(q_in, q_v)
     c = _CInt(cfg["long_width"], cfg["round_mode"] == "nearest")
     first = np.full(N, T, np.int64)
@@ -238,7 +238,7 @@ def stimulus(cfg: dict, raw: dict, T: int, N: int, seed: int) -> np.ndarray:
     """(T, N) raw inputs: a quarter each of full-range noise, noise around the threshold, biased noise and
     constant columns (exact ties, extremes); the input format is (width, q_in)."""
     rng = np.random.default_rng(seed)
-    W, q_in, q_v = cfg["width"], cfg["q_in"], cfg["q_v"]
+    q_in, q_v = cfg["q_in"], cfg["q_v"]
     lo, hi = -(1 << (W - 1)), (1 << (W - 1)) - 1
     vth_in = raw["v_threshold"] * 2.0 ** (q_in - q_v)  # the threshold in input LSBs
     x = np.empty((T, N), np.float64)
