@@ -238,7 +238,7 @@ def stimulus(cfg: dict, raw: dict, T: int, N: int, seed: int) -> np.ndarray:
     """(T, N) raw inputs: a quarter each of full-range noise, noise around the threshold, biased noise and
     constant columns (exact ties, extremes); the input format is (width, q_in)."""
     rng = np.random.default_rng(seed)
-    q_in, q_v = cfg["q_in"], cfg["q_v"]
+    W, q_in, q_v = cfg["width"], cfg["q_in"], cfg["q_v"]
     lo, hi = -(1 << (W - 1)), (1 << (W - 1)) - 1
     vth_in = raw["v_threshold"] * 2.0 ** (q_in - q_v)  # the threshold in input LSBs
     x = np.empty((T, N), np.float64)
