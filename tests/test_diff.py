@@ -236,8 +236,6 @@ def test_golden_main_delegates(capsys):
     assert rc == 1 and d["neurons"] == 96
 
 
-@pytest.mark.xfail(reason="golden/cli.py: argparse.REMAINDER rejects a sub-command whose first argument is an option "
-                          "('golden diff --neurons 8' exits 2); the lead owns cli.py", strict=False)
 def test_golden_main_option_first(capsys):
     rc = golden_cli.main(["diff", *SMALL, "--json"])
     assert rc == 1
