@@ -48,11 +48,14 @@ def _layer(kind, *, bits_in, q_in, bits_v, q_v, bits_out, q_out, tau, v_threshol
     vr = 0 if v_reset is None else _hyper("v_reset", v_reset, fv, round_v)
     rtau = 0
     if kind == "LIF":
-        if tau is None or not tau > 1.0:
-            raise SpecError(f"tau: LIF needs tau > 1, got {tau!r}")
+        # The leak is held as Qv(float32(1 / tau)). Only tau > 0 is required: a module whose 1/tau quantized to
+        # 1.0 or more holds tau <= 1 from then on (spikingjelly checks tau > 1 once, at construction).
+        if tau is None or not (math.isfinite(tau) and tau > 0):
+            raise SpecError(f"tau: LIF needs a finite tau > 0, got {tau!r}")
         rtau = _hyper("tau", float(np.float32(1.0 / tau)), fv, round_v)
         if rtau <= 0:
-            raise SpecError(f"tau: 1/tau = {1 / tau!r} quantizes to 0 at q_v={q_v}; raise q_v")
+            raise SpecError(f"tau: 1/tau = {1 / tau!r} quantizes to 0 at q_v={q_v} (Qualia raises "
+                            f"ZeroDivisionError); raise q_v")
     elif kind == "ATIF" and v_reset is not None:
         raise SpecError("v_reset: ATIF always resets by subtraction; pass v_reset=None")
     return dict(kind=kind, fmt_in=fin, fmt_v=fv, fmt_out=fout, reset="soft" if v_reset is None else "hard",
@@ -64,21 +67,10 @@ def _torch(profile, kind, *, bits, q_v, q_in, q_out, bits_in, bits_out, tau, v_t
     rv = _qualia_round("round", round)
     ri = _qualia_round("round_in", round_in or round)
     ro = _qualia_round("round_out", round_out or round)
-    # LIF's leak is read the way the module re-quantizes it each step: Qv(float32(1 / tau)). Only tau > 0 is
-    # required: a module whose 1/tau quantized to 1.0 or more holds tau <= 1 from then on (spikingjelly's tau > 1
-    # is checked once, at construction).
-    layer = _layer("IF" if kind == "LIF" else kind, bits_in=bits_in or bits, q_in=q_v if q_in is None else q_in,
-                   bits_v=bits, q_v=q_v, bits_out=bits_out or bits, q_out=q_v if q_out is None else q_out, tau=None,
+    layer = _layer(kind, bits_in=bits_in or bits, q_in=q_v if q_in is None else q_in, bits_v=bits, q_v=q_v,
+                   bits_out=bits_out or bits, q_out=q_v if q_out is None else q_out, tau=tau,
                    v_threshold=v_threshold, v_reset=v_reset, round_v=rv, round_in=ri)
     fv, fout = layer["fmt_v"], layer["fmt_out"]
-    if kind == "LIF":
-        if tau is None or not (math.isfinite(tau) and tau > 0):
-            raise SpecError(f"tau: LIF needs a finite tau > 0, got {tau!r}")
-        rtau = _hyper("tau", float(np.float32(1.0 / tau)), fv, rv)
-        if rtau <= 0:
-            raise SpecError(f"tau: 1/tau = {1 / tau!r} quantizes to 0 at q_v={q_v} (Qualia raises ZeroDivisionError); "
-                            f"raise q_v")
-        layer.update(kind="LIF", reciprocal_tau=rtau)
     # The spike's output: quantizer_act(1.0), or for ATIF quantizer_act(spike * quantizer_v(v_threshold)).
     spike_real = fv.real(layer["v_threshold"]) if kind == "ATIF" else 1.0
     spike_out = int(quantize_real(spike_real, fout, ro))
