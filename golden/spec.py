@@ -122,16 +122,14 @@ def quantize_real(value, fmt: QFormat, round: str = "RND", *, saturate: bool = T
     x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
         raise SpecError("real input holds NaN or inf")
-    with np.errstate(over="ignore"):
-        y = x / np.float32(math.ldexp(1.0, -fmt.frac))
-    y = y.astype(np.float32)
-    if round == "RND":
-        r = np.floor((y + np.float32(0.5)).astype(np.float32)).astype(np.float64)
-    else:
-        yd = y.astype(np.float64)
-        f = np.floor(yd)
-        rem = yd - f
-        r = f + _bump_array(round, rem, yd, f)
+    with np.errstate(over="ignore", invalid="ignore"):  # |y| may overflow to inf: it clamps like Qualia's
+        y = (x / np.float32(math.ldexp(1.0, -fmt.frac))).astype(np.float32)
+        if round == "RND":
+            r = np.floor((y + np.float32(0.5)).astype(np.float32)).astype(np.float64)
+        else:
+            yd = y.astype(np.float64)
+            f = np.floor(yd)
+            r = np.where(np.isfinite(yd), f + _bump_array(round, yd - f, yd, f), yd)
     if saturate:
         r = np.clip(r, fmt.min, fmt.max)
     return r.astype(np.int64)
