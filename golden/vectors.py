@@ -265,37 +265,38 @@ def _unit(raw: np.ndarray) -> np.ndarray:
     return (raw >> np.uint64(11)).astype(np.float64) * (2.0 ** -53)
 
 
-def _round_up_np(mode: str, rem, half, q, negative):
-    above, tie, inexact = rem > half, rem == half, rem != 0
-    odd = (q & 1) == 1
-    return {"TRN": np.zeros_like(inexact), "TRN_INF": inexact, "TRN_ZERO": inexact & negative, "RND": above | tie,
-            "RND_ZERO": above | (tie & negative), "RND_MIN_INF": above, "RND_INF": above | (tie & ~negative),
-            "RND_CONV": above | (tie & odd)}[mode]
+def _tie_probes(spec: Spec) -> list:
+    """Spec pairs whose step results differ exactly where a candidate input is interesting.
 
-
-def _shift_round_np(n, s: int, mode: str):
-    """R(n, s) without narrowing, and whether it was an exact tie."""
-    if s <= 0:
-        return n << -s, np.zeros(n.shape, bool)
-    q = n >> s
-    rem = n - (q << s)
-    half = np.int64(1) << (s - 1)
-    return q + _round_up_np(mode, rem, half, q, n < 0), rem == half
+    RND and RND_MIN_INF agree except on an exact tie, in any rounding of the
+    step (leak, rescale, float32 quantization); v_threshold and v_threshold+1
+    disagree only when the potential lands on the threshold. Probes never stop
+    on overflow (strict becomes saturate).
+    """
+    quiet = {k: "saturate" for k in ("v_overflow", "acc_overflow") if getattr(spec, k) == "strict"}
+    base = spec.replace(**quiet)
+    pairs = [(base.replace(round="RND"), base.replace(round="RND_MIN_INF"))]
+    if spec.v_threshold < spec.fmt_v.max:
+        pairs.append((base, base.replace(v_threshold=spec.v_threshold + 1)))
+    return [(_Runner(a), _Runner(b)) for a, b in pairs]
 
 
 class _TieSeeker:
-    """Closed-loop 'ties' stimulus for a set of neurons: picks inputs that land on rounding ties (see README)."""
+    """Closed-loop 'ties' stimulus: inputs that put a rounding on an exact tie or the potential on the threshold.
+
+    Whether a candidate does is asked of golden's own kernel (:func:`_tie_probes`), so the stimulus needs no
+    second model of the datapath.
+    """
 
     MAX_CANDIDATES = 4096
 
     def __init__(self, spec: Spec, n: int):
         self.spec, self.n = spec, n
         self.runner = _Runner(spec)
+        self.probes = _tie_probes(spec)
         self.v = _initial_v(spec, None, (n,))
         f = spec.fmt_in
         self.full = f.max - f.min + 1 <= self.MAX_CANDIDATES
-        self.lookahead = (spec.arith == "int" and spec.kind == "LIF" and not spec.decay_input and spec.leak_s > 0
-                          and "strict" not in (spec.v_overflow, spec.acc_overflow))
 
     def _candidates(self, rng: _Rng) -> np.ndarray:
         f = self.spec.fmt_in
@@ -310,66 +311,16 @@ class _TieSeeker:
         rand = rng.ints(f.min, f.max, (self.n, self.MAX_CANDIDATES - structured.size))
         return np.concatenate([np.broadcast_to(structured, (self.n, structured.size)), rand], axis=1)
 
-    def _ties(self, v: np.ndarray, x: np.ndarray):
-        """(tie in this step's roundings, potential exactly at the threshold), for v (N,1) and candidates x (N,K)."""
-        s = self.spec
-        if s.arith == "float32":
-            return self._ties_f32(v, x)
-        P, X = v << s.shift_v, x << s.shift_in
-        VT, VR = np.int64(s.v_threshold) << s.shift_v, np.int64(s.v_reset) << s.shift_v
-        tie = np.zeros(np.broadcast_shapes(P.shape, X.shape), bool)
-        if s.kind == "LIF":
-            d = X - (P - VR) if s.decay_input else np.broadcast_to(P - VR, tie.shape)
-            leak, t1 = _shift_round_np(d * s.reciprocal_tau, s.leak_s, s.round)
-            tie |= t1
-            H = P + leak if s.decay_input else P - leak + X
-        else:
-            H = P + X
-        if s.order == "fire_then_round":
-            at = H == VT
-            spike = H >= VT
-            if s.reset == "soft":
-                H = np.where(spike, H - VT, H)
-                _, t2 = _shift_round_np(H, s.shift_v, s.round)
-                tie |= t2
-            else:
-                _, t2 = _shift_round_np(H, s.shift_v, s.round)
-                tie |= t2 & ~spike
-        else:
-            v1, t2 = _shift_round_np(H, s.shift_v, s.round)
-            tie |= t2
-            at = v1 == s.v_threshold
-        return tie, at
-
-    def _ties_f32(self, v, x):
-        s, F = self.spec, np.float32
-        vf = v.astype(F) * F(2.0 ** -s.fmt_v.frac)
-        xf = x.astype(F) * F(2.0 ** -s.fmt_in.frac)
-        if s.kind != "LIF":
-            h = vf + xf
-        else:
-            tau, vr = s.tau_f32, F(s.v_reset) * F(2.0 ** -s.fmt_v.frac)
-            if s.decay_input:
-                h = vf + (xf - vf) / tau if s.charge_form == "reset0" else vf + (xf - (vf - vr)) / tau
-            else:
-                h = (vf * s.decay_f32 + xf) if s.charge_form == "reset0" else (vf - (vf - vr) / tau) + xf
-        h = h.astype(F)
-        vth = F(s.v_threshold) * F(2.0 ** -s.fmt_v.frac)
-        scale = F(2.0 ** s.fmt_v.frac)
-        if s.order == "fire_then_round":
-            at = h == vth
-            spike = h >= vth
-            if s.reset == "soft":
-                h = np.where(spike, (h - vth).astype(F), h)
-            y = (h * scale).astype(F).astype(np.float64)
-            tie = (y - np.floor(y)) == 0.5
-            if s.reset == "hard":
-                tie &= ~spike
-        else:
-            y = (h * scale).astype(F).astype(np.float64)
-            tie = (y - np.floor(y)) == 0.5
-            at = np.floor(y + 0.5) == s.v_threshold
-        return tie, at
+    def _hits(self, cand: np.ndarray) -> np.ndarray:
+        """(N, K): candidate k of neuron n makes some probe pair disagree on this step."""
+        n, k = cand.shape
+        x = np.ascontiguousarray(cand.reshape(1, -1)).astype(self.spec.fmt_in.dtype)
+        hit = np.zeros(n * k, bool)
+        for a, b in self.probes:
+            _, va, sa, _ = a.run(x, np.repeat(self.v, k), parallel=False)
+            _, vb, sb, _ = b.run(x, np.repeat(self.v, k), parallel=False)
+            hit |= (va[0] != vb[0]) | (sa[0] != sb[0])
+        return hit.reshape(n, k)
 
     def block(self, rng: _Rng, rows: int) -> np.ndarray:
         s, n = self.spec, self.n
@@ -377,15 +328,7 @@ class _TieSeeker:
         for t in range(rows):
             cand = self._candidates(rng)
             k = cand.shape[1]
-            tie, at = self._ties(self.v[:, None], cand)
-            score = tie | at
-            if self.lookahead:
-                v2 = np.repeat(self.v, k)
-                _, vt, _, _ = self.runner.run(np.ascontiguousarray(cand.reshape(1, -1)), v2, parallel=False)
-                P = vt.reshape(n, k).astype(np.int64) << s.shift_v
-                VR = np.int64(s.v_reset) << s.shift_v
-                _, t_next = _shift_round_np((P - VR) * s.reciprocal_tau, s.leak_s, s.round)
-                score |= t_next
+            score = self._hits(cand)
             # a random pick among the candidates that hit a tie; one neuron-step in eight picks freely
             key = (rng.raw((n, k)) >> np.uint64(40)).astype(np.int64)
             free = rng.unit(n) < 0.125
