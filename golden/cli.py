@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import profiles
-from .simulate import SimulationOverflow, simulate
+from .simulate import SimulationOverflow, load_npy, simulate
 from .spec import Spec, SpecError
 
 DEMO = dict(profile="codegen", kind="LIF", neurons=1024, steps=200, seed=0)
@@ -71,13 +71,8 @@ def cmd_spec_new(a) -> int:
 
 def cmd_simulate(a) -> int:
     spec = Spec.from_toml(Path(a.spec))
-    if not Path(a.input).is_file():
-        raise SpecError(f"input file not found: {a.input}")
-    try:
-        x = np.load(a.input, allow_pickle=False)
-    except ValueError as e:
-        raise SpecError(f"{a.input}: not a .npy array ({e})") from None
-    v0 = np.load(a.v0, allow_pickle=False) if a.v0 else None
+    x = load_npy(a.input)
+    v0 = load_npy(a.v0, "v0") if a.v0 else None
     trace = simulate(spec, x, v0)
     np.savez(a.out, out=trace.out, v=trace.v, spikes=trace.spikes, spec=spec.to_toml(),
              **{f"overflow_{k}": v for k, v in trace.overflow.items()})

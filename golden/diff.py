@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import profiles
-from .simulate import simulate
+from .simulate import load_npy, simulate
 from .spec import QFormat, Spec, SpecError
 
 __all__ = ["KNOBS", "DiffReport", "FirstDivergence", "cli", "diff", "stimulus"]
@@ -562,12 +562,7 @@ def cli(argv) -> int:
         spec_a, spec_b = _spec("a", a), _spec("b", a)
         x = None
         if a.input:
-            if not Path(a.input).is_file():
-                raise SpecError(f"input file not found: {a.input}")
-            try:
-                x = np.load(a.input, allow_pickle=False)
-            except ValueError as e:
-                raise SpecError(f"{a.input}: not a .npy array ({e})") from None
+            x = load_npy(a.input)
         report = diff(spec_a, spec_b, x, steps=a.steps, neurons=a.neurons, seed=a.seed, shrink=not a.no_shrink,
                       cause=a.cause)
         if a.plot:

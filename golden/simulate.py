@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -73,6 +74,16 @@ class _Runner:
         if err[0] >= 0:
             raise SimulationOverflow([k for i, k in enumerate(STAGES) if err[0] >> i & 1], int(err[1]), int(err[2]))
         return out, vt, spikes, counts
+
+
+def load_npy(path, what: str = "input") -> np.ndarray:
+    """A saved array, refusing a missing file or anything that is not a plain .npy (no pickles)."""
+    if not Path(path).is_file():
+        raise SpecError(f"{what} file not found: {path}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise SpecError(f"{path}: not a .npy array ({e})") from None
 
 
 def _initial_v(spec: Spec, v0, shape) -> np.ndarray:

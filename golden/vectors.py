@@ -527,6 +527,14 @@ def _base_manifest(spec: Spec, steps: int, neurons: int, generator: str, seed, o
     }
 
 
+def _seal(tmp: Path, out: Path, spec: Spec, manifest: dict, formats, prefix: str) -> None:
+    """Arrays are written: add spec.toml and the exports, hash everything into the manifest, rename into place."""
+    (tmp / "spec.toml").write_text(spec.to_toml())
+    _export_into(tmp, manifest, spec, [f for f in formats if f != "npy"], prefix)
+    _finish(tmp, manifest)
+    _commit_dir(tmp, out)
+
+
 def generate(spec, steps: int, neurons: int, seed: int, stimulus: str, out, formats=DEFAULT_FORMATS,
              force: bool = False, *, prefix: str = "golden", progress: bool | None = None) -> Path:
     """Write a bundle: the stimulus, simulated block by block (memory flat in T), then its exports.
@@ -562,11 +570,8 @@ def generate(spec, steps: int, neurons: int, seed: int, stimulus: str, out, form
             for w in writers.values():
                 w.close()
             bar.close()
-        (tmp / "spec.toml").write_text(spec.to_toml())
-        manifest = _base_manifest(spec, steps, neurons, stimulus, seed, dict(zip(STAGES, counts.tolist())))
-        _export_into(tmp, manifest, spec, [f for f in formats if f != "npy"], prefix)
-        _finish(tmp, manifest)
-        _commit_dir(tmp, out)
+        _seal(tmp, out, spec, _base_manifest(spec, steps, neurons, stimulus, seed, dict(zip(STAGES, counts.tolist()))),
+              formats, prefix)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -600,11 +605,7 @@ def write_bundle(out, spec: Spec, x, trace, stimulus: str = "custom", seed=None,
             w = _NpyWriter(tmp / meta[k]["file"], meta[k]["dtype"], (steps, neurons))
             w.write(a)
             w.close()
-        (tmp / "spec.toml").write_text(spec.to_toml())
-        manifest = _base_manifest(spec, steps, neurons, stimulus, seed, trace.overflow)
-        _export_into(tmp, manifest, spec, [f for f in formats if f != "npy"], prefix)
-        _finish(tmp, manifest)
-        _commit_dir(tmp, out)
+        _seal(tmp, out, spec, _base_manifest(spec, steps, neurons, stimulus, seed, trace.overflow), formats, prefix)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
