@@ -1,9 +1,10 @@
 """The whole datapath of one neuron for one time step, as Numba scalar code.
 
-``step(code, c, v, x)`` is all a kernel calls. ``code`` packs the spec's
-choices into one integer that the kernels pass as a compile-time literal, so
-every ``if`` on a mode below is folded away and each spec gets its own
-straight-line machine code; ``c`` holds the spec's numbers (:func:`constants`).
+``step(code, c, v, x)`` is all a kernel calls. ``code`` packs everything that
+shapes the machine code: the spec's choices, its widths and its shifts;
+``c`` holds the spec's numbers (:func:`constants`). A specialised kernel passes
+``code`` as a compile-time literal and freezes ``c``, so every ``if`` below
+folds away and each spec gets its own straight-line, vectorised machine code.
 :mod:`golden.reference` is the same semantics written independently in plain
 Python; the property tests hold the two equal.
 
@@ -22,6 +23,11 @@ spec's rounding (left by ``-s`` when ``s < 0``)::
 ``S`` is q_v (exact) or T (qualia-codegen's TMP_SCALE_FACTOR). ``arith =
 float32`` evaluates spikingjelly's charge formulas in float32 instead and
 quantizes with Qualia's float32 ``floor(y + 0.5)``.
+
+Every value is exact: ``A`` and ``N`` see the true result of each operation.
+They hold it, and return it, in ``c.W``: the narrowest of int16/int32/int64
+that holds every such result for this spec (:func:`working_type`). That
+lossless conversion is what lets the compiler use 16- or 32-bit vector lanes.
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ from .reference import aligned
 from .spec import CHARGE_FORMS, KINDS, OVERFLOWS, ROUND_MODES, STAGES, Spec
 
 # ---------------------------------------------------------------- mode code
-_KIND_BITS, _ROUND_SHIFT, _VOVF_SHIFT, _AOVF_SHIFT = 0, 8, 11, 13
+# bits 0-1 kind | 2-7 flags | 8-10 round | 11-12 v_overflow | 13-14 acc_overflow |
+# 16-21 T - q_in | 22-27 T - q_v | 28-34 S + 64 | 35-41 acc_bits | 42-47 v bits
 SOFT, DECAY, ROUND_FIRST, FLOAT32, MAX_Q, RESET0 = 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7
+_ROUND, _VOVF, _AOVF, _SH_IN, _SH_V, _LEAK_S, _ACC_BITS, _V_BITS = 8, 11, 13, 16, 22, 28, 35, 42
 IF, LIF, ATIF = range(3)
 TRN, TRN_ZERO, TRN_INF, RND, RND_ZERO, RND_MIN_INF, RND_INF, RND_CONV = range(8)
 SAT, WRAP, STRICT = range(3)
@@ -44,19 +52,34 @@ ALIGN, LEAK, CHARGE, RESET, VSTAGE = range(len(STAGES))
 
 
 def encode(spec: Spec) -> int:
-    """Pack a spec's choices into the kernels' literal mode code."""
+    """Pack a spec's choices, widths and shifts into the kernels' mode code."""
     code = KINDS.index(spec.kind)
     code |= SOFT * (spec.reset == "soft") | DECAY * spec.decay_input
     code |= ROUND_FIRST * (spec.order == "round_then_fire") | FLOAT32 * (spec.arith == "float32")
     code |= MAX_Q * (spec.leak_shift == "max_q") | RESET0 * (spec.charge_form == CHARGE_FORMS[1])
-    code |= ROUND_MODES.index(spec.round) << _ROUND_SHIFT
-    code |= OVERFLOWS.index(spec.v_overflow) << _VOVF_SHIFT
-    code |= OVERFLOWS.index(spec.acc_overflow) << _AOVF_SHIFT
-    return code
+    code |= ROUND_MODES.index(spec.round) << _ROUND
+    code |= OVERFLOWS.index(spec.v_overflow) << _VOVF | OVERFLOWS.index(spec.acc_overflow) << _AOVF
+    code |= spec.shift_in << _SH_IN | spec.shift_v << _SH_V | (spec.leak_s + 64) << _LEAK_S
+    return code | spec.acc_bits << _ACC_BITS | spec.fmt_v.bits << _V_BITS
 
 
-Consts = namedtuple("Consts", "sh_in sh_v leak_s acc_bits v_bits vth vr rtau spike_out VT VR "
-                              "sc_in sc_v inv_sc_v vth_f vr_f tau_f decay_f")
+Consts = namedtuple("Consts", "vth vr rtau spike_out VT VR sc_in sc_v inv_sc_v vth_f vr_f tau_f decay_f W r_lim")
+
+
+def working_type(spec: Spec):
+    """The narrowest integer type that holds every exact value the datapath narrows or converts."""
+    bv, bi, a = spec.fmt_v.bits, spec.fmt_in.bits, spec.acc_bits
+    if spec.arith == "float32":  # a bound on |y| = |h| * 2**q_v, the float32 potential the quantizer converts
+        vmax, xmax = 2.0 ** (bv - 1 - spec.fmt_v.frac), 2.0 ** (bi - 1 - spec.fmt_in.frac)
+        inv_tau = spec.fmt_v.real(spec.reciprocal_tau)
+        h = 3 * vmax + xmax + (xmax + 3 * vmax) * inv_tau
+        return np.int32 if 4 * h * 2.0 ** spec.fmt_v.frac < 2 ** 30 else np.int64
+    if a == 64:
+        return np.int64
+    # shifted inputs, the leak product (a + bv, which covers sums: a + 1), R's shifts and half LSB
+    s = (spec.leak_s, spec.shift_v)
+    need = max(bv + spec.shift_v, bi + spec.shift_in, a + bv, *(a - min(k, 0) for k in s), *(max(a, k) + 1 for k in s))
+    return np.int16 if need <= 16 else np.int32 if need <= 32 else np.int64
 
 
 def constants(spec: Spec) -> Consts:
@@ -64,35 +87,46 @@ def constants(spec: Spec) -> Consts:
     f32 = np.float32
     VT, VR = (aligned(spec, raw) for raw in (spec.v_threshold, spec.v_reset))
     sc_v = f32(2.0 ** -spec.fmt_v.frac)
+    W = working_type(spec)
     return Consts(
-        np.int64(spec.shift_in), np.int64(spec.shift_v), np.int64(spec.leak_s), np.int64(spec.acc_bits),
-        np.int64(spec.fmt_v.bits), np.int64(spec.v_threshold), np.int64(spec.v_reset),
-        np.int64(spec.reciprocal_tau), np.int64(spec.spike_out), np.int64(VT), np.int64(VR),
-        f32(2.0 ** -spec.fmt_in.frac), sc_v, f32(2.0 ** spec.fmt_v.frac),
+        np.int64(spec.v_threshold), np.int64(spec.v_reset), np.int64(spec.reciprocal_tau), np.int64(spec.spike_out),
+        np.int64(VT), np.int64(VR), f32(2.0 ** -spec.fmt_in.frac), sc_v, f32(2.0 ** spec.fmt_v.frac),
         f32(spec.v_threshold) * sc_v, f32(spec.v_reset) * sc_v, spec.tau_f32, spec.decay_f32,
+        W, f32(2.0 ** 30 if W is np.int32 else 2.0 ** 62),
     )
 
 
 # ------------------------------------------------------------- primitives
-@njit
+# narrow, A, N, round_up and fire_rounded are pasted into their callers (inline="always"), so
+# that each compiled function converts every result to c.W right where it is formed.
+@njit(inline="always")
 def narrow(n, bits, policy):
     """n narrowed to a signed ``bits``-wide integer; returns (value, overflowed)."""
     if bits >= 64:
         return n, np.int64(0)
     hi = (np.int64(1) << (bits - 1)) - 1
-    lo = -hi - 1
+    if -hi - 1 <= n <= hi:
+        return n, np.int64(0)
     if policy == WRAP:
-        sh = 64 - bits
-        w = (n << sh) >> sh
-        return w, np.int64(w != n)
-    if n > hi:
-        return hi, np.int64(1)
-    if n < lo:
-        return lo, np.int64(1)
-    return n, np.int64(0)
+        return (n << (64 - bits)) >> (64 - bits), np.int64(1)
+    return min(max(n, -hi - 1), hi), np.int64(1)  # saturate (strict too: the kernel stops the run)
 
 
-@njit
+@njit(inline="always")
+def A(code, c, n):
+    """A(n): the exact n narrowed to the accumulator (acc_bits, acc_overflow); (value, overflowed)."""
+    w, o = narrow(c.W(n), (code >> _ACC_BITS) & 127, (code >> _AOVF) & 3)
+    return c.W(w), o
+
+
+@njit(inline="always")
+def N(code, c, n):
+    """N(n): the exact n narrowed to the potential format (v bits, v_overflow); (value, overflowed)."""
+    w, o = narrow(c.W(n), (code >> _V_BITS) & 63, (code >> _VOVF) & 3)
+    return c.W(w), o
+
+
+@njit(inline="always")
 def round_up(mode, above, tie, inexact, negative, odd):
     """Whether rounding goes one step up from floor, given how the discarded part compares to one half."""
     if mode == TRN:
@@ -113,58 +147,62 @@ def round_up(mode, above, tie, inexact, negative, odd):
 
 
 @njit
-def shift_round(n, s, mode, acc_bits, acc_pol):
-    """R(n, s): n * 2**-s rounded by ``mode``; RND adds the half LSB in the accumulator, as hardware does."""
+def shift_round(code, c, n, s):
+    """R(n, s): n * 2**-s rounded by the spec's mode; RND adds the half LSB in the accumulator, as hardware does."""
+    mode = (code >> _ROUND) & 7
     if s <= 0:
-        return narrow(n << -s, acc_bits, acc_pol)
+        return A(code, c, n << -s)
     if mode == RND:
-        m, o = narrow(n + (np.int64(1) << (s - 1)), acc_bits, acc_pol)
-        return m >> s, o
+        m, o = A(code, c, n + (np.int64(1) << (s - 1)))
+        return c.W(m >> s), o
     q = n >> s
     rem = n - (q << s)
     half = np.int64(1) << (s - 1)
-    return q + round_up(mode, rem > half, rem == half, rem != 0, n < 0, (q & 1) == 1), np.int64(0)
+    return c.W(q + round_up(mode, rem > half, rem == half, rem != 0, n < 0, (q & 1) == 1)), np.int64(0)
 
 
 @njit
-def quantize_f32(h, inv_scale, mode, bits, pol):
-    """Qualia's quantizer on a float32 potential: y = h * 2**q, floor(y + 0.5) in float32 for RND."""
-    y = np.float32(h * inv_scale)
+def quantize_f32(code, c, h):
+    """Qualia's quantizer on a float32 potential: y = h * 2**q, floor(y + 0.5) in float32 for RND.
+
+    r is an integer-valued float; beyond 2**62 every float32 is a multiple of 2**39, which any
+    v format (<= 24 bits) wraps to 0 just as it wraps 2**62: clamping there changes nothing.
+    """
+    mode = (code >> _ROUND) & 7
+    y = np.float32(h * c.inv_sc_v)
     if mode == RND:
         r = np.floor(np.float32(y + np.float32(0.5)))
-    else:
-        yd = np.float64(y)
-        f = np.floor(yd)
-        rem = yd - f
-        r = f + round_up(mode, rem > 0.5, rem == 0.5, rem != 0.0, yd < 0.0, (f % 2.0) == 1.0)
-    r = min(max(np.float64(r), -4.0e18), 4.0e18)
-    return narrow(np.int64(r), bits, pol)
+        return N(code, c, c.W(min(max(r, -c.r_lim), c.r_lim)))
+    yd = np.float64(y)
+    f = np.floor(yd)
+    rem = yd - f
+    r = f + round_up(mode, rem > 0.5, rem == 0.5, rem != 0.0, yd < 0.0, (f % 2.0) == 1.0)
+    lim = np.float64(c.r_lim)
+    return N(code, c, c.W(min(max(r, -lim), lim)))
 
 
 # ------------------------------------------------------------------ step
 @njit
 def charge_int(code, c, v, x):
     """H, the charged potential at frac T, and the overflow stages it hit."""
-    rmode = (code >> _ROUND_SHIFT) & 7
-    acc = (code >> _AOVF_SHIFT) & 3
-    P, o1 = narrow(v << c.sh_v, c.acc_bits, acc)
-    X, o2 = narrow(x << c.sh_in, c.acc_bits, acc)
+    P, o1 = A(code, c, v << ((code >> _SH_V) & 63))
+    X, o2 = A(code, c, x << ((code >> _SH_IN) & 63))
     ovf = (o1 | o2) << ALIGN
     if (code & 3) != LIF:
-        H, o = narrow(P + X, c.acc_bits, acc)
+        H, o = A(code, c, P + X)
         return H, ovf | (o << CHARGE)
-    d, o3 = narrow(P - c.VR, c.acc_bits, acc)
+    d, o3 = A(code, c, P - c.VR)
     if code & DECAY:
-        d, o4 = narrow(X - d, c.acc_bits, acc)
+        d, o4 = A(code, c, X - d)
         o3 |= o4
-    m, o5 = narrow(d * c.rtau, c.acc_bits, acc)
-    leak, o6 = shift_round(m, c.leak_s, rmode, c.acc_bits, acc)
+    m, o5 = A(code, c, d * c.rtau)
+    leak, o6 = shift_round(code, c, m, ((code >> _LEAK_S) & 127) - 64)
     ovf |= (o5 | o6) << LEAK
     if code & DECAY:
-        H, o7 = narrow(P + leak, c.acc_bits, acc)
+        H, o7 = A(code, c, P + leak)
     else:
-        H, o7 = narrow(P - leak, c.acc_bits, acc)
-        H, o8 = narrow(H + X, c.acc_bits, acc)
+        H, o7 = A(code, c, P - leak)
+        H, o8 = A(code, c, H + X)
         o7 |= o8
     return H, ovf | ((o3 | o7) << CHARGE)
 
@@ -185,45 +223,56 @@ def charge_f32(code, c, v, x):
     return np.float32(np.float32(vf - np.float32(np.float32(vf - c.vr_f) / c.tau_f)) + xf)
 
 
+@njit(inline="always")
+def fire_rounded(code, c, v1, ovf):
+    """round_then_fire: the spike test on the rounded potential v1; (v', spike, overflow stages)."""
+    if v1 < c.vth:
+        return v1, False, ovf
+    if not (code & SOFT):
+        return c.W(c.vr), True, ovf
+    v2, o = N(code, c, v1 - c.vth)
+    return v2, True, ovf | (o << VSTAGE)
+
+
+@njit
+def step_int(code, c, v, x):
+    """One neuron, one step of the integer datapath: (new raw potential, spike, overflow-stage bitmask)."""
+    H, ovf = charge_int(code, c, v, x)
+    sh_v = (code >> _SH_V) & 63
+    if code & ROUND_FIRST:
+        H, o = shift_round(code, c, H, sh_v)
+        v1, o2 = N(code, c, H)
+        return fire_rounded(code, c, v1, ovf | ((o | o2) << VSTAGE))
+    spike = H >= c.VT
+    if spike and not (code & SOFT):
+        return c.W(c.vr), True, ovf
+    if spike:
+        H, o = A(code, c, H - c.VT)
+        ovf |= o << RESET
+    H, o = shift_round(code, c, H, sh_v)
+    v1, o2 = N(code, c, H)
+    return v1, spike, ovf | ((o | o2) << VSTAGE)
+
+
+@njit
+def step_f32(code, c, v, x):
+    """One neuron, one step of the float32 datapath: (new raw potential, spike, overflow-stage bitmask)."""
+    h = charge_f32(code, c, v, x)
+    if code & ROUND_FIRST:
+        v1, o = quantize_f32(code, c, h)
+        return fire_rounded(code, c, v1, o << VSTAGE)
+    spike = h >= c.vth_f
+    if spike and not (code & SOFT):
+        return c.W(c.vr), True, np.int64(0)
+    if spike:
+        h = np.float32(h - c.vth_f)
+    v1, o = quantize_f32(code, c, h)
+    return v1, spike, o << VSTAGE
+
+
 @njit
 def step(code, c, v, x):
     """One neuron, one step: (new raw potential, spike, overflow-stage bitmask)."""
-    rmode = (code >> _ROUND_SHIFT) & 7
-    vpol = (code >> _VOVF_SHIFT) & 3
-    acc = (code >> _AOVF_SHIFT) & 3
     if code & FLOAT32:
-        h = charge_f32(code, c, v, x)
-        if code & ROUND_FIRST:
-            v1, o = quantize_f32(h, c.inv_sc_v, rmode, c.v_bits, vpol)
-        else:
-            spike = h >= c.vth_f
-            if spike and not (code & SOFT):
-                return c.vr, True, np.int64(0)
-            if spike:
-                h = np.float32(h - c.vth_f)
-            v1, o = quantize_f32(h, c.inv_sc_v, rmode, c.v_bits, vpol)
-            return v1, spike, o << VSTAGE
-        ovf = o << VSTAGE
-    else:
-        H, ovf = charge_int(code, c, v, x)
-        if not (code & ROUND_FIRST):
-            spike = H >= c.VT
-            if spike and not (code & SOFT):
-                return c.vr, True, ovf
-            if spike:
-                H, o = narrow(H - c.VT, c.acc_bits, acc)
-                ovf |= o << RESET
-            H, o = shift_round(H, c.sh_v, rmode, c.acc_bits, acc)
-            v1, o2 = narrow(H, c.v_bits, vpol)
-            return v1, spike, ovf | ((o | o2) << VSTAGE)
-        H, o = shift_round(H, c.sh_v, rmode, c.acc_bits, acc)
-        v1, o2 = narrow(H, c.v_bits, vpol)
-        ovf |= (o | o2) << VSTAGE
-    # round_then_fire: the spike test on the rounded potential.
-    spike = v1 >= c.vth
-    if not spike:
-        return v1, False, ovf
-    if not (code & SOFT):
-        return c.vr, True, ovf
-    v2, o = narrow(v1 - c.vth, c.v_bits, vpol)
-    return v2, True, ovf | (o << VSTAGE)
+        return step_f32(code, c, v, x)
+    return step_int(code, c, v, x)

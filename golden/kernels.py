@@ -1,93 +1,225 @@
-"""The kernel family: loops over time and neurons around :func:`golden.datapath.step`.
+"""The kernel family: loops over time and neurons around :mod:`golden.datapath`'s step.
 
-There is one family. For large runs, ``literally(code)`` makes Numba compile
-(and cache on disk) one machine-code specialisation per spec's choices; the
-serial and parallel kernels share the same blocked loop body. Small runs use
-the generic kernel, which reads ``code`` at run time, so that one compile
-serves every spec (property tests, per-cycle testbenches). Inputs are
-time-major ``(T, N)``; state is ``O(N)``.
+Inputs are time-major ``(T, N)``. Neurons are processed in blocks: a block's
+state stays in L1 while t advances over it, and each row of a block is one
+vectorised loop over neurons.
+
+One loop body (:func:`_columns`) makes two kinds of kernel:
+
+- :func:`specialised` compiles a closure that freezes one spec's ``code`` (a
+  compile-time literal) and constants, holding the state in the potential
+  format's dtype. Every mode test and every overflow check the constants rule
+  out folds away and the rest vectorises, as C written for that spec would.
+  It costs a few seconds to compile, once per spec: Numba caches it on disk,
+  keyed by the frozen values.
+- :data:`run_generic` reads ``code`` and ``c`` at run time, on int32 inputs,
+  int64 state and int64 outputs, so that one compile per working type serves
+  every spec: small runs, property tests (which so check the working types
+  too), per-cycle testbenches.
+
+Every kernel also closes over :data:`SOURCE`, a hash of this file and the
+datapath: Numba watches only the file a function is defined in, so without it
+an edited datapath could load a stale cached kernel.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import hashlib
+import os
+from pathlib import Path
+
 import numpy as np
-from numba import literally, njit, prange
+from numba import njit
 
-from .datapath import step
+from .datapath import CHARGE, FLOAT32, LEAK, RESET, VSTAGE, step, step_f32, step_int
 
-BLOCK = 4096  # neurons per block: a block's state stays in L1/L2 while t advances
+SOURCE = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes() for f in ("datapath.py", "kernels.py"))).hexdigest()
+BLOCK = 1 << 14  # neurons per block
 STRICT_MASK = (2 << 11) | (2 << 13)  # v_overflow or acc_overflow == strict
 ACC_STAGES, V_STAGE = 0b01111, 0b10000  # overflow-stage bits governed by acc_overflow and by v_overflow
+SPECIALISE_AT = 1 << 20  # neuron-steps from which a run compiles its spec's specialised kernel (~3 s, once)
+PARALLEL_AT = 1 << 15  # neurons from which a layer is split over threads
+THREADS = int(os.environ.get("GOLDEN_THREADS", 0)) or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                        else os.cpu_count() or 1)  # threads for wide layers
 
 
-@njit
-def _block(code, c, x, v, out, vt, spikes, counts, err, lo, hi, t0, strict):
-    """Neurons lo..hi over every step. ``strict``: the stage bits whose overflow stops the run (err = bits, t, n)."""
-    for t in range(x.shape[0]):
-        for n in range(lo, hi):
-            v1, s, ovf = step(code, c, np.int64(v[n]), np.int64(x[t, n]))
-            v[n] = v1
-            out[t, n] = c.spike_out if s else 0
-            vt[t, n] = v1
-            spikes[t, n] = s
-            if ovf != 0:
-                for k in range(counts.shape[0]):
-                    counts[k] += (ovf >> k) & 1
-                if ovf & strict:
-                    err[0], err[1], err[2] = ovf & strict, t0 + t, n
-                    return
+@njit(inline="always")  # pasted into each kernel, where a specialised kernel's constants are visible
+def _columns(stepper, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
+    """Neurons lo..hi over every step, block by block; overflow counts added to ``counts``.
 
-
-@njit
-def _serial(code, c, x, v, out, vt, spikes, counts, err, t0):
-    # Strict policies stop at the first overflow in time order, so they run time-major in one block.
-    strict = ACC_STAGES * (((code >> 13) & 3) == 2) | V_STAGE * (((code >> 11) & 3) == 2)
-    n = x.shape[1]
-    block = max(n, 1) if strict else BLOCK
-    for lo in range(0, n, block):
-        _block(code, c, x, v, out, vt, spikes, counts, err, lo, min(lo + block, n), t0, strict)
-        if err[0] >= 0:
-            return
-
-
-@njit(cache=True, nogil=True)
-def run_serial(code, c, x, v, out, vt, spikes, counts, err, t0):
-    """All neurons, block by block, on one thread; ``code`` read at run time (one compile serves every spec).
-
-    Stops at the first overflow of a strict policy (err = stage, t, neuron).
+    A strict policy stops at the first overflow in (t, neuron) order: it runs time-major in one block,
+    and a row that overflowed is replayed from its saved state to find the neuron (err = bits, t, n).
     """
-    _serial(code, c, x, v, out, vt, spikes, counts, err, t0)
+    strict = ACC_STAGES * (((code >> 13) & 3) == 2) | V_STAGE * (((code >> 11) & 3) == 2)
+    block = max(hi - lo, 1) if strict else BLOCK
+    prev = np.empty(block if strict else 0, v.dtype)
+    for b in range(lo, hi, block):
+        m = min(b + block, hi) - b
+        for t in range(x.shape[0]):
+            # Row slices indexed from 0: the index is provably >= 0, so no wraparound test blocks vectorising.
+            xt, vb, ot, vtt, st = x[t, b:b + m], v[b:b + m], out[t, b:b + m], vt[t, b:b + m], spikes[t, b:b + m]
+            if strict:
+                for n in range(m):
+                    prev[n] = vb[n]
+            seen = 0
+            k0 = k1 = k2 = k3 = k4 = np.int32(0)  # per-row counts, 32-bit so they do not widen the vector lanes
+            for n in range(m):
+                v1, s, ovf = stepper(code, c, vb[n], xt[n])
+                vb[n] = v1
+                vtt[n] = v1
+                ot[n] = c.spike_out if s else 0
+                st[n] = s
+                seen |= ovf
+                k0 = np.int32(k0 + (ovf & 1))
+                k1 = np.int32(k1 + ((ovf >> LEAK) & 1))
+                k2 = np.int32(k2 + ((ovf >> CHARGE) & 1))
+                k3 = np.int32(k3 + ((ovf >> RESET) & 1))
+                k4 = np.int32(k4 + ((ovf >> VSTAGE) & 1))
+            counts[0] += k0
+            counts[1] += k1
+            counts[2] += k2
+            counts[3] += k3
+            counts[4] += k4
+            if seen & strict:
+                for n in range(m):
+                    ovf = stepper(code, c, prev[n], xt[n])[2] & strict
+                    if ovf:
+                        err[0], err[1], err[2] = ovf, t0 + t, b + n
+                        return
 
 
-@njit(cache=True, nogil=True)
-def run_serial_specialised(code, c, x, v, out, vt, spikes, counts, err, t0):
-    """The same, compiled (and cached on disk) for this ``code``: every mode test folds away."""
-    literally(code)
-    _serial(code, c, x, v, out, vt, spikes, counts, err, t0)
+def _generic():
+    source = SOURCE
+
+    @njit(cache=True, nogil=True)
+    def run_generic(code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
+        """Neurons lo..hi; ``code`` and ``c`` read at run time."""
+        source  # noqa: B018  (part of the cache key)
+        _columns(step, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi)
+
+    return run_generic
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def run_parallel(code, c, x, v, out, vt, spikes, counts, err, t0):
-    """Specialised for ``code``; blocks of neurons spread over threads, overflow counts summed per block."""
-    literally(code)
-    n = x.shape[1]
-    nblocks = (n + BLOCK - 1) // BLOCK
-    partial = np.zeros((nblocks, counts.shape[0]), np.int64)
-    for b in prange(nblocks):
-        lo = b * BLOCK
-        _block(code, c, x, v, out, vt, spikes, partial[b], err, lo, min(lo + BLOCK, n), t0, 0)
-    for b in range(nblocks):
-        for k in range(counts.shape[0]):
-            counts[k] += partial[b, k]
+run_generic = _generic()
 
 
-SPECIALISE_AT = 1 << 20  # neuron-steps: above this, a ~1 s specialising compile (cached on disk) pays off
+def generic(code: int, c):
+    """``f(x, v, out, vt, spikes, counts, err, t0)`` on the generic kernel, any dtypes (converted around it)."""
+    def run(x, v, out, vt, spikes, counts, err, t0):
+        x32 = np.ascontiguousarray(x, np.int32)
+        v64 = v if v.dtype == np.int64 else v.astype(np.int64)
+        o64, t64 = np.empty(out.shape, np.int64), np.empty(vt.shape, np.int64)
+        run_generic(code, c, x32, v64, o64, t64, spikes, counts, err, t0, 0, x.shape[1])
+        out[...], vt[...] = o64, t64
+        if v64 is not v:
+            v[:] = v64
+
+    return run
 
 
-def pick(n_neurons: int, n_steps: int, code: int):
-    """The kernel for a run: generic when small, specialised when large, threaded for large layers."""
-    if n_neurons >= 32 * BLOCK and not (code & STRICT_MASK):
-        return run_parallel
-    if n_neurons * n_steps >= SPECIALISE_AT:
-        return run_serial_specialised
-    return run_serial
+_made: dict = {}  # (code, c) -> the specialised kernel this process has made
+_by_id: dict = {}  # id(c) -> (c, kernel): the same lookup without hashing c's fifteen numbers each run
+
+
+def specialised(code: int, c):
+    """``f(x, v, out, vt, spikes, counts, err, t0, lo, hi)`` compiled for this spec's code and constants.
+
+    ``v`` is in the potential format's dtype, ``out`` and ``vt`` in the output and potential formats'.
+    Each compiles only the half of the datapath its spec uses (two closures: the cache key must hold
+    nothing but plain values).
+    """
+    kernel = _made.get((code, c))
+    if kernel is None:
+        kernel = _made[code, c] = _specialise(code, c)
+    _by_id[id(c)] = (c, kernel)
+    return kernel
+
+
+def _made_for(code: int, c):
+    """The specialised kernel of (code, c) if this process has made it, else None."""
+    hit = _by_id.get(id(c))
+    if hit is not None and hit[0] is c:
+        return hit[1]
+    kernel = _made.get((code, c))
+    if kernel is not None:
+        _by_id[id(c)] = (c, kernel)
+    return kernel
+
+
+def _specialise(code: int, c):
+    source = SOURCE
+    if code & FLOAT32:
+        @njit(cache=True, nogil=True)
+        def run_float32(x, v, out, vt, spikes, counts, err, t0, lo, hi):
+            source  # noqa: B018
+            _columns(step_f32, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi)
+
+        return run_float32
+
+    @njit(cache=True, nogil=True)
+    def run_int(x, v, out, vt, spikes, counts, err, t0, lo, hi):
+        source  # noqa: B018
+        _columns(step_int, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi)
+
+    return run_int
+
+
+_pool = None
+
+
+def _pool_for(threads: int):
+    """The process's worker threads (created on first use)."""
+    global _pool
+    if _pool is None or _pool._max_workers < threads:
+        _pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="golden")
+    return _pool
+
+
+def _threaded(kernel, parts):
+    """``kernel`` on ``parts`` column ranges at once (it releases the GIL); overflow counts summed."""
+    pool = _pool_for(parts)
+
+    def run(x, v, out, vt, spikes, counts, err, t0):
+        n = x.shape[1]
+        cuts = [n * i // parts for i in range(parts + 1)]
+        partial = np.zeros((parts, counts.shape[0]), np.int64)
+        jobs = [pool.submit(kernel, x, v, out, vt, spikes, partial[i], err, t0, cuts[i], cuts[i + 1])
+                for i in range(1, parts)]
+        kernel(x, v, out, vt, spikes, partial[0], err, t0, cuts[0], cuts[1])
+        for j in jobs:
+            j.result()
+        counts += partial.sum(axis=0)
+
+    return run
+
+
+def _native(kernel):
+    """``kernel`` with the state converted to the potential format's dtype (that of ``vt``) and back."""
+    def run(x, v, out, vt, spikes, counts, err, t0):
+        state = v if v.dtype == vt.dtype else v.astype(vt.dtype)
+        kernel(x, state, out, vt, spikes, counts, err, t0)
+        if state is not v:
+            v[:] = state
+
+    return run
+
+
+def pick(code: int, c, n_neurons: int, n_steps: int, parallel: bool | None = None):
+    """The kernel for a run, as ``f(x, v, out, vt, spikes, counts, err, t0)``; ``v`` of any integer dtype.
+
+    Specialised when the run is large enough to pay for its compile, or when this process already
+    has the spec's specialised kernel; generic otherwise (a property campaign's many small specs).
+    Split over threads for wide layers (never under a strict policy, which stops in time order).
+    ``parallel`` forces the choice: True = specialised and threaded, False = the generic kernel.
+    """
+    if parallel is False:
+        return generic(code, c)
+    kernel = _made_for(code, c)
+    if kernel is None:
+        if parallel is None and n_neurons * n_steps < SPECIALISE_AT:
+            return generic(code, c)
+        kernel = specialised(code, c)
+    if (parallel or n_neurons >= PARALLEL_AT) and THREADS > 1 and not (code & STRICT_MASK):
+        return _native(_threaded(kernel, THREADS))
+    return _native(lambda x, *a: kernel(x, *a, 0, x.shape[1]))

@@ -39,7 +39,9 @@ def check_raw(x, fmt, name: str = "x") -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "iu":
         raise SpecError(f"{name}: expected raw integers, got dtype {x.dtype} (quantize real values with spec.quantize_input)")
-    if x.size and (x.min() < fmt.min or x.max() > fmt.max):
+    bits = 8 * x.dtype.itemsize - (x.dtype.kind == "i")  # no scan when the dtype itself cannot leave the format
+    lo, hi = -(1 << bits) if x.dtype.kind == "i" else 0, (1 << bits) - 1
+    if x.size and (lo < fmt.min or hi > fmt.max) and (x.min() < fmt.min or x.max() > fmt.max):
         bad = x[(x < fmt.min) | (x > fmt.max)].flat[0]
         raise SpecError(f"{name}: raw value {bad} is outside the input format {fmt} ({fmt.min}..{fmt.max})")
     return x
@@ -52,25 +54,25 @@ class _Runner:
         if not isinstance(spec, Spec):
             raise SpecError(f"spec: expected a golden.Spec, got {type(spec).__name__}")
         self.spec = spec
-        self.code = datapath.encode(spec)
-        self.consts = datapath.constants(spec)
+        if "kernel" not in spec._cache:  # a spec is frozen: its mode code and constants never change
+            spec._cache["kernel"] = datapath.encode(spec), datapath.constants(spec)
+        self.code, self.consts = spec._cache["kernel"]
 
     def run(self, x2: np.ndarray, v: np.ndarray, t0: int = 0, parallel: bool | None = None):
-        """Advance state ``v`` (N,) int64 in place over ``x2`` (T, N); returns out, v trace, spikes, counts."""
+        """Advance state ``v`` (N,) in place over ``x2`` (T, N); returns out, v trace, spikes, counts.
+
+        ``v`` is int64 or the potential format's dtype (which the fast kernels hold: no conversion).
+        """
         spec = self.spec
         T, n = x2.shape
         if x2.dtype.itemsize > 4 or not x2.flags.c_contiguous:
-            x2 = np.ascontiguousarray(x2, dtype=np.int32 if spec.fmt_in.bits > 16 else np.int16)
+            x2 = np.ascontiguousarray(x2, dtype=spec.fmt_in.dtype)
         out = np.empty((T, n), spec.fmt_out.dtype)
         vt = np.empty((T, n), spec.fmt_v.dtype)
         spikes = np.empty((T, n), np.bool_)
         counts = np.zeros(len(STAGES), np.int64)
         err = np.full(3, -1, np.int64)
-        if parallel is None:
-            kernel = kernels.pick(n, T, self.code)
-        else:
-            kernel = kernels.run_parallel if parallel else kernels.run_serial
-        kernel(self.code, self.consts, x2, v, out, vt, spikes, counts, err, t0)
+        kernels.pick(self.code, self.consts, n, T, parallel)(x2, v, out, vt, spikes, counts, err, t0)
         if err[0] >= 0:
             raise SimulationOverflow([k for i, k in enumerate(STAGES) if err[0] >> i & 1], int(err[1]), int(err[2]))
         return out, vt, spikes, counts
