@@ -42,13 +42,14 @@ from .spec import CHARGE_FORMS, KINDS, OVERFLOWS, ROUND_MODES, STAGES, Spec
 
 # ---------------------------------------------------------------- mode code
 # bits 0-1 kind | 2-7 flags | 8-10 round | 11-12 v_overflow | 13-14 acc_overflow |
-# 16-21 T - q_in | 22-27 T - q_v | 28-34 S + 64 | 35-41 acc_bits | 42-47 v bits
+# 16-21 T - q_in | 22-27 T - q_v | 28-34 S + 64 | 35-41 acc_bits | 42-47 v bits | 48-54 c.W's bits
 SOFT, DECAY, ROUND_FIRST, FLOAT32, MAX_Q, RESET0 = 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7
-_ROUND, _VOVF, _AOVF, _SH_IN, _SH_V, _LEAK_S, _ACC_BITS, _V_BITS = 8, 11, 13, 16, 22, 28, 35, 42
+_ROUND, _VOVF, _AOVF, _SH_IN, _SH_V, _LEAK_S, _ACC_BITS, _V_BITS, _W_BITS = 8, 11, 13, 16, 22, 28, 35, 42, 48
 IF, LIF, ATIF = range(3)
 TRN, TRN_ZERO, TRN_INF, RND, RND_ZERO, RND_MIN_INF, RND_INF, RND_CONV = range(8)
 SAT, WRAP, STRICT = range(3)
 ALIGN, LEAK, CHARGE, RESET, VSTAGE = range(len(STAGES))
+STOP = len(STAGES)  # an overflow under a strict policy at stage k sets bit k and bit STOP + k
 
 
 def encode(spec: Spec) -> int:
@@ -60,10 +61,12 @@ def encode(spec: Spec) -> int:
     code |= ROUND_MODES.index(spec.round) << _ROUND
     code |= OVERFLOWS.index(spec.v_overflow) << _VOVF | OVERFLOWS.index(spec.acc_overflow) << _AOVF
     code |= spec.shift_in << _SH_IN | spec.shift_v << _SH_V | (spec.leak_s + 64) << _LEAK_S
-    return code | spec.acc_bits << _ACC_BITS | spec.fmt_v.bits << _V_BITS
+    code |= spec.acc_bits << _ACC_BITS | spec.fmt_v.bits << _V_BITS
+    return code | 8 * np.dtype(working_type(spec)).itemsize << _W_BITS
 
 
-Consts = namedtuple("Consts", "vth vr rtau spike_out VT VR sc_in sc_v inv_sc_v vth_f vr_f tau_f decay_f W r_lim")
+Consts = namedtuple("Consts", "vth vr rtau spike_out VT VR sc_in sc_v inv_sc_v vth_f vr_f tau_f decay_f W")
+R_LIM = 2.0 ** 62  # where the float32 quantizer clamps before an int64 conversion
 
 
 def working_type(spec: Spec):
@@ -87,43 +90,47 @@ def constants(spec: Spec) -> Consts:
     f32 = np.float32
     VT, VR = (aligned(spec, raw) for raw in (spec.v_threshold, spec.v_reset))
     sc_v = f32(2.0 ** -spec.fmt_v.frac)
-    W = working_type(spec)
     return Consts(
         np.int64(spec.v_threshold), np.int64(spec.v_reset), np.int64(spec.reciprocal_tau), np.int64(spec.spike_out),
         np.int64(VT), np.int64(VR), f32(2.0 ** -spec.fmt_in.frac), sc_v, f32(2.0 ** spec.fmt_v.frac),
-        f32(spec.v_threshold) * sc_v, f32(spec.v_reset) * sc_v, spec.tau_f32, spec.decay_f32,
-        W, f32(2.0 ** 30 if W is np.int32 else 2.0 ** 62),
+        f32(spec.v_threshold) * sc_v, f32(spec.v_reset) * sc_v, spec.tau_f32, spec.decay_f32, working_type(spec),
     )
 
 
 # ------------------------------------------------------------- primitives
-# narrow, A, N, round_up and fire_rounded are pasted into their callers (inline="always"), so
-# that each compiled function converts every result to c.W right where it is formed.
+# narrow, A, N, round_up, shift_round and fire_rounded are pasted into their callers
+# (inline="always"), so that each compiled function converts every result to c.W right where
+# it is formed, with every shift a constant.
 @njit(inline="always")
-def narrow(n, bits, policy):
-    """n narrowed to a signed ``bits``-wide integer; returns (value, overflowed)."""
+def narrow(c, n, bits, policy, w_bits):
+    """The exact n (held in c.W, ``w_bits`` wide) narrowed to a signed ``bits``-wide integer; (value, overflowed).
+
+    ``overflowed`` is 0, 1, or ``1 | 1 << STOP`` under the strict policy (the run stops there).
+
+    Every operation stays within c.W (the wrap shifts within it): that is what lets the compiler
+    keep the whole datapath in c.W-sized vector lanes.
+    """
     if bits >= 64:
         return n, np.int64(0)
     hi = (np.int64(1) << (bits - 1)) - 1
-    if -hi - 1 <= n <= hi:
-        return n, np.int64(0)
-    if policy == WRAP:
-        return (n << (64 - bits)) >> (64 - bits), np.int64(1)
-    return min(max(n, -hi - 1), hi), np.int64(1)  # saturate (strict too: the kernel stops the run)
+    o = np.int64(not -hi - 1 <= n <= hi)
+    if policy != WRAP:  # saturate, or strict (which saturates too: the kernel stops the run)
+        return c.W(min(max(n, -hi - 1), hi)), o | (o << STOP) * (policy == STRICT)
+    if not o:
+        return n, o
+    return c.W(c.W(n << (w_bits - bits)) >> (w_bits - bits)), o
 
 
 @njit(inline="always")
 def A(code, c, n):
     """A(n): the exact n narrowed to the accumulator (acc_bits, acc_overflow); (value, overflowed)."""
-    w, o = narrow(c.W(n), (code >> _ACC_BITS) & 127, (code >> _AOVF) & 3)
-    return c.W(w), o
+    return narrow(c, c.W(n), (code >> _ACC_BITS) & 127, (code >> _AOVF) & 3, code >> _W_BITS)
 
 
 @njit(inline="always")
 def N(code, c, n):
     """N(n): the exact n narrowed to the potential format (v bits, v_overflow); (value, overflowed)."""
-    w, o = narrow(c.W(n), (code >> _V_BITS) & 63, (code >> _VOVF) & 3)
-    return c.W(w), o
+    return narrow(c, c.W(n), (code >> _V_BITS) & 63, (code >> _VOVF) & 3, code >> _W_BITS)
 
 
 @njit(inline="always")
@@ -146,7 +153,7 @@ def round_up(mode, above, tie, inexact, negative, odd):
     return above or (tie and odd)  # RND_CONV
 
 
-@njit
+@njit(inline="always")
 def shift_round(code, c, n, s):
     """R(n, s): n * 2**-s rounded by the spec's mode; RND adds the half LSB in the accumulator, as hardware does."""
     mode = (code >> _ROUND) & 7
@@ -165,20 +172,24 @@ def shift_round(code, c, n, s):
 def quantize_f32(code, c, h):
     """Qualia's quantizer on a float32 potential: y = h * 2**q, floor(y + 0.5) in float32 for RND.
 
-    r is an integer-valued float; beyond 2**62 every float32 is a multiple of 2**39, which any
-    v format (<= 24 bits) wraps to 0 just as it wraps 2**62: clamping there changes nothing.
+    r, an integer-valued float, goes to c.W. With a 32-bit c.W, |y| < 2**30 for every input
+    (working_type); with int64, r is clamped to 2**62: beyond it every float32 is a multiple of
+    2**39, which any v format (<= 24 bits) wraps to 0, just as it wraps 2**62.
     """
     mode = (code >> _ROUND) & 7
     y = np.float32(h * c.inv_sc_v)
     if mode == RND:
         r = np.floor(np.float32(y + np.float32(0.5)))
-        return N(code, c, c.W(min(max(r, -c.r_lim), c.r_lim)))
+        if code >> _W_BITS == 64:
+            r = min(max(r, np.float32(-R_LIM)), np.float32(R_LIM))
+        return N(code, c, c.W(r))
     yd = np.float64(y)
     f = np.floor(yd)
     rem = yd - f
     r = f + round_up(mode, rem > 0.5, rem == 0.5, rem != 0.0, yd < 0.0, (f % 2.0) == 1.0)
-    lim = np.float64(c.r_lim)
-    return N(code, c, c.W(min(max(r, -lim), lim)))
+    if code >> _W_BITS == 64:
+        r = min(max(r, -R_LIM), R_LIM)
+    return N(code, c, c.W(r))
 
 
 # ------------------------------------------------------------------ step
@@ -272,7 +283,7 @@ def step_f32(code, c, v, x):
 
 @njit
 def step(code, c, v, x):
-    """One neuron, one step: (new raw potential, spike, overflow-stage bitmask)."""
+    """One neuron, one step: (new raw potential, spike, overflow-stage bitmask: bit k, and STOP + k if strict)."""
     if code & FLOAT32:
         return step_f32(code, c, v, x)
     return step_int(code, c, v, x)

@@ -32,12 +32,11 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from .datapath import CHARGE, FLOAT32, LEAK, RESET, VSTAGE, step, step_f32, step_int
+from .datapath import CHARGE, FLOAT32, LEAK, RESET, STOP, VSTAGE, step, step_f32, step_int
 
 SOURCE = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes() for f in ("datapath.py", "kernels.py"))).hexdigest()
 BLOCK = 1 << 14  # neurons per block
 STRICT_MASK = (2 << 11) | (2 << 13)  # v_overflow or acc_overflow == strict
-ACC_STAGES, V_STAGE = 0b01111, 0b10000  # overflow-stage bits governed by acc_overflow and by v_overflow
 SPECIALISE_AT = 1 << 20  # neuron-steps from which a run compiles its spec's specialised kernel (~3 s, once)
 PARALLEL_AT = 1 << 15  # neurons from which a layer is split over threads
 THREADS = int(os.environ.get("GOLDEN_THREADS", 0)) or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
@@ -48,10 +47,11 @@ THREADS = int(os.environ.get("GOLDEN_THREADS", 0)) or (len(os.sched_getaffinity(
 def _columns(stepper, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
     """Neurons lo..hi over every step, block by block; overflow counts added to ``counts``.
 
-    A strict policy stops at the first overflow in (t, neuron) order: it runs time-major in one block,
-    and a row that overflowed is replayed from its saved state to find the neuron (err = bits, t, n).
+    A strict policy stops at the first overflow it governs, in (t, neuron) order: it runs time-major
+    in one block, and a row where one happened is replayed from its saved state to find the neuron
+    (err = the stages it overflowed strictly at, t, n).
     """
-    strict = ACC_STAGES * (((code >> 13) & 3) == 2) | V_STAGE * (((code >> 11) & 3) == 2)
+    strict = code & STRICT_MASK
     block = max(hi - lo, 1) if strict else BLOCK
     prev = np.empty(block if strict else 0, v.dtype)
     for b in range(lo, hi, block):
@@ -81,9 +81,9 @@ def _columns(stepper, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
             counts[2] += k2
             counts[3] += k3
             counts[4] += k4
-            if seen & strict:
+            if strict and seen >> STOP:
                 for n in range(m):
-                    ovf = stepper(code, c, prev[n], xt[n])[2] & strict
+                    ovf = stepper(code, c, prev[n], xt[n])[2] >> STOP
                     if ovf:
                         err[0], err[1], err[2] = ovf, t0 + t, b + n
                         return
