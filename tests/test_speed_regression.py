@@ -1,0 +1,50 @@
+"""Speed regression check: golden's kernel against the C of the same spec, as a ratio within one process.
+
+Absolute speed depends on the machine and on what else runs on it; a ratio to
+C compiled here, timed interleaved with golden, does not. golden is about as
+fast as that C (docs/bench.md), so this fails only on a collapse (below 0.3x):
+a kernel that stopped vectorising, a signed index that brought back bounds
+arithmetic, a constant no longer folded. The C is first checked bit-exact.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import golden
+from golden import bench, kernels
+from golden.simulate import _Runner
+
+COLLAPSE = 0.3
+N, T = 16384, 64
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+
+
+@pytest.mark.parametrize("profile", ["codegen", "torch-eval"])  # the integer and the float32 datapath
+def test_golden_kernel_keeps_up_with_c(profile):
+    spec = bench.bench_spec(profile, "LIF")
+    rng = np.random.default_rng(0)
+    x = rng.integers(spec.fmt_in.min, spec.fmt_in.max + 1, (T, N)).astype(spec.fmt_in.dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        ck = bench.CKernel(spec, Path(tmp))
+        bench.check_c(ck, x)
+        v = np.full(N, spec.v_start, spec.fmt_v.dtype)
+        out, vt = np.empty((T, N), spec.fmt_out.dtype), np.empty((T, N), spec.fmt_v.dtype)
+        spikes, counts, err = np.empty((T, N), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64)
+        r = _Runner(spec)
+        golden.simulate(spec, x)  # the spec's specialised kernel, compiled or loaded
+        threads, kernels.THREADS = kernels.THREADS, 1
+        try:
+            kernel = kernels.pick(r.code, r.consts, N, T)
+        finally:
+            kernels.THREADS = threads
+        ptr = [a.ctypes.data for a in (x, v, out, vt, spikes, counts)]
+        secs = bench.interleaved({"golden": lambda: kernel(x, v, out, vt, spikes, counts, err, 0),
+                                  "c": lambda: ck.lib.golden_c(T, N, 0, N, *ptr)}, rounds=7, min_time=0.02)
+    ratio = secs["c"] / secs["golden"]
+    print(f"{profile}: golden {T * N / secs['golden']:.3g} updates/s, C {T * N / secs['c']:.3g}, ratio {ratio:.2f}")
+    assert ratio >= COLLAPSE, f"golden's kernel is {ratio:.2f}x the C of the same spec (collapse below {COLLAPSE}x)"
