@@ -239,15 +239,15 @@ void golden_c(int64_t T, int64_t Nn, int64_t lo, int64_t hi, const x_t *restrict
     }}
 }}
 
-/* The same, blocks shared among `threads` OpenMP threads. */
+/* The same, the neurons shared among `threads` OpenMP threads (in parts of at most BLOCK). */
 void golden_c_omp(int64_t T, int64_t Nn, const x_t *restrict x, v_t *restrict v, o_t *restrict out,
                   v_t *restrict vt, uint8_t *restrict spikes, int64_t *restrict counts, int threads) {{
-    const int64_t nb = (Nn + BLOCK - 1) / BLOCK;
+    const int64_t blocks = (Nn + BLOCK - 1) / BLOCK, nb = blocks > threads ? blocks : threads;
     int64_t c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0;
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : c0, c1, c2, c3, c4)
     for (int64_t i = 0; i < nb; i++) {{
         int64_t c[5] = {{0, 0, 0, 0, 0}};
-        golden_c(T, Nn, i * BLOCK, (i + 1) * BLOCK < Nn ? (i + 1) * BLOCK : Nn, x, v, out, vt, spikes, c);
+        golden_c(T, Nn, Nn * i / nb, Nn * (i + 1) / nb, x, v, out, vt, spikes, c);
         c0 += c[0], c1 += c[1], c2 += c[2], c3 += c[3], c4 += c[4];
     }}
     counts[0] += c0, counts[1] += c1, counts[2] += c2, counts[3] += c3, counts[4] += c4;
@@ -263,8 +263,8 @@ def _cfloat(value) -> str:
     return f"{v.hex()}f" if np.isfinite(v) else ("INFINITY" if v > 0 else "-INFINITY")
 
 
-def c_source(spec: Spec, block: int = kernels.BLOCK) -> str:
-    """The C kernel of ``spec`` (see the template): golden's datapath with every constant folded in."""
+def c_source(spec: Spec) -> str:
+    """The C kernel of ``spec`` (see the template): golden's datapath with every constant folded in, golden's blocks."""
     if "strict" in (spec.v_overflow, spec.acc_overflow):
         raise ValueError("the bench's C has no strict overflow policy")
     c = constants(spec)
@@ -277,7 +277,7 @@ def c_source(spec: Spec, block: int = kernels.BLOCK) -> str:
         round_first=int(spec.order == "round_then_fire"), float32=int(spec.arith == "float32"),
         reset0=int(spec.charge_form == "reset0"), round=ROUND_MODES.index(spec.round), acc_bits=spec.acc_bits,
         a_wrap=int(spec.acc_overflow == "wrap"), v_bits=spec.fmt_v.bits, v_wrap=int(spec.v_overflow == "wrap"),
-        sh_in=spec.shift_in, sh_v=spec.shift_v, leak_s=spec.leak_s, block=block,
+        sh_in=spec.shift_in, sh_v=spec.shift_v, leak_s=spec.leak_s, block=kernels.BLOCK_BYTES // spec.fmt_v.dtype.itemsize,
         vth=spec.v_threshold, vr=spec.v_reset, rtau=spec.reciprocal_tau, spike_out=spec.spike_out,
         VT=int(c.VT), VR=int(c.VR), sc_in=_cfloat(c.sc_in), sc_v=_cfloat(c.sc_v), inv_sc_v=_cfloat(c.inv_sc_v),
         vth_f=_cfloat(c.vth_f), vr_f=_cfloat(c.vr_f), tau_f=_cfloat(c.tau_f), decay_f=_cfloat(c.decay_f),
@@ -408,6 +408,45 @@ def qualia_agrees(module, spec: Spec, x_raw: np.ndarray) -> bool:
             y = module(torch.from_numpy(x_raw[t].astype(np.float32) * np.float32(2.0 ** -spec.fmt_in.frac)))
             out.append(y.double().numpy() * 2.0 ** spec.fmt_out.frac)
     return bool(np.array_equal(np.array(out), simulate(spec, x_raw).out))
+
+
+# ----------------------------------------------------------------- profile
+def hot_loop(spec: Spec) -> dict:
+    """The innermost vector loop of the spec's specialised kernel (compiled afresh, uncached): a static profile.
+
+    Returns its instruction count, how many of them are vector (zmm/ymm) ones, and the neuron-updates
+    one iteration does, so instructions per update.
+    """
+    import re
+
+    from numba.core.caching import NullCache
+
+    from .datapath import encode
+
+    kernel = kernels._specialise(encode(spec), constants(spec))
+    kernel._cache = NullCache()
+    n = 64
+    kernel(np.zeros((2, n), spec.fmt_in.dtype), np.zeros(n, spec.fmt_v.dtype), np.zeros((2, n), spec.fmt_out.dtype),
+           np.zeros((2, n), spec.fmt_v.dtype), np.zeros((2, n), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64),
+           0, 0, n)
+    asm = kernel.inspect_asm(kernel.signatures[0]).splitlines()
+    labels = {line.split(":")[0]: i for i, line in enumerate(asm) if re.match(r"^\.LBB\d+_\d+:", line)}
+    best = None
+    for i, line in enumerate(asm):  # loops: a jump back to an earlier label; the one densest in zmm registers
+        m = re.match(r"\s+j\w+\s+(\.LBB\d+_\d+)", line)
+        if m and m.group(1) in labels and labels[m.group(1)] < i:
+            body = [x for x in asm[labels[m.group(1)] + 1:i + 1] if x.startswith("\t") and not x.strip().startswith(".")]
+            zmm = sum("zmm" in x for x in body)
+            if zmm >= 4 and len(body) < 200 and (best is None or zmm > best[0]):
+                best = (zmm, body)
+    if best is None:
+        return {}
+    body = best[1]
+    step = [int(m.group(1)) for x in body[-4:] for m in [re.search(r"addq\s+\$(\d+),", x)] if m]
+    per = max(step) if step else 0
+    return {"W": np.dtype(working_type(spec)).name, "instructions": len(body),
+            "vector": sum("zmm" in x or "ymm" in x for x in body), "updates": per,
+            "per_update": len(body) / per if per else None}
 
 
 # ----------------------------------------------------------------- timing
@@ -569,6 +608,15 @@ def markdown(result: dict) -> str:
     if t:
         lines = ["| target | measured (worst case) | |", "|---|---|---|",
                  *(f"| {name} | {text} | {'hit' if ok else '**missed**'} |" for name, text, ok in t), "", *lines]
+    if result.get("hot_loops"):
+        lines += ["", "The hot loop of each specialised kernel (static count, from its machine code): one iteration "
+                  "updates `updates` neurons with `instructions` instructions, `vector` of them on 256/512-bit "
+                  "registers.", "", "| spec | working type | updates | instructions | vector | per update |",
+                  "|---|---|---|---|---|---|"]
+        for name, h in result["hot_loops"].items():
+            if h:
+                lines.append(f"| {name} | {h['W']} | {h['updates']} | {h['instructions']} | {h['vector']} | "
+                             f"{h['per_update']:.2f} |")
     if result.get("qualia_exact"):
         lines += ["", "The Qualia layers timed compute what golden's torch-eval spec does, bit for bit: "
                   + ", ".join(f"{k} {'yes' if v else '**NO**'}" for k, v in result["qualia_exact"].items())
@@ -670,13 +718,15 @@ def run(args) -> dict:
     steps_list = args.steps or (QUICK_STEPS if args.quick else STEPS)
     gcc = compiler_version() if not args.no_c else None
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "rounds": args.rounds, "rows": [],
-              "qualia_exact": {}}
+              "qualia_exact": {}, "hot_loops": {}}
     with tempfile.TemporaryDirectory(prefix="golden-bench-") as tmp:
         for profile in args.profiles:
             for kind in args.kinds:
                 if profile == "codegen" and kind == "ATIF":
                     continue  # qualia-codegen has no ATIF
                 spec = bench_spec(profile, kind)
+                if args.asm:
+                    result["hot_loops"][f"{profile} {kind}"] = hot_loop(spec)
                 ck = None
                 if gcc:
                     ck = CKernel(spec, Path(tmp))
@@ -716,6 +766,7 @@ def cli(argv=None) -> int:
     p.add_argument("--no-c", action="store_true", help="skip the compiled C")
     p.add_argument("--no-qualia", action="store_true", help="skip the Qualia reference")
     p.add_argument("--no-fresh", action="store_true", help="skip timing a fresh process's first result")
+    p.add_argument("--asm", action="store_true", help="also count the instructions of each kernel's hot loop")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--markdown", help="write the markdown table here")
     p.add_argument("--quiet", action="store_true")

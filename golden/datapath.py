@@ -113,12 +113,13 @@ def narrow(c, n, bits, policy, w_bits):
     if bits >= 64:
         return n, np.int64(0)
     hi = (np.int64(1) << (bits - 1)) - 1
-    o = np.int64(not -hi - 1 <= n <= hi)
-    if policy != WRAP:  # saturate, or strict (which saturates too: the kernel stops the run)
-        return c.W(min(max(n, -hi - 1), hi)), o | (o << STOP) * (policy == STRICT)
-    if not o:
-        return n, o
-    return c.W(c.W(n << (w_bits - bits)) >> (w_bits - bits)), o
+    if policy == WRAP:
+        if -hi - 1 <= n <= hi:
+            return n, np.int64(0)
+        return c.W(c.W(n << (w_bits - bits)) >> (w_bits - bits)), np.int64(1)
+    w = c.W(min(max(n, -hi - 1), hi))  # saturate; strict saturates too, and stops the run
+    o = np.int64(w != n)
+    return w, o | (o << STOP) * (policy == STRICT)
 
 
 @njit(inline="always")

@@ -1,7 +1,7 @@
 """The kernel family: loops over time and neurons around :mod:`golden.datapath`'s step.
 
 Inputs are time-major ``(T, N)``. Neurons are processed in blocks: a block's
-state stays in L1 while t advances over it, and each row of a block is one
+state stays in L2 while t advances over it, and each row of a block is one
 vectorised loop over neurons.
 
 One loop body (:func:`_columns`) makes two kinds of kernel:
@@ -35,7 +35,7 @@ from numba import njit
 from .datapath import CHARGE, FLOAT32, LEAK, RESET, STOP, VSTAGE, step, step_f32, step_int
 
 SOURCE = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes() for f in ("datapath.py", "kernels.py"))).hexdigest()
-BLOCK = 1 << 14  # neurons per block
+BLOCK_BYTES = 1 << 18  # state bytes per block of neurons: it stays in L2 while t advances over the block
 STRICT_MASK = (2 << 11) | (2 << 13)  # v_overflow or acc_overflow == strict
 SPECIALISE_AT = 1 << 20  # neuron-steps from which a run compiles its spec's specialised kernel (~3 s, once)
 PARALLEL_AT = 1 << 15  # neurons from which a layer is split over threads
@@ -52,7 +52,7 @@ def _columns(stepper, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
     (err = the stages it overflowed strictly at, t, n).
     """
     strict = code & STRICT_MASK
-    block = max(hi - lo, 1) if strict else BLOCK
+    block = max(hi - lo, 1) if strict else BLOCK_BYTES // v.itemsize
     prev = np.empty(block if strict else 0, v.dtype)
     for b in range(lo, hi, block):
         m = min(b + block, hi) - b

@@ -48,3 +48,26 @@ def test_golden_kernel_keeps_up_with_c(profile):
     ratio = secs["c"] / secs["golden"]
     print(f"{profile}: golden {T * N / secs['golden']:.3g} updates/s, C {T * N / secs['c']:.3g}, ratio {ratio:.2f}")
     assert ratio >= COLLAPSE, f"golden's kernel is {ratio:.2f}x the C of the same spec (collapse below {COLLAPSE}x)"
+
+
+@pytest.mark.parametrize("profile,kind", [("codegen", "LIF"), ("hardware", "LIF"), ("torch-eval", "LIF"),
+                                          ("torch-train", "ATIF")])
+def test_specialised_kernels_stay_in_narrow_lanes(profile, kind):
+    """The pitfall the ratio above only halves on: a datapath change that lets LLVM fall back to 64-bit lanes.
+
+    These specs' working type is 32 bits; their kernels must not hold a single 64-bit vector.
+    """
+    from numba.core.caching import NullCache
+
+    from golden.datapath import constants, encode
+
+    spec = bench.bench_spec(profile, kind)
+    kernel = kernels._specialise(encode(spec), constants(spec))
+    kernel._cache = NullCache()  # compiled here: a cached kernel cannot be inspected
+    n = 64
+    arrays = (np.zeros((2, n), spec.fmt_in.dtype), np.zeros(n, spec.fmt_v.dtype), np.zeros((2, n), spec.fmt_out.dtype),
+              np.zeros((2, n), spec.fmt_v.dtype), np.zeros((2, n), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64))
+    kernel(*arrays, 0, 0, n)
+    ir = kernel.inspect_llvm(kernel.signatures[0])
+    assert " x i32>" in ir, "the kernel no longer vectorises"
+    assert " x i64>" not in ir, "the kernel computes in 64-bit vector lanes again (see golden/datapath.py's narrow)"
