@@ -436,14 +436,14 @@ def hot_loop(spec: Spec) -> dict:
         m = re.match(r"\s+j\w+\s+(\.LBB\d+_\d+)", line)
         if m and m.group(1) in labels and labels[m.group(1)] < i:
             body = [x for x in asm[labels[m.group(1)] + 1:i + 1] if x.startswith("\t") and not x.strip().startswith(".")]
+            step = [int(s.group(1)) for x in body[-4:] for s in [re.search(r"addq\s+\$(\d+),", x)] if s]
             zmm = sum("zmm" in x for x in body)
-            if zmm >= 4 and len(body) < 200 and (best is None or zmm > best[0]):
-                best = (zmm, body)
+            key = (bool(step), zmm)  # a loop that counts neurons, then the most 512-bit work
+            if zmm >= 4 and len(body) < 200 and (best is None or key > best[0]):
+                best = (key, body, max(step) if step else 0)
     if best is None:
         return {}
-    body = best[1]
-    step = [int(m.group(1)) for x in body[-4:] for m in [re.search(r"addq\s+\$(\d+),", x)] if m]
-    per = max(step) if step else 0
+    _, body, per = best
     return {"W": np.dtype(working_type(spec)).name, "instructions": len(body),
             "vector": sum("zmm" in x or "ymm" in x for x in body), "updates": per,
             "per_update": len(body) / per if per else None}
@@ -615,8 +615,8 @@ def markdown(result: dict) -> str:
                   "|---|---|---|---|---|---|"]
         for name, h in result["hot_loops"].items():
             if h:
-                lines.append(f"| {name} | {h['W']} | {h['updates']} | {h['instructions']} | {h['vector']} | "
-                             f"{h['per_update']:.2f} |")
+                per = f"{h['per_update']:.2f}" if h["per_update"] else "-"
+                lines.append(f"| {name} | {h['W']} | {h['updates'] or '-'} | {h['instructions']} | {h['vector']} | {per} |")
     if result.get("qualia_exact"):
         lines += ["", "The Qualia layers timed compute what golden's torch-eval spec does, bit for bit: "
                   + ", ".join(f"{k} {'yes' if v else '**NO**'}" for k, v in result["qualia_exact"].items())
@@ -772,9 +772,9 @@ def cli(argv=None) -> int:
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     result = run(a)
-    text = markdown(result)
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1) + "\n")
+    text = markdown(result)
     if a.markdown:
         Path(a.markdown).write_text(text)
     if not a.quiet:
