@@ -40,10 +40,7 @@ if os.environ.get("CI") == "true" and rb.tools_missing() is not None:  # CI inst
 pytestmark = pytest.mark.skipif(rb.tools_missing() is not None,
                                 reason=f"RTL tests need Icarus Verilog: {rb.tools_missing()}")
 
-try:
-    import golden.vectors as gv
-except ImportError:  # pragma: no cover - the bundle writer is not there yet
-    gv = None
+import golden.vectors as gv  # noqa: E402
 
 # Specs the RTL is built for: int8/int16, IF/LIF, soft/hard, decay/no decay, nearest/floor, q_in != q_v.
 SPECS = {
@@ -58,21 +55,8 @@ SPECS = {
 
 
 def make_bundle(spec, out: Path, stimulus: str, steps: int = 96, neurons: int = 8, seed: int = 3) -> Path:
-    """A bundle with its hex export: golden.vectors when present, else hex written here from golden.simulate."""
-    if gv is not None:
-        return gv.generate(spec, steps, neurons, seed, stimulus, out, formats=("npy", "hex"), progress=False)
-    rng = np.random.default_rng(seed)  # pragma: no cover
-    x = rng.integers(spec.fmt_in.min, spec.fmt_in.max + 1, size=(steps, neurons))
-    tr = golden.simulate(spec, x)
-    out.mkdir(parents=True)
-    manifest = {"format": "golden-vectors", "schema": 1, "spec": {"toml": spec.to_toml()}, "steps": steps,
-                "neurons": neurons, "v0": "spec", "exports": {"hex": {}}}
-    for name, a, bits in (("x", x, spec.fmt_in.bits), ("out", tr.out, spec.fmt_out.bits),
-                          ("v", tr.v, spec.fmt_v.bits), ("spikes", tr.spikes.astype(np.int64), 1)):
-        (out / f"{name}.hex").write_text(rb.hex_lines(a, bits))
-        manifest["exports"]["hex"][name] = {"file": f"{name}.hex", "bits": bits, "words": steps * neurons}
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    return out
+    """A bundle with its hex export, written by golden.vectors."""
+    return gv.generate(spec, steps, neurons, seed, stimulus, out, formats=("npy", "hex"), progress=False)
 
 
 # ------------------------------------------------------------ the testbench
@@ -124,7 +108,6 @@ def test_testbench_refuses_malformed_hex(tmp_path):
         rb.run_bundle(b, tmp_path / "w2")
 
 
-@pytest.mark.skipif(gv is None, reason="golden.vectors (bundle.vh) not available")
 def test_bundle_vh_must_agree_with_the_rtl_build(tmp_path):
     spec = golden.codegen(**SPECS["lif8-soft-decay"])
     b = make_bundle(spec, tmp_path / "bundle", "uniform", steps=8, neurons=2)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from golden.vectors import hex_bytes
+
 HERE = Path(__file__).resolve().parent
 RTL = HERE / "lif_array.v"
 TB = HERE / "tb_bundle.v"
@@ -74,13 +76,6 @@ def rtl_parameters(spec, *, broken: bool = False) -> dict:
         ROUND_NEAREST=int(spec.round == "RND"), BROKEN_ROUNDING=int(broken),
         VTH=spec.v_threshold, VRESET=spec.v_reset, RTAU=spec.reciprocal_tau,
     )
-
-
-def hex_lines(a: np.ndarray, bits: int) -> str:
-    """Fixed-width two's-complement hex, one word per line, no 0x."""
-    digits = (bits + 3) // 4
-    mask = (1 << bits) - 1
-    return "".join(f"{int(v) & mask:0{digits}x}\n" for v in np.asarray(a).reshape(-1))
 
 
 @dataclass
@@ -134,7 +129,7 @@ def run_arrays(spec, x, out, v, spikes, workdir: Path, *, broken: bool = False) 
     for name, a, bits in (("x", x, spec.fmt_in.bits), ("out", out, spec.fmt_out.bits), ("v", v, spec.fmt_v.bits),
                           ("spikes", spikes.astype(np.int64), 1)):
         files[name] = workdir / f"{name}.hex"
-        files[name].write_text(hex_lines(a, bits))
+        files[name].write_bytes(hex_bytes(a, bits, name))
     return run_hex(params, steps, x.shape[1], files, workdir)
 
 
