@@ -49,7 +49,7 @@ import numpy as np
 
 from . import kernels, profiles
 from .datapath import constants, working_type
-from .simulate import _Runner, simulate
+from .simulate import Runner, simulate
 from .spec import ROUND_MODES, Spec
 
 KINDS = ("IF", "LIF", "ATIF")
@@ -347,7 +347,7 @@ _QUALIA_LAYERS = "qualia_plugin_snn.learningmodel.pytorch.layers.quantized_SNN_l
 def qualia_module(kind: str):
     """The Qualia layer of ``kind`` with the bench layer's parameters, every q forced, or None if not installed.
 
-    Built as tests/refs/torch_ref.py does (ATIF gets its missing ``vp_th`` aliased to ``v_threshold``).
+    Built as golden/refs/torch_ref.py does (ATIF gets its missing ``vp_th`` aliased to ``v_threshold``).
     """
     try:
         import importlib
@@ -505,7 +505,7 @@ def run_config(spec: Spec, n: int, steps: int, ckernel, qualia, rounds: int, min
     v = np.full(n, spec.v_start, spec.fmt_v.dtype)
     out, vt = np.empty((steps, n), spec.fmt_out.dtype), np.empty((steps, n), spec.fmt_v.dtype)
     spikes, counts, err = np.empty((steps, n), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64)
-    runner = _Runner(spec)
+    runner = Runner(spec)
     # compile (or load) the spec's specialised kernel first: every size then runs it, as in any process that has it
     kernels.specialised(runner.code, runner.consts)(x[:1], v.copy(), out[:1], vt[:1], spikes[:1], counts, err, 0, 0, n)
     threads = kernels.THREADS

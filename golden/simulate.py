@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datapath, kernels
+from .errors import GoldenError
 from .spec import STAGES, Spec, SpecError
 
 
@@ -26,7 +27,7 @@ class Trace:
         return float(self.spikes.mean()) if self.spikes.size else 0.0
 
 
-class SimulationOverflow(OverflowError):
+class SimulationOverflow(GoldenError, OverflowError):
     """A strict overflow policy was violated; names the stage(s), step and neuron (flat index)."""
 
     def __init__(self, stages: list, t: int, neuron: int):
@@ -47,7 +48,7 @@ def check_raw(x, fmt, name: str = "x") -> np.ndarray:
     return x
 
 
-class _Runner:
+class Runner:
     """A spec bound to its compiled kernel: the one place kernels are called from."""
 
     def __init__(self, spec: Spec):
@@ -100,7 +101,7 @@ def simulate(spec: Spec, x, v0=None, *, parallel: bool | None = None) -> Trace:
 
     ``v0`` (raw, broadcastable to ``shape``) overrides the spec's initial potential.
     """
-    runner = _Runner(spec)
+    runner = Runner(spec)
     x = check_raw(x, spec.fmt_in)
     if x.ndim < 2:
         raise SpecError(f"x: expected shape (T, *neurons), got rank {x.ndim}")
@@ -115,7 +116,7 @@ class Simulator:
     """Per-cycle use (cocotb testbenches): ``step(x_t)`` advances every neuron by one time step."""
 
     def __init__(self, spec: Spec, shape):
-        self._runner = _Runner(spec)
+        self._runner = Runner(spec)
         self.spec = spec
         self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
         self.reset()

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import GoldenError
+
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -53,7 +55,7 @@ V_INITS = ("zero", "reset")
 STAGES = ("align", "leak", "charge", "reset", "v")
 
 
-class SpecError(ValueError):
+class SpecError(GoldenError, ValueError):
     """An invalid spec, always naming the offending field."""
 
 

@@ -77,7 +77,7 @@ def stimuli(draw, spec: Spec, max_steps=12, max_neurons=6):
 # ---------------------------------------------------------------- Qualia level
 # Configurations of the real Qualia layers (QuantizedLIFNode / QuantizedIFNode /
 # QuantizedATIF) and raw input sequences for them. A config is a plain dict with
-# the keys of ``tests/refs/torch_ref.make_module`` (kind, bits_in, q_in, bits_v,
+# the keys of ``golden/refs/torch_ref.make_module`` (kind, bits_in, q_in, bits_v,
 # q_v, bits_out, q_out, round_in, round_v, round_out, tau, v_threshold, v_reset,
 # decay_input); :func:`profile_params` turns it into the keyword arguments of
 # golden.torch_eval / golden.torch_train. Every drawn config builds a valid

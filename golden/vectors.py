@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import GoldenError
+
 from . import __version__
-from .simulate import SimulationOverflow, _initial_v, _Runner, check_raw
+from .simulate import SimulationOverflow, _initial_v, Runner, check_raw
 from .spec import OVERFLOWS, ROUND_MODES, STAGES, QFormat, Spec, SpecError
 
 FORMAT = "golden-vectors"
@@ -45,7 +47,7 @@ CHUNK = 1 << 16  # elements per export chunk (a multiple of the C header's 16 va
 SPIKE_FMT = {"bits": 1, "frac": 0}
 
 
-class BundleError(Exception):
+class BundleError(GoldenError):
     """A bundle that cannot be read or trusted (exit code 2): one line naming the bundle and file."""
 
 
@@ -278,7 +280,7 @@ def _tie_probes(spec: Spec) -> list:
     pairs = [(base.replace(round="RND"), base.replace(round="RND_MIN_INF"))]
     if spec.v_threshold < spec.fmt_v.max:
         pairs.append((base, base.replace(v_threshold=spec.v_threshold + 1)))
-    return [(_Runner(a), _Runner(b)) for a, b in pairs]
+    return [(Runner(a), Runner(b)) for a, b in pairs]
 
 
 class _TieSeeker:
@@ -292,7 +294,7 @@ class _TieSeeker:
 
     def __init__(self, spec: Spec, n: int):
         self.spec, self.n = spec, n
-        self.runner = _Runner(spec)
+        self.runner = Runner(spec)
         self.probes = _tie_probes(spec)
         self.v = _initial_v(spec, None, (n,))
         f = spec.fmt_in
@@ -563,7 +565,7 @@ def generate(spec, steps: int, neurons: int, seed: int, stimulus: str, out, form
     formats = _formats(formats)
     _prefix(prefix)
     stim = _Stimulus(spec, neurons, seed, stimulus)
-    runner = _Runner(spec)
+    runner = Runner(spec)
     _keep_heap_flat()
     out = Path(out)
     tmp = _replace_dir(out, force)
@@ -962,7 +964,7 @@ def verify_bundle(bundle, progress: bool | None = None) -> Result:
         if _sha256(p) != info["sha256"]:
             bad_sha.append(fname)
     # re-simulate, block by block, and compare
-    runner = _Runner(spec)
+    runner = Runner(spec)
     v = _initial_v(spec, None, (N,))
     counts = np.zeros(len(STAGES), np.int64)
     bar = _Progress(T, progress, f"golden vectors verify {bundle.name}")

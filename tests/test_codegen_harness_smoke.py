@@ -1,4 +1,4 @@
-"""Smoke tests of the generated-C harness (tests/refs/codegen_c.py) itself.
+"""Smoke tests of the generated-C harness (golden/refs/codegen_c.py) itself.
 
 Every expected value below is worked out by hand from the arithmetic of the
 rendered templates (``layers/if.cc`` / ``layers/lif.cc`` over ``number.hh``):
@@ -12,10 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-try:  # works whether or not tests/ is a package
-    from tests.refs import codegen_c as cc
-except ImportError:  # pragma: no cover
-    from refs import codegen_c as cc
+from golden.refs import codegen_c as cc
 
 pytestmark = pytest.mark.skipif(not cc.c_available(), reason="gcc or Qualia codegen packages not available")
 

@@ -2,7 +2,7 @@
 
 The reference is the real ``layers/lif.cc`` / ``layers/if.cc`` over
 ``include/number.hh``, rendered from the installed packages, compiled with gcc
-and run by :mod:`tests.refs.codegen_c` (nothing from Qualia lives in this
+and run by :mod:`golden.refs.codegen_c` (nothing from Qualia lives in this
 repository). For every configuration, ``golden.profiles.codegen`` is built from
 *real-valued* parameters, its raw integers are passed to the C function, and
 the output and the potential are compared at every step of every neuron.
@@ -42,10 +42,7 @@ from hypothesis import strategies as st
 import golden
 from golden.spec import SpecError
 
-try:  # works whether or not tests/ is a package
-    from tests.refs import codegen_c as cc
-except ImportError:  # pragma: no cover
-    from refs import codegen_c as cc
+from golden.refs import codegen_c as cc
 
 pytestmark = pytest.mark.skipif(not cc.c_available(), reason="gcc or Qualia codegen packages not available")
 

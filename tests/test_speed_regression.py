@@ -16,7 +16,7 @@ import pytest
 
 import golden
 from golden import bench, kernels
-from golden.simulate import _Runner
+from golden.simulate import Runner
 
 COLLAPSE = 0.3
 N, T = 16384, 64
@@ -35,7 +35,7 @@ def test_golden_kernel_keeps_up_with_c(profile):
         v = np.full(N, spec.v_start, spec.fmt_v.dtype)
         out, vt = np.empty((T, N), spec.fmt_out.dtype), np.empty((T, N), spec.fmt_v.dtype)
         spikes, counts, err = np.empty((T, N), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64)
-        r = _Runner(spec)
+        r = Runner(spec)
         golden.simulate(spec, x)  # the spec's specialised kernel, compiled or loaded
         threads, kernels.THREADS = kernels.THREADS, 1
         try:

@@ -2,7 +2,7 @@
 
 The reference is the released qualia-plugin-snn 2.6 ``QuantizedLIFNode`` /
 ``QuantizedIFNode`` / ``QuantizedATIF`` (with qualia-core 2.6's ``Quantizer``,
-spikingjelly 0.0.0.0.14), driven by ``tests/refs/torch_ref.py``: only ATIF's
+spikingjelly 0.0.0.0.14), driven by ``golden/refs/torch_ref.py``: only ATIF's
 missing ``vp_th`` attribute is aliased to its ``v_threshold`` Parameter.
 
 Train mode is compared with every quantizer's q frozen by ``force_q`` (Qualia
@@ -30,10 +30,7 @@ import golden
 from golden import SpecError
 from golden.strategies import profile_params, qualia_configs, qualia_inputs
 
-try:  # works whether or not tests/ is a package
-    from tests.refs import torch_ref
-except ImportError:  # pragma: no cover
-    from refs import torch_ref
+from golden.refs import torch_ref
 
 pytestmark = [pytest.mark.skipif(not torch_ref.torch_available(), reason="torch/Qualia reference stack not importable"),
               pytest.mark.filterwarnings("ignore::UserWarning")]

@@ -1,4 +1,4 @@
-"""Smoke tests of the torch reference driver (tests/refs/torch_ref.py) itself.
+"""Smoke tests of the torch reference driver (golden/refs/torch_ref.py) itself.
 
 Expected values are computed by hand from the fixed-point semantics.  They are
 not taken from Qualia's source.
@@ -9,10 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-try:  # works whether or not tests/ is a package
-    from tests.refs import torch_ref
-except ImportError:  # pragma: no cover
-    from refs import torch_ref
+from golden.refs import torch_ref
 
 pytestmark = pytest.mark.skipif(not torch_ref.torch_available(), reason="torch/Qualia reference stack not importable")
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import profiles
-from .simulate import SimulationOverflow, load_npy, simulate
-from .spec import Spec, SpecError
+from .. import profiles
+from ..errors import GoldenError
+from ..simulate import load_npy, simulate
+from ..spec import Spec
 
 DEMO = dict(profile="codegen", kind="LIF", neurons=1024, steps=200, seed=0)
 
@@ -41,7 +42,7 @@ def cmd_demo(a) -> int:
     print(f"  potential   min {int(trace.v.min())} max {int(trace.v.max())} (raw {spec.fmt_v})")
     print(f"  throughput  {n / dt:.3g} neuron-steps/s ({dt * 1e3:.2f} ms)")
     if a.out:
-        from . import vectors
+        from .. import vectors
         vectors.write_bundle(Path(a.out), spec, x, trace, stimulus="demo", seed=a.seed, force=a.force)
         print(f"  bundle      {a.out}")
     return 0
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
     if argv and argv[0] in DELEGATED:
         try:
             return importlib.import_module(f"golden.{argv[0]}").cli(argv[1:])
-        except (SpecError, SimulationOverflow, FileNotFoundError, FileExistsError) as e:
+        except (GoldenError, FileNotFoundError, FileExistsError) as e:
             print(f"golden: error: {e}", file=sys.stderr)
             return 2
     a = build_parser().parse_args(argv)
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
         a.round = "RND" if a.profile == "hardware" else "nearest"
     try:
         return a.func(a)
-    except (SpecError, SimulationOverflow, FileNotFoundError, FileExistsError) as e:
+    except (GoldenError, FileNotFoundError, FileExistsError) as e:
         print(f"golden: error: {e}", file=sys.stderr)
         return 2
 
