@@ -98,6 +98,8 @@ __all__ = [
     "cache_dir",
     "render_c_layer",
     "run_c_layer",
+    "step_c_layer",
+    "undefined_pairs",
 ]
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -459,15 +461,15 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _build(cfg: _Config, lang: str, extra_cflags: tuple[str, ...]) -> CBuild:
-    memo_key = (cfg, lang, extra_cflags)
+def _build(cfg: _Config, lang: str, extra_cflags: tuple[str, ...], driver: str = "seq") -> CBuild:
+    memo_key = (cfg, lang, extra_cflags, driver)
     if memo_key in _BUILDS:
         return _BUILDS[memo_key]
     if lang not in _COMPILER:
         raise ValueError(f"lang must be 'c' or 'c++', got {lang!r}")
     compiler = _COMPILER[lang]
     flags = (*_BASE_CFLAGS[lang], *extra_cflags)
-    source = _render(cfg) + _driver_source(cfg)
+    source = _render(cfg) + (_driver_source(cfg) if driver == "seq" else _step_driver_source(cfg))
     h = hashlib.sha256()
     for part in (source, compiler, _compiler_id(compiler), "\0".join(flags)):
         h.update(part.encode())
@@ -632,6 +634,191 @@ def run_c_layer(
     if not batched:
         out, v = out[0], v[0]
     return out, v
+
+# --------------------------------------------------------------------------
+# one step from given potentials (golden prove)
+# --------------------------------------------------------------------------
+
+_STEP_MAGIC = 0x474F4C44454E5331  # "GOLDENS1"
+
+
+def _step_driver_source(cfg: _Config) -> str:
+    """Our own C driver for ``golden prove``: set the layer's potentials, call the layer once, report.
+
+    stdin: an 8-word header (magic, number of calls, neurons), then per call 4 int64 words (load, v_threshold,
+    v_reset, reciprocal_tau), the potentials (only when load != 0: else the layer continues from its own) and
+    the inputs. stdout: the potentials right after ``<name>_reset_pot()``, then per call the output array and
+    the potentials after the call.
+    """
+    ct = _ctype(cfg.width)
+    name = cfg.name
+    inner = "".join(f"[{d}]" for d in cfg.shape[1:])
+    dims = "".join(f"[{d}]" for d in cfg.shape)
+    if len(cfg.shape) == 1:
+        in_arg, out_arg = "(const golden_num_t *)g_in", "(golden_num_t *)g_out"
+    else:
+        in_arg, out_arg = f"(const golden_num_t (*){inner})g_in", f"(golden_num_t (*){inner})g_out"
+    args = [in_arg, "v_threshold"] + ([] if cfg.soft_reset else ["v_reset"])
+    args += ["reciprocal_tau"] if cfg.kind == "LIF" else []
+    call = f"{name}({', '.join(args + [out_arg])});"
+    return f"""
+/* ---- golden prove driver (golden project code, not from Qualia) ---- */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef {ct} golden_num_t;
+#define GOLDEN_TOTAL ((size_t){cfg.total})
+
+static golden_num_t g_in{dims};
+static golden_num_t g_out{dims};
+
+static int put(const void *p) {{
+  return fwrite(p, sizeof(golden_num_t), GOLDEN_TOTAL, stdout) == GOLDEN_TOTAL;
+}}
+
+int main(void) {{
+  long long hdr[{_HDR_WORDS}], call[4];
+  if (fread(hdr, sizeof hdr[0], {_HDR_WORDS}, stdin) != {_HDR_WORDS}) {{ fputs("short header\\n", stderr); return 2; }}
+  if (hdr[0] != {_STEP_MAGIC}LL || (size_t)hdr[2] != GOLDEN_TOTAL
+      || sizeof({name}_potent) != GOLDEN_TOTAL * sizeof(golden_num_t)) {{
+    fputs("bad header / size mismatch\\n", stderr);
+    return 3;
+  }}
+  {name}_reset_pot();
+  if (!put({name}_potent)) return 5;
+  for (long long b = 0; b < hdr[1]; b++) {{
+    if (fread(call, sizeof call[0], 4, stdin) != 4) {{ fputs("short call\\n", stderr); return 4; }}
+    const golden_num_t v_threshold = (golden_num_t)call[1];
+    const golden_num_t v_reset = (golden_num_t)call[2];
+    const golden_num_t reciprocal_tau = (golden_num_t)call[3];
+    (void)v_reset; (void)reciprocal_tau;
+    if (call[0] && fread({name}_potent, sizeof(golden_num_t), GOLDEN_TOTAL, stdin) != GOLDEN_TOTAL) return 4;
+    if (fread(g_in, sizeof(golden_num_t), GOLDEN_TOTAL, stdin) != GOLDEN_TOTAL) {{ fputs("short input\\n", stderr); return 4; }}
+    memset(g_out, 0x5a, sizeof g_out); /* every element must be overwritten */
+    {call}
+    if (!put(g_out) || !put({name}_potent)) {{ fputs("write failed\\n", stderr); return 5; }}
+  }}
+  return fflush(stdout) == 0 ? 0 : 6;
+}}
+"""
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """One call of the layer: ``v`` the potentials to load first (None: continue from the layer's own)."""
+
+    x: np.ndarray
+    v_threshold: int
+    v_reset: int
+    reciprocal_tau: int
+    v: np.ndarray | None = None
+
+
+def step_c_layer(*, kind: str, width: int, long_width: int, q_in: int, q_v: int, q_out: int, round_mode: str,
+                 soft_reset: bool, decay_input: bool, shape: tuple[int, ...], calls: Sequence[StepCall],
+                 lang: str = "c", extra_cflags: Sequence[str] = ()) -> tuple[np.ndarray, list]:
+    """Call the generated layer once per ``calls`` entry, in one process: one compiled binary per configuration.
+
+    ``shape`` is the compiled per-step shape (``(N,)``, ``(S, C)`` or ``(H, W, C)``); every array is flat, of
+    ``prod(shape)`` raw integers. Returns (the potentials right after ``<name>_reset_pot()``, [(out, v) per call]),
+    int64 arrays.
+    """
+    cfg = _make_config(kind, width, long_width, q_in, q_v, q_out, round_mode, soft_reset, decay_input, shape)
+    build = _build(cfg, lang, tuple(extra_cflags), driver="step")
+    dt = np.dtype(_DTYPES[cfg.width])
+    n = cfg.total
+    parts = [np.array([_STEP_MAGIC, len(calls), n, 0, 0, 0, 0, 0], np.int64).tobytes()]
+    for c in calls:
+        for name in ("v_threshold", "v_reset", "reciprocal_tau"):
+            _check_range(name, getattr(c, name), cfg.width)
+        load = c.v is not None
+        parts.append(np.array([int(load), c.v_threshold, c.v_reset, c.reciprocal_tau], np.int64).tobytes())
+        for name, a in (("v", c.v), ("x", c.x)) if load else (("x", c.x),):
+            a = np.asarray(a)
+            if a.shape != (n,) or a.dtype.kind not in "iu":
+                raise ValueError(f"{name}: expected {n} raw integers, got {a.dtype} {a.shape}")
+            _check_range(name, a, cfg.width)
+            parts.append(a.astype(dt).tobytes())
+    proc = subprocess.run([str(build.binary)], input=b"".join(parts), capture_output=True, check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace")
+        raise CRunError(f"{build.binary} exited with {proc.returncode}:\n{err}", proc.returncode, err)
+    if len(proc.stdout) != (1 + 2 * len(calls)) * n * dt.itemsize:
+        raise CRunError(f"unexpected output length {len(proc.stdout)}", 0, "")
+    raw = np.frombuffer(proc.stdout, dtype=dt).astype(np.int64)
+    res = raw[n:].reshape(len(calls), 2, n)
+    return raw[:n], [(res[i, 0], res[i, 1]) for i in range(len(calls))]
+
+
+def undefined_pairs(*, kind: str, long_width: int, q_in: int, q_v: int, q_out: int, round_mode: str,
+                    soft_reset: bool, decay_input: bool, v_threshold: int, v_reset: int, reciprocal_tau: int,
+                    v: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per (v, x) pair, does one call of the generated layer hit undefined behaviour? (bool array)
+
+    The templates' integer expressions, replayed operation by operation on exact integers: C evaluates in
+    ``A = max(32, long_width)`` bits (``int`` after promotion, or ``int64_t``); a value assigned to (or passed as)
+    LONG_NUMBER_T narrower than that wraps (gcc's modular conversion, defined); any operation leaving ``A`` bits
+    is a signed overflow, and a shift by ``A`` bits or more is undefined too. Left shifts of negative values
+    are defined by gcc (documented) and not flagged, as Qualia's own sanitizer build
+    (``-fsanitize=signed-integer-overflow``) does not flag them either.
+    """
+    L, A = int(long_width), max(32, int(long_width))
+    lo, hi = -(1 << (A - 1)), (1 << (A - 1)) - 1
+    obj = (lambda a: np.asarray(a, dtype=np.int64).astype(object)) if A == 64 else \
+        (lambda a: np.asarray(a, dtype=np.int64))  # int64 is exact for 32-bit C arithmetic
+    ub = np.zeros(np.shape(v), bool)
+
+    def chk(n):
+        nonlocal ub
+        ub = ub | np.asarray((n < lo) | (n > hi), dtype=bool)
+        return n
+
+    def to_long(n):
+        if L >= A:
+            return n
+        m = 1 << L
+        return (n + (m >> 1)) % m - (m >> 1)
+
+    def scale(n, s):
+        nonlocal ub
+        n = to_long(n)
+        if s <= 0:
+            if -s >= A:
+                ub = ub | True
+                return n * 0
+            return to_long(chk(n * (1 << -s)))
+        if round_mode == "nearest":
+            if s - 1 >= 31:
+                ub = ub | True
+                return n * 0
+            n = to_long(chk(n + (1 << (s - 1))))
+        if s >= A:
+            ub = ub | True
+            return n * 0
+        return n >> s
+
+    T = max(q_in, q_v)
+    VT = scale(obj(np.full(np.shape(v), v_threshold)), q_v - T)
+    VR = scale(obj(np.full(np.shape(v), v_reset)), q_v - T)
+    scale(obj(np.ones(np.shape(v), np.int64)), -q_out)
+    P, X = scale(obj(v), q_v - T), scale(obj(x), q_in - T)
+    if kind == "LIF":
+        tmp = P if soft_reset else to_long(chk(P - VR))
+        if decay_input:
+            tmp = to_long(chk(P + scale(chk(to_long(chk(X - tmp)) * reciprocal_tau), T)))
+        else:
+            tmp = to_long(chk(to_long(chk(P - scale(chk(tmp * reciprocal_tau), T))) + X))
+    else:
+        tmp = to_long(chk(P + X))
+    spike = chk(tmp - VT) >= 0
+    before = ub
+    scale(tmp, T - q_v)  # no spike: back to q_v
+    idle = ub
+    ub = before
+    if soft_reset:
+        scale(to_long(chk(tmp - VT)), T - q_v)
+    return np.where(np.asarray(spike, bool), ub, idle)
 
 
 if __name__ == "__main__":  # pragma: no cover - manual smoke run

@@ -65,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["torch_available", "make_module", "run_module"]
+__all__ = ["initial_v", "make_module", "run_module", "step_module", "torch_available"]
 
 _KINDS = ("LIF", "IF", "ATIF")
 _ROUNDS = ("nearest", "floor", "ceil")
@@ -281,3 +281,41 @@ def run_module(module, x_raw: np.ndarray, *, q_in: int, mode: str) -> dict:
                 vt = torch.full((N,), float(vt))
             v[t] = np.broadcast_to(_to_raw(vt, q_v, "v", t), (N,))
     return {"out": out, "v": v, "spikes": out != 0}
+
+
+def initial_v(module, *, mode: str) -> np.ndarray:
+    """The module's potential right after spikingjelly's ``functional.reset_net``, as raw integers at q_v."""
+    torch, _, functional = _stack()
+    module.train(mode == "train")
+    functional.reset_net(module)
+    v = module.v
+    v = v if torch.is_tensor(v) else torch.tensor(float(v))
+    return _to_raw(v.reshape(-1), int(module.quantizer_v.force_q), "initial v", 0)
+
+
+def step_module(module, x_raw: np.ndarray, v_raw: np.ndarray | None, *, q_in: int, mode: str) -> dict:
+    """One forward call on a batch of neurons, each starting from its own potential.
+
+    ``v_raw`` (N,) raw at q_v: the module is reset (``functional.reset_net``) and its ``v`` set to
+    ``float32(v_raw * 2**-q_v)`` before the call; None continues from the potential the module holds (for the
+    two-step check of ``golden prove``). ``x_raw`` (N,) raw at q_in. Returns {"out", "v"}: int64 (N,) raw,
+    exactly as :func:`run_module` converts them.
+    """
+    if mode not in ("eval", "train"):
+        raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
+    torch, _, functional = _stack()
+    q_v, q_out = int(module.quantizer_v.force_q), int(module.quantizer_act.force_q)
+    x = np.asarray(x_raw, dtype=np.int64)
+    xf = (x.astype(np.float64) * 2.0 ** -int(q_in)).astype(np.float32)
+    if not np.array_equal(xf.astype(np.float64), x * 2.0 ** -int(q_in)):
+        raise ValueError("x_raw * 2**-q_in is not exactly representable in float32")
+    module.train(mode == "train")
+    if v_raw is not None:
+        functional.reset_net(module)
+        vf = (np.asarray(v_raw, dtype=np.int64).astype(np.float64) * 2.0 ** -q_v).astype(np.float32)
+        module.v = torch.from_numpy(vf)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Qualia's torch.tensor(tensor)
+        y = module(torch.from_numpy(xf))
+    v = module.v if torch.is_tensor(module.v) else torch.full((len(x),), float(module.v))
+    return {"out": _to_raw(y, q_out, "output", 0), "v": np.broadcast_to(_to_raw(v, q_v, "v", 0), (len(x),)).copy()}

@@ -1,0 +1,585 @@
+"""``golden prove``: exhaustive one-step equivalence, so equality on every input sequence by induction.
+
+A neuron layer's whole state is its potential ``v``, an integer of the potential format; one step maps
+``(v, x)`` to ``(v', out)``. If golden and a reference agree on one step for *every* ``(v, x)`` of the formats,
+start from the same ``v0``, and the reference's state after a step is exactly the potential it reports (no hidden
+float residue) with hyperparameters that do not move, then they agree on every input sequence of any length.
+
+:func:`prove` enumerates the pairs (or only the ``v`` reachable from ``v0``), evaluates one step through golden's
+kernel and through the reference, checks each precondition on the reference itself, and returns a
+:class:`Certificate` (deterministic JSON). References: ``reference`` (golden's plain-Python oracle),
+``torch-eval`` / ``torch-train`` (the real Qualia module, its ``v`` set per neuron), ``codegen`` (the real
+``lif.cc`` / ``if.cc`` rendered from the installed packages, compiled with gcc, run once on all pairs), or another
+:class:`~golden.spec.Spec`. :func:`divergence_map` lists exactly where two specs differ on the whole state space,
+grouped by the causes of :data:`golden.diff.KNOBS`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from . import reference as _reference
+from .errors import GoldenError
+from .simulate import Runner
+from .spec import QUALIA_ROUND, QFormat, Spec, SpecError, quantize_real
+
+__all__ = ["REFERENCES", "Certificate", "DivergenceMap", "ProveError", "cli", "divergence_map", "golden_step",
+           "pairs", "prove", "reachable"]
+
+REFERENCES = ("reference", "torch-eval", "torch-train", "codegen")
+MAX_LISTED = 1000  # differing pairs listed in a certificate
+MAX_ENUM_BITS = 32  # bits_v + bits_in: 4.3e9 pairs at most
+CHUNK = 1 << 22  # pairs per reference call (a whole 8-bit space is 1 << 16)
+_ROUND_NAME = {v: k for k, v in QUALIA_ROUND.items()}  # Xilinx name -> Qualia roundtype
+
+
+class ProveError(GoldenError, ValueError):
+    """golden prove cannot run: the message names the cause and the fix."""
+
+
+# ------------------------------------------------------------------------------------------------ enumeration
+def _values(fmt: QFormat) -> np.ndarray:
+    return np.arange(fmt.min, fmt.max + 1, dtype=np.int64)
+
+
+def _check_enumerable(spec: Spec) -> None:
+    if not isinstance(spec, Spec):
+        raise ProveError(f"spec: expected a golden.Spec, got {type(spec).__name__}")
+    if spec.fmt_v.bits + spec.fmt_in.bits > MAX_ENUM_BITS:
+        raise ProveError(f"{spec.fmt_v} x {spec.fmt_in}: 2**{spec.fmt_v.bits + spec.fmt_in.bits} pairs is too many "
+                         f"to enumerate (at most 2**{MAX_ENUM_BITS}); prove the layer at 16 bits or fewer")
+    if "strict" in (spec.v_overflow, spec.acc_overflow):
+        raise ProveError("overflow: a 'strict' policy stops at the first overflow, so some steps have no result; "
+                         "prove the spec with 'saturate' or 'wrap'")
+
+
+def pairs(spec: Spec, v_values=None) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``(v, x)``: v from ``v_values`` (default the whole potential format), x the whole input format.
+
+    v-major: pair ``i`` is ``(v_values[i // nx], x_min + i % nx)``; int64 arrays.
+    """
+    vs = _values(spec.fmt_v) if v_values is None else np.asarray(v_values, np.int64)
+    xs = _values(spec.fmt_in)
+    return np.repeat(vs, len(xs)), np.tile(xs, len(vs))
+
+
+@dataclass
+class Outcome:
+    """One step on a batch of pairs: raw potentials and outputs (int64), spikes when the reference exposes them,
+    and the pairs where the reference has no defined answer (the C's undefined behaviour)."""
+
+    v: np.ndarray
+    out: np.ndarray
+    spike: np.ndarray | None = None
+    undefined: np.ndarray | None = None
+
+
+def golden_step(spec: Spec, v, x, *, parallel: bool | None = False) -> Outcome:
+    """golden's kernel, one step from potentials ``v`` on inputs ``x`` (1-D raw arrays of equal length)."""
+    v = np.asarray(v)
+    x = np.asarray(x)
+    for name, a, fmt in (("v", v, spec.fmt_v), ("x", x, spec.fmt_in)):
+        if a.dtype.kind not in "iu" or (a.size and (a.min() < fmt.min or a.max() > fmt.max)):
+            raise ProveError(f"{name}: expected raw integers in {fmt}")
+    state = v.astype(np.int64)  # golden's state type (simulate's v0 casting is another fix; do it here)
+    out, vt, spikes, _ = Runner(spec).run(x.astype(spec.fmt_in.dtype)[None, :], state, parallel=parallel)
+    return Outcome(vt[0].astype(np.int64), out[0].astype(np.int64), spikes[0].copy())
+
+
+def reachable(spec: Spec, v0: int | None = None) -> np.ndarray:
+    """The potentials reachable from ``v0`` (default the spec's), by fixed-point iteration of golden's step map
+    over every input; sorted int64."""
+    _check_enumerable(spec)
+    fmt = spec.fmt_v
+    start = spec.v_start if v0 is None else int(v0)
+    if not fmt.min <= start <= fmt.max:
+        raise ProveError(f"v0: {start} is outside {fmt}")
+    seen = np.zeros(1 << fmt.bits, bool)
+    seen[start - fmt.min] = True
+    frontier = np.array([start], np.int64)
+    nx = 1 << spec.fmt_in.bits
+    while len(frontier):
+        new = []
+        for lo in range(0, len(frontier), max(1, CHUNK // nx)):
+            v, x = pairs(spec, frontier[lo: lo + max(1, CHUNK // nx)])
+            nv = np.unique(golden_step(spec, v, x).v) - fmt.min
+            nv = nv[~seen[nv]]
+            seen[nv] = True
+            new.append(nv + fmt.min)
+        frontier = np.unique(np.concatenate(new))
+    return np.nonzero(seen)[0].astype(np.int64) + fmt.min
+
+
+# ------------------------------------------------------------------------------------------------ references
+def _versions(*names: str) -> dict:
+    out = {}
+    for n in names:
+        try:
+            out[n] = importlib.metadata.version(n)
+        except importlib.metadata.PackageNotFoundError:
+            out[n] = None
+    return out
+
+
+def _precondition(name: str, holds: bool, detail: str) -> dict:
+    return {"name": name, "holds": bool(holds), "detail": detail}
+
+
+def _same_layer(spec: Spec, ref: Spec, against: str) -> list:
+    """Refuse a spec whose formats or raw hyperparameters the reference cannot hold; return the datapath knobs
+    on which the reference's own spec differs (the proof then shows where that matters)."""
+    for f in ("kind", "reset", "fmt_in", "fmt_v", "fmt_out", "v_threshold", "v_reset", "reciprocal_tau"):
+        if getattr(spec, f) != getattr(ref, f):
+            raise ProveError(f"{f}: {against} cannot represent this spec ({f} = {getattr(spec, f)}; the reference "
+                             f"built from it holds {getattr(ref, f)}); pick a spec on the reference's grid")
+    if spec.kind == "LIF" and spec.decay_input != ref.decay_input:  # pragma: no cover - both read the same flag
+        raise ProveError("decay_input: the reference disagrees")
+    knobs = ("decay_input", "spike_out", "round", "v_overflow", "acc_bits", "acc_overflow", "order", "arith",
+             "leak_shift", "charge_form", "v_init")
+    return [f for f in knobs if getattr(spec, f) != getattr(ref, f)]
+
+
+class _Reference:
+    """A reference: its name, versions, the layer config it was built from, and its one-step map."""
+
+    name = ""
+    exposes_spike = False
+    residue_detail = ("on {n} pairs, a second step continuing from the reference's own state equals one step from "
+                      "the potential it reported (input reversed over the enumeration)")
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.config: dict = {}
+        self.versions: dict = {}
+        self.own_spec: Spec | None = None
+        self.knobs_differing: list = []
+        self.notes: list = []
+
+    def v0(self) -> int:
+        return self.spec.v_start
+
+    def step(self, v, x) -> Outcome:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def residue(self, v, x, x2) -> tuple[Outcome, Outcome, Outcome]:
+        """(one step from (v, x); a second step continuing on x2; one step from the reported potential on x2)."""
+        first = self.step(v, x)
+        return first, self.step(first.v, x2), self.step(first.v, x2)
+
+    def finish(self) -> list:
+        """Preconditions checked after the run (e.g. hyperparameters did not move)."""
+        return []
+
+
+class _Python(_Reference):
+    name = "reference"
+    exposes_spike = True
+    residue_detail = "golden.reference.step is a pure function of (v, x) returning Python ints: no other state"
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.versions = _versions("golden")
+        self.own_spec = spec
+
+    def residue(self, v, x, x2):
+        first = self.step(v, x)  # a pure function of (v, x): its state is the int it returns
+        return first, first, first
+
+    def step(self, v, x):
+        res = [_reference.step(self.spec, int(a), int(b)) for a, b in zip(v.tolist(), x.tolist())]
+        nv = np.fromiter((r[0] for r in res), np.int64, len(res))
+        spike = np.fromiter((r[1] for r in res), bool, len(res))
+        return Outcome(nv, np.where(spike, self.spec.spike_out, 0).astype(np.int64), spike)
+
+
+class _OtherSpec(_Reference):
+    exposes_spike = True
+    residue_detail = "golden's kernel takes the state as an argument: no other state"
+
+    def __init__(self, spec, other: Spec):
+        super().__init__(spec)
+        if not isinstance(other, Spec):
+            raise ProveError(f"against: expected a reference name or a golden.Spec, got {type(other).__name__}")
+        for f in ("fmt_in", "fmt_v", "fmt_out"):
+            if getattr(spec, f) != getattr(other, f):
+                raise ProveError(f"{f}: the two specs hold different formats ({getattr(spec, f)} vs "
+                                 f"{getattr(other, f)}), so raw pairs cannot be compared; use divergence_map "
+                                 f"(golden diff --exhaustive), which compares real values")
+        self.other = self.own_spec = other
+        self.name = f"spec {other.digest()}"
+        self.versions = _versions("golden")
+        self.knobs_differing = [f for f in Spec.__dataclass_fields__ if not f.startswith("_") and f != "profile"
+                                and getattr(spec, f) != getattr(other, f)]
+
+    def v0(self):
+        return self.other.v_start
+
+    def residue(self, v, x, x2):
+        first = self.step(v, x)
+        return first, first, first
+
+    def step(self, v, x):
+        return golden_step(self.other, v, x)
+
+
+def torch_config(spec: Spec) -> dict:
+    """The real Qualia layer (``golden.refs.torch_ref.make_module`` arguments) that holds this spec's formats and
+    raw hyperparameters; refuses what no Qualia layer can hold."""
+    for name, fmt in (("fmt_in", spec.fmt_in), ("fmt_v", spec.fmt_v), ("fmt_out", spec.fmt_out)):
+        if fmt.bits > 24:
+            raise ProveError(f"{name}: {fmt} is wider than float32's 24-bit mantissa; the torch layers cannot hold it")
+    for name, mode in (("round", spec.round), ("round_in", spec.round_in)):
+        if mode not in _ROUND_NAME:
+            raise ProveError(f"{name}: {mode} is not a Qualia roundtype (nearest=RND, floor=TRN, ceil=TRN_INF); "
+                             f"the torch layers cannot round that way")
+    v = spec.fmt_v
+    spike_real = v.real(spec.v_threshold) if spec.kind == "ATIF" else 1.0
+    outs = [r for r in ("nearest", "floor", "ceil")
+            if int(quantize_real(spike_real, spec.fmt_out, QUALIA_ROUND[r])) == spec.spike_out]
+    pref = _ROUND_NAME[spec.round]
+    round_out = pref if pref in outs or not outs else outs[0]
+    return dict(kind=spec.kind, bits_in=spec.fmt_in.bits, q_in=spec.fmt_in.frac, bits_v=v.bits, q_v=v.frac,
+                bits_out=spec.fmt_out.bits, q_out=spec.fmt_out.frac, round_in=_ROUND_NAME[spec.round_in],
+                round_v=pref, round_out=round_out,
+                tau=1.0 / v.real(spec.reciprocal_tau) if spec.kind == "LIF" else None,
+                v_threshold=v.real(spec.v_threshold), v_reset=None if spec.reset == "soft" else v.real(spec.v_reset),
+                decay_input=spec.decay_input)
+
+
+class _Torch(_Reference):
+    def __init__(self, spec, mode: str, config: dict | None = None):
+        super().__init__(spec)
+        from .refs import torch_ref
+
+        if not torch_ref.torch_available():
+            raise ProveError("the torch reference stack is not importable (torch 2.13 CPU, spikingjelly "
+                             "0.0.0.0.14, qualia-plugin-snn 2.6, and no torchvision): install the test extras")
+        from . import torch_bridge
+
+        self.mode, self.name, self.ref = mode, f"torch-{mode}", torch_ref
+        self.config = dict(torch_config(spec) if config is None else config)
+        try:
+            self.module = torch_ref.make_module(**self.config)
+        except (TypeError, ValueError) as e:
+            raise ProveError(f"config: the Qualia layer cannot be built from it: {e}") from None
+        try:
+            self.own_spec = torch_bridge.from_torch(self.module, self.name)
+        except SpecError as e:
+            raise ProveError(f"{self.name} cannot represent this spec: {e}") from None
+        self.knobs_differing = _same_layer(spec, self.own_spec, self.name)
+        self.versions = _versions("torch", "spikingjelly", "qualia-core", "qualia-plugin-snn")
+        if spec.kind == "ATIF":
+            self.notes.append("qualia-plugin-snn 2.6.0 QuantizedATIF reads the missing self.vp_th: aliased to "
+                              "v_threshold (the same Parameter), the only patch applied")
+
+    def v0(self):
+        got = self.ref.initial_v(self.module, mode=self.mode)
+        return int(got[0]) if np.all(got == got[0]) else None
+
+    def step(self, v, x, fresh=True):
+        return self._call(x, v)
+
+    def _call(self, x, v):
+        try:
+            r = self.ref.step_module(self.module, x, v, q_in=self.config["q_in"], mode=self.mode)
+        except AssertionError as e:  # a value off the grid: that is hidden float state, reported as such
+            raise _OffGrid(str(e)) from None
+        return Outcome(r["v"], r["out"])
+
+    def residue(self, v, x, x2):
+        first = self._call(x, v)
+        cont = self._call(x2, None)
+        return first, cont, self._call(x2, first.v)
+
+    def finish(self):
+        from . import torch_bridge
+
+        forced = all(getattr(self.module, a).force_q is not None
+                     for a in ("quantizer_input", "quantizer_v", "quantizer_act"))
+        after = torch_bridge.from_torch(self.module, self.name)
+        return [_precondition("hyperparameters frozen", forced and after == self.own_spec,
+                              "every quantizer has force_q and the module reads as the same spec (q's, "
+                              "v_threshold, 1/tau, v_reset) after every step as before the first"
+                              + ("" if after == self.own_spec else f"; after: {after.describe()}"))]
+
+
+class _OffGrid(Exception):
+    pass
+
+
+def codegen_config(spec: Spec) -> dict:
+    """The compile-time configuration of the generated C layer that holds this spec; refuses what no
+    qualia-codegen build can hold."""
+    if spec.kind == "ATIF":
+        raise ProveError("kind: qualia-codegen has no mapping for ATIF, so codegen cannot represent this spec; "
+                         "prove it against torch-eval or torch-train")
+    w = spec.fmt_v.bits
+    if w not in (8, 16, 32) or spec.fmt_in.bits != w or spec.fmt_out.bits != w:
+        raise ProveError(f"format: the C holds input, potential and output in one NUMBER_T of 8, 16 or 32 bits; "
+                         f"this spec has {spec.fmt_in}, {spec.fmt_v}, {spec.fmt_out}")
+    if spec.round not in ("RND", "TRN"):
+        raise ProveError(f"round: the C rounds 'nearest' (RND) or 'floor' (TRN), not {spec.round}")
+    long_width = spec.acc_bits if spec.arith == "int" and spec.acc_bits in (16, 32, 64) and spec.acc_bits > w \
+        else 2 * w
+    if w == 32:
+        long_width = 64
+    return dict(kind=spec.kind, width=w, long_width=long_width, q_in=spec.fmt_in.frac, q_v=spec.fmt_v.frac,
+                q_out=spec.fmt_out.frac, round_mode=_ROUND_NAME[spec.round].replace("ceil", "floor"),
+                soft_reset=spec.reset == "soft", decay_input=spec.decay_input if spec.kind == "LIF" else False)
+
+
+def _codegen_spec(cfg: dict, spec: Spec) -> Spec:
+    """golden's codegen profile of that C build with the spec's raw hyperparameters."""
+    from . import profiles
+
+    s = 2.0 ** -cfg["q_v"]
+    kw = dict(width=cfg["width"], long_width=cfg["long_width"], q_v=cfg["q_v"], q_in=cfg["q_in"], q_out=cfg["q_out"],
+              round=cfg["round_mode"], v_threshold=spec.v_threshold * s,
+              v_reset=None if cfg["soft_reset"] else spec.v_reset * s)
+    if spec.kind == "LIF":
+        kw.update(tau=1.0 / (spec.reciprocal_tau * s), decay_input=cfg["decay_input"])
+    else:
+        kw.update(tau=None)
+    try:
+        return profiles.codegen(spec.kind, **kw)
+    except SpecError as e:
+        raise ProveError(f"codegen cannot represent this spec: {e}") from None
+
+
+class _Codegen(_Reference):
+    name = "codegen"
+
+    def __init__(self, spec, config: dict | None = None):
+        super().__init__(spec)
+        from .refs import codegen_c
+
+        if not codegen_c.c_available():
+            raise ProveError("the codegen reference is not available: it needs gcc and the installed "
+                             "qualia-codegen-core / qualia-codegen-plugin-snn packages")
+        self.cc = codegen_c
+        self.config = dict(codegen_config(spec) if config is None else config)
+        self.own_spec = _codegen_spec(self.config, spec)
+        self.knobs_differing = _same_layer(spec, self.own_spec, self.name)
+        self.versions = {**_versions("qualia-codegen-core", "qualia-codegen-plugin-snn"),
+                         "gcc": codegen_c._compiler_id("gcc")}
+        self.notes.append("int8 builds evaluate in int from int16_t LONG values, which wrap by gcc's modular "
+                          "conversion (defined); in wider builds a signed overflow or an oversized shift is undefined: "
+                          "such pairs are found by replaying the C's integer expressions, excluded from the "
+                          "comparison and counted in 'undefined'")
+        self._v0 = None
+
+    def v0(self):
+        if self._v0 is None:
+            self._run([(np.zeros(1, np.int64), np.zeros(1, np.int64))])
+        return self._v0
+
+    def _run(self, calls):
+        n = len(calls[0][1])
+        shape = (n,) if n <= self.cc.MAX_DIM else (n // 65536, 256, 256)
+        s = self.spec
+        args = {k: self.config[k] for k in ("kind", "width", "long_width", "q_in", "q_v", "q_out", "round_mode",
+                                            "soft_reset", "decay_input")}
+        c = [self.cc.StepCall(x=x, v=v, v_threshold=s.v_threshold, v_reset=s.v_reset,
+                              reciprocal_tau=s.reciprocal_tau) for v, x in calls]
+        v0, res = self.cc.step_c_layer(**args, shape=shape, calls=c)
+        got = np.unique(v0)
+        self._v0 = int(got[0]) if len(got) == 1 else None
+        return res
+
+    def _undefined(self, v, x):
+        c = self.config
+        return self.cc.undefined_pairs(kind=c["kind"], long_width=c["long_width"], q_in=c["q_in"], q_v=c["q_v"],
+                                       q_out=c["q_out"], round_mode=c["round_mode"], soft_reset=c["soft_reset"],
+                                       decay_input=c["decay_input"], v_threshold=self.spec.v_threshold,
+                                       v_reset=self.spec.v_reset, reciprocal_tau=self.spec.reciprocal_tau, v=v, x=x)
+
+    def step(self, v, x):
+        (out, nv), = self._run([(v, x)])
+        return Outcome(nv, out, undefined=self._undefined(v, x))
+
+    def residue(self, v, x, x2):
+        """Step (v, x), then continue on x2 (one binary run); then the C again from the reported potential."""
+        (o1, v1), (o2, v2) = self._run([(v, x), (None, x2)])
+        (o3, v3), = self._run([(v1, x2)])
+        return (Outcome(v1, o1, undefined=self._undefined(v, x)), Outcome(v2, o2, undefined=self._undefined(v1, x2)),
+                Outcome(v3, o3, undefined=self._undefined(v1, x2)))
+
+
+def _make_reference(spec: Spec, against, config: dict | None) -> _Reference:
+    if isinstance(against, Spec):
+        return _OtherSpec(spec, against)
+    if against == "reference":
+        return _Python(spec)
+    if against in ("torch-eval", "torch-train"):
+        return _Torch(spec, against.split("-")[1], config)
+    if against == "codegen":
+        return _Codegen(spec, config)
+    raise ProveError(f"against: unknown reference {against!r} (expected one of: {', '.join(REFERENCES)}, "
+                     f"or a spec .toml)")
+
+
+# ------------------------------------------------------------------------------------------------ certificate
+@dataclass
+class Certificate:
+    """The result of :func:`prove`. ``to_json()`` is deterministic (sorted keys, no time): CI can store and diff
+    it. ``seconds`` is the wall time, kept out of the JSON."""
+
+    spec: Spec
+    against: str
+    reference: dict
+    enumeration: dict
+    pairs: int
+    compared: int
+    fields: list
+    differences: int
+    differing: list
+    undefined: dict
+    preconditions: list
+    seconds: float = field(default=0.0, compare=False)
+
+    @property
+    def preconditions_hold(self) -> bool:
+        return all(p["holds"] for p in self.preconditions)
+
+    @property
+    def proven(self) -> bool:
+        return self.differences == 0 and self.undefined["count"] == 0 and self.preconditions_hold
+
+    @property
+    def result(self) -> str:
+        if self.proven:
+            return "proven"
+        why = []
+        if self.differences:
+            why.append(f"{self.differences} pair(s) differ")
+        if self.undefined["count"]:
+            why.append(f"{self.undefined['count']} pair(s) undefined in the reference")
+        why += [f"precondition failed: {p['name']}" for p in self.preconditions if not p["holds"]]
+        return "not proven: " + "; ".join(why)
+
+    def to_dict(self) -> dict:
+        return {"spec_sha256": self.spec.digest(), "spec": self.spec.to_toml(), "describe": self.spec.describe(),
+                "against": self.against, "reference": self.reference, "enumeration": self.enumeration,
+                "pairs": self.pairs, "compared": self.compared, "fields": self.fields,
+                "differences": self.differences, "differing_pairs": self.differing,
+                "differing_pairs_listed": len(self.differing), "undefined": self.undefined,
+                "preconditions": self.preconditions, "proven": self.proven, "result": self.result,
+                "induction": "equal one-step maps on every (v, x) of the formats, the same v0, and a state that is "
+                             "exactly the reported potential give equal outputs and potentials on every input "
+                             "sequence of any length"}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=1) + "\n"
+
+    def __str__(self) -> str:
+        lines = [f"golden prove: {self.spec.describe()}",
+                 f"  against     {self.against} ({', '.join(f'{k} {v}' for k, v in self.reference['versions'].items())})",
+                 f"  pairs       {self.pairs} ({self.enumeration['v_values']} potentials x "
+                 f"{self.enumeration['x_values']} inputs, {self.enumeration['mode']}); compared "
+                 f"{', '.join(self.fields)} on {self.compared}",
+                 f"  differences {self.differences}"]
+        if self.undefined["count"]:
+            lines.append(f"  undefined   {self.undefined['count']} pair(s): {self.undefined['reason']}")
+        for p in self.preconditions:
+            lines.append(f"  {'ok  ' if p['holds'] else 'FAIL'}        {p['name']}: {p['detail']}")
+        for d in self.differing[:5]:
+            lines.append(f"  differs     v={d['v']} x={d['x']}: golden {d['golden']} reference {d['reference']}")
+        lines.append(f"  result      {self.result.upper() if self.proven else self.result} ({self.seconds:.2f} s)")
+        return "\n".join(lines)
+
+
+def _record(o: Outcome, i: int, spike: bool) -> dict:
+    d = {"v": int(o.v[i]), "out": int(o.out[i])}
+    if spike and o.spike is not None:
+        d["spike"] = bool(o.spike[i])
+    return d
+
+
+def prove(spec: Spec, against="reference", *, reachable_only: bool = False, config: dict | None = None,
+          chunk: int = CHUNK, listed: int = MAX_LISTED) -> Certificate:
+    """Prove ``spec`` equal to a reference on one step from every ``(v, x)``; see the module docstring.
+
+    ``against``: "reference", "torch-eval", "torch-train", "codegen" or a :class:`Spec`. ``config``: the
+    reference's layer in Qualia's terms (``golden.refs.torch_ref.make_module`` / the C build's arguments)
+    instead of the one derived from the spec. ``reachable_only``: enumerate only the potentials reachable from
+    v0. Raises :class:`ProveError` when the proof cannot run (the reference cannot represent the spec, ...).
+    """
+    _check_enumerable(spec)
+    t0 = time.perf_counter()
+    ref = _make_reference(spec, against, config)
+    vs = reachable(spec) if reachable_only else _values(spec.fmt_v)
+    nx = 1 << spec.fmt_in.bits
+    per = max(1, chunk // nx)
+    use_spike = ref.exposes_spike
+    fields = ["out", "v"] + (["spike"] if use_spike else [])
+    diffs, differing, und_count, und_list = 0, [], 0, []
+    closed = residue_ok = True
+    residue_pairs = 0
+    offgrid = None
+    for lo in range(0, len(vs), per):
+        v, x = pairs(spec, vs[lo: lo + per])
+        x2 = x[::-1].copy()  # the second step of the residue check sees another input in every pair
+        g = golden_step(spec, v, x, parallel=None if len(v) >= (1 << 20) else False)
+        try:
+            r1, r2, r3 = ref.residue(v, x, x2)
+        except _OffGrid as e:
+            offgrid = str(e)
+            break
+        und = r1.undefined if r1.undefined is not None else np.zeros(len(v), bool)
+        bad = ((g.out != r1.out) | (g.v != r1.v)) & ~und
+        if use_spike:
+            bad |= (g.spike != r1.spike) & ~und
+        idx = np.nonzero(bad)[0]
+        diffs += len(idx)
+        for i in idx[: max(0, listed - len(differing))]:
+            differing.append({"v": int(v[i]), "x": int(x[i]), "golden": _record(g, i, use_spike),
+                              "reference": _record(r1, i, use_spike)})
+        uidx = np.nonzero(und)[0]
+        und_count += len(uidx)
+        und_list += [{"v": int(v[i]), "x": int(x[i])} for i in uidx[: max(0, 20 - len(und_list))]]
+        ok = ~und
+        closed &= bool(np.all((r1.v[ok] >= spec.fmt_v.min) & (r1.v[ok] <= spec.fmt_v.max)))
+        ok2 = ok & ~(r2.undefined if r2.undefined is not None else np.zeros(len(v), bool))
+        residue_ok &= bool(np.array_equal(r2.v[ok2], r3.v[ok2]) and np.array_equal(r2.out[ok2], r3.out[ok2]))
+        residue_pairs += int(ok2.sum())
+    fmt = spec.fmt_v
+    ref_v0 = ref.v0()
+    pre = [
+        _precondition("v0 in format", fmt.min <= spec.v_start <= fmt.max, f"v0 = {spec.v_start} in {fmt}"),
+        _precondition("reset values in format", fmt.min <= spec.v_reset <= fmt.max and 0 < spec.v_threshold <= fmt.max,
+                      f"v_reset = {spec.v_reset}, v_threshold = {spec.v_threshold} in {fmt}"),
+        _precondition("same v0", ref_v0 == spec.v_start,
+                      f"the reference starts at {ref_v0}, the spec at {spec.v_start}"),
+        _precondition("closed", closed and offgrid is None,
+                      "every potential the reference reports after a step is on the q_v grid and in the format"
+                      + (f" ({offgrid})" if offgrid else "")),
+        _precondition("no hidden state", residue_ok and offgrid is None, ref.residue_detail.format(n=residue_pairs)),
+    ] + ref.finish()
+    own = ref.own_spec
+    reference = {"name": ref.name, "versions": ref.versions, "config": ref.config, "notes": ref.notes,
+                 "spec_sha256": own.digest() if own is not None else None, "knobs_differing": ref.knobs_differing}
+    enumeration = {"mode": "reachable from v0" if reachable_only else "all", "v_values": int(len(vs)),
+                   "x_values": nx}
+    undefined = {"count": und_count, "first": und_list,
+                 "reason": "the generated C hits undefined behaviour (signed overflow or an oversized shift in its "
+                           "int/int64_t arithmetic): it has no defined answer there" if und_count else ""}
+    return Certificate(spec, against if isinstance(against, str) else ref.name, reference, enumeration,
+                       int(len(vs)) * nx, int(len(vs)) * nx - und_count, fields, diffs, differing, undefined, pre,
+                       time.perf_counter() - t0)
+
+
+def cli(argv) -> int:
+    """``golden prove ...``: see :mod:`golden.cli.prove`."""
+    from .cli import prove as _cli
+
+    return _cli.cli(argv)
