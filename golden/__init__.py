@@ -24,7 +24,7 @@ def __getattr__(name):  # heavy, optional parts load on first use
     if name in ("from_torch", "check_model"):
         from . import torch_bridge
         return getattr(torch_bridge, name)
-    if name in ("strategies", "testing", "vectors"):
+    if name in ("prove", "strategies", "testing", "vectors"):
         import importlib
         return importlib.import_module(f"golden.{name}")
     raise AttributeError(name)

@@ -34,7 +34,7 @@ from .simulate import Runner
 from .spec import QUALIA_ROUND, QFormat, Spec, SpecError, quantize_real
 
 __all__ = ["REFERENCES", "Certificate", "DivergenceMap", "ProveError", "cli", "divergence_map", "golden_step",
-           "pairs", "prove", "reachable"]
+           "pairs", "plot_map", "prove", "reachable"]
 
 REFERENCES = ("reference", "torch-eval", "torch-train", "codegen")
 MAX_LISTED = 1000  # differing pairs listed in a certificate
@@ -203,6 +203,8 @@ class _Python(_Reference):
 
 
 class _OtherSpec(_Reference):
+    """Another spec, on the same real (v, x): its results in this spec's raw units (float64, exact)."""
+
     exposes_spike = True
     residue_detail = "golden's kernel takes the state as an argument: no other state"
 
@@ -210,11 +212,7 @@ class _OtherSpec(_Reference):
         super().__init__(spec)
         if not isinstance(other, Spec):
             raise ProveError(f"against: expected a reference name or a golden.Spec, got {type(other).__name__}")
-        for f in ("fmt_in", "fmt_v", "fmt_out"):
-            if getattr(spec, f) != getattr(other, f):
-                raise ProveError(f"{f}: the two specs hold different formats ({getattr(spec, f)} vs "
-                                 f"{getattr(other, f)}), so raw pairs cannot be compared; use divergence_map "
-                                 f"(golden diff --exhaustive), which compares real values")
+        _check_enumerable(other)
         self.other = self.own_spec = other
         self.name = f"spec {other.digest()}"
         self.versions = _versions("golden")
@@ -222,14 +220,22 @@ class _OtherSpec(_Reference):
                                 and getattr(spec, f) != getattr(other, f)]
 
     def v0(self):
-        return self.other.v_start
+        return _num(self.other.v_start * 2.0 ** (self.spec.fmt_v.frac - self.other.fmt_v.frac))
 
     def residue(self, v, x, x2):
         first = self.step(v, x)
         return first, first, first
 
     def step(self, v, x):
-        return golden_step(self.other, v, x)
+        a, b = self.spec, self.other
+        o = golden_step(b, _convert(v, a.fmt_v, b.fmt_v, "v"), _convert(x, a.fmt_in, b.fmt_in, "x"))
+        return Outcome(o.v * 2.0 ** (a.fmt_v.frac - b.fmt_v.frac), o.out * 2.0 ** (a.fmt_out.frac - b.fmt_out.frac),
+                       o.spike)
+
+
+def _num(value):
+    """An int when the value is one (raw units), else the float."""
+    return int(value) if float(value).is_integer() else float(value)
 
 
 def torch_config(spec: Spec) -> dict:
@@ -499,7 +505,7 @@ class Certificate:
 
 
 def _record(o: Outcome, i: int, spike: bool) -> dict:
-    d = {"v": int(o.v[i]), "out": int(o.out[i])}
+    d = {"v": _num(o.v[i]), "out": _num(o.out[i])}
     if spike and o.spike is not None:
         d["spike"] = bool(o.spike[i])
     return d
@@ -578,8 +584,161 @@ def prove(spec: Spec, against="reference", *, reachable_only: bool = False, conf
                        time.perf_counter() - t0)
 
 
+# ------------------------------------------------------------------------------------------------ divergence maps
+@dataclass
+class DivergenceMap:
+    """Where two specs differ on one step, over every ``(v, x)`` of ``spec_a``'s formats (compared as real values).
+
+    ``cause`` is an int8 array (potentials x inputs): 0 where they agree, else 1 + the index in ``causes``.
+    """
+
+    spec_a: Spec
+    spec_b: Spec
+    pairs: int
+    spike: int
+    out: int
+    v: int
+    any: int
+    causes: dict  # cause -> number of differing pairs
+    cause: np.ndarray = field(repr=False)
+
+    def fraction(self, what: str) -> Fraction:
+        return Fraction(getattr(self, what), self.pairs)
+
+    def to_dict(self) -> dict:
+        frac = {k: {"count": getattr(self, k), "fraction": str(self.fraction(k)), "value": float(self.fraction(k))}
+                for k in ("spike", "out", "v", "any")}
+        return {"a": {"spec_sha256": self.spec_a.digest(), "describe": self.spec_a.describe()},
+                "b": {"spec_sha256": self.spec_b.digest(), "describe": self.spec_b.describe()},
+                "pairs": self.pairs, "differ": frac,
+                "causes": {c: {"count": n, "fraction": str(Fraction(n, self.pairs))} for c, n in self.causes.items()}}
+
+    def __str__(self) -> str:
+        a, b = self.spec_a, self.spec_b
+        lines = [f"golden divergence map: {a.profile} (a) vs {b.profile} (b), one step from every (v, x)",
+                 f"  a           {a.describe()}", f"  b           {b.describe()}",
+                 f"  pairs       {self.pairs} ({a.fmt_v} x {a.fmt_in})"]
+        for k, name in (("spike", "spikes"), ("out", "outputs"), ("v", "potentials"), ("any", "anything")):
+            f = self.fraction(k)
+            lines.append(f"  {name:<11} {getattr(self, k)} differ = {f} = {100 * float(f):.4g}%")
+        for c, n in sorted(self.causes.items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"    {c:<30} {n} pair(s) = {100 * n / self.pairs:.4g}%")
+        return "\n".join(lines)
+
+
+def _convert(a: np.ndarray, src: QFormat, dst: QFormat, what: str) -> np.ndarray:
+    """Raw values of ``src`` as raw values of ``dst`` (the same reals), or ProveError when one does not exist."""
+    d = dst.frac - src.frac
+    out = a << d if d >= 0 else a >> -d
+    if d < 0 and np.any((out << -d) != a) or np.any((out < dst.min) | (out > dst.max)):
+        raise ProveError(f"{what}: some values of {src} are not values of {dst}; a divergence map needs every "
+                         f"state and input of spec_a to exist in spec_b")
+    return out
+
+
+def _real_step(a: Spec, spec: Spec, v: np.ndarray, x: np.ndarray):
+    """(spike, out, v) of ``spec`` on a's raw (v, x), as reals (float64 is exact for <= 32-bit raws)."""
+    o = golden_step(spec, _convert(v, a.fmt_v, spec.fmt_v, "v"), _convert(x, a.fmt_in, spec.fmt_in, "x"),
+                    parallel=None if len(v) >= (1 << 20) else False)
+    return o.spike, o.out * 2.0 ** -spec.fmt_out.frac, o.v * 2.0 ** -spec.fmt_v.frac
+
+
+def divergence_map(spec_a: Spec, spec_b: Spec, *, classify: bool = True) -> DivergenceMap:
+    """Exact counts of the ``(v, x)`` pairs where one step of ``spec_b`` differs from ``spec_a`` (spike, output,
+    potential), each differing pair attributed to the smallest set of :data:`golden.diff.KNOBS` whose alignment
+    (spec_b toward spec_a, in that order) removes its difference, as ``golden diff`` classifies a divergence."""
+    from .diff import KNOBS
+
+    for s in (spec_a, spec_b):
+        _check_enumerable(s)
+    v, x = pairs(spec_a)
+    ra = _real_step(spec_a, spec_a, v, x)
+    rb = _real_step(spec_a, spec_b, v, x)
+    ds, do, dv = (ra[i] != rb[i] for i in range(3))
+    bad = ds | do | dv
+    cause = np.zeros(len(v), np.int8)
+    causes: dict = {}
+    if classify and bad.any():
+        knobs = []
+        for name, fields, align in KNOBS:
+            try:
+                b2 = align(spec_a, spec_b)
+            except SpecError:
+                continue
+            if any(getattr(b2, f) != getattr(spec_b, f) for f in fields):
+                knobs.append((name, align))
+        names: list = []
+        todo = bad.copy()
+        for size in range(1, len(knobs) + 1):
+            for combo in combinations(knobs, size):
+                if not todo.any():
+                    break
+                try:
+                    b2 = spec_b
+                    for _, align in combo:
+                        b2 = align(spec_a, b2)
+                    idx = np.nonzero(todo)[0]
+                    r2 = _real_step(spec_a, b2, v[idx], x[idx])
+                except (SpecError, ProveError):
+                    continue
+                fixed = idx[(ra[0][idx] == r2[0]) & (ra[1][idx] == r2[1]) & (ra[2][idx] == r2[2])]
+                if len(fixed):
+                    names.append(" + ".join(n for n, _ in combo))
+                    cause[fixed] = len(names)
+                    causes[names[-1]] = len(fixed)
+                    todo[fixed] = False
+        if todo.any():
+            names.append("unexplained")
+            cause[todo] = len(names)
+            causes["unexplained"] = int(todo.sum())
+    shape = (1 << spec_a.fmt_v.bits, 1 << spec_a.fmt_in.bits)
+    return DivergenceMap(spec_a, spec_b, len(v), int(ds.sum()), int(do.sum()), int(dv.sum()), int(bad.sum()),
+                         causes, cause.reshape(shape))
+
+
+def plot_map(m: DivergenceMap, path) -> None:
+    """Heat map of the (v, x) plane, one colour per cause (white: agree). Needs matplotlib (the 'plot' extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import ListedColormap
+    except ImportError:
+        raise ProveError("--plot needs matplotlib: pip install 'golden[plot]'") from None
+    a = m.spec_a
+    names = list(m.causes)
+    colours = ["white"] + [plt.get_cmap("tab10")(i % 10) for i in range(len(names))]
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ext = (a.fmt_in.min - 0.5, a.fmt_in.max + 0.5, a.fmt_v.min - 0.5, a.fmt_v.max + 0.5)
+    ax.imshow(m.cause, origin="lower", extent=ext, aspect="auto", interpolation="nearest",
+              cmap=ListedColormap(colours), vmin=0, vmax=len(colours) - 1)
+    for i, n in enumerate(names):
+        ax.plot([], [], "s", color=colours[i + 1], label=f"{n}: {m.causes[n]} pairs")
+    ax.set_xlabel(f"input x (raw, {a.fmt_in})")
+    ax.set_ylabel(f"potential v (raw, {a.fmt_v})")
+    ax.set_title(f"{a.profile} vs {m.spec_b.profile}: {m.any} of {m.pairs} pairs differ")
+    if names:
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def cli(argv) -> int:
     """``golden prove ...``: see :mod:`golden.cli.prove`."""
     from .cli import prove as _cli
 
     return _cli.cli(argv)
+
+
+class _CallableModule(type(json)):
+    """``golden.prove(spec, against=...)`` calls :func:`prove`; ``golden.prove.cli`` is the sub-command."""
+
+    def __call__(self, *args, **kwargs) -> Certificate:
+        return prove(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule

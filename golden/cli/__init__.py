@@ -81,7 +81,7 @@ def cmd_simulate(a) -> int:
     return 0
 
 
-DELEGATED = ("vectors", "diff", "bench")  # sub-commands owned by their own modules: ``golden.<name>.cli(argv) -> int``
+DELEGATED = ("vectors", "diff", "bench", "prove")  # sub-commands owned by their own modules: ``golden.<name>.cli(argv) -> int``
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in zip(DELEGATED, ("test-vector bundles: generate, verify, export",
                                       "compare two profiles on one layer config",
-                                      "benchmark golden against compiled C and the Qualia layers")):
+                                      "benchmark golden against compiled C and the Qualia layers",
+                                      "prove a spec bit-exact against a reference on every (v, x): a certificate")):
         sub.add_parser(name, help=text, add_help=False)  # listed in --help; main() hands their argv over whole
     return p
 
