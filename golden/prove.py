@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
-import tempfile
+import sys as _sys
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 
@@ -488,11 +486,11 @@ class Certificate:
         return json.dumps(self.to_dict(), sort_keys=True, indent=1) + "\n"
 
     def __str__(self) -> str:
-        lines = [f"golden prove: {self.spec.describe()}",
-                 f"  against     {self.against} ({', '.join(f'{k} {v}' for k, v in self.reference['versions'].items())})",
-                 f"  pairs       {self.pairs} ({self.enumeration['v_values']} potentials x "
-                 f"{self.enumeration['x_values']} inputs, {self.enumeration['mode']}); compared "
-                 f"{', '.join(self.fields)} on {self.compared}",
+        versions = ", ".join(f"{k} {v}" for k, v in self.reference["versions"].items())
+        lines = [f"golden prove: {self.spec.describe()}", f"  against     {self.against} ({versions})",
+                 (f"  pairs       {self.pairs} ({self.enumeration['v_values']} potentials x "
+                  f"{self.enumeration['x_values']} inputs, {self.enumeration['mode']}); compared "
+                  f"{', '.join(self.fields)} on {self.compared}"),
                  f"  differences {self.differences}"]
         if self.undefined["count"]:
             lines.append(f"  undefined   {self.undefined['count']} pair(s): {self.undefined['reason']}")
@@ -574,13 +572,13 @@ def prove(spec: Spec, against="reference", *, reachable_only: bool = False, conf
     own = ref.own_spec
     reference = {"name": ref.name, "versions": ref.versions, "config": ref.config, "notes": ref.notes,
                  "spec_sha256": own.digest() if own is not None else None, "knobs_differing": ref.knobs_differing}
-    enumeration = {"mode": "reachable from v0" if reachable_only else "all", "v_values": int(len(vs)),
+    enumeration = {"mode": "reachable from v0" if reachable_only else "all", "v_values": len(vs),
                    "x_values": nx}
     undefined = {"count": und_count, "first": und_list,
                  "reason": "the generated C hits undefined behaviour (signed overflow or an oversized shift in its "
                            "int/int64_t arithmetic): it has no defined answer there" if und_count else ""}
     return Certificate(spec, against if isinstance(against, str) else ref.name, reference, enumeration,
-                       int(len(vs)) * nx, int(len(vs)) * nx - und_count, fields, diffs, differing, undefined, pre,
+                       len(vs) * nx, len(vs) * nx - und_count, fields, diffs, differing, undefined, pre,
                        time.perf_counter() - t0)
 
 
@@ -738,7 +736,5 @@ class _CallableModule(type(json)):
     def __call__(self, *args, **kwargs) -> Certificate:
         return prove(*args, **kwargs)
 
-
-import sys as _sys  # noqa: E402
 
 _sys.modules[__name__].__class__ = _CallableModule
