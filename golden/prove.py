@@ -603,12 +603,17 @@ class DivergenceMap:
     def fraction(self, what: str) -> Fraction:
         return Fraction(getattr(self, what), self.pairs)
 
+    @property
+    def v0(self) -> tuple[float, float]:
+        """Both initial potentials (real): where they differ, sequences part at step 0 ("init potential")."""
+        return tuple(s.fmt_v.real(s.v_start) for s in (self.spec_a, self.spec_b))
+
     def to_dict(self) -> dict:
         frac = {k: {"count": getattr(self, k), "fraction": str(self.fraction(k)), "value": float(self.fraction(k))}
                 for k in ("spike", "out", "v", "any")}
         return {"a": {"spec_sha256": self.spec_a.digest(), "describe": self.spec_a.describe()},
                 "b": {"spec_sha256": self.spec_b.digest(), "describe": self.spec_b.describe()},
-                "pairs": self.pairs, "differ": frac,
+                "pairs": self.pairs, "differ": frac, "v0": {"a": self.v0[0], "b": self.v0[1]},
                 "causes": {c: {"count": n, "fraction": str(Fraction(n, self.pairs))} for c, n in self.causes.items()}}
 
     def __str__(self) -> str:
@@ -621,6 +626,8 @@ class DivergenceMap:
             lines.append(f"  {name:<11} {getattr(self, k)} differ = {f} = {100 * float(f):.4g}%")
         for c, n in sorted(self.causes.items(), key=lambda kv: (-kv[1], kv[0])):
             lines.append(f"    {c:<30} {n} pair(s) = {100 * n / self.pairs:.4g}%")
+        if self.v0[0] != self.v0[1]:
+            lines.append(f"  v0          differs (init potential): a starts at {self.v0[0]:g}, b at {self.v0[1]:g}")
         return "\n".join(lines)
 
 

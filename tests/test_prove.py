@@ -284,6 +284,21 @@ def test_cli_proves_and_writes_the_certificate(tmp_path, capsys):
                                                            "fraction": d["divergence"]["differ"]["any"]["fraction"]}}
 
 
+@TORCH
+def test_cli_config_in_qualia_terms(tmp_path, capsys):
+    """--config: the Qualia layer's own arguments; a layer that holds other hyperparameters is refused."""
+    spec = golden.torch_eval("LIF", bits=8, q_v=6, tau=4.0, v_reset=None, decay_input=False)
+    path = _spec_file(tmp_path, "s.toml", spec)
+    cfg = dict(kind="LIF", bits_in=8, q_in=6, bits_v=8, q_v=6, bits_out=8, q_out=6, round_in="nearest",
+               round_v="nearest", round_out="nearest", tau=4.0, v_threshold=1.0, v_reset=None, decay_input=False)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    assert main(["prove", "--spec", path, "--against", "torch-eval", "--config", str(tmp_path / "cfg.json")]) == 0
+    assert "PROVEN" in capsys.readouterr().out
+    (tmp_path / "cfg.json").write_text(json.dumps({**cfg, "tau": 3.0}))
+    assert main(["prove", "--spec", path, "--against", "torch-eval", "--config", str(tmp_path / "cfg.json")]) == 2
+    assert "reciprocal_tau" in capsys.readouterr().err
+
+
 def _bad_table(tmp_path):
     ok = _spec_file(tmp_path, "ok.toml", golden.torch_eval("LIF", bits=8, q_v=6))
     atif = _spec_file(tmp_path, "atif.toml", golden.torch_eval("ATIF", bits=8, q_v=6, v_reset=None))
