@@ -338,7 +338,7 @@ def codegen_config(spec: Spec) -> dict:
     if w == 32:
         long_width = 64
     return dict(kind=spec.kind, width=w, long_width=long_width, q_in=spec.fmt_in.frac, q_v=spec.fmt_v.frac,
-                q_out=spec.fmt_out.frac, round_mode=_ROUND_NAME[spec.round].replace("ceil", "floor"),
+                q_out=spec.fmt_out.frac, round_mode=_ROUND_NAME[spec.round],
                 soft_reset=spec.reset == "soft", decay_input=spec.decay_input if spec.kind == "LIF" else False)
 
 

@@ -163,6 +163,31 @@ def test_reachable_set_is_closed_and_proven():
     assert cert.proven and cert.enumeration["v_values"] == len(r) and cert.pairs == len(r) * 256
 
 
+@CODEGEN
+def test_undefined_pairs_agree_with_the_sanitizer():
+    """The C's undefined behaviour, as golden prove finds it, against gcc's own trap build (Qualia's Linux flags):
+    every flagged pair traps alone, and all the others run together without a trap."""
+    spec = golden.codegen("LIF", width=16, q_v=11, q_in=18, tau=1.05, v_reset=None)
+    cfg = P.codegen_config(spec)
+    rng = np.random.default_rng(3)
+    v = rng.integers(-32768, 32768, 4000)
+    x = rng.integers(-32768, 32768, 4000)
+    hyper = dict(v_threshold=spec.v_threshold, v_reset=spec.v_reset, reciprocal_tau=spec.reciprocal_tau)
+    und = codegen_c.undefined_pairs(**{k: cfg[k] for k in cfg if k != "width"}, **hyper, v=v, x=x)
+    assert 0 < und.sum() < len(v)
+
+    def run(vv, xx):
+        call = codegen_c.StepCall(x=xx, v=vv, **hyper)
+        return codegen_c.step_c_layer(**cfg, shape=(len(vv),), calls=[call],
+                                      extra_cflags=codegen_c.QUALIA_LINUX_UB_CFLAGS)
+
+    ok = ~und
+    run(v[ok][:2048], x[ok][:2048])  # no trap
+    for i in np.nonzero(und)[0][:8]:
+        with pytest.raises(codegen_c.CRunError):
+            run(v[i: i + 1], x[i: i + 1])
+
+
 # ------------------------------------------------------------------------ the induction, on long sequences
 CONFIGS = [("torch-eval", "LIF", dict(bits=8, q_v=6, tau=3.0, v_reset=-0.25, decay_input=False)),
            ("torch-train", "LIF", dict(bits=8, q_v=6, q_in=7, tau=1.5, v_threshold=0.75, v_reset=None)),
