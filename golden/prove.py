@@ -290,7 +290,7 @@ class _Torch(_Reference):
         got = self.ref.initial_v(self.module, mode=self.mode)
         return int(got[0]) if np.all(got == got[0]) else None
 
-    def step(self, v, x, fresh=True):
+    def step(self, v, x):
         return self._call(x, v)
 
     def _call(self, x, v):
