@@ -152,6 +152,15 @@ def test_unfrozen_quantizer_is_refused(monkeypatch):
         P.prove(golden.torch_train("LIF", bits=8, q_v=6, tau=2.0), "torch-train")
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64])
+def test_golden_step_takes_potentials_of_any_integer_dtype(dtype):
+    spec = golden.codegen("IF", width=8, q_v=6, tau=None)
+    v = np.arange(0, 100, dtype=dtype)
+    x = np.full(100, 3, np.int64)
+    o = P.golden_step(spec, v, x)
+    assert o.v.tolist() == [oracle.step(spec, int(a), 3)[0] for a in v]
+
+
 def test_reachable_set_is_closed_and_proven():
     spec = golden.codegen("LIF", width=8, q_v=6, tau=2.0, v_threshold=1.0)
     r = P.reachable(spec)
