@@ -415,8 +415,9 @@ class _Codegen(_Reference):
         """Step (v, x), then continue on x2 (one binary run); then the C again from the reported potential."""
         (o1, v1), (o2, v2) = self._run([(v, x), (None, x2)])
         (o3, v3), = self._run([(v1, x2)])
-        return (Outcome(v1, o1, undefined=self._undefined(v, x)), Outcome(v2, o2, undefined=self._undefined(v1, x2)),
-                Outcome(v3, o3, undefined=self._undefined(v1, x2)))
+        second = self._undefined(v1, x2)  # the same pairs for both second steps
+        return (Outcome(v1, o1, undefined=self._undefined(v, x)), Outcome(v2, o2, undefined=second),
+                Outcome(v3, o3, undefined=second))
 
 
 def _make_reference(spec: Spec, against, config: dict | None) -> _Reference:
