@@ -252,12 +252,12 @@ def torch_config(spec: Spec) -> dict:
             if int(quantize_real(spike_real, spec.fmt_out, QUALIA_ROUND[r])) == spec.spike_out]
     pref = _ROUND_NAME[spec.round]
     round_out = pref if pref in outs or not outs else outs[0]
-    return dict(kind=spec.kind, bits_in=spec.fmt_in.bits, q_in=spec.fmt_in.frac, bits_v=v.bits, q_v=v.frac,
-                bits_out=spec.fmt_out.bits, q_out=spec.fmt_out.frac, round_in=_ROUND_NAME[spec.round_in],
-                round_v=pref, round_out=round_out,
-                tau=1.0 / v.real(spec.reciprocal_tau) if spec.kind == "LIF" else None,
-                v_threshold=v.real(spec.v_threshold), v_reset=None if spec.reset == "soft" else v.real(spec.v_reset),
-                decay_input=spec.decay_input)
+    return {"kind": spec.kind, "bits_in": spec.fmt_in.bits, "q_in": spec.fmt_in.frac, "bits_v": v.bits,
+            "q_v": v.frac, "bits_out": spec.fmt_out.bits, "q_out": spec.fmt_out.frac,
+            "round_in": _ROUND_NAME[spec.round_in], "round_v": pref, "round_out": round_out,
+            "tau": 1.0 / v.real(spec.reciprocal_tau) if spec.kind == "LIF" else None,
+            "v_threshold": v.real(spec.v_threshold),
+            "v_reset": None if spec.reset == "soft" else v.real(spec.v_reset), "decay_input": spec.decay_input}
 
 
 class _Torch(_Reference):
@@ -337,9 +337,9 @@ def codegen_config(spec: Spec) -> dict:
         else 2 * w
     if w == 32:
         long_width = 64
-    return dict(kind=spec.kind, width=w, long_width=long_width, q_in=spec.fmt_in.frac, q_v=spec.fmt_v.frac,
-                q_out=spec.fmt_out.frac, round_mode=_ROUND_NAME[spec.round],
-                soft_reset=spec.reset == "soft", decay_input=spec.decay_input if spec.kind == "LIF" else False)
+    return {"kind": spec.kind, "width": w, "long_width": long_width, "q_in": spec.fmt_in.frac,
+            "q_v": spec.fmt_v.frac, "q_out": spec.fmt_out.frac, "round_mode": _ROUND_NAME[spec.round],
+            "soft_reset": spec.reset == "soft", "decay_input": spec.decay_input if spec.kind == "LIF" else False}
 
 
 def _codegen_spec(cfg: dict, spec: Spec) -> Spec:
@@ -347,8 +347,8 @@ def _codegen_spec(cfg: dict, spec: Spec) -> Spec:
     from . import profiles
 
     s = 2.0 ** -cfg["q_v"]
-    kw = dict(width=cfg["width"], long_width=cfg["long_width"], q_v=cfg["q_v"], q_in=cfg["q_in"], q_out=cfg["q_out"],
-              round=cfg["round_mode"], v_threshold=spec.v_threshold * s,
+    kw = {k: cfg[k] for k in ("width", "long_width", "q_v", "q_in", "q_out")}
+    kw.update(round=cfg["round_mode"], v_threshold=spec.v_threshold * s,
               v_reset=None if cfg["soft_reset"] else spec.v_reset * s)
     if spec.kind == "LIF":
         kw.update(tau=1.0 / (spec.reciprocal_tau * s), decay_input=cfg["decay_input"])

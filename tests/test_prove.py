@@ -46,7 +46,8 @@ def grid(profile: str) -> list:
         if kind == "ATIF" and reset != "soft":
             continue
         tau, vth = TAU_VTH[i % len(TAU_VTH)]
-        kw = dict(q_v=6, q_in=q_in, q_out=(6, 7)[i // 4 % 2], v_threshold=vth, v_reset=RESETS[reset], round=rnd)
+        kw = {"q_v": 6, "q_in": q_in, "q_out": (6, 7)[i // 4 % 2], "v_threshold": vth, "v_reset": RESETS[reset],
+              "round": rnd}
         kw.update(width=8) if profile == "codegen" else kw.update(bits=8)
         if kind == "LIF":
             kw.update(tau=tau, decay_input=decay)
@@ -182,7 +183,7 @@ def test_undefined_pairs_agree_with_the_sanitizer():
     rng = np.random.default_rng(3)
     v = rng.integers(-32768, 32768, 4000)
     x = rng.integers(-32768, 32768, 4000)
-    hyper = dict(v_threshold=spec.v_threshold, v_reset=spec.v_reset, reciprocal_tau=spec.reciprocal_tau)
+    hyper = {"v_threshold": spec.v_threshold, "v_reset": spec.v_reset, "reciprocal_tau": spec.reciprocal_tau}
     und = codegen_c.undefined_pairs(**{k: cfg[k] for k in cfg if k != "width"}, **hyper, v=v, x=x)
     assert 0 < und.sum() < len(v)
 
@@ -199,11 +200,11 @@ def test_undefined_pairs_agree_with_the_sanitizer():
 
 
 # ------------------------------------------------------------------------ the induction, on long sequences
-CONFIGS = [("torch-eval", "LIF", dict(bits=8, q_v=6, tau=3.0, v_reset=-0.25, decay_input=False)),
-           ("torch-train", "LIF", dict(bits=8, q_v=6, q_in=7, tau=1.5, v_threshold=0.75, v_reset=None)),
-           ("torch-eval", "ATIF", dict(bits=8, q_v=6, v_threshold=0.75, v_reset=None, round="floor")),
-           ("codegen", "LIF", dict(width=8, q_v=6, q_in=5, tau=3.0, v_reset=-0.25, decay_input=False)),
-           ("codegen", "IF", dict(width=8, q_v=5, q_in=7, tau=None, v_reset=None, round="floor"))]
+CONFIGS = [("torch-eval", "LIF", {"bits": 8, "q_v": 6, "tau": 3.0, "v_reset": -0.25, "decay_input": False}),
+           ("torch-train", "LIF", {"bits": 8, "q_v": 6, "q_in": 7, "tau": 1.5, "v_threshold": 0.75, "v_reset": None}),
+           ("torch-eval", "ATIF", {"bits": 8, "q_v": 6, "v_threshold": 0.75, "v_reset": None, "round": "floor"}),
+           ("codegen", "LIF", {"width": 8, "q_v": 6, "q_in": 5, "tau": 3.0, "v_reset": -0.25, "decay_input": False}),
+           ("codegen", "IF", {"width": 8, "q_v": 5, "q_in": 7, "tau": None, "v_reset": None, "round": "floor"})]
 
 
 def _real_sequence(profile: str, spec, x: np.ndarray):
@@ -324,8 +325,9 @@ def test_cli_config_in_qualia_terms(tmp_path, capsys):
     """--config: the Qualia layer's own arguments; a layer that holds other hyperparameters is refused."""
     spec = golden.torch_eval("LIF", bits=8, q_v=6, tau=4.0, v_reset=None, decay_input=False)
     path = _spec_file(tmp_path, "s.toml", spec)
-    cfg = dict(kind="LIF", bits_in=8, q_in=6, bits_v=8, q_v=6, bits_out=8, q_out=6, round_in="nearest",
-               round_v="nearest", round_out="nearest", tau=4.0, v_threshold=1.0, v_reset=None, decay_input=False)
+    cfg = {"kind": "LIF", "bits_in": 8, "q_in": 6, "bits_v": 8, "q_v": 6, "bits_out": 8, "q_out": 6,
+           "round_in": "nearest", "round_v": "nearest", "round_out": "nearest", "tau": 4.0, "v_threshold": 1.0,
+           "v_reset": None, "decay_input": False}
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     assert main(["prove", "--spec", path, "--against", "torch-eval", "--config", str(tmp_path / "cfg.json")]) == 0
     assert "PROVEN" in capsys.readouterr().out
@@ -392,10 +394,11 @@ def test_cli_reference_stack_not_importable(tmp_path, capsys, monkeypatch, stack
 
 
 # ---------------------------------------------------------------------------------------------- 16 bits
-SIXTEEN = [("codegen", "IF", dict(width=16, q_v=11, tau=None, v_reset=None)),
-           ("torch-eval", "LIF", dict(bits=16, bits_in=8, q_v=11, q_in=6, tau=3.0)),
-           ("torch-train", "LIF", dict(bits=16, bits_in=8, q_v=11, q_in=6, tau=3.0, v_reset=None)),
-           ("torch-eval", "ATIF", dict(bits=16, bits_in=8, q_v=11, q_in=6, v_threshold=0.75, v_reset=None))]
+SIXTEEN = [("codegen", "IF", {"width": 16, "q_v": 11, "tau": None, "v_reset": None}),
+           ("torch-eval", "LIF", {"bits": 16, "bits_in": 8, "q_v": 11, "q_in": 6, "tau": 3.0}),
+           ("torch-train", "LIF", {"bits": 16, "bits_in": 8, "q_v": 11, "q_in": 6, "tau": 3.0, "v_reset": None}),
+           ("torch-eval", "ATIF", {"bits": 16, "bits_in": 8, "q_v": 11, "q_in": 6, "v_threshold": 0.75,
+                                   "v_reset": None})]
 
 
 @pytest.mark.skipif(not (DEEP or os.environ.get("GOLDEN_PROVE_16")), reason="16-bit proofs: GOLDEN_PROVE_16=1 or deep")
@@ -406,5 +409,5 @@ def test_sixteen_bit(profile, kind, kw):
     cert = P.prove(spec, profile)
     print(f"\n16-bit {profile} {kind}: {cert.pairs} pairs in {time.perf_counter() - t0:.1f} s, {cert.result}")
     assert cert.proven, str(cert)
-    Path(os.environ.get("GOLDEN_PROVE_16_LOG", os.devnull)).open("a").write(
-        f"{profile} {kind} {cert.pairs} {time.perf_counter() - t0:.1f}\n")
+    with Path(os.environ.get("GOLDEN_PROVE_16_LOG", os.devnull)).open("a") as log:
+        log.write(f"{profile} {kind} {cert.pairs} {time.perf_counter() - t0:.1f}\n")
