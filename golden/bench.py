@@ -419,12 +419,9 @@ def hot_loop(spec: Spec) -> dict:
     """
     import re
 
-    from numba.core.caching import NullCache
-
     from .datapath import encode
 
-    kernel = kernels._specialise(encode(spec), constants(spec))
-    kernel._cache = NullCache()
+    kernel = kernels.uncached(encode(spec), constants(spec))
     n = 64
     kernel(np.zeros((2, n), spec.fmt_in.dtype), np.zeros(n, spec.fmt_v.dtype), np.zeros((2, n), spec.fmt_out.dtype),
            np.zeros((2, n), spec.fmt_v.dtype), np.zeros((2, n), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64),
@@ -508,14 +505,8 @@ def run_config(spec: Spec, n: int, steps: int, ckernel, qualia, rounds: int, min
     runner = Runner(spec)
     # compile (or load) the spec's specialised kernel first: every size then runs it, as in any process that has it
     kernels.specialised(runner.code, runner.consts)(x[:1], v.copy(), out[:1], vt[:1], spikes[:1], counts, err, 0, 0, n)
-    threads = kernels.THREADS
-
     def golden_on(k):
-        kernels.THREADS = k
-        try:
-            f = kernels.pick(runner.code, runner.consts, n, steps)
-        finally:
-            kernels.THREADS = threads
+        f = kernels.pick(runner.code, runner.consts, n, steps, threads=k)
         return lambda: f(x, v, out, vt, spikes, counts, err, 0)
 
     fns = {"golden_1t": golden_on(1), "golden_2t": golden_on(2), "simulate": lambda: simulate(spec, x)}

@@ -37,11 +37,7 @@ def test_golden_kernel_keeps_up_with_c(profile):
         spikes, counts, err = np.empty((T, N), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64)
         r = Runner(spec)
         golden.simulate(spec, x)  # the spec's specialised kernel, compiled or loaded
-        threads, kernels.THREADS = kernels.THREADS, 1
-        try:
-            kernel = kernels.pick(r.code, r.consts, N, T)
-        finally:
-            kernels.THREADS = threads
+        kernel = kernels.pick(r.code, r.consts, N, T, threads=1)
         ptr = [a.ctypes.data for a in (x, v, out, vt, spikes, counts)]
         secs = bench.interleaved({"golden": lambda: kernel(x, v, out, vt, spikes, counts, err, 0),
                                   "c": lambda: ck.lib.golden_c(T, N, 0, N, *ptr)}, rounds=7, min_time=0.02)
@@ -57,13 +53,10 @@ def test_specialised_kernels_stay_in_narrow_lanes(profile, kind):
 
     These specs' working type is 32 bits; their kernels must not hold a single 64-bit vector.
     """
-    from numba.core.caching import NullCache
-
     from golden.datapath import constants, encode
 
     spec = bench.bench_spec(profile, kind)
-    kernel = kernels._specialise(encode(spec), constants(spec))
-    kernel._cache = NullCache()  # compiled here: a cached kernel cannot be inspected
+    kernel = kernels.uncached(encode(spec), constants(spec))  # compiled here: a cached kernel cannot be inspected
     n = 64
     arrays = (np.zeros((2, n), spec.fmt_in.dtype), np.zeros(n, spec.fmt_v.dtype), np.zeros((2, n), spec.fmt_out.dtype),
               np.zeros((2, n), spec.fmt_v.dtype), np.zeros((2, n), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64))
