@@ -35,11 +35,10 @@ import numpy as np
 from numba import njit
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, NullCache, UserProvidedCacheLocator
 
-from .datapath import CHARGE, FLOAT32, LEAK, RESET, STOP, VSTAGE, step, step_f32, step_int
+from .datapath import CHARGE, FLOAT32, LEAK, RESET, STOP, STRICT_MASK, VSTAGE, step, step_f32, step_int
 
 SOURCE = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes() for f in ("datapath.py", "kernels.py"))).hexdigest()
 BLOCK_BYTES = 1 << 18  # state bytes per block of neurons: it stays in L2 while t advances over the block
-STRICT_MASK = (2 << 11) | (2 << 13)  # v_overflow or acc_overflow == strict
 SPECIALISE_AT = 1 << 20  # neuron-steps from which a run compiles its spec's specialised kernel (~3 s, once)
 PARALLEL_AT = 1 << 15  # neurons from which a layer is split over threads
 THREADS = int(os.environ.get("GOLDEN_THREADS", 0)) or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import golden
-from golden import bench, kernels
+from golden import ckernel, kernels
+from golden.cli.bench import harness
 from golden.simulate import Runner
 
 COLLAPSE = 0.3
@@ -26,12 +27,12 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
 @pytest.mark.parametrize("profile", ["codegen", "torch-eval"])  # the integer and the float32 datapath
 def test_golden_kernel_keeps_up_with_c(profile):
-    spec = bench.bench_spec(profile, "LIF")
+    spec = harness().bench_spec(profile, "LIF")
     rng = np.random.default_rng(0)
     x = rng.integers(spec.fmt_in.min, spec.fmt_in.max + 1, (T, N)).astype(spec.fmt_in.dtype)
     with tempfile.TemporaryDirectory() as tmp:
-        ck = bench.CKernel(spec, Path(tmp))
-        bench.check_c(ck, x)
+        ck = ckernel.CKernel(spec, Path(tmp))
+        ckernel.check_c(ck, x)
         v = np.full(N, spec.v_start, spec.fmt_v.dtype)
         out, vt = np.empty((T, N), spec.fmt_out.dtype), np.empty((T, N), spec.fmt_v.dtype)
         spikes, counts, err = np.empty((T, N), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64)
@@ -39,7 +40,7 @@ def test_golden_kernel_keeps_up_with_c(profile):
         golden.simulate(spec, x)  # the spec's specialised kernel, compiled or loaded
         kernel = kernels.pick(r.code, r.consts, N, T, threads=1)
         ptr = [a.ctypes.data for a in (x, v, out, vt, spikes, counts)]
-        secs = bench.interleaved({"golden": lambda: kernel(x, v, out, vt, spikes, counts, err, 0),
+        secs = harness().interleaved({"golden": lambda: kernel(x, v, out, vt, spikes, counts, err, 0),
                                   "c": lambda: ck.lib.golden_c(T, N, 0, N, *ptr)}, rounds=7, min_time=0.02)
     ratio = secs["c"] / secs["golden"]
     print(f"{profile}: golden {T * N / secs['golden']:.3g} updates/s, C {T * N / secs['c']:.3g}, ratio {ratio:.2f}")
@@ -55,7 +56,7 @@ def test_specialised_kernels_stay_in_narrow_lanes(profile, kind):
     """
     from golden.datapath import constants, encode
 
-    spec = bench.bench_spec(profile, kind)
+    spec = harness().bench_spec(profile, kind)
     kernel = kernels.uncached(encode(spec), constants(spec))  # compiled here: a cached kernel cannot be inspected
     n = 64
     arrays = (np.zeros((2, n), spec.fmt_in.dtype), np.zeros(n, spec.fmt_v.dtype), np.zeros((2, n), spec.fmt_out.dtype),
