@@ -138,7 +138,7 @@ def _initial_v(spec: Spec, v0, shape) -> np.ndarray:
         v0 = np.broadcast_to(v0, shape)
     except ValueError:
         raise SpecError(f"v0: shape {v0.shape} does not broadcast to the layer's neurons {tuple(shape)}") from None
-    return np.ascontiguousarray(v0.reshape(-1), dtype=np.int64)  # in range: the cast is exact
+    return np.array(v0.reshape(-1), dtype=np.int64)  # a writable copy (the state); in range, the cast is exact
 
 
 def simulate(spec: Spec, x, v0=None, *, parallel: bool | None = None) -> Trace:
