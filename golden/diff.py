@@ -339,7 +339,8 @@ class DiffReport:
             lines.append(f"  first       no diverging neuron has the cause {self.focus!r}")
             return "\n".join(lines)
         lines += [
-            f"  {'first' if self.focus is None else 'first of it':<11} neuron {f.neuron}, step {f.t}: {', '.join(f.fields)} differ; cause: {f.cause}",
+            f"  {'first' if self.focus is None else 'first of it':<11} neuron {f.neuron}, step {f.t}: "
+            f"{', '.join(f.fields)} differ; cause: {f.cause}",
             f"  minimal     input {f.minimal_x} (raw, {a.fmt_in}; shrunk from {len(f.x)} steps, "
             f"{f.shrink_evaluations} candidates tried)",
             "              step      x       a.v       b.v  a.spike b.spike     a.out     b.out",
@@ -365,7 +366,8 @@ def stimulus(spec: Spec, steps: int, neurons: int, seed: int = 0) -> np.ndarray:
 
     def unit(*shape):  # float64 in [0, 1): the top 53 bits of each raw output, exactly
         n = int(np.prod(shape, dtype=np.int64))
-        return (np.asarray(bits.random_raw(n), np.uint64) >> np.uint64(11)).astype(np.float64).reshape(shape) * 2.0 ** -53
+        top = np.asarray(bits.random_raw(n), np.uint64) >> np.uint64(11)
+        return top.astype(np.float64).reshape(shape) * 2.0 ** -53
 
     vth = spec.fmt_v.real(spec.v_threshold)
     mean = (unit(neurons) * 2.0 - 0.5) * vth

@@ -37,7 +37,8 @@ from numba.core.caching import CompileResultCacheImpl, FunctionCache, NullCache,
 
 from .datapath import CHARGE, FLOAT32, LEAK, RESET, STOP, STRICT_MASK, VSTAGE, step, step_f32, step_int
 
-SOURCE = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes() for f in ("datapath.py", "kernels.py"))).hexdigest()
+SOURCE = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes()
+                                 for f in ("datapath.py", "kernels.py", "spec.py"))).hexdigest()
 BLOCK_BYTES = 1 << 18  # state bytes per block of neurons: it stays in L2 while t advances over the block
 SPECIALISE_AT = 1 << 20  # neuron-steps from which a run compiles its spec's specialised kernel (~3 s, once)
 PARALLEL_AT = 1 << 15  # neurons from which a layer is split over threads

@@ -98,7 +98,8 @@ def charge_int(spec: Spec, v: int, x: int, events: set) -> int:
 
 def aligned(spec: Spec, raw: int) -> int:
     """A potential-format constant moved to frac T and narrowed to the accumulator."""
-    return narrow(raw * 2 ** spec.shift_v, spec.acc_bits, "wrap" if spec.acc_overflow == "wrap" else "saturate", "align", set())
+    policy = "wrap" if spec.acc_overflow == "wrap" else "saturate"
+    return narrow(raw * 2 ** spec.shift_v, spec.acc_bits, policy, "align", set())
 
 
 def to_v(spec: Spec, H: int, events: set) -> int:

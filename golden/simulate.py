@@ -42,7 +42,8 @@ def check_raw(x, fmt, name: str = "x", what: str = "input") -> np.ndarray:
     """
     x = np.asarray(x)
     if x.dtype.kind not in "iu":
-        raise SpecError(f"{name}: expected raw integers, got dtype {x.dtype} (quantize real values with spec.quantize_input)")
+        raise SpecError(f"{name}: expected raw integers, got dtype {x.dtype} "
+                        "(quantize real values with spec.quantize_input)")
     if not x.dtype.isnative:  # e.g. '>i2' from another machine: the kernels take native integers
         x = x.astype(x.dtype.newbyteorder("="))
     bits = 8 * x.dtype.itemsize - (x.dtype.kind == "i")  # no scan when the dtype itself cannot leave the format
@@ -110,7 +111,8 @@ def load_npy(path, what: str = "input") -> np.ndarray:
             if magic.startswith(b"PK\x03\x04"):
                 raise SpecError(f"{what} file {path}: this is a .npz archive; expected a .npy array (numpy.save)")
             if magic != b"\x93NUMPY":
-                raise SpecError(f"{what} file {path}: not a .npy array ({'empty file' if not magic else 'no .npy magic'})")
+                why = "empty file" if not magic else "no .npy magic"
+                raise SpecError(f"{what} file {path}: not a .npy array ({why})")
             f.seek(0)
             version = fmt.read_magic(f)
             header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0

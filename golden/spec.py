@@ -333,16 +333,20 @@ class Spec:
             if not narrowest <= self.acc_bits <= 64:
                 raise SpecError(f"acc_bits: {self.acc_bits} must be in {narrowest}..64")
             if max(self.fmt_in.bits + self.shift_in, v.bits + self.shift_v) > 63:
-                raise SpecError(f"fmt_in.frac: q_in - q_v = {self.fmt_in.frac - v.frac} is too far apart for a 64-bit datapath")
+                raise SpecError(f"fmt_in.frac: q_in - q_v = {self.fmt_in.frac - v.frac} is too far apart for a "
+                                "64-bit datapath")
             room = 63 if self.acc_overflow != Overflow.WRAP else 64  # a leak product must fit the 64-bit machine word
             if self.acc_bits < 64 and self.acc_bits + v.bits > room:
-                raise SpecError(f"acc_bits: {self.acc_overflow} needs acc_bits + v bits <= {room}, or a 64-bit wrapping accumulator")
+                raise SpecError(f"acc_bits: {self.acc_overflow} needs acc_bits + v bits <= {room}, or a 64-bit "
+                                "wrapping accumulator")
             if self.acc_bits == 64 and self.acc_overflow != Overflow.WRAP:
                 raise SpecError(f"acc_bits: a 64-bit accumulator can only wrap, not {self.acc_overflow}")
             for name in ("v_threshold", "v_reset"):
                 wide = getattr(self, name) << self.shift_v
-                if self.acc_overflow != Overflow.WRAP and not -(1 << (self.acc_bits - 1)) <= wide < (1 << (self.acc_bits - 1)):
-                    raise SpecError(f"{name}: aligned to frac {self.work_frac} it overflows the {self.acc_bits}-bit accumulator")
+                half = 1 << (self.acc_bits - 1)
+                if self.acc_overflow != Overflow.WRAP and not -half <= wide < half:
+                    raise SpecError(f"{name}: aligned to frac {self.work_frac} it overflows the {self.acc_bits}-bit "
+                                    "accumulator")
             if self.leak_s > 62 or self.leak_s < -62:
                 raise SpecError(f"fmt_v.frac: the leak shift {self.leak_s} is out of range")
 
@@ -435,7 +439,8 @@ class Spec:
             f'acc_overflow = "{self.acc_overflow}"  # saturate | wrap | strict, every accumulator result',
             f'order = "{self.order}"  # fire_then_round: spike test on the unrounded potential',
             f'arith = "{self.arith}"  # int: integers at frac max(q_in, q_v); float32: PyTorch float32 charge',
-            f'leak_shift = "{self.leak_shift}"  # q_v: exact; max_q: shift the leak product by max(q_in, q_v) (qualia-codegen)',
+            f'leak_shift = "{self.leak_shift}"  # q_v: exact; max_q: shift the leak product by max(q_in, q_v) '
+            '(qualia-codegen)',
             f'charge_form = "{self.charge_form}"  # float32 only: general | reset0 (spikingjelly v_reset=0 formulas)',
             f'v_init = "{self.v_init}"  # initial potential: zero | reset (v_reset)',
         ]
@@ -444,7 +449,8 @@ class Spec:
     @classmethod
     def from_toml(cls, text_or_path) -> Spec:
         """Parse a spec; unknown or missing keys, and wrong types, raise SpecError naming the key."""
-        if isinstance(text_or_path, Path) or (isinstance(text_or_path, str) and "\n" not in text_or_path and text_or_path.endswith(".toml")):
+        t = text_or_path
+        if isinstance(t, Path) or (isinstance(t, str) and "\n" not in t and t.endswith(".toml")):
             text = read_spec_text(Path(text_or_path))
         else:
             text = text_or_path
@@ -474,7 +480,8 @@ class Spec:
         pkeys = {"v_threshold", "v_reset", "reciprocal_tau", "spike_out"}
         _keys("params.", params, pkeys, pkeys)
         dp = doc["datapath"]
-        dkeys = {"round", "round_in", "v_overflow", "acc_bits", "acc_overflow", "order", "arith", "leak_shift", "charge_form", "v_init"}
+        dkeys = {"round", "round_in", "v_overflow", "acc_bits", "acc_overflow", "order", "arith", "leak_shift",
+                 "charge_form", "v_init"}
         _keys("datapath.", dp, dkeys, set())
         return cls(kind=doc["kind"], fmt_in=formats["input"], fmt_v=formats["v"], fmt_out=formats["out"],
                    reset=doc["reset"], decay_input=doc["decay_input"], profile=doc.get("profile", "custom"),

@@ -11,8 +11,20 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from .spec import (ARITHS, CHARGE_FORMS, KINDS, LEAK_SHIFTS, ORDERS, OVERFLOWS, ROUND_MODES, V_INITS, Kind, QFormat,
-                   Spec, SpecError)
+from .spec import (
+    ARITHS,
+    CHARGE_FORMS,
+    KINDS,
+    LEAK_SHIFTS,
+    ORDERS,
+    OVERFLOWS,
+    ROUND_MODES,
+    V_INITS,
+    Kind,
+    QFormat,
+    Spec,
+    SpecError,
+)
 
 
 @st.composite
@@ -56,7 +68,8 @@ def specs(draw, arith=st.sampled_from(ARITHS), kinds=st.sampled_from(KINDS)):
 
 def raw_values(fmt: QFormat):
     """Raw integers of a format, weighted toward 0, +-1, +-full scale and powers of two."""
-    specials = sorted({0, 1, -1, fmt.min, fmt.max, fmt.min + 1, fmt.max - 1, 1 << (fmt.bits - 2), -(1 << (fmt.bits - 2))})
+    quarter = 1 << (fmt.bits - 2)
+    specials = sorted({0, 1, -1, fmt.min, fmt.max, fmt.min + 1, fmt.max - 1, quarter, -quarter})
     return st.one_of(st.sampled_from(specials), st.integers(fmt.min, fmt.max))
 
 
@@ -180,7 +193,8 @@ def _input_columns(rng: np.random.Generator, config: dict, T: int, n: int) -> np
             x[:, cols] = np.clip(rng.integers(-6, 7, (T, k)) << max(d, 0), lo, hi)
         elif s == 4:  # exact half-LSB ties of the potential's grid (q_in > q_v), else odd multiples of the grid
             half = 1 << (d - 1) if d > 0 else 1
-            x[:, cols] = np.clip((2 * rng.integers(-(hi // (2 * half)) - 1, hi // (2 * half) + 1, (T, k)) + 1) * half, lo, hi)
+            odd = 2 * rng.integers(-(hi // (2 * half)) - 1, hi // (2 * half) + 1, (T, k)) + 1
+            x[:, cols] = np.clip(odd * half, lo, hi)
         elif s == 5:  # saturation bursts: runs of full scale, either sign
             sign = np.where(rng.random((T, k)) < 0.5, lo, hi)
             x[:, cols] = np.where(rng.random((T, k)) < 0.8, np.repeat(sign[:1], T, 0), sign)

@@ -52,6 +52,8 @@ import pytest
 
 import golden
 
+from proofs import record, requires
+
 try:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -69,10 +71,10 @@ try:
         from spikingjelly.activation_based import neuron as sjn
         from torch import nn
     STACK = True
-except Exception:  # noqa: BLE001 - ImportError, or torchvision's broken operator registration
+except Exception:
     STACK = False
 
-pytestmark = pytest.mark.skipif(not STACK, reason="torch / spikingjelly / Qualia stack not importable")
+pytestmark = requires(None if STACK else "the torch / spikingjelly / Qualia stack does not import")
 
 INPUT_SHAPE = (2, 4)  # Flatten needs a (samples, channels) input; 8 features
 UNITS = 8  # QuantizedSMLP with one hidden layer requires units == prod(input_shape) (its last Linear's in_features)
@@ -185,6 +187,8 @@ def spec_fields(spec) -> dict:
 def check_against(spec, exported: dict, kind: str, *, width: int, long_width: int, q_in: int) -> None:
     want = exported["ints"]
     got = spec_fields(spec)
+    record("codegen export", "qualia-codegen's converter (the integers it exports)", len(want),
+           sum(got.get(k) != v for k, v in want.items()), unit="exported integers")
     assert got == want, (f"from_torch integers {got} != qualia-codegen's {want}\n{exported['weights_text']}\n"
                          f"{spec.to_toml()}")
     d = exported["defines"]

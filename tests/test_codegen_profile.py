@@ -40,11 +40,12 @@ from hypothesis import assume, event, given, note
 from hypothesis import strategies as st
 
 import golden
+from golden.refs import codegen_c as cc
 from golden.spec import SpecError
 
-from golden.refs import codegen_c as cc
+from proofs import missing_codegen, record, requires
 
-pytestmark = pytest.mark.skipif(not cc.c_available(), reason="gcc or Qualia codegen packages not available")
+pytestmark = requires(missing_codegen())
 
 #: neuron-steps compared with 0 mismatches, per test (reported in the summary and asserted by test_matrix)
 COMPARED: dict[str, int] = {}
@@ -113,7 +114,7 @@ def c_undefined_steps(cfg: dict, params: dict, x2: np.ndarray, v_trace: np.ndarr
     # exact Python integers where a 64-bit C type is involved; int64 is exact enough for 32-bit C arithmetic
     # (every operand of a not-yet-undefined neuron is below 2**32 there, so no product or shift reaches 2**63)
     obj = (lambda a: np.asarray(a, dtype=np.int64).astype(object)) if c.A == 64 else \
-        (lambda a: np.asarray(a, dtype=np.int64))  # noqa: E731
+        (lambda a: np.asarray(a, dtype=np.int64))
     vth, vr, rtau = params["v_threshold"], params["v_reset"], params["reciprocal_tau"]
     # per-call constants (and the spike value): undefined for every neuron if they are
     c.ub = np.zeros(1, bool)
@@ -208,6 +209,7 @@ def compare(cfg: dict, raw: dict, x: np.ndarray, shape=None) -> tuple[int, int, 
                                        "reciprocal_tau": spec.reciprocal_tau}, x, g_v)
     valid = np.arange(T)[:, None] < first_ub[None, :]
     bad = ((g_out != c_out) | (g_v != c_v)) & valid
+    record("codegen", "qualia-codegen-plugin-snn's C, rendered and compiled with gcc", int(valid.sum()), int(bad.sum()))
     if bad.any():
         ts, ns = np.nonzero(bad)
         n = ns[np.argmin(ts * N + ns)]
@@ -392,7 +394,7 @@ def test_ub_detector_agrees_with_sanitizer(width, q_v, q_in, round_mode):
     hi = (1 << (width - 1)) - 1
     cfg = dict(kind="LIF", width=width, long_width=LONG_DEFAULT[width], q_in=q_in, q_v=q_v, q_out=q_v,
                round_mode=round_mode, soft_reset=False, decay_input=True)
-    trim = (lambda v: (v >> 8) << 8) if width == 32 else (lambda v: v)  # noqa: E731
+    trim = (lambda v: (v >> 8) << 8) if width == 32 else (lambda v: v)
     # At v = 0 the leak product is (X - 2**(width-1+q_in-q_v)) * 2**(q_v-2) = X * 2**(q_v-2) - 2**(A-1) (A = 32 for
     # int16, 64 for int32): it leaves the C type exactly when X < 0, so some neurons are undefined from step 0
     # and some later or never. (An int32 build cannot overflow int64 unless max(q_in, q_v) > 31, where 'nearest'

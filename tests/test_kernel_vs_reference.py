@@ -9,6 +9,8 @@ import golden
 from golden import reference
 from golden.strategies import specs, stimuli
 
+from proofs import record
+
 
 def run_both(spec, x):
     try:
@@ -21,11 +23,14 @@ def run_both(spec, x):
     trace = golden.simulate(spec, x)
     note(spec.to_toml())
     note(f"x = {x.tolist()}")
+    differ = (trace.out != ref["out"]) | (trace.v != ref["v"]) | (trace.spikes != ref["spikes"])
+    record("kernels", "golden.reference, the plain-Python oracle", x.size, int(differ.sum()))
     for field in ("out", "v", "spikes"):
         got, want = getattr(trace, field), ref[field]
         if not np.array_equal(got, want):
             t, n = np.argwhere(got != want)[0]
-            raise AssertionError(f"{field} differs first at t={t} neuron={n}: kernel {got[t, n]} reference {want[t, n]}")
+            raise AssertionError(f"{field} differs first at t={t} neuron={n}: kernel {got[t, n]} "
+                                 f"reference {want[t, n]}")
     assert trace.overflow == ref["overflow"]
     return trace
 

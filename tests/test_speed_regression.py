@@ -7,7 +7,6 @@ a kernel that stopped vectorising, a signed index that brought back bounds
 arithmetic, a constant no longer folded. The C is first checked bit-exact.
 """
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,10 +18,12 @@ from golden import ckernel, kernels
 from golden.cli.bench import harness
 from golden.simulate import Runner
 
+from proofs import missing_gcc, record, requires
+
 COLLAPSE = 0.3
 N, T = 16384, 64
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+pytestmark = requires(missing_gcc())
 
 
 @pytest.mark.parametrize("profile", ["codegen", "torch-eval"])  # the integer and the float32 datapath
@@ -33,6 +34,7 @@ def test_golden_kernel_keeps_up_with_c(profile):
     with tempfile.TemporaryDirectory() as tmp:
         ck = ckernel.CKernel(spec, Path(tmp))
         ckernel.check_c(ck, x)
+        record("golden C kernel", "golden.ckernel's C of the same spec (gcc, 1 and 2 threads)", 2 * x.size)
         v = np.full(N, spec.v_start, spec.fmt_v.dtype)
         out, vt = np.empty((T, N), spec.fmt_out.dtype), np.empty((T, N), spec.fmt_v.dtype)
         spikes, counts, err = np.empty((T, N), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64)
@@ -60,7 +62,8 @@ def test_specialised_kernels_stay_in_narrow_lanes(profile, kind):
     kernel = kernels.uncached(encode(spec), constants(spec))  # compiled here: a cached kernel cannot be inspected
     n = 64
     arrays = (np.zeros((2, n), spec.fmt_in.dtype), np.zeros(n, spec.fmt_v.dtype), np.zeros((2, n), spec.fmt_out.dtype),
-              np.zeros((2, n), spec.fmt_v.dtype), np.zeros((2, n), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64))
+              np.zeros((2, n), spec.fmt_v.dtype), np.zeros((2, n), np.bool_), np.zeros(5, np.int64),
+              np.full(3, -1, np.int64))
     kernel(*arrays, 0, 0, n)
     ir = kernel.inspect_llvm(kernel.signatures[0])
     assert " x i32>" in ir, "the kernel no longer vectorises"

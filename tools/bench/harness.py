@@ -147,7 +147,8 @@ def hot_loop(spec: Spec) -> dict:
     kernel = kernels.uncached(encode(spec), constants(spec))
     n = 64
     kernel(np.zeros((2, n), spec.fmt_in.dtype), np.zeros(n, spec.fmt_v.dtype), np.zeros((2, n), spec.fmt_out.dtype),
-           np.zeros((2, n), spec.fmt_v.dtype), np.zeros((2, n), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64),
+           np.zeros((2, n), spec.fmt_v.dtype), np.zeros((2, n), np.bool_), np.zeros(5, np.int64),
+           np.full(3, -1, np.int64),
            0, 0, n)
     asm = kernel.inspect_asm(kernel.signatures[0]).splitlines()
     labels = {line.split(":")[0]: i for i, line in enumerate(asm) if re.match(r"^\.LBB\d+_\d+:", line)}
@@ -155,7 +156,8 @@ def hot_loop(spec: Spec) -> dict:
     for i, line in enumerate(asm):  # loops: a jump back to an earlier label; the one densest in zmm registers
         m = re.match(r"\s+j\w+\s+(\.LBB\d+_\d+)", line)
         if m and m.group(1) in labels and labels[m.group(1)] < i:
-            body = [x for x in asm[labels[m.group(1)] + 1:i + 1] if x.startswith("\t") and not x.strip().startswith(".")]
+            body = [x for x in asm[labels[m.group(1)] + 1:i + 1]
+                    if x.startswith("\t") and not x.strip().startswith(".")]
             step = [int(s.group(1)) for x in body[-4:] for s in [re.search(r"addq\s+\$(\d+),", x)] if s]
             zmm = sum("zmm" in x for x in body)
             key = (bool(step), zmm)  # a loop that counts neurons, then the most 512-bit work
@@ -330,7 +332,8 @@ def markdown(result: dict) -> str:
         for name, h in result["hot_loops"].items():
             if h:
                 per = f"{h['per_update']:.2f}" if h["per_update"] else "-"
-                lines.append(f"| {name} | {h['W']} | {h['updates'] or '-'} | {h['instructions']} | {h['vector']} | {per} |")
+                lines.append(f"| {name} | {h['W']} | {h['updates'] or '-'} | {h['instructions']} | {h['vector']} "
+                             f"| {per} |")
     if result.get("qualia_exact"):
         lines += ["", "The Qualia layers timed compute what golden's torch-eval spec does, bit for bit: "
                   + ", ".join(f"{k} {'yes' if v else '**NO**'}" for k, v in result["qualia_exact"].items())
@@ -370,11 +373,12 @@ def targets(result: dict) -> list:
     if w:
         out.append(("no slowdown at small N (the 2-thread setting picks 1 thread below 32768 neurons)",
                     f"{w[0]:.2f}x ({_where(w[1])})", w[0] >= 0.9))
-    w = _worst([x for x in rows if x["N"] <= 1024 and "qualia" in x["rates"]], lambda x: r(x, "simulate") / r(x, "qualia"))
+    vs_qualia = lambda x: r(x, "simulate") / r(x, "qualia")  # noqa: E731
+    w = _worst([x for x in rows if x["N"] <= 1024 and "qualia" in x["rates"]], vs_qualia)
     if w:
         out.append(("golden.simulate >= 1000x the Qualia layer (eval) at N <= 1024", f"{w[0]:.0f}x ({_where(w[1])})",
                     w[0] >= 1000))
-    w = _worst([x for x in rows if x["N"] == 65536 and "qualia" in x["rates"]], lambda x: r(x, "simulate") / r(x, "qualia"))
+    w = _worst([x for x in rows if x["N"] == 65536 and "qualia" in x["rates"]], vs_qualia)
     if w:
         out.append(("golden.simulate >= 50x the Qualia layer (eval) at N = 65536", f"{w[0]:.0f}x ({_where(w[1])})",
                     w[0] >= 50))
@@ -383,7 +387,8 @@ def targets(result: dict) -> list:
         out.append(("golden 1 thread >= 50% of the copy bound at N = 65536", f"{w[0]:.0%} ({_where(w[1])})",
                     w[0] >= 0.5))
     integer = {(x["kind"], x["N"], x["T"]): r(x, "golden_1t") for x in rows if x["profile"] == "hardware"}
-    w = _worst([x for x in rows if x["profile"] == "torch-eval" and (x["kind"], x["N"], x["T"]) in integer and x["N"] >= 1024],
+    w = _worst([x for x in rows
+                if x["profile"] == "torch-eval" and (x["kind"], x["N"], x["T"]) in integer and x["N"] >= 1024],
                lambda x: integer[x["kind"], x["N"], x["T"]] / r(x, "golden_1t"), pick=max)
     if w:
         out.append(("torch-eval (float32) within 2x of the integer profile (hardware) of the same layer, N >= 1024",
@@ -445,7 +450,8 @@ def run(args) -> dict:
                 if gcc:
                     ck = CKernel(spec, Path(tmp))
                     rng = np.random.default_rng(1)
-                    check_c(ck, rng.integers(spec.fmt_in.min, spec.fmt_in.max + 1, (50, 70_000)).astype(spec.fmt_in.dtype))
+                    x = rng.integers(spec.fmt_in.min, spec.fmt_in.max + 1, (50, 70_000))
+                    check_c(ck, x.astype(spec.fmt_in.dtype))
                 qualia = qualia_module(kind) if (profile == "torch-eval" and not args.no_qualia) else None
                 if qualia is not None:
                     x = np.random.default_rng(2).integers(spec.fmt_in.min, spec.fmt_in.max + 1, (20, 256))
@@ -456,8 +462,8 @@ def run(args) -> dict:
                             continue
                         row = run_config(spec, n, steps, ck, qualia, args.rounds, args.min_time)
                         if n == 65536:
-                            row.update(("copy_" + k, v) for k, v in
-                                       copy_bound(n * steps * row["bytes_per_update"], args.rounds, args.min_time).items())
+                            bound = copy_bound(n * steps * row["bytes_per_update"], args.rounds, args.min_time)
+                            row.update(("copy_" + k, v) for k, v in bound.items())
                         result["rows"].append(row)
                         if not args.quiet:
                             r = row["rates"]
