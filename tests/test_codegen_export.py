@@ -51,6 +51,7 @@ import numpy as np
 import pytest
 
 import golden
+from golden.spec import Kind
 
 from proofs import record, requires
 
@@ -90,7 +91,7 @@ def quant_params(bits: int, round_v: str, round_act: str) -> dict:
 def neuron_conf(kind: str, *, tau, v_threshold, v_reset, decay_input) -> dict:
     params = {"v_threshold": v_threshold, "v_reset": False if v_reset is None else v_reset, "step_mode": "s",
               "detach_reset": True}
-    if kind == "LIF":
+    if Kind(kind).has_leak:
         params.update(tau=tau, decay_input=decay_input)
     return {"kind": f"{kind}Node", "params": params}
 
@@ -179,7 +180,7 @@ def spec_fields(spec) -> dict:
     out = {"v_threshold": spec.v_threshold, "reciprocal_tau": spec.reciprocal_tau}
     if spec.reset == "hard":
         out["v_reset"] = spec.v_reset
-    if spec.kind != "LIF":
+    if not spec.kind.has_leak:
         out.pop("reciprocal_tau")
     return out
 
@@ -201,7 +202,7 @@ def check_against(spec, exported: dict, kind: str, *, width: int, long_width: in
     assert int(d["TMP_SCALE_FACTOR"]) == spec.work_frac
     assert d["OUTPUT_ROUND_MODE"] == {"RND": "ROUND_MODE_NEAREST", "TRN": "ROUND_MODE_FLOOR"}[spec.round]
     assert int(d["SOFTRESET"]) == (spec.reset == "soft")
-    if kind == "LIF":
+    if spec.kind.has_leak:
         assert int(d["DECAY_INPUT"]) == spec.decay_input
 
 

@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 
 import golden
 from golden.refs import codegen_c as cc
-from golden.spec import SpecError
+from golden.spec import Kind, SpecError
 
 from proofs import missing_codegen, record, requires
 
@@ -131,7 +131,7 @@ def c_undefined_steps(cfg: dict, params: dict, x2: np.ndarray, v_trace: np.ndarr
         c.ub = np.zeros(N, bool)
         P = c.scale(obj(v_prev), q_v - Tq)
         X = c.scale(obj(x2[t]), q_in - Tq)
-        if cfg["kind"] == "LIF":
+        if Kind(cfg["kind"]).has_leak:
             tmp = P
             if not cfg["soft_reset"]:
                 tmp = c.to_long(c.chk(tmp - VR))
@@ -172,14 +172,14 @@ def spec_for(cfg: dict, raw: dict) -> golden.Spec:
               # follow round_out (OUTPUT_ROUND_MODE, quantizer_act's); the reals are on the grid either way
               round="floor" if cfg["round_mode"] == "nearest" else "nearest",
               v_reset=None if cfg["soft_reset"] else raw["v_reset"] * s)
-    if cfg["kind"] == "LIF":
+    if Kind(cfg["kind"]).has_leak:
         kw.update(tau=2.0 ** cfg["q_v"] / raw["reciprocal_tau"], decay_input=cfg["decay_input"])
     else:
         kw.update(tau=None)
     spec = golden.codegen(cfg["kind"], **kw)
     got = {k: getattr(spec, k) for k in ("v_threshold", "v_reset", "reciprocal_tau")}
     want = {"v_threshold": raw["v_threshold"], "v_reset": 0 if cfg["soft_reset"] else raw["v_reset"],
-            "reciprocal_tau": raw["reciprocal_tau"] if cfg["kind"] == "LIF" else 0}
+            "reciprocal_tau": raw["reciprocal_tau"] if Kind(cfg["kind"]).has_leak else 0}
     assert got == want, f"codegen quantized the real parameters to {got}, expected {want}"
     return spec
 
@@ -267,7 +267,7 @@ def _edge_raws(rng, W, q_v, kind, soft, n):
         vr = 0 if soft else int(rng.choice([0, -hi - 1, hi, int(rng.integers(-hi - 1, hi + 1))]))
         rmax = min(hi, (1 << q_v) - 1) if q_v >= 1 else 0
         rtau = 0
-        if kind == "LIF":
+        if Kind(kind).has_leak:
             rtau = [rmax, 1, max(1, rmax // 2)][i] if i < 3 else int(rng.integers(1, rmax + 1))
         sets.append({"v_threshold": mant(vth), "v_reset": mant(vr), "reciprocal_tau": mant(rtau)})
     return sets
@@ -331,7 +331,7 @@ def configs(draw):
     L = draw(st.sampled_from({8: [16, 16, 16, 32, 64], 16: [32, 32, 64], 32: [64]}[W]))
     kind = draw(st.sampled_from(["LIF", "LIF", "IF"]))
     qmax = {8: 10, 16: 18, 32: 30}[W]
-    q_v = draw(st.integers(1 if kind == "LIF" else -2, qmax))
+    q_v = draw(st.integers(1 if Kind(kind).has_leak else -2, qmax))
     q_in = q_v + draw(st.one_of(st.sampled_from([-3, 0, 3]), st.integers(-6, 6)))
     # q_out up to bits-1 mostly; sometimes far outside, where the LONG wrap of 1 << q_out shows (int8: q_out=15
     # outputs -128), short of the shifts that are undefined in C
@@ -339,7 +339,7 @@ def configs(draw):
                            st.integers(-20, min(L + 1, max(32, L) - 2))))
     return dict(kind=kind, width=W, long_width=L, q_in=q_in, q_v=q_v, q_out=q_out,
                 round_mode=draw(st.sampled_from(["nearest", "floor"])), soft_reset=draw(st.booleans()),
-                decay_input=draw(st.booleans()) if kind == "LIF" else False)
+                decay_input=draw(st.booleans()) if Kind(kind).has_leak else False)
 
 
 @st.composite
@@ -354,7 +354,7 @@ def raws(draw, cfg):
         return v
 
     rtau = 0
-    if cfg["kind"] == "LIF":
+    if Kind(cfg["kind"]).has_leak:
         rtau = edge(1, min(hi, (1 << q_v) - 1))
     return {"v_threshold": max(1, edge(1, hi)), "v_reset": 0 if cfg["soft_reset"] else edge(-hi - 1, hi),
             "reciprocal_tau": rtau}

@@ -6,7 +6,8 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 import golden
-from golden import reference
+from golden import profiles, reference
+from golden.spec import Kind
 from golden.strategies import specs, stimuli
 
 from proofs import record
@@ -62,10 +63,9 @@ def test_simulator_steps_equal_simulate(data):
     assert np.array_equal(sim.v, np.full(x.shape[1], spec.v_start))
 
 
-@pytest.mark.parametrize("profile,kind", [(p, k) for p in golden.PROFILES for k in ("IF", "LIF", "ATIF")
-                                          if (p, k) != ("codegen", "ATIF")])  # qualia-codegen has no ATIF
+@pytest.mark.parametrize("profile,kind", [(p, k.value) for p in golden.PROFILES for k in profiles.KINDS[p]])
 def test_large_specialised_and_parallel_kernels_agree(profile, kind):
-    spec = golden.make(profile, kind, **({"v_reset": None} if kind == "ATIF" else {}))
+    spec = golden.make(profile, kind, **({"v_reset": None} if Kind(kind).soft_reset_only else {}))
     rng = np.random.default_rng(1)
     x = rng.integers(spec.fmt_in.min, spec.fmt_in.max + 1, (16, 140_000)).astype(np.int8)
     par = golden.simulate(spec, x)  # >= 32 blocks: threaded, specialised

@@ -23,7 +23,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import golden
-from golden.spec import SpecError
+from golden.spec import Kind, SpecError
 from golden.strategies import stimuli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ def codegen_specs(draw):
     try:
         return base.replace(fmt_v=fv, v_threshold=draw(edge(1, fv.max)),
                             v_reset=0 if soft else draw(edge(fv.min, fv.max)),
-                            reciprocal_tau=draw(edge(1, fv.max)) if kind == "LIF" else 0)
+                            reciprocal_tau=draw(edge(1, fv.max)) if Kind(kind).has_leak else 0)
     except SpecError:
         assume(False)
 
