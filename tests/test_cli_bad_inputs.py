@@ -184,3 +184,14 @@ def test_simulate_output_replaces_atomically(tmp_path, capsys):
     assert cli.main([*args, "--out", str(tmp_path / "t.npz")]) == 0
     assert sorted(os.listdir(tmp_path)) == ["s.toml", "t.npz", "x.npy"]
     assert np.array_equal(np.load(tmp_path / "t.npz")["v"], golden.simulate(spec, np.ones((5, 3), np.int8)).v)
+
+
+def test_bench_outside_a_checkout_is_one_line(monkeypatch, capsys, tmp_path):
+    """From an installed wheel there is no tools/bench/: golden bench says so, exit 2."""
+    from golden.cli import bench
+
+    monkeypatch.setattr(bench, "HARNESS", tmp_path / "tools" / "bench" / "harness.py")
+    monkeypatch.delitem(__import__("sys").modules, "golden_bench_harness", raising=False)
+    assert cli.main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "source checkout" in err and "pip install -e ." in err
