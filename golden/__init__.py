@@ -5,9 +5,13 @@ spec -> kernels -> trace -> vectors/reports:
 - :class:`Spec` / :class:`QFormat` (golden.spec): the declarative datapath;
 - :mod:`golden.profiles`: presets reproducing real references;
 - :func:`simulate` / :class:`Simulator` (golden.simulate): the Numba kernels;
-- :mod:`golden.reference`: the same semantics in plain Python.
+- :mod:`golden.reference`: the same semantics in plain Python;
+- :mod:`golden.ckernel`: the same step in C, compiled (a second executable model).
+
+Every deliberate error is a :class:`GoldenError`. The README's "Architecture" lists every module.
 """
 
+from .errors import GoldenError
 from .profiles import PROFILES, codegen, hardware, make, torch_eval, torch_train
 from .simulate import SimulationOverflow, Simulator, Trace, simulate
 from .spec import QFormat, Spec, SpecError, quantize_real
@@ -15,8 +19,8 @@ from .spec import QFormat, Spec, SpecError, quantize_real
 __version__ = "0.1.0"
 
 __all__ = [
-    "PROFILES", "QFormat", "SimulationOverflow", "Simulator", "Spec", "SpecError", "Trace", "__version__",
-    "codegen", "hardware", "make", "quantize_real", "simulate", "torch_eval", "torch_train",
+    "PROFILES", "GoldenError", "QFormat", "SimulationOverflow", "Simulator", "Spec", "SpecError", "Trace",
+    "__version__", "codegen", "hardware", "make", "quantize_real", "simulate", "torch_eval", "torch_train",
 ]
 
 

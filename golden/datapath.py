@@ -37,29 +37,42 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from .reference import aligned
-from .spec import CHARGE_FORMS, KINDS, OVERFLOWS, ROUND_MODES, STAGES, Spec
+from .spec import STAGES, Arith, ChargeForm, Kind, LeakShift, Order, Overflow, Reset, Round, Spec
 
 # ---------------------------------------------------------------- mode code
-# bits 0-1 kind | 2-7 flags | 8-10 round | 11-12 v_overflow | 13-14 acc_overflow |
-# 16-21 T - q_in | 22-27 T - q_v | 28-34 S + 64 | 35-41 acc_bits | 42-47 v bits | 48-54 c.W's bits
-SOFT, DECAY, ROUND_FIRST, FLOAT32, MAX_Q, RESET0 = 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7
-_ROUND, _VOVF, _AOVF, _SH_IN, _SH_V, _LEAK_S, _ACC_BITS, _V_BITS, _W_BITS = 8, 11, 13, 16, 22, 28, 35, 42, 48
-IF, LIF, ATIF = range(3)
-TRN, TRN_ZERO, TRN_INF, RND, RND_ZERO, RND_MIN_INF, RND_INF, RND_CONV = range(8)
-SAT, WRAP, STRICT = range(3)
+# Low to high: kind | the six flags below | round | v_overflow | acc_overflow | T - q_in | T - q_v | S + 64 |
+# acc_bits | v bits | c.W's bits. Each option field is as wide as its enum needs (Option.width).
+_FLAGS = Kind.width()
+SOFT, DECAY, ROUND_FIRST, FLOAT32, MAX_Q, RESET0 = (1 << (_FLAGS + i) for i in range(6))
+_ROUND = _FLAGS + 6
+_VOVF = _ROUND + Round.width()
+_AOVF = _VOVF + Overflow.width()
+_SH_IN = _AOVF + Overflow.width()
+_SH_V = _SH_IN + 6
+_LEAK_S = _SH_V + 6
+_ACC_BITS = _LEAK_S + 7
+_V_BITS = _ACC_BITS + 7
+_W_BITS = _V_BITS + 6
+assert _W_BITS + 7 <= 63, "the mode code no longer fits a signed 64-bit integer"
+KIND_MASK, ROUND_MASK, OVF_MASK = (1 << Kind.width()) - 1, (1 << Round.width()) - 1, (1 << Overflow.width()) - 1
+IF, LIF, ATIF = (k.code for k in Kind)
+TRN, TRN_ZERO, TRN_INF, RND, RND_ZERO, RND_MIN_INF, RND_INF, RND_CONV = (m.code for m in Round)
+SAT, WRAP, STRICT = (o.code for o in Overflow)
+# STRICT_MASK tests "either overflow policy is strict" with one AND: strict must be the only code with its top bit.
+assert [o.code >> (Overflow.width() - 1) for o in Overflow] == [0, 0, 1]
+STRICT_MASK = 1 << (_VOVF + Overflow.width() - 1) | 1 << (_AOVF + Overflow.width() - 1)
 ALIGN, LEAK, CHARGE, RESET, VSTAGE = range(len(STAGES))
 STOP = len(STAGES)  # an overflow under a strict policy at stage k sets bit k and bit STOP + k
 
 
 def encode(spec: Spec) -> int:
     """Pack a spec's choices, widths and shifts into the kernels' mode code."""
-    code = KINDS.index(spec.kind)
-    code |= SOFT * (spec.reset == "soft") | DECAY * spec.decay_input
-    code |= ROUND_FIRST * (spec.order == "round_then_fire") | FLOAT32 * (spec.arith == "float32")
-    code |= MAX_Q * (spec.leak_shift == "max_q") | RESET0 * (spec.charge_form == CHARGE_FORMS[1])
-    code |= ROUND_MODES.index(spec.round) << _ROUND
-    code |= OVERFLOWS.index(spec.v_overflow) << _VOVF | OVERFLOWS.index(spec.acc_overflow) << _AOVF
+    code = spec.kind.code
+    code |= SOFT * (spec.reset == Reset.SOFT) | DECAY * spec.decay_input
+    code |= ROUND_FIRST * (spec.order == Order.ROUND_THEN_FIRE) | FLOAT32 * (spec.arith == Arith.FLOAT32)
+    code |= MAX_Q * (spec.leak_shift == LeakShift.MAX_Q) | RESET0 * (spec.charge_form == ChargeForm.RESET0)
+    code |= spec.round.code << _ROUND
+    code |= spec.v_overflow.code << _VOVF | spec.acc_overflow.code << _AOVF
     code |= spec.shift_in << _SH_IN | spec.shift_v << _SH_V | (spec.leak_s + 64) << _LEAK_S
     code |= spec.acc_bits << _ACC_BITS | spec.fmt_v.bits << _V_BITS
     return code | 8 * np.dtype(working_type(spec)).itemsize << _W_BITS
@@ -72,7 +85,7 @@ R_LIM = 2.0 ** 62  # where the float32 quantizer clamps before an int64 conversi
 def working_type(spec: Spec):
     """The narrowest integer type that holds every exact value the datapath narrows or converts."""
     bv, bi, a = spec.fmt_v.bits, spec.fmt_in.bits, spec.acc_bits
-    if spec.arith == "float32":  # a bound on |y| = |h| * 2**q_v, the float32 potential the quantizer converts
+    if spec.arith == Arith.FLOAT32:  # a bound on |y| = |h| * 2**q_v, the float32 potential the quantizer converts
         vmax, xmax = 2.0 ** (bv - 1 - spec.fmt_v.frac), 2.0 ** (bi - 1 - spec.fmt_in.frac)
         inv_tau = spec.fmt_v.real(spec.reciprocal_tau)
         h = 3 * vmax + xmax + (xmax + 3 * vmax) * inv_tau
@@ -88,7 +101,7 @@ def working_type(spec: Spec):
 def constants(spec: Spec) -> Consts:
     """The spec's numbers as the kernels read them (VT, VR: thresholds aligned to T, narrowed to the accumulator)."""
     f32 = np.float32
-    VT, VR = (aligned(spec, raw) for raw in (spec.v_threshold, spec.v_reset))
+    VT, VR = (spec.aligned(raw) for raw in (spec.v_threshold, spec.v_reset))
     sc_v = f32(2.0 ** -spec.fmt_v.frac)
     return Consts(
         np.int64(spec.v_threshold), np.int64(spec.v_reset), np.int64(spec.reciprocal_tau), np.int64(spec.spike_out),
@@ -125,13 +138,13 @@ def narrow(c, n, bits, policy, w_bits):
 @njit(inline="always")
 def A(code, c, n):
     """A(n): the exact n narrowed to the accumulator (acc_bits, acc_overflow); (value, overflowed)."""
-    return narrow(c, c.W(n), (code >> _ACC_BITS) & 127, (code >> _AOVF) & 3, code >> _W_BITS)
+    return narrow(c, c.W(n), (code >> _ACC_BITS) & 127, (code >> _AOVF) & OVF_MASK, code >> _W_BITS)
 
 
 @njit(inline="always")
 def N(code, c, n):
     """N(n): the exact n narrowed to the potential format (v bits, v_overflow); (value, overflowed)."""
-    return narrow(c, c.W(n), (code >> _V_BITS) & 63, (code >> _VOVF) & 3, code >> _W_BITS)
+    return narrow(c, c.W(n), (code >> _V_BITS) & 63, (code >> _VOVF) & OVF_MASK, code >> _W_BITS)
 
 
 @njit(inline="always")
@@ -157,7 +170,7 @@ def round_up(mode, above, tie, inexact, negative, odd):
 @njit(inline="always")
 def shift_round(code, c, n, s):
     """R(n, s): n * 2**-s rounded by the spec's mode; RND adds the half LSB in the accumulator, as hardware does."""
-    mode = (code >> _ROUND) & 7
+    mode = (code >> _ROUND) & ROUND_MASK
     if s <= 0:
         return A(code, c, n << -s)
     if mode == RND:
@@ -177,7 +190,7 @@ def quantize_f32(code, c, h):
     (working_type); with int64, r is clamped to 2**62: beyond it every float32 is a multiple of
     2**39, which any v format (<= 24 bits) wraps to 0, just as it wraps 2**62.
     """
-    mode = (code >> _ROUND) & 7
+    mode = (code >> _ROUND) & ROUND_MASK
     y = np.float32(h * c.inv_sc_v)
     if mode == RND:
         r = np.floor(np.float32(y + np.float32(0.5)))
@@ -200,7 +213,7 @@ def charge_int(code, c, v, x):
     P, o1 = A(code, c, v << ((code >> _SH_V) & 63))
     X, o2 = A(code, c, x << ((code >> _SH_IN) & 63))
     ovf = (o1 | o2) << ALIGN
-    if (code & 3) != LIF:
+    if (code & KIND_MASK) != LIF:
         H, o = A(code, c, P + X)
         return H, ovf | (o << CHARGE)
     d, o3 = A(code, c, P - c.VR)
@@ -224,7 +237,7 @@ def charge_f32(code, c, v, x):
     """h, the charged potential in float32, by spikingjelly's formulas."""
     vf = np.float32(v) * c.sc_v
     xf = np.float32(x) * c.sc_in
-    if (code & 3) != LIF:
+    if (code & KIND_MASK) != LIF:
         return np.float32(vf + xf)
     if code & DECAY:
         if code & RESET0:

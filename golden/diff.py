@@ -36,19 +36,17 @@ hyperparameter rounding    ``v_threshold`` / ``v_reset`` / ``reciprocal_tau`` ra
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
+import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from . import profiles
-from .simulate import load_npy, simulate
+from .simulate import simulate
 from .spec import QFormat, Spec, SpecError
 
-__all__ = ["KNOBS", "DiffReport", "FirstDivergence", "cli", "diff", "stimulus"]
+__all__ = ["KNOBS", "DiffReport", "FirstDivergence", "diff", "stimulus"]
+
+MAX_NEURON_STEPS = 1 << 26  # a generated stimulus and both traces are held in memory
 
 
 # ------------------------------------------------------------------------------------------------------- knobs
@@ -341,7 +339,8 @@ class DiffReport:
             lines.append(f"  first       no diverging neuron has the cause {self.focus!r}")
             return "\n".join(lines)
         lines += [
-            f"  {'first' if self.focus is None else 'first of it':<11} neuron {f.neuron}, step {f.t}: {', '.join(f.fields)} differ; cause: {f.cause}",
+            f"  {'first' if self.focus is None else 'first of it':<11} neuron {f.neuron}, step {f.t}: "
+            f"{', '.join(f.fields)} differ; cause: {f.cause}",
             f"  minimal     input {f.minimal_x} (raw, {a.fmt_in}; shrunk from {len(f.x)} steps, "
             f"{f.shrink_evaluations} candidates tried)",
             "              step      x       a.v       b.v  a.spike b.spike     a.out     b.out",
@@ -356,14 +355,27 @@ class DiffReport:
 # -------------------------------------------------------------------------------------------------- the diff
 def stimulus(spec: Spec, steps: int, neurons: int, seed: int = 0) -> np.ndarray:
     """Deterministic drive in ``spec``'s input format, scaled to its threshold: per neuron a mean current in
-    [-0.5, 1.5] x threshold plus noise; one neuron in eight gets full-range noise (saturation, wrap)."""
-    rng = np.random.default_rng(seed)
+    [-0.5, 1.5] x threshold plus noise of standard deviation 0.6 x threshold (a sum of four uniforms); one
+    neuron in eight gets full-range noise (saturation, wrap).
+
+    The numbers come from PCG64's raw 64-bit outputs through additions and multiplications only, which
+    NumPy documents as stable: the same stimulus on any machine and NumPy version (``default_rng().normal``
+    is not promised to be).
+    """
+    bits = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(0x646966,)))  # 'dif'
+
+    def unit(*shape):  # float64 in [0, 1): the top 53 bits of each raw output, exactly
+        n = int(np.prod(shape, dtype=np.int64))
+        top = np.asarray(bits.random_raw(n), np.uint64) >> np.uint64(11)
+        return top.astype(np.float64).reshape(shape) * 2.0 ** -53
+
     vth = spec.fmt_v.real(spec.v_threshold)
-    mean = rng.uniform(-0.5, 1.5, neurons) * vth
-    x = mean + rng.normal(0.0, 0.6, (steps, neurons)) * vth
-    wide = rng.random(neurons) < 0.125
-    full = rng.uniform(spec.fmt_in.real(spec.fmt_in.min), spec.fmt_in.real(spec.fmt_in.max), (steps, neurons))
-    x = np.where(wide[None, :], full, x)
+    mean = (unit(neurons) * 2.0 - 0.5) * vth
+    noise = (unit(steps, neurons) + unit(steps, neurons) + unit(steps, neurons) + unit(steps, neurons) - 2.0)
+    x = mean + noise * (0.6 * math.sqrt(3.0)) * vth  # four uniforms: variance 1/3
+    wide = unit(neurons) < 0.125
+    lo, hi = spec.fmt_in.real(spec.fmt_in.min), spec.fmt_in.real(spec.fmt_in.max)
+    x = np.where(wide[None, :], lo + unit(steps, neurons) * (hi - lo), x)
     return spec.quantize_input(x.astype(np.float32)).astype(np.int64)
 
 
@@ -480,107 +492,3 @@ def plot(report: DiffReport, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-# ------------------------------------------------------------------------------------------------------- CLI
-_XILINX = {"nearest": "RND", "floor": "TRN", "ceil": "TRN_INF"}
-
-
-def layer_params(profile: str, a) -> dict:
-    """The profile's keyword arguments from the profile-independent layer options."""
-    p = {"q_v": a.q_v, "q_in": a.q_in, "q_out": a.q_out, "v_threshold": a.v_threshold,
-         "v_reset": None if a.soft else a.v_reset}
-    if a.kind == "LIF":
-        p.update(tau=a.tau, decay_input=not a.no_decay_input)
-    elif profile == "codegen":
-        p.update(tau=None)
-    if profile == "codegen":
-        p.update(width=a.width or a.bits, long_width=a.long_width, round=a.round)
-        if a.width and a.width != a.bits:
-            p.update(bits=a.bits)
-    elif profile == "hardware":
-        p.update(bits=a.bits, round=_XILINX.get(a.round, a.round))
-    else:
-        p.update(bits=a.bits, round=a.round)
-    return {k: v for k, v in p.items() if v is not None or k == "v_reset"}
-
-
-def _spec(which: str, a) -> Spec:
-    path = getattr(a, f"spec_{which}")
-    if path:
-        return Spec.from_toml(Path(path))
-    profile = getattr(a, which)
-    if profile not in profiles.PROFILES:
-        raise SpecError(f"--{which}: unknown profile {profile!r} (expected one of: {', '.join(profiles.PROFILES)})")
-    return profiles.make(profile, a.kind, **layer_params(profile, a))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="golden diff", description=(
-        "Compare two profiles (or spec files) of one layer on a generated stimulus: mismatch rates, the first "
-        "divergence with a minimal input, and the known cause of each divergence. Exit 0: identical; 1: they "
-        "differ; 2: error."))
-    p.add_argument("--a", default="torch-eval", help="profile a (default torch-eval)")
-    p.add_argument("--b", default="codegen", help="profile b (default codegen)")
-    p.add_argument("--spec-a", help="a TOML spec file instead of profile a")
-    p.add_argument("--spec-b", help="a TOML spec file instead of profile b")
-    g = p.add_argument_group("layer (real values, shared by both profiles)")
-    g.add_argument("--kind", default="LIF", choices=["LIF", "IF", "ATIF"])
-    g.add_argument("--bits", type=int, default=8, help="Qualia quantizer bits (default 8)")
-    g.add_argument("--width", type=int, help="codegen NUMBER_T width (default --bits)")
-    g.add_argument("--long-width", type=int, help="codegen LONG_NUMBER_T width (default 2*width)")
-    g.add_argument("--q-v", type=int, default=6)
-    g.add_argument("--q-in", type=int, help="default q_v")
-    g.add_argument("--q-out", type=int, help="default q_v")
-    g.add_argument("--tau", type=float, default=2.0)
-    g.add_argument("--v-threshold", type=float, default=1.0)
-    g.add_argument("--v-reset", type=float, default=0.0)
-    g.add_argument("--soft", action="store_true", help="soft reset (subtract the threshold)")
-    g.add_argument("--no-decay-input", action="store_true")
-    g.add_argument("--round", default="nearest", choices=["nearest", "floor", "ceil"])
-    s = p.add_argument_group("stimulus and output")
-    s.add_argument("--steps", type=int, default=200)
-    s.add_argument("--neurons", type=int, default=1024)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--input", help=".npy of raw inputs (T, N) in a's input format, instead of the generated stimulus")
-    s.add_argument("--no-shrink", action="store_true", help="skip the minimal-input search")
-    s.add_argument("--cause", help="report the first divergence of this cause (e.g. 'TMP shift') instead")
-    s.add_argument("--json", action="store_true", help="print the report as JSON")
-    s.add_argument("--plot", metavar="FILE.png", help="draw both potential traces (needs the 'plot' extra)")
-    return p
-
-
-def cli(argv) -> int:
-    argv = list(argv)
-    if argv[:1] == ["--"]:  # golden diff -- --kind IF ...: what argparse.REMAINDER hands over
-        argv = argv[1:]
-    try:
-        a = build_parser().parse_args(argv)
-    except SystemExit as e:  # argparse: --help is 0, a usage error 2
-        return int(e.code or 0)
-    try:
-        spec_a, spec_b = _spec("a", a), _spec("b", a)
-        x = None
-        if a.input:
-            x = load_npy(a.input)
-        report = diff(spec_a, spec_b, x, steps=a.steps, neurons=a.neurons, seed=a.seed, shrink=not a.no_shrink,
-                      cause=a.cause)
-        if a.plot:
-            plot(report, a.plot)
-    except SpecError as e:
-        print(f"golden diff: error: {e}", file=sys.stderr)
-        return 2
-    if a.json:
-        d = report.to_dict()
-        if a.plot:
-            d["plot"] = a.plot
-        print(json.dumps(d, indent=2))
-    else:
-        print(report)
-        if a.plot:
-            print(f"  plot        {a.plot}")
-    return 0 if report.identical else 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(cli(sys.argv[1:]))

@@ -11,7 +11,8 @@ One loop body (:func:`_columns`) makes two kinds of kernel:
   format's dtype. Every mode test and every overflow check the constants rule
   out folds away and the rest vectorises, as C written for that spec would.
   It costs a few seconds to compile, once per spec: Numba caches it on disk,
-  keyed by the frozen values.
+  keyed by the frozen values, in :func:`cache_dir` (never inside the
+  installed package).
 - :data:`run_generic` reads ``code`` and ``c`` at run time, on int32 inputs,
   int64 state and int64 outputs, so that one compile per working type serves
   every spec: small runs, property tests (which so check the working types
@@ -27,20 +28,84 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 from numba import njit
+from numba.core.caching import CompileResultCacheImpl, FunctionCache, NullCache, UserProvidedCacheLocator
 
-from .datapath import CHARGE, FLOAT32, LEAK, RESET, STOP, VSTAGE, step, step_f32, step_int
+from .datapath import CHARGE, FLOAT32, LEAK, RESET, STOP, STRICT_MASK, VSTAGE, step, step_f32, step_int
 
-SOURCE = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes() for f in ("datapath.py", "kernels.py"))).hexdigest()
+SOURCE = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes()
+                                 for f in ("datapath.py", "kernels.py", "spec.py"))).hexdigest()
 BLOCK_BYTES = 1 << 18  # state bytes per block of neurons: it stays in L2 while t advances over the block
-STRICT_MASK = (2 << 11) | (2 << 13)  # v_overflow or acc_overflow == strict
 SPECIALISE_AT = 1 << 20  # neuron-steps from which a run compiles its spec's specialised kernel (~3 s, once)
 PARALLEL_AT = 1 << 15  # neurons from which a layer is split over threads
 THREADS = int(os.environ.get("GOLDEN_THREADS", 0)) or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                                         else os.cpu_count() or 1)  # threads for wide layers
+
+
+# ------------------------------------------------------------------ the disk cache
+def cache_dir() -> Path:
+    """Where golden's compiled kernels are cached: ``$GOLDEN_CACHE_DIR``, else the platform's per-user cache.
+
+    Linux and other Unixes: ``$XDG_CACHE_HOME/golden`` (default ``~/.cache/golden``); macOS:
+    ``~/Library/Caches/golden``; Windows: ``%LOCALAPPDATA%\\golden\\Cache``. Never the installed package,
+    which may be read-only, and whose leftover ``__pycache__`` would shadow a later editable install.
+    """
+    env = os.environ.get("GOLDEN_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    home = Path.home()
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local") / "golden" / "Cache"
+    if sys.platform == "darwin":
+        return home / "Library" / "Caches" / "golden"
+    return Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache") / "golden"
+
+
+class _Locator(UserProvidedCacheLocator):
+    """Numba's cache of golden's kernels, in :func:`cache_dir` (one subdirectory per source directory)."""
+
+    def __init__(self, py_func, py_file):
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+        self._cache_path = str(cache_dir() / self.get_suitable_cache_subpath(py_file))
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not os.path.exists(py_file):
+            return None
+        self = cls(py_func, py_file)
+        try:
+            self.ensure_cache_path()
+        except OSError:  # an unwritable cache directory: no disk cache, compile in memory
+            return None
+        return self
+
+
+class _Impl(CompileResultCacheImpl):
+    _locator_classes = [_Locator]  # only golden's kernels; Numba's own default for everything else
+
+
+class _Cache(FunctionCache):
+    _impl_class = _Impl
+
+
+def _compile(fn, cache: bool = True):
+    """``njit(nogil=True)(fn)``, its disk cache in :func:`cache_dir` (or none: ``cache=False``, or no writable dir).
+
+    This sets the cache of these dispatchers only, rather than ``NUMBA_CACHE_DIR``, which would move the
+    cache of every other Numba user in the process too.
+    """
+    dispatcher = njit(nogil=True)(fn)
+    if cache:
+        try:
+            dispatcher._cache = _Cache(dispatcher.py_func)
+        except RuntimeError:  # no locator: the cache directory cannot be created or written
+            dispatcher._cache = NullCache()
+    return dispatcher
 
 
 @njit(inline="always")  # pasted into each kernel, where a specialised kernel's constants are visible
@@ -92,13 +157,12 @@ def _columns(stepper, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
 def _generic():
     source = SOURCE
 
-    @njit(cache=True, nogil=True)
     def run_generic(code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
         """Neurons lo..hi; ``code`` and ``c`` read at run time."""
         source  # noqa: B018  (part of the cache key)
         _columns(step, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi)
 
-    return run_generic
+    return _compile(run_generic)
 
 
 run_generic = _generic()
@@ -147,22 +211,26 @@ def _made_for(code: int, c):
     return kernel
 
 
-def _specialise(code: int, c):
+def _specialise(code: int, c, cache: bool = True):
     source = SOURCE
     if code & FLOAT32:
-        @njit(cache=True, nogil=True)
         def run_float32(x, v, out, vt, spikes, counts, err, t0, lo, hi):
             source  # noqa: B018
             _columns(step_f32, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi)
 
-        return run_float32
+        return _compile(run_float32, cache)
 
-    @njit(cache=True, nogil=True)
     def run_int(x, v, out, vt, spikes, counts, err, t0, lo, hi):
         source  # noqa: B018
         _columns(step_int, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi)
 
-    return run_int
+    return _compile(run_int, cache)
+
+
+def uncached(code: int, c):
+    """A freshly compiled specialised kernel of (code, c), never read from or written to the disk cache
+    (to inspect its machine code, or to time its compile)."""
+    return _specialise(code, c, cache=False)
 
 
 _pool = None
@@ -205,14 +273,16 @@ def _native(kernel):
     return run
 
 
-def pick(code: int, c, n_neurons: int, n_steps: int, parallel: bool | None = None):
+def pick(code: int, c, n_neurons: int, n_steps: int, parallel: bool | None = None, threads: int | None = None):
     """The kernel for a run, as ``f(x, v, out, vt, spikes, counts, err, t0)``; ``v`` of any integer dtype.
 
     Specialised when the run is large enough to pay for its compile, or when this process already
     has the spec's specialised kernel; generic otherwise (a property campaign's many small specs).
     Split over threads for wide layers (never under a strict policy, which stops in time order).
     ``parallel`` forces the choice: True = specialised and threaded, False = the generic kernel.
+    ``threads``: how many threads a wide layer is split over (default :data:`THREADS`).
     """
+    threads = THREADS if threads is None else threads
     if parallel is False:
         return generic(code, c)
     kernel = _made_for(code, c)
@@ -220,6 +290,6 @@ def pick(code: int, c, n_neurons: int, n_steps: int, parallel: bool | None = Non
         if parallel is None and n_neurons * n_steps < SPECIALISE_AT:
             return generic(code, c)
         kernel = specialised(code, c)
-    if (parallel or n_neurons >= PARALLEL_AT) and THREADS > 1 and not (code & STRICT_MASK):
-        return _native(_threaded(kernel, THREADS))
+    if (parallel or n_neurons >= PARALLEL_AT) and threads > 1 and not (code & STRICT_MASK):
+        return _native(_threaded(kernel, threads))
     return _native(lambda x, *a: kernel(x, *a, 0, x.shape[1]))

@@ -17,13 +17,17 @@ import math
 
 import numpy as np
 
-from .spec import QUALIA_ROUND, QFormat, Spec, SpecError, quantize_real
+from .spec import QUALIA_ROUND, Kind, QFormat, Spec, SpecError, quantize_real
 
 
-def _qualia_round(name: str, value: str) -> str:
+def qualia_round(name: str, value: str) -> str:
+    """The rounding mode of a Qualia roundtype (nearest, floor, ceil); SpecError naming ``name`` otherwise."""
     if value not in QUALIA_ROUND:
         raise SpecError(f"{name}: unknown Qualia roundtype {value!r} (expected one of: {', '.join(QUALIA_ROUND)})")
     return QUALIA_ROUND[value]
+
+
+_qualia_round = qualia_round  # the old private name (golden.torch_bridge imports it)
 
 
 def _hyper(name: str, value: float, fmt: QFormat, rnd: str) -> int:
@@ -32,53 +36,59 @@ def _hyper(name: str, value: float, fmt: QFormat, rnd: str) -> int:
         raise SpecError(f"{name}: expected a finite real value, got {value!r}")
     raw = int(quantize_real(value, fmt, rnd, saturate=False))
     if not fmt.min <= raw <= fmt.max:
-        raise SpecError(f"{name}: {value!r} saturates in {fmt} (raw {raw} outside {fmt.min}..{fmt.max}); "
+        shown = raw if abs(raw) < 1 << 62 else f"{'-' if raw < 0 else ''}2**62 or beyond"
+        raise SpecError(f"{name}: {value!r} saturates in {fmt} (raw {shown} outside {fmt.min}..{fmt.max}); "
                         f"lower q_v or widen the format")
     return raw
 
 
 def _layer(kind, *, bits_in, q_in, bits_v, q_v, bits_out, q_out, tau, v_threshold, v_reset, round_v, round_in):
     """Formats and raw hyperparameters of a layer, quantized the Qualia way."""
-    if kind not in ("IF", "LIF", "ATIF"):
-        raise SpecError(f"kind: unknown value {kind!r} (expected one of: IF, LIF, ATIF)")
+    kind = Kind.parse(kind, "kind")
     fin, fv, fout = QFormat(bits_in, q_in), QFormat(bits_v, q_v), QFormat(bits_out, q_out)
     vth = _hyper("v_threshold", v_threshold, fv, round_v)
     if vth <= 0:
         raise SpecError(f"v_threshold: {v_threshold!r} quantizes to {vth} at q_v={q_v}; it must be positive")
     vr = 0 if v_reset is None else _hyper("v_reset", v_reset, fv, round_v)
     rtau = 0
-    if kind == "LIF":
+    if kind.has_leak:
         # The leak is held as Qv(float32(1 / tau)). Only tau > 0 is required: a module whose 1/tau quantized to
         # 1.0 or more holds tau <= 1 from then on (spikingjelly checks tau > 1 once, at construction).
         if tau is None or not (math.isfinite(tau) and tau > 0):
             raise SpecError(f"tau: LIF needs a finite tau > 0, got {tau!r}")
-        rtau = _hyper("tau", float(np.float32(1.0 / tau)), fv, round_v)
+        with np.errstate(over="ignore"):
+            inv = float(np.float32(1.0 / tau))
+        if not math.isfinite(inv) or int(quantize_real(inv, fv, round_v, saturate=False)) > fv.max:
+            raise SpecError(f"tau: 1/tau = {1.0 / tau:g} saturates in {fv} (at most {fv.real(fv.max):g}); "
+                            f"raise tau or lower q_v")
+        rtau = _hyper("tau", inv, fv, round_v)
         if rtau <= 0:
             raise SpecError(f"tau: 1/tau = {1 / tau!r} quantizes to 0 at q_v={q_v} (Qualia raises "
                             f"ZeroDivisionError); raise q_v")
-    elif kind == "ATIF" and v_reset is not None:
-        raise SpecError("v_reset: ATIF always resets by subtraction; pass v_reset=None")
+    elif kind.soft_reset_only and v_reset is not None:
+        raise SpecError(f"v_reset: {kind} always resets by subtraction; pass v_reset=None")
     return dict(kind=kind, fmt_in=fin, fmt_v=fv, fmt_out=fout, reset="soft" if v_reset is None else "hard",
                 v_threshold=vth, v_reset=vr, reciprocal_tau=rtau, round_in=round_in)
 
 
 def _torch(profile, kind, *, bits, q_v, q_in, q_out, bits_in, bits_out, tau, v_threshold, v_reset, decay_input,
            round, round_in, round_out):
-    rv = _qualia_round("round", round)
-    ri = _qualia_round("round_in", round_in or round)
-    ro = _qualia_round("round_out", round_out or round)
+    rv = qualia_round("round", round)
+    ri = qualia_round("round_in", round_in or round)
+    ro = qualia_round("round_out", round_out or round)
     layer = _layer(kind, bits_in=bits_in or bits, q_in=q_v if q_in is None else q_in, bits_v=bits, q_v=q_v,
                    bits_out=bits_out or bits, q_out=q_v if q_out is None else q_out, tau=tau,
                    v_threshold=v_threshold, v_reset=v_reset, round_v=rv, round_in=ri)
     fv, fout = layer["fmt_v"], layer["fmt_out"]
     # The spike's output: quantizer_act(1.0), or for ATIF quantizer_act(spike * quantizer_v(v_threshold)).
-    spike_real = fv.real(layer["v_threshold"]) if kind == "ATIF" else 1.0
+    kind = layer["kind"]
+    spike_real = fv.real(layer["v_threshold"]) if kind.graded_spike else 1.0
     spike_out = int(quantize_real(spike_real, fout, ro))
     train = profile == "torch-train"
     # spikingjelly switches to its "reset0" charge formulas for v_reset None, and in train mode also for v_reset == 0.
     reset0 = v_reset is None or (train and layer["v_reset"] == 0)
     return Spec(**layer, decay_input=bool(decay_input), spike_out=spike_out, round=rv, v_overflow="saturate",
-                order="round_then_fire" if train or kind == "ATIF" else "fire_then_round", arith="float32",
+                order="round_then_fire" if train or kind.graded_spike else "fire_then_round", arith="float32",
                 charge_form="reset0" if reset0 else "general", v_init="reset", profile=profile)
 
 
@@ -121,8 +131,9 @@ def codegen(kind="LIF", *, width=8, long_width=None, bits=None, q_v=6, q_in=None
     arithmetic rounds by OUTPUT_ROUND_MODE, which is quantizer_act's roundtype:
     ``round_out`` (default ``round``).
     """
-    if kind == "ATIF":
-        raise SpecError("kind: qualia-codegen has no mapping for ATIF; use a torch profile or 'hardware'")
+    kind = Kind.parse(kind, "kind")
+    if kind not in KINDS["codegen"]:
+        raise SpecError(f"kind: qualia-codegen has no mapping for {kind}; use a torch profile or 'hardware'")
     if width not in (8, 16, 32):
         raise SpecError(f"width: NUMBER_T must be 8, 16 or 32 bits, got {width!r}")
     long_width = 2 * width if long_width is None else long_width
@@ -140,7 +151,7 @@ def codegen(kind="LIF", *, width=8, long_width=None, bits=None, q_v=6, q_in=None
     qbits = width if bits is None else bits
     layer = _layer(kind, bits_in=width, q_in=q_in, bits_v=qbits, q_v=q_v, bits_out=width, q_out=q_out, tau=tau,
                    v_threshold=v_threshold, v_reset=v_reset, round_v=rv,
-                   round_in=_qualia_round("round_in", round_in or round))
+                   round_in=qualia_round("round_in", round_in or round))
     c = QFormat(width, q_v)
     layer["fmt_v"] = c
     for name in ("v_threshold", "v_reset", "reciprocal_tau"):  # the exporter clips to the C width
@@ -173,7 +184,7 @@ def hardware(kind="LIF", *, bits=8, q_v=6, q_in=None, q_out=None, acc_bits=None,
     layer = _layer(kind, bits_in=bits, q_in=q_in, bits_v=bits, q_v=q_v, bits_out=bits, q_out=q_out, tau=tau,
                    v_threshold=v_threshold, v_reset=v_reset, round_v="RND", round_in="RND")
     fout = layer["fmt_out"]
-    spike_real = layer["fmt_v"].real(layer["v_threshold"]) if kind == "ATIF" else 1.0
+    spike_real = layer["fmt_v"].real(layer["v_threshold"]) if layer["kind"].graded_spike else 1.0
     acc = acc_bits or 2 * bits + abs(q_in - q_v) + 2
     return Spec(**layer, decay_input=bool(decay_input), spike_out=int(quantize_real(spike_real, fout)), round=round,
                 v_overflow=overflow, acc_bits=acc, acc_overflow=overflow, order="fire_then_round", arith="int",
@@ -181,6 +192,8 @@ def hardware(kind="LIF", *, bits=8, q_v=6, q_in=None, q_out=None, acc_bits=None,
 
 
 PROFILES = {"torch-eval": torch_eval, "torch-train": torch_train, "codegen": codegen, "hardware": hardware}
+# The neuron kinds each profile has (qualia-codegen has no ATIF mapping): the one list bench, diff and the CLI use.
+KINDS = {name: tuple(Kind) for name in PROFILES} | {"codegen": (Kind.IF, Kind.LIF)}
 
 
 def make(profile: str, kind: str = "LIF", **params) -> Spec:

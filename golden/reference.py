@@ -83,7 +83,7 @@ def charge_int(spec: Spec, v: int, x: int, events: set) -> int:
     acc = lambda m, stage: narrow(m, spec.acc_bits, spec.acc_overflow, stage, events)  # noqa: E731
     P = acc(v * 2 ** spec.shift_v, "align")
     X = acc(x * 2 ** spec.shift_in, "align")
-    if spec.kind != "LIF":
+    if not spec.kind.has_leak:
         return acc(P + X, "charge")
     VR = aligned(spec, spec.v_reset)
     rtau = spec.reciprocal_tau
@@ -98,7 +98,8 @@ def charge_int(spec: Spec, v: int, x: int, events: set) -> int:
 
 def aligned(spec: Spec, raw: int) -> int:
     """A potential-format constant moved to frac T and narrowed to the accumulator."""
-    return narrow(raw * 2 ** spec.shift_v, spec.acc_bits, "wrap" if spec.acc_overflow == "wrap" else "saturate", "align", set())
+    policy = "wrap" if spec.acc_overflow == "wrap" else "saturate"
+    return narrow(raw * 2 ** spec.shift_v, spec.acc_bits, policy, "align", set())
 
 
 def to_v(spec: Spec, H: int, events: set) -> int:
@@ -111,7 +112,7 @@ def charge_float32(spec: Spec, v: int, x: int) -> F32:
     """spikingjelly's charge, evaluated in float32 exactly as PyTorch does (no fused ops)."""
     vf = F32(v) * F32(2.0 ** -spec.fmt_v.frac)
     xf = F32(x) * F32(2.0 ** -spec.fmt_in.frac)
-    if spec.kind != "LIF":
+    if not spec.kind.has_leak:
         return F32(vf + xf)
     tau = spec.tau_f32
     vr = F32(spec.v_reset) * F32(2.0 ** -spec.fmt_v.frac)

@@ -35,17 +35,35 @@ class SimulationOverflow(GoldenError, OverflowError):
         self.stages, self.stage, self.t, self.neuron = stages, stages[0], t, neuron
 
 
-def check_raw(x, fmt, name: str = "x") -> np.ndarray:
-    """Refuse anything but integers inside ``fmt``: floats, bools, out-of-range values."""
+def check_raw(x, fmt, name: str = "x", what: str = "input") -> np.ndarray:
+    """Refuse anything but integers inside ``fmt`` (the ``what`` format): floats, bools, out-of-range values.
+
+    Any integer dtype is accepted (a non-native byte order is converted); the caller casts to its own.
+    """
     x = np.asarray(x)
     if x.dtype.kind not in "iu":
-        raise SpecError(f"{name}: expected raw integers, got dtype {x.dtype} (quantize real values with spec.quantize_input)")
+        raise SpecError(f"{name}: expected raw integers, got dtype {x.dtype} "
+                        "(quantize real values with spec.quantize_input)")
+    if not x.dtype.isnative:  # e.g. '>i2' from another machine: the kernels take native integers
+        x = x.astype(x.dtype.newbyteorder("="))
     bits = 8 * x.dtype.itemsize - (x.dtype.kind == "i")  # no scan when the dtype itself cannot leave the format
     lo, hi = -(1 << bits) if x.dtype.kind == "i" else 0, (1 << bits) - 1
     if x.size and (lo < fmt.min or hi > fmt.max) and (x.min() < fmt.min or x.max() > fmt.max):
         bad = x[(x < fmt.min) | (x > fmt.max)].flat[0]
-        raise SpecError(f"{name}: raw value {bad} is outside the input format {fmt} ({fmt.min}..{fmt.max})")
+        raise SpecError(f"{name}: raw value {bad} is outside the {what} format {fmt} ({fmt.min}..{fmt.max})")
     return x
+
+
+def layer_shape(shape) -> tuple:
+    """A layer's neuron shape: a positive int or a tuple of them, as Python ints."""
+    dims = (shape,) if isinstance(shape, (int, np.integer, bool, np.bool_)) else shape
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        dims = None
+    if not dims or any(isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) or d < 1 for d in dims):
+        raise SpecError(f"shape: expected a positive number of neurons or a tuple of them, got {shape!r}")
+    return tuple(int(d) for d in dims)
 
 
 class Runner:
@@ -80,20 +98,49 @@ class Runner:
 
 
 def load_npy(path, what: str = "input") -> np.ndarray:
-    """A saved array, refusing a missing file or anything that is not a plain .npy (no pickles)."""
-    if not Path(path).is_file():
+    """A saved array, refusing (naming the cause) a missing or unreadable file, anything that is not a plain
+    .npy (a .npz, a pickle, a truncated file), and a header that declares more data than the file holds
+    (checked before anything is allocated)."""
+    path = Path(path)
+    if not path.is_file():
         raise SpecError(f"{what} file not found: {path}")
+    fmt = np.lib.format
     try:
-        return np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            magic = f.read(6)
+            if magic.startswith(b"PK\x03\x04"):
+                raise SpecError(f"{what} file {path}: this is a .npz archive; expected a .npy array (numpy.save)")
+            if magic != b"\x93NUMPY":
+                why = "empty file" if not magic else "no .npy magic"
+                raise SpecError(f"{what} file {path}: not a .npy array ({why})")
+            f.seek(0)
+            version = fmt.read_magic(f)
+            header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dtype = header(f)
+            if dtype.hasobject:
+                raise SpecError(f"{what} file {path}: holds Python objects (a pickle); expected raw integers")
+            need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            have = path.stat().st_size - f.tell()
+            if need > have:
+                raise SpecError(f"{what} file {path}: its header declares shape {shape} ({need} bytes), "
+                                f"but the file holds {have} bytes")
+            f.seek(0)
+            return fmt.read_array(f, allow_pickle=False)
+    except OSError as e:
+        raise SpecError(f"{what} file {path}: cannot read it ({e.strerror})") from None
     except ValueError as e:
-        raise SpecError(f"{path}: not a .npy array ({e})") from None
+        raise SpecError(f"{what} file {path}: not a valid .npy array ({e})") from None
 
 
 def _initial_v(spec: Spec, v0, shape) -> np.ndarray:
     if v0 is None:
         return np.full(int(np.prod(shape, dtype=np.int64)), spec.v_start, np.int64)
-    v0 = check_raw(v0, spec.fmt_v, "v0")
-    return np.ascontiguousarray(np.broadcast_to(v0, shape).reshape(-1), dtype=np.int64)
+    v0 = check_raw(v0, spec.fmt_v, "v0", "potential")
+    try:
+        v0 = np.broadcast_to(v0, shape)
+    except ValueError:
+        raise SpecError(f"v0: shape {v0.shape} does not broadcast to the layer's neurons {tuple(shape)}") from None
+    return np.array(v0.reshape(-1), dtype=np.int64)  # a writable copy (the state); in range, the cast is exact
 
 
 def simulate(spec: Spec, x, v0=None, *, parallel: bool | None = None) -> Trace:
@@ -105,6 +152,8 @@ def simulate(spec: Spec, x, v0=None, *, parallel: bool | None = None) -> Trace:
     x = check_raw(x, spec.fmt_in)
     if x.ndim < 2:
         raise SpecError(f"x: expected shape (T, *neurons), got rank {x.ndim}")
+    if x.shape[0] == 0 or x.size == 0:
+        raise SpecError(f"x: shape {x.shape} holds no neuron-step; expected (T, *neurons) with T >= 1 and neurons")
     shape = x.shape[1:]
     v = _initial_v(spec, v0, shape)
     out, vt, spikes, counts = runner.run(x.reshape(x.shape[0], -1), v, parallel=parallel)
@@ -118,7 +167,7 @@ class Simulator:
     def __init__(self, spec: Spec, shape):
         self._runner = Runner(spec)
         self.spec = spec
-        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.shape = layer_shape(shape)
         self.reset()
 
     def reset(self, v0=None) -> None:

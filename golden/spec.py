@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -27,29 +28,134 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 SCHEMA = 1
 
-# Rounding modes, with the Xilinx fixed-point names, plus TRN_INF (ceil), which
-# Qualia offers as "ceil". RND is Qualia's "nearest": ties go to +inf.
-ROUND_MODES = ("TRN", "TRN_ZERO", "TRN_INF", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
-ROUND_DOC = {
-    "TRN": "floor (truncate toward -inf)",
-    "TRN_ZERO": "truncate toward zero",
-    "TRN_INF": "ceil (toward +inf)",
-    "RND": "nearest, ties toward +inf (Qualia 'nearest': floor(x + 1/2))",
-    "RND_ZERO": "nearest, ties toward zero",
-    "RND_MIN_INF": "nearest, ties toward -inf",
-    "RND_INF": "nearest, ties away from zero",
-    "RND_CONV": "nearest, ties to even (convergent)",
-}
-QUALIA_ROUND = {"floor": "TRN", "nearest": "RND", "ceil": "TRN_INF"}
+class Option(str, Enum):
+    """One value of an option set: its value is the TOML string, its ``code`` what the kernels pack.
 
-KINDS = ("IF", "LIF", "ATIF")
-RESETS = ("hard", "soft")
-OVERFLOWS = ("saturate", "wrap", "strict")
-ORDERS = ("fire_then_round", "round_then_fire")
-ARITHS = ("int", "float32")
-LEAK_SHIFTS = ("q_v", "max_q")
-CHARGE_FORMS = ("general", "reset0")
-V_INITS = ("zero", "reset")
+    A ``str`` enum, so that ``spec.kind == "LIF"`` and ``"{}".format(spec.round)`` read as the string does.
+    """
+
+    def __new__(cls, value: str, code: int, doc: str = ""):
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.code = code
+        member.doc = doc
+        return member
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def __hash__(self) -> int:
+        return str.__hash__(self)
+
+    @classmethod
+    def parse(cls, value, name: str | None = None, *, any_case: bool = False):
+        """The member named by ``value`` (a member or its exact string; any case if ``any_case``, as the
+        command line takes it); SpecError naming the field ``name`` otherwise."""
+        try:
+            return cls(value)
+        except ValueError:
+            pass
+        if any_case and isinstance(value, str):
+            for m in cls:
+                if m.value.lower() == value.lower():
+                    return m
+        raise SpecError(f"{name or cls.__name__.lower()}: unknown value {value!r} "
+                        f"(expected one of: {', '.join(cls.values())})")
+
+    @classmethod
+    def values(cls) -> tuple:
+        return tuple(m.value for m in cls)
+
+    @classmethod
+    def width(cls) -> int:
+        """Bits the kernels' mode code gives this option: enough for every member's code."""
+        return max(m.code for m in cls).bit_length()
+
+
+class Kind(Option):
+    IF = "IF", 0, "integrate and fire"
+    LIF = "LIF", 1, "leaky integrate and fire"
+    ATIF = "ATIF", 2, "adaptive-threshold IF: graded spike, soft reset only"
+
+    @property
+    def has_leak(self) -> bool:
+        """Has a time constant (``reciprocal_tau``, ``decay_input``)."""
+        return self is Kind.LIF
+
+    @property
+    def graded_spike(self) -> bool:
+        """Outputs the quantized threshold rather than Qact(1.0)."""
+        return self is Kind.ATIF
+
+    @property
+    def soft_reset_only(self) -> bool:
+        """Resets by subtracting the threshold, never to v_reset."""
+        return self is Kind.ATIF
+
+
+class Reset(Option):
+    HARD = "hard", 0, "v <- v_reset"
+    SOFT = "soft", 1, "v <- v - v_threshold"
+
+
+class Round(Option):
+    """Rounding modes, with the Xilinx fixed-point names, plus TRN_INF (ceil), which Qualia offers as "ceil"."""
+
+    TRN = "TRN", 0, "floor (truncate toward -inf)"
+    TRN_ZERO = "TRN_ZERO", 1, "truncate toward zero"
+    TRN_INF = "TRN_INF", 2, "ceil (toward +inf)"
+    RND = "RND", 3, "nearest, ties toward +inf (Qualia 'nearest': floor(x + 1/2))"
+    RND_ZERO = "RND_ZERO", 4, "nearest, ties toward zero"
+    RND_MIN_INF = "RND_MIN_INF", 5, "nearest, ties toward -inf"
+    RND_INF = "RND_INF", 6, "nearest, ties away from zero"
+    RND_CONV = "RND_CONV", 7, "nearest, ties to even (convergent)"
+
+
+class Overflow(Option):
+    SATURATE = "saturate", 0, "clamp to the format"
+    WRAP = "wrap", 1, "two's-complement wrap"
+    STRICT = "strict", 2, "saturate and stop: SimulationOverflow names stage, step and neuron"
+
+
+class Order(Option):
+    FIRE_THEN_ROUND = "fire_then_round", 0, "spike test on the unrounded potential"
+    ROUND_THEN_FIRE = "round_then_fire", 1, "spike test on the rounded potential"
+
+
+class Arith(Option):
+    INT = "int", 0, "integers at frac max(q_in, q_v)"
+    FLOAT32 = "float32", 1, "spikingjelly's charge in float32"
+
+
+class LeakShift(Option):
+    Q_V = "q_v", 0, "exact"
+    MAX_Q = "max_q", 1, "shift the leak product by max(q_in, q_v) (qualia-codegen)"
+
+
+class ChargeForm(Option):
+    GENERAL = "general", 0, "spikingjelly's general formulas"
+    RESET0 = "reset0", 1, "spikingjelly's v_reset = 0 formulas"
+
+
+class VInit(Option):
+    ZERO = "zero", 0, "v starts at 0"
+    RESET = "reset", 1, "v starts at v_reset"
+
+
+# Each option field of a Spec and its set.
+OPTIONS = {"kind": Kind, "reset": Reset, "round": Round, "round_in": Round, "v_overflow": Overflow,
+           "acc_overflow": Overflow, "order": Order, "arith": Arith, "leak_shift": LeakShift,
+           "charge_form": ChargeForm, "v_init": VInit}
+# The value tuples, for callers that list or index them.
+ROUND_MODES, KINDS, RESETS, OVERFLOWS = Round.values(), Kind.values(), Reset.values(), Overflow.values()
+ORDERS, ARITHS, LEAK_SHIFTS, CHARGE_FORMS, V_INITS = (o.values() for o in (Order, Arith, LeakShift, ChargeForm, VInit))
+ROUND_DOC = {m.value: m.doc for m in Round}
+QUALIA_ROUND = {"floor": Round.TRN, "nearest": Round.RND, "ceil": Round.TRN_INF}  # Qualia roundtype -> mode
 
 # Overflow stages, in the order Trace.overflow reports them.
 STAGES = ("align", "leak", "charge", "reset", "v")
@@ -59,14 +165,18 @@ class SpecError(GoldenError, ValueError):
     """An invalid spec, always naming the offending field."""
 
 
-def _choice(name: str, value, options) -> None:
-    if value not in options:
-        raise SpecError(f"{name}: unknown value {value!r} (expected one of: {', '.join(map(str, options))})")
 
 
 def _int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise SpecError(f"{name}: expected an integer, got {value!r}")
+
+
+def _as_ints(obj, *names) -> None:
+    """Store each (already checked) integer field as a Python int: a numpy scalar would keep its own width
+    (np.uint8(16) - 17 wraps) while comparing equal to the int."""
+    for name in names:
+        object.__setattr__(obj, name, int(getattr(obj, name)))
 
 
 @dataclass(frozen=True)
@@ -83,6 +193,7 @@ class QFormat:
     def __post_init__(self) -> None:
         _int("bits", self.bits)
         _int("frac", self.frac)
+        _as_ints(self, "bits", "frac")
         if not 2 <= self.bits <= 32:
             raise SpecError(f"bits: {self.bits} is out of range (2..32)")
         if not -48 <= self.frac <= 48:
@@ -117,7 +228,7 @@ def quantize_real(value, fmt: QFormat, round: str = "RND", *, saturate: bool = T
     and clamps to the format. The other Xilinx modes are applied exactly to
     ``y``. NaN and inf are refused.
     """
-    _choice("round", round, ROUND_MODES)
+    round = Round.parse(round, "round")
     x = np.asarray(value)
     if x.dtype.kind not in "fiub":
         raise SpecError(f"expected real numbers, got dtype {x.dtype}")
@@ -132,8 +243,8 @@ def quantize_real(value, fmt: QFormat, round: str = "RND", *, saturate: bool = T
             yd = y.astype(np.float64)
             f = np.floor(yd)
             r = np.where(np.isfinite(yd), f + _bump_array(round, yd - f, yd, f), yd)
-    if saturate:
-        r = np.clip(r, fmt.min, fmt.max)
+    # Unsaturated, a value beyond +-2**62 (far outside any format) is held at +-2**62: an int64 cannot hold it.
+    r = np.clip(r, fmt.min, fmt.max) if saturate else np.clip(r, -2.0 ** 62, 2.0 ** 62)
     return r.astype(np.int64)
 
 
@@ -158,7 +269,7 @@ def _bump_array(mode: str, rem, y, f):
 class Spec:
     """A neuron layer's datapath, bit for bit. See ``docs`` in README and ``to_toml``."""
 
-    kind: str
+    kind: Kind  # each option field takes its Option member or that member's string
     fmt_in: QFormat
     fmt_v: QFormat
     fmt_out: QFormat
@@ -183,24 +294,18 @@ class Spec:
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:
-        _choice("kind", self.kind, KINDS)
-        _choice("reset", self.reset, RESETS)
+        for name, option in OPTIONS.items():  # each choice stored as its Option member
+            object.__setattr__(self, name, option.parse(getattr(self, name), name))
         for name in ("fmt_in", "fmt_v", "fmt_out"):
             if not isinstance(getattr(self, name), QFormat):
                 raise SpecError(f"{name}: expected a QFormat")
         if not isinstance(self.decay_input, bool):
             raise SpecError(f"decay_input: expected true or false, got {self.decay_input!r}")
-        _choice("round", self.round, ROUND_MODES)
-        _choice("round_in", self.round_in, ROUND_MODES)
-        _choice("v_overflow", self.v_overflow, OVERFLOWS)
-        _choice("acc_overflow", self.acc_overflow, OVERFLOWS)
-        _choice("order", self.order, ORDERS)
-        _choice("arith", self.arith, ARITHS)
-        _choice("leak_shift", self.leak_shift, LEAK_SHIFTS)
-        _choice("charge_form", self.charge_form, CHARGE_FORMS)
-        _choice("v_init", self.v_init, V_INITS)
         for name in ("v_threshold", "v_reset", "reciprocal_tau", "spike_out", "acc_bits"):
             _int(name, getattr(self, name))
+        _as_ints(self, "v_threshold", "v_reset", "reciprocal_tau", "spike_out", "acc_bits")
+        if isinstance(self.decay_input, np.bool_):
+            object.__setattr__(self, "decay_input", bool(self.decay_input))
         if not isinstance(self.profile, str):
             raise SpecError("profile: expected a string")
         v, o = self.fmt_v, self.fmt_out
@@ -208,18 +313,18 @@ class Spec:
             raise SpecError(f"v_threshold: raw {self.v_threshold} must be in 1..{v.max} ({v})")
         if not v.min <= self.v_reset <= v.max:
             raise SpecError(f"v_reset: raw {self.v_reset} is outside {v}")
-        if self.reset == "soft" and self.v_reset != 0:
+        if self.reset == Reset.SOFT and self.v_reset != 0:
             raise SpecError("v_reset: a soft reset subtracts the threshold; v_reset must be 0")
-        if self.kind == "LIF":
+        if self.kind.has_leak:
             if not 0 < self.reciprocal_tau <= v.max:
                 raise SpecError(f"reciprocal_tau: raw {self.reciprocal_tau} must be in 1..{v.max} ({v})")
         elif self.reciprocal_tau != 0:
             raise SpecError(f"reciprocal_tau: {self.kind} has no leak; it must be 0")
-        if self.kind == "ATIF" and self.reset != "soft":
-            raise SpecError("reset: ATIF resets by subtraction; it must be 'soft'")
+        if self.kind.soft_reset_only and self.reset != Reset.SOFT:
+            raise SpecError(f"reset: {self.kind} resets by subtraction; it must be 'soft'")
         if not o.min <= self.spike_out <= o.max:
             raise SpecError(f"spike_out: raw {self.spike_out} is outside {o}")
-        if self.arith == "float32":
+        if self.arith == Arith.FLOAT32:
             for name in ("fmt_in", "fmt_v", "fmt_out"):
                 if getattr(self, name).bits > 24:
                     raise SpecError(f"{name}: the float32 datapath is exact only up to 24 bits")
@@ -228,16 +333,20 @@ class Spec:
             if not narrowest <= self.acc_bits <= 64:
                 raise SpecError(f"acc_bits: {self.acc_bits} must be in {narrowest}..64")
             if max(self.fmt_in.bits + self.shift_in, v.bits + self.shift_v) > 63:
-                raise SpecError(f"fmt_in.frac: q_in - q_v = {self.fmt_in.frac - v.frac} is too far apart for a 64-bit datapath")
-            room = 63 if self.acc_overflow != "wrap" else 64  # a leak product must fit the 64-bit machine word
+                raise SpecError(f"fmt_in.frac: q_in - q_v = {self.fmt_in.frac - v.frac} is too far apart for a "
+                                "64-bit datapath")
+            room = 63 if self.acc_overflow != Overflow.WRAP else 64  # a leak product must fit the 64-bit machine word
             if self.acc_bits < 64 and self.acc_bits + v.bits > room:
-                raise SpecError(f"acc_bits: {self.acc_overflow} needs acc_bits + v bits <= {room}, or a 64-bit wrapping accumulator")
-            if self.acc_bits == 64 and self.acc_overflow != "wrap":
+                raise SpecError(f"acc_bits: {self.acc_overflow} needs acc_bits + v bits <= {room}, or a 64-bit "
+                                "wrapping accumulator")
+            if self.acc_bits == 64 and self.acc_overflow != Overflow.WRAP:
                 raise SpecError(f"acc_bits: a 64-bit accumulator can only wrap, not {self.acc_overflow}")
             for name in ("v_threshold", "v_reset"):
                 wide = getattr(self, name) << self.shift_v
-                if self.acc_overflow != "wrap" and not -(1 << (self.acc_bits - 1)) <= wide < (1 << (self.acc_bits - 1)):
-                    raise SpecError(f"{name}: aligned to frac {self.work_frac} it overflows the {self.acc_bits}-bit accumulator")
+                half = 1 << (self.acc_bits - 1)
+                if self.acc_overflow != Overflow.WRAP and not -half <= wide < half:
+                    raise SpecError(f"{name}: aligned to frac {self.work_frac} it overflows the {self.acc_bits}-bit "
+                                    "accumulator")
             if self.leak_s > 62 or self.leak_s < -62:
                 raise SpecError(f"fmt_v.frac: the leak shift {self.leak_s} is out of range")
 
@@ -258,7 +367,16 @@ class Spec:
     @property
     def leak_s(self) -> int:
         """Right shift applied to the leak product (frac T + q_v): q_v is exact, max_q is the C's TMP_SCALE_FACTOR."""
-        return self.fmt_v.frac if self.leak_shift == "q_v" else self.work_frac
+        return self.fmt_v.frac if self.leak_shift == LeakShift.Q_V else self.work_frac
+
+    def aligned(self, raw: int) -> int:
+        """A potential-format constant moved to frac T and narrowed to the accumulator (wrapped if it wraps,
+        else saturated: the validation above refuses a threshold that would saturate)."""
+        n, b = int(raw) << self.shift_v, self.acc_bits
+        lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1
+        if self.acc_overflow == Overflow.WRAP:
+            return (n - lo) % (1 << b) + lo
+        return min(max(n, lo), hi)
 
     @property
     def tau(self) -> float:
@@ -276,7 +394,7 @@ class Spec:
 
     @property
     def v_start(self) -> int:
-        return self.v_reset if self.v_init == "reset" else 0
+        return self.v_reset if self.v_init == VInit.RESET else 0
 
     def quantize_input(self, x_float) -> np.ndarray:
         """Raw input integers, exactly as this profile's input quantizer makes them."""
@@ -314,14 +432,15 @@ class Spec:
             f"spike_out = {self.spike_out}  # output of a spiking neuron = {self.fmt_out.real(self.spike_out)!r}",
             "",
             "[datapath]",
-            f'round = "{self.round}"  # {" | ".join(ROUND_MODES)}: {ROUND_DOC[self.round]}',
+            f'round = "{self.round}"  # {" | ".join(ROUND_MODES)}: {self.round.doc}',
             f'round_in = "{self.round_in}"  # rounding of quantize_input (real -> raw input)',
             f'v_overflow = "{self.v_overflow}"  # saturate | wrap | strict, narrowing to format.v',
             f"acc_bits = {self.acc_bits}  # integer accumulator width (arith = int)",
             f'acc_overflow = "{self.acc_overflow}"  # saturate | wrap | strict, every accumulator result',
             f'order = "{self.order}"  # fire_then_round: spike test on the unrounded potential',
             f'arith = "{self.arith}"  # int: integers at frac max(q_in, q_v); float32: PyTorch float32 charge',
-            f'leak_shift = "{self.leak_shift}"  # q_v: exact; max_q: shift the leak product by max(q_in, q_v) (qualia-codegen)',
+            f'leak_shift = "{self.leak_shift}"  # q_v: exact; max_q: shift the leak product by max(q_in, q_v) '
+            '(qualia-codegen)',
             f'charge_form = "{self.charge_form}"  # float32 only: general | reset0 (spikingjelly v_reset=0 formulas)',
             f'v_init = "{self.v_init}"  # initial potential: zero | reset (v_reset)',
         ]
@@ -330,11 +449,9 @@ class Spec:
     @classmethod
     def from_toml(cls, text_or_path) -> Spec:
         """Parse a spec; unknown or missing keys, and wrong types, raise SpecError naming the key."""
-        if isinstance(text_or_path, Path) or (isinstance(text_or_path, str) and "\n" not in text_or_path and text_or_path.endswith(".toml")):
-            path = Path(text_or_path)
-            if not path.is_file():
-                raise SpecError(f"spec file not found: {path}")
-            text = path.read_text()
+        t = text_or_path
+        if isinstance(t, Path) or (isinstance(t, str) and "\n" not in t and t.endswith(".toml")):
+            text = read_spec_text(Path(text_or_path))
         else:
             text = text_or_path
         try:
@@ -363,7 +480,8 @@ class Spec:
         pkeys = {"v_threshold", "v_reset", "reciprocal_tau", "spike_out"}
         _keys("params.", params, pkeys, pkeys)
         dp = doc["datapath"]
-        dkeys = {"round", "round_in", "v_overflow", "acc_bits", "acc_overflow", "order", "arith", "leak_shift", "charge_form", "v_init"}
+        dkeys = {"round", "round_in", "v_overflow", "acc_bits", "acc_overflow", "order", "arith", "leak_shift",
+                 "charge_form", "v_init"}
         _keys("datapath.", dp, dkeys, set())
         return cls(kind=doc["kind"], fmt_in=formats["input"], fmt_v=formats["v"], fmt_out=formats["out"],
                    reset=doc["reset"], decay_input=doc["decay_input"], profile=doc.get("profile", "custom"),
@@ -375,9 +493,27 @@ class Spec:
 
     def describe(self) -> str:
         v = self.fmt_v
-        extra = f", tau={self.tau:g}" if self.kind == "LIF" else ""
+        extra = f", tau={self.tau:g}" if self.kind.has_leak else ""
         return (f"{self.profile} {self.kind} {self.reset}-reset in={self.fmt_in} v={v} out={self.fmt_out} "
                 f"vth={v.real(self.v_threshold):g}{extra} round={self.round} order={self.order} arith={self.arith}")
+
+
+def read_spec_text(path: Path) -> str:
+    """A spec file's text, refusing (one line, naming the cause) a missing, unreadable or binary file."""
+    if not path.is_file():
+        raise SpecError(f"spec file not found: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SpecError(f"spec file {path}: cannot read it ({e.strerror})") from None
+    if data.startswith(b"\x93NUMPY"):
+        raise SpecError(f"spec file {path}: this is a .npy array; --spec takes a TOML spec (golden spec new)")
+    if data.startswith(b"PK\x03\x04"):
+        raise SpecError(f"spec file {path}: this is a zip/.npz archive; --spec takes a TOML spec (golden spec new)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"spec file {path}: not UTF-8 text (byte {e.start}); a spec is a TOML file") from None
 
 
 def _keys(prefix: str, table, allowed: set, required: set) -> None:

@@ -11,8 +11,20 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from .spec import (ARITHS, CHARGE_FORMS, KINDS, LEAK_SHIFTS, ORDERS, OVERFLOWS, ROUND_MODES, V_INITS, QFormat, Spec,
-                   SpecError)
+from .spec import (
+    ARITHS,
+    CHARGE_FORMS,
+    KINDS,
+    LEAK_SHIFTS,
+    ORDERS,
+    OVERFLOWS,
+    ROUND_MODES,
+    V_INITS,
+    Kind,
+    QFormat,
+    Spec,
+    SpecError,
+)
 
 
 @st.composite
@@ -29,11 +41,11 @@ def specs(draw, arith=st.sampled_from(ARITHS), kinds=st.sampled_from(KINDS)):
     fv = draw(qformats(max_bits=maxb, frac=st.integers(-2, 20)))
     fin = QFormat(draw(st.integers(2, maxb)), fv.frac + draw(st.integers(-4, 4)))
     fout = draw(qformats(max_bits=maxb))
-    reset = "soft" if kind == "ATIF" else draw(st.sampled_from(["hard", "soft"]))
+    reset = "soft" if Kind(kind).soft_reset_only else draw(st.sampled_from(["hard", "soft"]))
     edge = lambda lo, hi: st.one_of(st.sampled_from([lo, hi, (lo + hi) // 2]), st.integers(lo, hi))  # noqa: E731
     vth = draw(edge(1, fv.max))
     vr = 0 if reset == "soft" else draw(edge(fv.min, fv.max))
-    rtau = draw(edge(1, fv.max)) if kind == "LIF" else 0
+    rtau = draw(edge(1, fv.max)) if Kind(kind).has_leak else 0
     acc_ovf = draw(st.sampled_from(OVERFLOWS))
     lo_acc = max(fin.bits, fv.bits)
     hi_acc = (64 if acc_ovf == "wrap" else 63) - fv.bits
@@ -56,7 +68,8 @@ def specs(draw, arith=st.sampled_from(ARITHS), kinds=st.sampled_from(KINDS)):
 
 def raw_values(fmt: QFormat):
     """Raw integers of a format, weighted toward 0, +-1, +-full scale and powers of two."""
-    specials = sorted({0, 1, -1, fmt.min, fmt.max, fmt.min + 1, fmt.max - 1, 1 << (fmt.bits - 2), -(1 << (fmt.bits - 2))})
+    quarter = 1 << (fmt.bits - 2)
+    specials = sorted({0, 1, -1, fmt.min, fmt.max, fmt.min + 1, fmt.max - 1, quarter, -quarter})
     return st.one_of(st.sampled_from(specials), st.integers(fmt.min, fmt.max))
 
 
@@ -92,7 +105,7 @@ def profile_params(config: dict) -> dict:
     """A Qualia config's keyword arguments for ``golden.torch_eval`` / ``golden.torch_train`` (kind excluded)."""
     c = config
     return dict(bits=c["bits_v"], q_v=c["q_v"], q_in=c["q_in"], q_out=c["q_out"], bits_in=c["bits_in"],
-                bits_out=c["bits_out"], tau=c["tau"] if c["kind"] == "LIF" else None,
+                bits_out=c["bits_out"], tau=c["tau"] if Kind(c["kind"]).has_leak else None,
                 v_threshold=c["v_threshold"], v_reset=c["v_reset"], decay_input=c.get("decay_input", True),
                 round=c["round_v"], round_in=c["round_in"], round_out=c["round_out"])
 
@@ -131,9 +144,9 @@ def qualia_configs(draw, kinds=st.sampled_from(("LIF", "IF", "ATIF")), bits=st.i
         round_in, round_v, round_out = (draw(st.sampled_from(QUALIA_ROUNDS)) for _ in range(3))
     vmax = (1 << (bits_v - 1)) - 1
     vth_raw = draw(st.sampled_from([vmax, vmax - 1, vmax // 2, 1 << (bits_v - 2), 1]) | st.integers(1, vmax))
-    vth = _off_grid(draw, vth_raw, q_v, on_grid=kind == "ATIF" or draw(st.booleans()))
+    vth = _off_grid(draw, vth_raw, q_v, on_grid=Kind(kind).graded_spike or draw(st.booleans()))
     v_reset = None
-    if kind != "ATIF":
+    if not Kind(kind).soft_reset_only:
         choice = draw(st.sampled_from(["none", "zero", "nonzero"]))
         if choice == "zero":
             v_reset = 0.0
@@ -141,11 +154,11 @@ def qualia_configs(draw, kinds=st.sampled_from(("LIF", "IF", "ATIF")), bits=st.i
             vr_raw = draw(st.sampled_from([1, -1, vth_raw // 2, -vmax, vmax]) | st.integers(-vmax - 1, vmax))
             v_reset = _off_grid(draw, vr_raw, q_v, on_grid=draw(st.booleans()))
     tau = None
-    if kind == "LIF":
+    if Kind(kind).has_leak:
         tau = draw(st.sampled_from(POW2_TAUS) | st.sampled_from(OTHER_TAUS) | st.floats(1.01, 100.0))
     config = dict(kind=kind, bits_in=bits_in, q_in=q_in, bits_v=bits_v, q_v=q_v, bits_out=bits_out, q_out=q_out,
                   round_in=round_in, round_v=round_v, round_out=round_out, tau=tau, v_threshold=vth,
-                  v_reset=v_reset, decay_input=draw(st.booleans()) if kind == "LIF" else True)
+                  v_reset=v_reset, decay_input=draw(st.booleans()) if Kind(kind).has_leak else True)
     try:
         torch_eval(kind, **profile_params(config))
     except SpecError:
@@ -180,7 +193,8 @@ def _input_columns(rng: np.random.Generator, config: dict, T: int, n: int) -> np
             x[:, cols] = np.clip(rng.integers(-6, 7, (T, k)) << max(d, 0), lo, hi)
         elif s == 4:  # exact half-LSB ties of the potential's grid (q_in > q_v), else odd multiples of the grid
             half = 1 << (d - 1) if d > 0 else 1
-            x[:, cols] = np.clip((2 * rng.integers(-(hi // (2 * half)) - 1, hi // (2 * half) + 1, (T, k)) + 1) * half, lo, hi)
+            odd = 2 * rng.integers(-(hi // (2 * half)) - 1, hi // (2 * half) + 1, (T, k)) + 1
+            x[:, cols] = np.clip(odd * half, lo, hi)
         elif s == 5:  # saturation bursts: runs of full scale, either sign
             sign = np.where(rng.random((T, k)) < 0.5, lo, hi)
             x[:, cols] = np.where(rng.random((T, k)) < 0.8, np.repeat(sign[:1], T, 0), sign)

@@ -51,6 +51,9 @@ import numpy as np
 import pytest
 
 import golden
+from golden.spec import Kind
+
+from proofs import record, requires
 
 try:
     with warnings.catch_warnings():
@@ -69,10 +72,10 @@ try:
         from spikingjelly.activation_based import neuron as sjn
         from torch import nn
     STACK = True
-except Exception:  # noqa: BLE001 - ImportError, or torchvision's broken operator registration
+except Exception:
     STACK = False
 
-pytestmark = pytest.mark.skipif(not STACK, reason="torch / spikingjelly / Qualia stack not importable")
+pytestmark = requires(None if STACK else "the torch / spikingjelly / Qualia stack does not import")
 
 INPUT_SHAPE = (2, 4)  # Flatten needs a (samples, channels) input; 8 features
 UNITS = 8  # QuantizedSMLP with one hidden layer requires units == prod(input_shape) (its last Linear's in_features)
@@ -88,7 +91,7 @@ def quant_params(bits: int, round_v: str, round_act: str) -> dict:
 def neuron_conf(kind: str, *, tau, v_threshold, v_reset, decay_input) -> dict:
     params = {"v_threshold": v_threshold, "v_reset": False if v_reset is None else v_reset, "step_mode": "s",
               "detach_reset": True}
-    if kind == "LIF":
+    if Kind(kind).has_leak:
         params.update(tau=tau, decay_input=decay_input)
     return {"kind": f"{kind}Node", "params": params}
 
@@ -177,7 +180,7 @@ def spec_fields(spec) -> dict:
     out = {"v_threshold": spec.v_threshold, "reciprocal_tau": spec.reciprocal_tau}
     if spec.reset == "hard":
         out["v_reset"] = spec.v_reset
-    if spec.kind != "LIF":
+    if not spec.kind.has_leak:
         out.pop("reciprocal_tau")
     return out
 
@@ -185,6 +188,8 @@ def spec_fields(spec) -> dict:
 def check_against(spec, exported: dict, kind: str, *, width: int, long_width: int, q_in: int) -> None:
     want = exported["ints"]
     got = spec_fields(spec)
+    record("codegen export", "qualia-codegen's converter (the integers it exports)", len(want),
+           sum(got.get(k) != v for k, v in want.items()), unit="exported integers")
     assert got == want, (f"from_torch integers {got} != qualia-codegen's {want}\n{exported['weights_text']}\n"
                          f"{spec.to_toml()}")
     d = exported["defines"]
@@ -197,7 +202,7 @@ def check_against(spec, exported: dict, kind: str, *, width: int, long_width: in
     assert int(d["TMP_SCALE_FACTOR"]) == spec.work_frac
     assert d["OUTPUT_ROUND_MODE"] == {"RND": "ROUND_MODE_NEAREST", "TRN": "ROUND_MODE_FLOOR"}[spec.round]
     assert int(d["SOFTRESET"]) == (spec.reset == "soft")
-    if kind == "LIF":
+    if spec.kind.has_leak:
         assert int(d["DECAY_INPUT"]) == spec.decay_input
 
 

@@ -14,7 +14,9 @@ import pytest
 
 from golden.refs import codegen_c as cc
 
-pytestmark = pytest.mark.skipif(not cc.c_available(), reason="gcc or Qualia codegen packages not available")
+from proofs import missing_codegen, requires
+
+pytestmark = requires(missing_codegen())
 
 
 def _run(x, **kw):

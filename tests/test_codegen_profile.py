@@ -40,11 +40,12 @@ from hypothesis import assume, event, given, note
 from hypothesis import strategies as st
 
 import golden
-from golden.spec import SpecError
-
 from golden.refs import codegen_c as cc
+from golden.spec import Kind, SpecError
 
-pytestmark = pytest.mark.skipif(not cc.c_available(), reason="gcc or Qualia codegen packages not available")
+from proofs import missing_codegen, record, requires
+
+pytestmark = requires(missing_codegen())
 
 #: neuron-steps compared with 0 mismatches, per test (reported in the summary and asserted by test_matrix)
 COMPARED: dict[str, int] = {}
@@ -113,7 +114,7 @@ def c_undefined_steps(cfg: dict, params: dict, x2: np.ndarray, v_trace: np.ndarr
     # exact Python integers where a 64-bit C type is involved; int64 is exact enough for 32-bit C arithmetic
     # (every operand of a not-yet-undefined neuron is below 2**32 there, so no product or shift reaches 2**63)
     obj = (lambda a: np.asarray(a, dtype=np.int64).astype(object)) if c.A == 64 else \
-        (lambda a: np.asarray(a, dtype=np.int64))  # noqa: E731
+        (lambda a: np.asarray(a, dtype=np.int64))
     vth, vr, rtau = params["v_threshold"], params["v_reset"], params["reciprocal_tau"]
     # per-call constants (and the spike value): undefined for every neuron if they are
     c.ub = np.zeros(1, bool)
@@ -130,7 +131,7 @@ def c_undefined_steps(cfg: dict, params: dict, x2: np.ndarray, v_trace: np.ndarr
         c.ub = np.zeros(N, bool)
         P = c.scale(obj(v_prev), q_v - Tq)
         X = c.scale(obj(x2[t]), q_in - Tq)
-        if cfg["kind"] == "LIF":
+        if Kind(cfg["kind"]).has_leak:
             tmp = P
             if not cfg["soft_reset"]:
                 tmp = c.to_long(c.chk(tmp - VR))
@@ -171,14 +172,14 @@ def spec_for(cfg: dict, raw: dict) -> golden.Spec:
               # follow round_out (OUTPUT_ROUND_MODE, quantizer_act's); the reals are on the grid either way
               round="floor" if cfg["round_mode"] == "nearest" else "nearest",
               v_reset=None if cfg["soft_reset"] else raw["v_reset"] * s)
-    if cfg["kind"] == "LIF":
+    if Kind(cfg["kind"]).has_leak:
         kw.update(tau=2.0 ** cfg["q_v"] / raw["reciprocal_tau"], decay_input=cfg["decay_input"])
     else:
         kw.update(tau=None)
     spec = golden.codegen(cfg["kind"], **kw)
     got = {k: getattr(spec, k) for k in ("v_threshold", "v_reset", "reciprocal_tau")}
     want = {"v_threshold": raw["v_threshold"], "v_reset": 0 if cfg["soft_reset"] else raw["v_reset"],
-            "reciprocal_tau": raw["reciprocal_tau"] if cfg["kind"] == "LIF" else 0}
+            "reciprocal_tau": raw["reciprocal_tau"] if Kind(cfg["kind"]).has_leak else 0}
     assert got == want, f"codegen quantized the real parameters to {got}, expected {want}"
     return spec
 
@@ -208,6 +209,7 @@ def compare(cfg: dict, raw: dict, x: np.ndarray, shape=None) -> tuple[int, int, 
                                        "reciprocal_tau": spec.reciprocal_tau}, x, g_v)
     valid = np.arange(T)[:, None] < first_ub[None, :]
     bad = ((g_out != c_out) | (g_v != c_v)) & valid
+    record("codegen", "qualia-codegen-plugin-snn's C, rendered and compiled with gcc", int(valid.sum()), int(bad.sum()))
     if bad.any():
         ts, ns = np.nonzero(bad)
         n = ns[np.argmin(ts * N + ns)]
@@ -265,7 +267,7 @@ def _edge_raws(rng, W, q_v, kind, soft, n):
         vr = 0 if soft else int(rng.choice([0, -hi - 1, hi, int(rng.integers(-hi - 1, hi + 1))]))
         rmax = min(hi, (1 << q_v) - 1) if q_v >= 1 else 0
         rtau = 0
-        if kind == "LIF":
+        if Kind(kind).has_leak:
             rtau = [rmax, 1, max(1, rmax // 2)][i] if i < 3 else int(rng.integers(1, rmax + 1))
         sets.append({"v_threshold": mant(vth), "v_reset": mant(vr), "reciprocal_tau": mant(rtau)})
     return sets
@@ -329,7 +331,7 @@ def configs(draw):
     L = draw(st.sampled_from({8: [16, 16, 16, 32, 64], 16: [32, 32, 64], 32: [64]}[W]))
     kind = draw(st.sampled_from(["LIF", "LIF", "IF"]))
     qmax = {8: 10, 16: 18, 32: 30}[W]
-    q_v = draw(st.integers(1 if kind == "LIF" else -2, qmax))
+    q_v = draw(st.integers(1 if Kind(kind).has_leak else -2, qmax))
     q_in = q_v + draw(st.one_of(st.sampled_from([-3, 0, 3]), st.integers(-6, 6)))
     # q_out up to bits-1 mostly; sometimes far outside, where the LONG wrap of 1 << q_out shows (int8: q_out=15
     # outputs -128), short of the shifts that are undefined in C
@@ -337,7 +339,7 @@ def configs(draw):
                            st.integers(-20, min(L + 1, max(32, L) - 2))))
     return dict(kind=kind, width=W, long_width=L, q_in=q_in, q_v=q_v, q_out=q_out,
                 round_mode=draw(st.sampled_from(["nearest", "floor"])), soft_reset=draw(st.booleans()),
-                decay_input=draw(st.booleans()) if kind == "LIF" else False)
+                decay_input=draw(st.booleans()) if Kind(kind).has_leak else False)
 
 
 @st.composite
@@ -352,7 +354,7 @@ def raws(draw, cfg):
         return v
 
     rtau = 0
-    if cfg["kind"] == "LIF":
+    if Kind(cfg["kind"]).has_leak:
         rtau = edge(1, min(hi, (1 << q_v) - 1))
     return {"v_threshold": max(1, edge(1, hi)), "v_reset": 0 if cfg["soft_reset"] else edge(-hi - 1, hi),
             "reciprocal_tau": rtau}
@@ -392,7 +394,7 @@ def test_ub_detector_agrees_with_sanitizer(width, q_v, q_in, round_mode):
     hi = (1 << (width - 1)) - 1
     cfg = dict(kind="LIF", width=width, long_width=LONG_DEFAULT[width], q_in=q_in, q_v=q_v, q_out=q_v,
                round_mode=round_mode, soft_reset=False, decay_input=True)
-    trim = (lambda v: (v >> 8) << 8) if width == 32 else (lambda v: v)  # noqa: E731
+    trim = (lambda v: (v >> 8) << 8) if width == 32 else (lambda v: v)
     # At v = 0 the leak product is (X - 2**(width-1+q_in-q_v)) * 2**(q_v-2) = X * 2**(q_v-2) - 2**(A-1) (A = 32 for
     # int16, 64 for int32): it leaves the C type exactly when X < 0, so some neurons are undefined from step 0
     # and some later or never. (An int32 build cannot overflow int64 unless max(q_in, q_v) > 31, where 'nearest'

@@ -15,7 +15,7 @@ SMALL = ["--neurons", "96", "--steps", "60"]
 
 
 def run_cli(capsys, *argv):
-    rc = gdiff.cli(list(argv))
+    rc = golden_cli.main(["diff", *argv])
     out = capsys.readouterr()
     return rc, out.out, out.err
 
@@ -215,7 +215,7 @@ def test_cli_input_file(capsys, tmp_path):
 def test_cli_errors_exit_2(capsys, argv, message):
     rc, out, err = run_cli(capsys, *argv, *SMALL)
     assert rc == 2 and out == ""
-    assert err.startswith("golden diff: error: ") and message in err and "Traceback" not in err
+    assert err.startswith("golden: error: ") and message in err and "Traceback" not in err
 
 
 def test_cli_plot(capsys, tmp_path):

@@ -6,8 +6,11 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 import golden
-from golden import reference
+from golden import profiles, reference
+from golden.spec import Kind
 from golden.strategies import specs, stimuli
+
+from proofs import record
 
 
 def run_both(spec, x):
@@ -21,11 +24,14 @@ def run_both(spec, x):
     trace = golden.simulate(spec, x)
     note(spec.to_toml())
     note(f"x = {x.tolist()}")
+    differ = (trace.out != ref["out"]) | (trace.v != ref["v"]) | (trace.spikes != ref["spikes"])
+    record("kernels", "golden.reference, the plain-Python oracle", x.size, int(differ.sum()))
     for field in ("out", "v", "spikes"):
         got, want = getattr(trace, field), ref[field]
         if not np.array_equal(got, want):
             t, n = np.argwhere(got != want)[0]
-            raise AssertionError(f"{field} differs first at t={t} neuron={n}: kernel {got[t, n]} reference {want[t, n]}")
+            raise AssertionError(f"{field} differs first at t={t} neuron={n}: kernel {got[t, n]} "
+                                 f"reference {want[t, n]}")
     assert trace.overflow == ref["overflow"]
     return trace
 
@@ -57,10 +63,9 @@ def test_simulator_steps_equal_simulate(data):
     assert np.array_equal(sim.v, np.full(x.shape[1], spec.v_start))
 
 
-@pytest.mark.parametrize("profile,kind", [(p, k) for p in golden.PROFILES for k in ("IF", "LIF", "ATIF")
-                                          if (p, k) != ("codegen", "ATIF")])  # qualia-codegen has no ATIF
+@pytest.mark.parametrize("profile,kind", [(p, k.value) for p in golden.PROFILES for k in profiles.KINDS[p]])
 def test_large_specialised_and_parallel_kernels_agree(profile, kind):
-    spec = golden.make(profile, kind, **({"v_reset": None} if kind == "ATIF" else {}))
+    spec = golden.make(profile, kind, **({"v_reset": None} if Kind(kind).soft_reset_only else {}))
     rng = np.random.default_rng(1)
     x = rng.integers(spec.fmt_in.min, spec.fmt_in.max + 1, (16, 140_000)).astype(np.int8)
     par = golden.simulate(spec, x)  # >= 32 blocks: threaded, specialised
@@ -68,4 +73,6 @@ def test_large_specialised_and_parallel_kernels_agree(profile, kind):
     assert np.array_equal(par.out, ser.out) and np.array_equal(par.v, ser.v)
     assert par.overflow == ser.overflow
     small = reference.simulate(spec, x[:, :300])
-    assert np.array_equal(par.v[:, :300], small["v"])
+    differ = (par.v[:, :300] != small["v"]) | (par.out[:, :300] != small["out"])
+    record("kernels", "golden.reference, the plain-Python oracle", differ.size, int(differ.sum()))
+    assert np.array_equal(par.v[:, :300], small["v"]) and np.array_equal(par.out[:, :300], small["out"])

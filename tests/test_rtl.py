@@ -14,7 +14,6 @@ cocotb >= 2 (pip); each part is skipped, saying why, when its tool is absent.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import golden
-from golden.spec import SpecError
+from golden.spec import Kind, SpecError
 from golden.strategies import stimuli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,11 +32,10 @@ if str(RTL_DIR) not in sys.path:
     sys.path.insert(0, str(RTL_DIR))  # run_bundle here; test_cocotb_lif for the cocotb simulator (via sys.path)
 
 import run_bundle as rb  # noqa: E402
+from proofs import missing_module, record, requires  # noqa: E402
 
-if os.environ.get("CI") == "true" and rb.tools_missing() is not None:  # CI installs iverilog: never skip there
-    raise RuntimeError(f"CI=true but the RTL tools are missing: {rb.tools_missing()}")
-pytestmark = pytest.mark.skipif(rb.tools_missing() is not None,
-                                reason=f"RTL tests need Icarus Verilog: {rb.tools_missing()}")
+_missing = rb.tools_missing()
+pytestmark = requires(None if _missing is None else f"the RTL tests need Icarus Verilog: {_missing}")
 
 import golden.vectors as gv  # noqa: E402
 
@@ -65,6 +63,7 @@ def test_testbench_passes_on_bundles(name, stimulus, tmp_path):
     spec = golden.codegen(**SPECS[name])
     b = make_bundle(spec, tmp_path / "bundle", stimulus)
     r = rb.run_bundle(b, tmp_path / "work")
+    record("rtl", "tools/rtl's Verilog under Icarus Verilog", r.checked, r.mismatches, unit="values")
     assert r.passed, r.log
     assert r.checked == 3 * 96 * 8
 
@@ -78,6 +77,7 @@ def test_testbench_passes_on_committed_corpus(tmp_path):
             r = rb.run_bundle(b, tmp_path / b.name)
         except rb.NotSupported:
             continue
+        record("rtl", "tools/rtl's Verilog under Icarus Verilog", r.checked, r.mismatches, unit="values")
         assert r.passed, f"{b.name}:\n{r.log}"
         ran.append(b.name)
     if not ran:
@@ -140,7 +140,7 @@ def codegen_specs(draw):
     try:
         return base.replace(fmt_v=fv, v_threshold=draw(edge(1, fv.max)),
                             v_reset=0 if soft else draw(edge(fv.min, fv.max)),
-                            reciprocal_tau=draw(edge(1, fv.max)) if kind == "LIF" else 0)
+                            reciprocal_tau=draw(edge(1, fv.max)) if Kind(kind).has_leak else 0)
     except SpecError:
         assume(False)
 
@@ -152,6 +152,7 @@ def test_testbench_matches_golden_on_drawn_specs(data, tmp_path_factory):
     x = data.draw(stimuli(spec, max_steps=40, max_neurons=6), label="x")
     tr = golden.simulate(spec, x)
     r = rb.run_arrays(spec, x, tr.out, tr.v, tr.spikes, tmp_path_factory.mktemp("tb"))
+    record("rtl", "tools/rtl's Verilog under Icarus Verilog", r.checked, r.mismatches, unit="values")
     assert r.passed, r.log
 
 
@@ -165,7 +166,6 @@ COCOTB_CASES = {
 
 def run_cocotb(name: str, tmp_path: Path, *, broken: bool = False, examples: int = 30, n: int = 4):
     """Build lif_array for SPECS[name] and run the cocotb test; (failed, total, log text)."""
-    pytest.importorskip("cocotb", minversion="2.0", reason="the cocotb test needs cocotb >= 2 (pip install cocotb)")
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
@@ -189,6 +189,7 @@ def run_cocotb(name: str, tmp_path: Path, *, broken: bool = False, examples: int
     return failed, total, log.read_text() if log.exists() else ""
 
 
+@requires(missing_module("cocotb_tools"))
 @pytest.mark.parametrize("name", list(COCOTB_CASES))
 def test_cocotb_matches_golden(name, tmp_path):
     failed, total, log = run_cocotb(name, tmp_path, **COCOTB_CASES[name])
@@ -196,6 +197,7 @@ def test_cocotb_matches_golden(name, tmp_path):
     assert re.search(r"golden == RTL: \d+ examples, \d+ steps", log)
 
 
+@requires(missing_module("cocotb_tools"))
 def test_cocotb_fails_on_broken_rounding(tmp_path):
     failed, total, log = run_cocotb("lif8-soft-decay", tmp_path, broken=True, examples=40)
     assert total == 1 and failed == 1, log[-6000:]

@@ -1,7 +1,10 @@
 """Spec validation, TOML round trip, bad inputs and the core CLI commands."""
 
+import os
 import subprocess
 import sys
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,8 +148,141 @@ def test_spec_new_and_simulate(tmp_path, capsys):
 
 def test_cli_errors_are_one_line_and_exit_2(tmp_path):
     r = run_cli("simulate", "--spec", str(tmp_path / "missing.toml"), "--input", "x.npy", "--out", "t.npz")
+    assert r.stderr.count("\n") == 1
     assert r.returncode == 2 and r.stderr.startswith("golden: error:") and "Traceback" not in r.stderr
     r = run_cli("spec", "new", "--profile", "codegen", "--kind", "ATIF")
     assert r.returncode == 2 and "ATIF" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("spec", "new", "--profile", "torch-eval", "--kind", "LIF", "--v-threshold", "9")
     assert r.returncode == 2 and "saturates" in r.stderr
+
+
+# ------------------------------------------------------------ the API's bad inputs
+@pytest.mark.parametrize("shape", [-1, 0, "ab", 1.5, True, np.bool_(True), (4, 0), (), None, [2, "x"]])
+def test_simulator_shape_refused(shape):
+    with pytest.raises(SpecError, match="shape"):
+        golden.Simulator(golden.codegen("IF"), shape)
+
+
+def test_simulator_shape_numpy_ints():
+    assert golden.Simulator(golden.codegen("IF"), np.int64(3)).shape == (3,)
+    assert golden.Simulator(golden.codegen("IF"), (np.uint8(2), 3)).shape == (2, 3)
+
+
+def test_no_time_steps_refused():
+    with pytest.raises(SpecError, match="no neuron-step"):
+        golden.simulate(golden.codegen("IF"), np.zeros((0, 4), np.int8))
+
+
+INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_v0_and_x_of_any_integer_dtype(dtype):
+    """Range-checked against the format, then cast: the same trace as int64 inputs of the same values."""
+    spec = golden.hardware("LIF", bits=8, q_v=6)
+    rng = np.random.default_rng(1)
+    x = rng.integers(0 if np.dtype(dtype).kind == "u" else -128, 128, (30, 6))
+    v0 = rng.integers(0 if np.dtype(dtype).kind == "u" else -128, 128, 6)
+    want = golden.simulate(spec, x.astype(np.int64), v0.astype(np.int64))
+    got = golden.simulate(spec, x.astype(dtype), v0.astype(dtype))
+    assert np.array_equal(got.v, want.v) and np.array_equal(got.out, want.out)
+    sim = golden.Simulator(spec, 6)
+    sim.reset(v0.astype(dtype))
+    assert np.array_equal(sim.v, v0)
+    if np.iinfo(dtype).max >= 200:  # outside Q8.6 in every dtype that holds it
+        with pytest.raises(SpecError, match="v0: raw value 200 is outside the potential format Q8.6"):
+            golden.simulate(spec, x.astype(dtype), np.full(6, 200, dtype))
+
+
+@pytest.mark.parametrize("n", [5, 1 << 20])
+def test_big_endian_inputs_of_any_size(n):
+    spec = golden.codegen("LIF")
+    x = (np.arange(n, dtype=np.int64) % 256 - 128).reshape(-1, 1 << 10 if n > 1024 else n)
+    want = golden.simulate(spec, x.astype(np.int16))
+    got = golden.simulate(spec, x.astype(">i2"), x[0].astype(">i2") // 2 if n > 1024 else None)
+    if n > 1024:
+        want = golden.simulate(spec, x.astype(np.int16), x[0].astype(np.int16) // 2)
+    assert np.array_equal(got.v, want.v) and np.array_equal(got.spikes, want.spikes)
+
+
+def test_v0_shape_that_does_not_broadcast():
+    with pytest.raises(SpecError, match=r"v0: shape \(3,\) does not broadcast"):
+        golden.simulate(golden.codegen("IF"), np.zeros((2, 4), np.int8), np.zeros(3, np.int8))
+
+
+@pytest.mark.parametrize("make", [np.uint8, np.int8, np.int16, np.uint64, np.int64])
+def test_numeric_fields_become_python_ints(make):
+    f = QFormat(make(16), make(6))
+    assert type(f.bits) is int and type(f.frac) is int and (f.min, f.max) == (-32768, 32767)
+    base = golden.hardware("LIF", bits=16, q_v=6)
+    fields = {k: make(getattr(base, k)) for k in ("v_threshold", "reciprocal_tau", "spike_out", "acc_bits")
+              if 0 <= getattr(base, k) <= np.iinfo(make).max}
+    spec = base.replace(fmt_in=QFormat(make(16), make(6)), **fields)
+    for k in ("v_threshold", "v_reset", "reciprocal_tau", "spike_out", "acc_bits"):
+        assert type(getattr(spec, k)) is int
+    assert spec == base and hash(spec) == hash(base)
+    x = np.array([[-64, 32, 640]])
+    assert np.array_equal(golden.simulate(spec, x).v, golden.simulate(base, x).v)
+
+
+def test_npy_header_declaring_more_than_the_file_is_refused_before_allocating(tmp_path):
+    from golden.simulate import load_npy
+
+    path = tmp_path / "huge.npy"
+    with open(path, "wb") as f:  # 1e12 int64 elements declared: 8 TB
+        np.lib.format.write_array_header_2_0(f, {"descr": "<i8", "fortran_order": False, "shape": (10**6, 10**6)})
+    with pytest.raises(SpecError, match="header declares shape"):
+        load_npy(path)
+
+
+def test_tau_too_small_is_one_clear_error():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SpecError, match="tau: 1/tau = 1e\\+30 saturates"):
+            golden.torch_eval("LIF", tau=1e-30)
+
+
+# ------------------------------------------------------------ options
+def test_options_are_str_enums_with_codes():
+    from golden import datapath
+    from golden.spec import OPTIONS, Kind, Round
+
+    spec = golden.torch_eval("ATIF", v_reset=None)
+    assert spec.kind == "ATIF" and spec.kind is Kind.ATIF and f"{spec.kind}" == "ATIF" and repr(spec.kind) == "'ATIF'"
+    assert spec.kind.graded_spike and spec.kind.soft_reset_only and not spec.kind.has_leak
+    assert Kind.LIF.has_leak and not Kind.IF.has_leak
+    for option in set(OPTIONS.values()):  # codes are 0..n-1, distinct, and fit their field
+        assert sorted(m.code for m in option) == list(range(len(option)))
+    assert (datapath.encode(spec) >> datapath._ROUND) & datapath.ROUND_MASK == spec.round.code
+    assert datapath._VOVF - datapath._ROUND == Round.width()
+
+
+# ------------------------------------------------------------ the kernel cache
+@pytest.mark.parametrize("platform,env,want", [
+    ("linux", {"XDG_CACHE_HOME": "/x/cache"}, "/x/cache/golden"),
+    ("linux", {}, "~/.cache/golden"),
+    ("darwin", {}, "~/Library/Caches/golden"),
+    ("win32", {"LOCALAPPDATA": "C:/Users/u/AppData/Local"}, "C:/Users/u/AppData/Local/golden/Cache"),
+    ("linux", {"GOLDEN_CACHE_DIR": "/y/z", "XDG_CACHE_HOME": "/x"}, "/y/z"),
+])
+def test_cache_dir_follows_the_platform(monkeypatch, platform, env, want):
+    from golden import kernels
+
+    for k in ("GOLDEN_CACHE_DIR", "XDG_CACHE_HOME", "LOCALAPPDATA"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(sys, "platform", platform)
+    assert kernels.cache_dir() == Path(want).expanduser()
+
+
+def test_kernels_are_cached_in_the_cache_dir_not_the_package(tmp_path):
+    """A fresh process with GOLDEN_CACHE_DIR: the specialised kernel lands there; nothing in golden/."""
+    pkg = Path(golden.__file__).parent
+    before = {p for p in pkg.rglob("*") if p.suffix in (".nbi", ".nbc")}
+    code = ("import golden, numpy as np; s = golden.make('hardware', 'IF', bits=12, q_v=5);"
+            "golden.simulate(s, np.zeros((2, 4), np.int16), parallel=True)")
+    env = {**os.environ, "GOLDEN_CACHE_DIR": str(tmp_path / "c")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    assert list((tmp_path / "c").rglob("*.nbi")) and list((tmp_path / "c").rglob("*.nbc"))
+    assert {p for p in pkg.rglob("*") if p.suffix in (".nbi", ".nbc")} == before

@@ -7,7 +7,6 @@ a kernel that stopped vectorising, a signed index that brought back bounds
 arithmetic, a constant no longer folded. The C is first checked bit-exact.
 """
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,35 +14,35 @@ import numpy as np
 import pytest
 
 import golden
-from golden import bench, kernels
+from golden import ckernel, kernels
+from golden.cli.bench import harness
 from golden.simulate import Runner
+
+from proofs import missing_gcc, record, requires
 
 COLLAPSE = 0.3
 N, T = 16384, 64
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+pytestmark = requires(missing_gcc())
 
 
 @pytest.mark.parametrize("profile", ["codegen", "torch-eval"])  # the integer and the float32 datapath
 def test_golden_kernel_keeps_up_with_c(profile):
-    spec = bench.bench_spec(profile, "LIF")
+    spec = harness().bench_spec(profile, "LIF")
     rng = np.random.default_rng(0)
     x = rng.integers(spec.fmt_in.min, spec.fmt_in.max + 1, (T, N)).astype(spec.fmt_in.dtype)
     with tempfile.TemporaryDirectory() as tmp:
-        ck = bench.CKernel(spec, Path(tmp))
-        bench.check_c(ck, x)
+        ck = ckernel.CKernel(spec, Path(tmp))
+        ckernel.check_c(ck, x)
+        record("golden C kernel", "golden.ckernel's C of the same spec (gcc, 1 and 2 threads)", 2 * x.size)
         v = np.full(N, spec.v_start, spec.fmt_v.dtype)
         out, vt = np.empty((T, N), spec.fmt_out.dtype), np.empty((T, N), spec.fmt_v.dtype)
         spikes, counts, err = np.empty((T, N), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64)
         r = Runner(spec)
         golden.simulate(spec, x)  # the spec's specialised kernel, compiled or loaded
-        threads, kernels.THREADS = kernels.THREADS, 1
-        try:
-            kernel = kernels.pick(r.code, r.consts, N, T)
-        finally:
-            kernels.THREADS = threads
+        kernel = kernels.pick(r.code, r.consts, N, T, threads=1)
         ptr = [a.ctypes.data for a in (x, v, out, vt, spikes, counts)]
-        secs = bench.interleaved({"golden": lambda: kernel(x, v, out, vt, spikes, counts, err, 0),
+        secs = harness().interleaved({"golden": lambda: kernel(x, v, out, vt, spikes, counts, err, 0),
                                   "c": lambda: ck.lib.golden_c(T, N, 0, N, *ptr)}, rounds=7, min_time=0.02)
     ratio = secs["c"] / secs["golden"]
     print(f"{profile}: golden {T * N / secs['golden']:.3g} updates/s, C {T * N / secs['c']:.3g}, ratio {ratio:.2f}")
@@ -57,16 +56,14 @@ def test_specialised_kernels_stay_in_narrow_lanes(profile, kind):
 
     These specs' working type is 32 bits; their kernels must not hold a single 64-bit vector.
     """
-    from numba.core.caching import NullCache
-
     from golden.datapath import constants, encode
 
-    spec = bench.bench_spec(profile, kind)
-    kernel = kernels._specialise(encode(spec), constants(spec))
-    kernel._cache = NullCache()  # compiled here: a cached kernel cannot be inspected
+    spec = harness().bench_spec(profile, kind)
+    kernel = kernels.uncached(encode(spec), constants(spec))  # compiled here: a cached kernel cannot be inspected
     n = 64
     arrays = (np.zeros((2, n), spec.fmt_in.dtype), np.zeros(n, spec.fmt_v.dtype), np.zeros((2, n), spec.fmt_out.dtype),
-              np.zeros((2, n), spec.fmt_v.dtype), np.zeros((2, n), np.bool_), np.zeros(5, np.int64), np.full(3, -1, np.int64))
+              np.zeros((2, n), spec.fmt_v.dtype), np.zeros((2, n), np.bool_), np.zeros(5, np.int64),
+              np.full(3, -1, np.int64))
     kernel(*arrays, 0, 0, n)
     ir = kernel.inspect_llvm(kernel.signatures[0])
     assert " x i32>" in ir, "the kernel no longer vectorises"

@@ -28,12 +28,12 @@ from hypothesis import strategies as st
 
 import golden
 from golden import SpecError
+from golden.refs import torch_ref
 from golden.strategies import profile_params, qualia_configs, qualia_inputs
 
-from golden.refs import torch_ref
+from proofs import missing_torch, record, requires
 
-pytestmark = [pytest.mark.skipif(not torch_ref.torch_available(), reason="torch/Qualia reference stack not importable"),
-              pytest.mark.filterwarnings("ignore::UserWarning")]
+pytestmark = [requires(missing_torch()), pytest.mark.filterwarnings("ignore::UserWarning")]
 
 PROFILES = {"eval": golden.torch_eval, "train": golden.torch_train}
 MIN_NEURONS, MAX_NEURONS, MIN_STEPS, MAX_STEPS = 512, 2048, 20, 50
@@ -89,7 +89,8 @@ def _minimize(config, spec, mode, column) -> np.ndarray:
 
 
 def _mismatch_report(config, spec, mode, x, first, got: dict, ref: dict) -> str:
-    """The minimal counterexample: config, spec, one neuron's shortest input sequence, both traces to the first difference."""
+    """The minimal counterexample: config, spec, one neuron's shortest input sequence, both traces to the first
+    difference."""
     t, n, field = first
     column = _minimize(config, spec, mode, x[: t + 1, n])
     xm = column[:, None]
@@ -113,7 +114,8 @@ def _mismatch_report(config, spec, mode, x, first, got: dict, ref: dict) -> str:
 
 
 def check_against_module(config: dict, x: np.ndarray, mode: str) -> int:
-    """Assert golden (profile from the config, and from_torch of the module) equals the real module; returns neuron-steps."""
+    """Assert golden (profile from the config, and from_torch of the module) equals the real module; returns
+    neuron-steps."""
     spec = PROFILES[mode](config["kind"], **profile_params(config))
     _note(f"config = {config!r}")
     _note(spec.to_toml())
@@ -126,6 +128,11 @@ def check_against_module(config: dict, x: np.ndarray, mode: str) -> int:
             ref = torch_ref.run_module(module, x, q_in=config["q_in"], mode=mode)
     got = _golden(spec, x)
     first = _first_difference(spec, got, ref)
+    fields = ["out", "v"] + (["spikes"] if spec.spike_out != 0 else [])
+    differ = np.zeros(x.shape, bool)
+    for f in fields:
+        differ |= np.asarray(got[f]) != np.asarray(ref[f])
+    record(f"torch-{mode}", f"qualia-plugin-snn's layers in .{mode}()", x.size, int(differ.sum()))
     if first is not None:
         _note(f"x (T={x.shape[0]}, N={x.shape[1]}), first difference (t, neuron, field) = {first}")
         raise AssertionError(_mismatch_report(config, spec, mode, x, first, got, ref))
@@ -405,7 +412,8 @@ def test_refuses_unknown_override_and_profile():
 
 # ------------------------------------------------------------ check_model
 def _model(quant_params, T=12, batch=16, calibrate=True, seed=0):
-    """QuantizedLinear(20->32) + QuantizedLIFNode + QuantizedLinear(32->10) + QuantizedIFNode, calibrated in train mode."""
+    """QuantizedLinear(20->32) + QuantizedLIFNode + QuantizedLinear(32->10) + QuantizedIFNode, calibrated in train
+    mode."""
     import torch
     from qualia_core.learningmodel.pytorch.layers.quantized_layers import QuantizedLinear
     from spikingjelly.activation_based import functional

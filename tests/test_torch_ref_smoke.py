@@ -11,7 +11,9 @@ import pytest
 
 from golden.refs import torch_ref
 
-pytestmark = pytest.mark.skipif(not torch_ref.torch_available(), reason="torch/Qualia reference stack not importable")
+from proofs import missing_torch, requires
+
+pytestmark = requires(missing_torch())
 
 Q6_INT8 = dict(bits_in=8, q_in=6, bits_v=8, q_v=6, bits_out=8, q_out=6,
                round_in="nearest", round_v="nearest", round_out="nearest")

@@ -23,6 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 import golden  # noqa: E402
 from golden import diff as gdiff  # noqa: E402
+from golden.cli.diff import build_parser  # noqa: E402
+from golden.cli.options import layer_params  # noqa: E402
 
 DOC = ROOT / "docs" / "quirks.md"
 STEPS, NEURONS, SEED = 100, 512, 0
@@ -88,13 +90,13 @@ def _args(layer: dict) -> argparse.Namespace:
     argv = []
     for k, v in layer.items():
         argv += [f"--{k}"] if v is True else [f"--{k}", str(v)]
-    return gdiff.build_parser().parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def build(q: Quirk):
     ns = _args(q.layer)
-    pa = {**gdiff.layer_params(q.a, ns), **q.a_over}
-    pb = {**gdiff.layer_params(q.b, ns), **q.b_over}
+    pa = {**layer_params(q.a, ns), **q.a_over}
+    pb = {**layer_params(q.b, ns), **q.b_over}
     a = golden.make(q.a, ns.kind, **pa)
     b = golden.make(q.b, ns.kind, **pb)
     return a, b
@@ -105,7 +107,7 @@ def command(q: Quirk) -> str:
     if q.a_over or q.b_over:
         a, b = build(q)
         kw = lambda p, over: ", ".join(  # noqa: E731
-            f"{k}={v!r}" for k, v in {**gdiff.layer_params(p, _args(q.layer)), **over}.items())
+            f"{k}={v!r}" for k, v in {**layer_params(p, _args(q.layer)), **over}.items())
         return (f"python -c \"import golden, golden.diff as d; print(d.diff(golden.make('{q.a}', '{a.kind}', "
                 f"{kw(q.a, q.a_over)}), golden.make('{q.b}', '{b.kind}', {kw(q.b, q.b_over)}), steps={STEPS}, "
                 f"neurons={NEURONS}, seed={SEED}, cause='{q.cause}'))\"")

@@ -1,10 +1,17 @@
-"""The ``golden`` command line. Every error is one clear line on stderr and exit code 2, never a traceback."""
+"""The ``golden`` command line. Every error is one clear line on stderr and exit code 2, never a traceback.
+
+``main`` parses the subcommand and catches :class:`~golden.errors.GoldenError` once. ``demo``, ``spec new``
+and ``simulate`` live here; ``diff``, ``bench`` and ``vectors`` each have their module in this package
+(``golden.cli.<name>.cli(argv) -> int``, raising GoldenError on bad input); the layer options and the
+one-line parser they share are in :mod:`golden.cli.options`.
+"""
 
 from __future__ import annotations
 
-import argparse
 import importlib
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,9 +20,15 @@ import numpy as np
 from .. import profiles
 from ..errors import GoldenError
 from ..simulate import load_npy, simulate
-from ..spec import Spec
+from ..spec import Kind, Spec
+from .options import OutputError, Parser, UsageError, add_layer_options, kind, layer_params, natural_int, positive_int
 
 DEMO = dict(profile="codegen", kind="LIF", neurons=1024, steps=200, seed=0)
+DEMO_MAX = 1 << 28  # neuron-steps: the demo holds its stimulus and trace in memory (~10 bytes each)
+SUBCOMMANDS = {"vectors": "test-vector bundles: generate, verify, export",
+               "diff": "compare two profiles on one layer config",
+               "bench": "benchmark golden against compiled C and the Qualia layers (from a source checkout)",
+               "prove": "prove a spec bit-exact against a reference on every (v, x): a certificate"}
 
 
 def demo_stimulus(spec: Spec, steps: int, neurons: int, seed: int) -> np.ndarray:
@@ -27,7 +40,13 @@ def demo_stimulus(spec: Spec, steps: int, neurons: int, seed: int) -> np.ndarray
 
 
 def cmd_demo(a) -> int:
-    spec = profiles.make(a.profile, a.kind, **({"width": 8} if a.profile == "codegen" else {"bits": 8}), q_v=6)
+    if a.neurons * a.steps > DEMO_MAX:
+        raise UsageError(f"demo: --neurons x --steps = {a.neurons * a.steps} neuron-steps is more than the "
+                         f"demo holds in memory ({DEMO_MAX}); use golden simulate or the API on chunks")
+    params = {"width": 8} if a.profile == "codegen" else {"bits": 8}
+    if Kind(a.kind).soft_reset_only:
+        params["v_reset"] = None
+    spec = profiles.make(a.profile, a.kind, **params, q_v=6)
     x = demo_stimulus(spec, a.steps, a.neurons, a.seed)
     simulate(spec, x, parallel=True)  # make the spec's specialised kernel (on-disk cache after the first run)
     t0 = time.perf_counter()
@@ -48,104 +67,104 @@ def cmd_demo(a) -> int:
     return 0
 
 
-def _profile_params(a) -> dict:
-    p = {"q_v": a.q_v, "q_in": a.q_in, "q_out": a.q_out, "tau": a.tau, "v_threshold": a.v_threshold,
-         "v_reset": None if a.soft else a.v_reset, "decay_input": not a.no_decay_input}
-    if a.profile == "codegen":
-        p.update(width=a.width or a.bits, long_width=a.long_width, round=a.round)
-    elif a.profile == "hardware":
-        p.update(bits=a.bits, round=a.round)
-    else:
-        p.update(bits=a.bits, round=a.round)
-    if a.kind != "LIF":
-        p.pop("tau"), p.pop("decay_input")
-        if a.profile == "codegen":
-            p.update(tau=None)
-    return {k: v for k, v in p.items() if v is not None or k == "v_reset"}
-
-
 def cmd_spec_new(a) -> int:
-    spec = profiles.make(a.profile, a.kind, **_profile_params(a))
+    spec = profiles.make(a.profile, a.kind, **layer_params(a.profile, a))
     sys.stdout.write(spec.to_toml())
     return 0
+
+
+def write_atomically(path, write) -> None:
+    """``write(file)`` into a temporary file beside ``path``, renamed onto it only when complete: on any error
+    nothing is left behind, and an existing file is untouched."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write there ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write it ({e.strerror})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def cmd_simulate(a) -> int:
     spec = Spec.from_toml(Path(a.spec))
     x = load_npy(a.input)
     v0 = load_npy(a.v0, "v0") if a.v0 else None
+    out = Path(a.out)
+    if out.is_dir():
+        raise OutputError(f"--out {out}: is a directory; give the .npz file to write")
     trace = simulate(spec, x, v0)
-    np.savez(a.out, out=trace.out, v=trace.v, spikes=trace.spikes, spec=spec.to_toml(),
-             **{f"overflow_{k}": v for k, v in trace.overflow.items()})
+    write_atomically(out, lambda f: np.savez(f, out=trace.out, v=trace.v, spikes=trace.spikes, spec=spec.to_toml(),
+                                             **{f"overflow_{k}": v for k, v in trace.overflow.items()}))
     print(f"{a.out}: {x.shape[0]} steps x {int(np.prod(x.shape[1:]))} neurons, spike rate {trace.spike_rate:.4f}")
     return 0
 
 
-DELEGATED = ("vectors", "diff", "bench", "prove")  # sub-commands owned by their own modules: ``golden.<name>.cli(argv) -> int``
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="golden", description="Bit-exact golden model for quantized spiking neurons.")
-    sub = p.add_subparsers(dest="command", required=True)
+def build_parser() -> Parser:
+    p = Parser(prog="golden", description="Bit-exact golden model for quantized spiking neurons.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     d = sub.add_parser("demo", help="run the main job on an embedded default layer and print a summary")
     d.add_argument("--profile", default=DEMO["profile"], choices=list(profiles.PROFILES))
-    d.add_argument("--kind", default=DEMO["kind"], choices=["IF", "LIF", "ATIF"])
-    d.add_argument("--neurons", type=int, default=DEMO["neurons"])
-    d.add_argument("--steps", type=int, default=DEMO["steps"])
-    d.add_argument("--seed", type=int, default=DEMO["seed"])
+    d.add_argument("--kind", type=kind, default=DEMO["kind"], help="IF | LIF | ATIF (any case)")
+    d.add_argument("--neurons", type=positive_int, default=DEMO["neurons"])
+    d.add_argument("--steps", type=positive_int, default=DEMO["steps"])
+    d.add_argument("--seed", type=natural_int, default=DEMO["seed"])
     d.add_argument("--out", help="also write a test-vector bundle to this directory")
     d.add_argument("--force", action="store_true", help="overwrite an existing --out bundle")
     d.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("spec", help="spec files").add_subparsers(dest="spec_command", required=True)
+    s = sub.add_parser("spec", help="spec files").add_subparsers(dest="spec_command", required=True,
+                                                                 parser_class=Parser)
     n = s.add_parser("new", help="print a complete, commented TOML spec")
-    n.add_argument("--profile", required=True)
-    n.add_argument("--kind", required=True)
-    n.add_argument("--bits", type=int, default=8)
-    n.add_argument("--width", type=int, help="codegen: NUMBER_T width (default --bits)")
-    n.add_argument("--long-width", type=int, help="codegen: LONG_NUMBER_T width (default 2*width)")
-    n.add_argument("--q-v", type=int, default=6)
-    n.add_argument("--q-in", type=int)
-    n.add_argument("--q-out", type=int)
-    n.add_argument("--tau", type=float, default=2.0)
-    n.add_argument("--v-threshold", type=float, default=1.0)
-    n.add_argument("--v-reset", type=float, default=0.0)
-    n.add_argument("--soft", action="store_true", help="soft reset (v_reset=None)")
-    n.add_argument("--no-decay-input", action="store_true")
-    n.add_argument("--round", default=None, help="torch/codegen: nearest|floor|ceil; hardware: a Xilinx mode")
+    n.add_argument("--profile", required=True, choices=list(profiles.PROFILES))
+    add_layer_options(n)
     n.set_defaults(func=cmd_spec_new)
 
     m = sub.add_parser("simulate", help="run a spec on saved raw inputs")
-    m.add_argument("--spec", required=True)
+    m.add_argument("--spec", required=True, help="TOML spec (golden spec new ...)")
     m.add_argument("--input", required=True, help=".npy of raw input integers, shape (T, *neurons)")
     m.add_argument("--out", required=True, help=".npz to write (out, v, spikes, overflow counts)")
     m.add_argument("--v0", help=".npy of raw initial potentials")
     m.set_defaults(func=cmd_simulate)
 
-    for name, text in zip(DELEGATED, ("test-vector bundles: generate, verify, export",
-                                      "compare two profiles on one layer config",
-                                      "benchmark golden against compiled C and the Qualia layers",
-                                      "prove a spec bit-exact against a reference on every (v, x): a certificate")):
+    for name, text in SUBCOMMANDS.items():
         sub.add_parser(name, help=text, add_help=False)  # listed in --help; main() hands their argv over whole
     return p
 
 
+def subcommand(name: str):
+    """The module of a subcommand with its own parser: ``golden.cli.<name>`` (``cli(argv) -> int``)."""
+    try:
+        return importlib.import_module(f"golden.cli.{name}")
+    except ModuleNotFoundError as e:
+        if name != "vectors" or e.name != "golden.cli.vectors":
+            raise
+        return importlib.import_module("golden.vectors")  # until golden/cli/vectors.py exists
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split("\n")) or type(e).__name__
+    if isinstance(e, OSError) and e.filename is not None:
+        text = f"{e.filename}: {e.strerror or text}"
+    return text
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in DELEGATED:
-        try:
-            return importlib.import_module(f"golden.{argv[0]}").cli(argv[1:])
-        except (GoldenError, FileNotFoundError, FileExistsError) as e:
-            print(f"golden: error: {e}", file=sys.stderr)
-            return 2
-    a = build_parser().parse_args(argv)
-    if getattr(a, "round", None) is None and a.command == "spec":
-        a.round = "RND" if a.profile == "hardware" else "nearest"
     try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return subcommand(argv[0]).cli(argv[1:])
+        a = build_parser().parse_args(argv)
         return a.func(a)
-    except (GoldenError, FileNotFoundError, FileExistsError) as e:
-        print(f"golden: error: {e}", file=sys.stderr)
+    except (GoldenError, OSError) as e:  # OSError: a file golden did not open through its own checks
+        print(f"golden: error: {_one_line(e)}", file=sys.stderr)
         return 2
 
 

@@ -1,0 +1,74 @@
+"""``golden bench``: the options; the harness itself is ``tools/bench/harness.py`` of the source checkout.
+
+The harness (timing, the Qualia reference, markdown, targets, a fresh process's start) is a tool for
+golden's developers, not part of the model, so it is not installed. ``golden bench`` loads it from the
+checkout this golden runs from (``pip install -e .``, or ``python tools/bench``); from an installed
+wheel it says so in one line. The C kernel it times is in the package: :mod:`golden.ckernel`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from .. import profiles
+from ..spec import Kind
+from .options import Parser, UsageError, kind, positive_float, positive_int
+
+HARNESS = Path(__file__).resolve().parents[2] / "tools" / "bench" / "harness.py"
+
+
+def harness():
+    """The checkout's ``tools/bench/harness.py`` as a module (loaded once); UsageError if golden is installed."""
+    module = sys.modules.get("golden_bench_harness")
+    if module is None:
+        if not HARNESS.is_file():
+            raise UsageError("bench: the benchmark harness is in golden's source checkout (tools/bench/), "
+                             "not in the installed package: run it from a clone (pip install -e .)")
+        spec = importlib.util.spec_from_file_location("golden_bench_harness", HARNESS)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="golden bench", description="Benchmark golden against the C of the same spec and the Qualia "
+                                                "layers, in one run (see docs/bench.md).")
+    p.add_argument("--quick", action="store_true", help="N in 64..65536, T = 100")
+    p.add_argument("--sizes", type=positive_int, nargs="+", help="layer sizes N (default 64 1024 65536 1048576)")
+    p.add_argument("--steps", type=positive_int, nargs="+", help="time steps T (default 100 1000)")
+    p.add_argument("--profiles", nargs="+", default=list(profiles.PROFILES), choices=list(profiles.PROFILES))
+    p.add_argument("--kinds", nargs="+", type=kind, default=[k.value for k in Kind], help="IF LIF ATIF (any case)")
+    p.add_argument("--rounds", type=positive_int, default=7, help="interleaved rounds per configuration (median)")
+    p.add_argument("--min-time", type=positive_float, default=0.02, help="seconds per timed sample (calls batched)")
+    p.add_argument("--no-c", action="store_true", help="skip the compiled C")
+    p.add_argument("--no-qualia", action="store_true", help="skip the Qualia reference")
+    p.add_argument("--no-fresh", action="store_true", help="skip timing a fresh process's first result")
+    p.add_argument("--asm", action="store_true", help="also count the instructions of each kernel's hot loop")
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--markdown", help="write the markdown table here")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def cli(argv) -> int:
+    from . import write_atomically
+
+    a = build_parser().parse_args(list(argv))
+    for name in ("json", "markdown"):  # refuse an unwritable output before minutes of timing, not after
+        path = getattr(a, name)
+        if path and not Path(path).resolve().parent.is_dir():
+            raise UsageError(f"bench: --{name} {path}: no such directory")
+    bench = harness()
+    result = bench.run(a)
+    if a.json:
+        write_atomically(a.json, lambda f: f.write((json.dumps(result, indent=1) + "\n").encode()))
+    text = bench.markdown(result)
+    if a.markdown:
+        write_atomically(a.markdown, lambda f: f.write(text.encode()))
+    if not a.quiet:
+        sys.stdout.write(text)
+    return 0
