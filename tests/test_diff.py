@@ -265,3 +265,19 @@ def test_cli_cause_filter(capsys):
     rc, out, _ = run_cli(capsys, *SMALL, "--cause", "TMP shift", "--json")
     d = json.loads(out)
     assert d["first_divergence"] is None and d["cause_filter"] == "TMP shift" and not d["identical"]
+
+
+def test_cli_exhaustive_is_the_exact_divergence_map(capsys):
+    """``golden diff --exhaustive``: one step from every (v, x), counts equal to golden.prove's map, exit 1 if any differ."""
+    from golden.prove import divergence_map
+    rc, out, _ = run_cli(capsys, "--exhaustive", "--q-in", "7", "--json")
+    d = json.loads(out)
+    assert rc == 1
+    m = divergence_map(golden.torch_eval("LIF", bits=8, q_v=6, q_in=7, tau=2.0),
+                       golden.codegen("LIF", width=8, q_v=6, q_in=7, tau=2.0))
+    assert d == json.loads(json.dumps(m.to_dict(), sort_keys=True))
+    assert d["pairs"] == 256 * 256
+    assert sum(c["count"] for c in d["causes"].values()) == d["differ"]["any"]["count"] > 0
+    assert "TMP shift" in d["causes"]
+    rc, out, _ = run_cli(capsys, "--exhaustive", "--a", "codegen", "--b", "codegen", "--kind", "IF")
+    assert rc == 0 and "0 differ" in out, out
