@@ -268,7 +268,8 @@ def test_cli_cause_filter(capsys):
 
 
 def test_cli_exhaustive_is_the_exact_divergence_map(capsys):
-    """``golden diff --exhaustive``: one step from every (v, x), counts equal to golden.prove's map, exit 1 if any differ."""
+    """``golden diff --exhaustive``: one step from every (v, x), the counts of golden.prove's map; exit 1 if
+    any differ."""
     from golden.prove import divergence_map
     rc, out, _ = run_cli(capsys, "--exhaustive", "--q-in", "7", "--json")
     d = json.loads(out)

@@ -83,9 +83,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -151,7 +151,7 @@ def c_available(lang: str = "c") -> bool:
             return False
     try:
         _qualia()
-    except Exception:  # noqa: BLE001 - any import failure means "not available"
+    except Exception:
         return False
     return True
 
@@ -184,7 +184,7 @@ def cache_dir() -> Path:
 # --------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _qualia():
     """Import the Qualia codegen pieces once (this pulls in torch: ~2 s)."""
     from qualia_codegen_core.Converter import NumberType
@@ -441,7 +441,7 @@ class CBuild:
     key: str
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiler_id(compiler: str) -> str:
     out = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
     return out.splitlines()[0] if out else compiler

@@ -78,8 +78,9 @@ def _import_stack() -> tuple[Any, Any, Any] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import torch
             import importlib
+
+            import torch
 
             layers = importlib.import_module(_LAYERS_MODULE)
             from spikingjelly.activation_based import functional
