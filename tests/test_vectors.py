@@ -187,7 +187,7 @@ def test_tampered_spec_file_is_a_difference(bundle, capsys):
     p = bundle / "spec.toml"
     p.write_text(p.read_text().replace("RND", "TRN", 1))
     rc, out = run_verify(bundle, capsys=capsys)
-    assert rc == 1 and "spec.toml sha256" in out.out
+    assert rc == 1 and "field=spec.toml" in out.out
 
 
 def test_consistently_tampered_output_still_fails_resimulation(bundle, capsys):
