@@ -180,6 +180,8 @@ def commit(built: Path, out: Path, work: Path, force: bool) -> None:
     """Move the finished bundle ``built`` to ``out``: never over anything but the golden bundle checked before."""
     old = None
     if out.exists() or out.is_symlink():
+        if not force:
+            raise BundleError(f"{out}: appeared while golden was writing (another run or a user); left it untouched")
         check_replaceable(out, force)
         old = work / "old"
         os.rename(out, old)  # now private: re-check what we moved, in case something arrived after the check

@@ -194,6 +194,7 @@ def _finish(d: Path, m: dict) -> None:
 
 def _build(out: Path, force: bool, fill) -> Path:
     """Run ``fill(bundle_dir)`` in a fresh work directory, then commit it to ``out``; nothing is left on failure."""
+    out = Path(os.path.abspath(out))  # "." and ".." name their real directory
     atomic.check_replaceable(out, force)
     work = atomic.work_dir(out)
     try:
@@ -206,7 +207,6 @@ def _build(out: Path, force: bool, fill) -> Path:
         atomic.commit(built, out, work, force)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return out
 
 
 def generate(spec, steps: int, neurons: int, seed: int, stimulus: str, out, formats=DEFAULT_FORMATS,
@@ -254,7 +254,8 @@ def generate(spec, steps: int, neurons: int, seed: int, stimulus: str, out, form
         m["overflow"] = dict(zip(STAGES, counts.tolist()))
         _seal(d, spec, m, formats, prefix)
 
-    return _build(out, force, fill)
+    _build(out, force, fill)
+    return out
 
 
 def _seal(d: Path, spec: Spec, m: dict, formats, prefix: str) -> None:
@@ -297,7 +298,8 @@ def write_bundle(out, spec: Spec, x, trace, stimulus: str = "custom", seed=None,
             w.close()
         _seal(d, spec, m, formats, prefix)
 
-    return _build(out, force, fill)
+    _build(out, force, fill)
+    return out
 
 
 def export(bundle, fmt, *, prefix: str | None = None) -> list:
