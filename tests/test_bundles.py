@@ -515,3 +515,34 @@ def test_19_the_header_links_from_two_translation_units(tmp_path):
     _, a, _ = vectors.read_bundle(b)
     flat = {k: v.reshape(-1).astype(int) for k, v in a.items()}
     assert got == [str(flat["x"][0] + flat["v"][1]), str(flat["out"][2] + flat["spikes"][3])]
+
+
+# ============================================================ bad-input tables
+@pytest.mark.parametrize("args, cause", [
+    (["export", "{missing}", "--format", "csv"], "not a directory"),
+    (["export", "{file}", "--format", "csv"], "not a directory"),
+    (["export", "{b}", "--format", "xml"], "unknown format"),
+    (["export", "{b}", "--format", "npy"], "expected some of"),
+    (["export", "{b}", "--format", "h", "--prefix", "9bad"], "not a C identifier"),
+    (["verify", "{missing}"], "no such directory"),
+    (["verify", "{file}"], "not a directory"),
+    (["verify", "{empty}"], "no manifest.json"),
+    (["generate", "--spec", "{file}", "--steps", "2", "--neurons", "2", "--seed", "0", "--stimulus", "uniform",
+      "--out", "{b}"], "already exists"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, cause):
+    b = gen(tmp_path / "b", formats=("npy",))
+    (tmp_path / "f.toml").write_text(golden.codegen("IF").to_toml())
+    (tmp_path / "empty").mkdir()
+    names = {"missing": tmp_path / "nope", "file": tmp_path / "f.toml", "b": b, "empty": tmp_path / "empty"}
+    before = sorted(p.name for p in b.iterdir())
+    rc = vectors.cli([a.format(**names) for a in args])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("golden: error:") and cause in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in b.iterdir()) == before and leftovers(tmp_path) == []
+
+
+def test_write_atomic_into_a_missing_directory(tmp_path):
+    with pytest.raises(BundleError, match="does not exist"):
+        vectors.write_atomic(tmp_path / "no" / "x.npz", lambda f: f.write(b"x"))
+    assert list(tmp_path.iterdir()) == []
