@@ -399,10 +399,10 @@ def test_15_a_bundle_larger_than_the_free_disk_is_refused_naming_both(tmp_path, 
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=50 << 20))
     rc = vectors.cli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "1000000", "--neurons", "64",
-                      "--seed", "0", "--stimulus", "uniform", "--out", str(tmp_path / "b")])
+                      "--seed", "0", "--stimulus", "uniform", "--out", str(tmp_path / "new" / "b")])
     err = capsys.readouterr().err
     assert rc == 2 and "needs up to" in err and "50.0 MiB free" in err
-    assert not (tmp_path / "b").exists() and leftovers(tmp_path) == []
+    assert not (tmp_path / "new").exists() and leftovers(tmp_path) == []
 
 
 def test_15_steps_beyond_any_disk(tmp_path, capsys):

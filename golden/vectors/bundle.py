@@ -167,8 +167,10 @@ def _check_spec(spec) -> Spec:
 
 
 def _parent(out: Path) -> Path:
+    """The nearest existing directory above ``out`` (where its disk space is measured; nothing is created yet)."""
     parent = out.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
     return parent
 
 
@@ -198,6 +200,7 @@ def _build(out: Path, force: bool, fill) -> Path:
     """Run ``fill(bundle_dir)`` in a fresh work directory, then commit it to ``out``; nothing is left on failure."""
     out = Path(os.path.abspath(out))  # "." and ".." name their real directory
     atomic.check_replaceable(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
     work = atomic.work_dir(out)
     try:
         built = work / "bundle"
