@@ -486,17 +486,20 @@ def test_17_write_atomic_under_ulimit_f(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("kind", ["dir", "symlink"])
-def test_17_write_atomic_refuses_directories_and_symlinks(tmp_path, kind):
+@pytest.mark.parametrize("kind", ["directory", "symlink", "fifo"])
+def test_17_write_atomic_refuses_anything_but_a_regular_file(tmp_path, kind):
     t = tmp_path / "t"
-    if kind == "dir":
+    if kind == "directory":
         t.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(t)
     else:
         (tmp_path / "real").write_text("keep")
         t.symlink_to(tmp_path / "real")
-    with pytest.raises(BundleError, match=kind if kind == "symlink" else "directory"):
+    with pytest.raises(BundleError, match=kind):
         vectors.write_atomic(t, lambda f: f.write(b"x"))
-    assert kind == "dir" or (tmp_path / "real").read_text() == "keep"
+    assert kind != "symlink" or (tmp_path / "real").read_text() == "keep"
+    assert leftovers(tmp_path) == [] and os.path.lexists(t)
 
 
 # ============================================================= C header (19)

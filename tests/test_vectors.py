@@ -40,7 +40,7 @@ def refresh_file_hash(bundle, name):
     path = Path(bundle) / name
 
     def edit(m):
-        m["files"][name] = {"sha256": vectors._sha256(path), "bytes": path.stat().st_size}
+        m["files"][name] = {"sha256": vectors.sha256_file(path), "bytes": path.stat().st_size}
     rewrite_manifest(bundle, edit)
 
 

@@ -55,7 +55,6 @@ from .verify import (
 HEX_PARAMS = EXPORTS["hex"].PARAMS
 H_FILE = EXPORTS["h"].FILE
 CSV_FILE = EXPORTS["csv"].FILE
-_sha256 = sha256_file  # the name tests and tools used before the split
 
 __all__ = [
     "BASE_STIMULI",

@@ -211,11 +211,13 @@ def write_atomic(path, writer, *, mode: int | None = None) -> Path:
 
     On any failure (a full disk, ``ulimit -f``, an exception in ``writer``) the temporary file is
     removed and ``path`` is left as it was; the error is a :class:`BundleError` naming the path.
-    Refuses to write over a directory or through a symlink.
+    Replaces only a regular file: refuses a directory, a symlink, a device or a fifo.
     """
     path = Path(path)
     if path.is_symlink() or path.is_dir():
         raise BundleError(f"{path}: is a {'symlink' if path.is_symlink() else 'directory'}; refusing to write over it")
+    if path.exists() and not path.is_file():
+        raise BundleError(f"{path}: is not a regular file (a device or fifo); refusing to replace it")
     parent = path.absolute().parent
     if not parent.is_dir():
         raise BundleError(f"{path}: the directory {parent} does not exist")
