@@ -549,3 +549,13 @@ def test_write_atomic_into_a_missing_directory(tmp_path):
     with pytest.raises(BundleError, match="does not exist"):
         vectors.write_atomic(tmp_path / "no" / "x.npz", lambda f: f.write(b"x"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_8_16_verify_reports_golden_work_directories_and_symlinked_dirs(tmp_path):
+    gen(tmp_path / "root" / "b")
+    work = vectors.atomic.work_dir(tmp_path / "root" / "x")  # as if a run were writing x right now
+    shutil.copytree(tmp_path / "root" / "b", work / "bundle")
+    (tmp_path / "root" / "link").symlink_to(tmp_path / "root" / "b")
+    rc, out, err = verify(tmp_path / "root")
+    assert rc == 0 and "1 bundle(s): 1 ok" in out
+    assert "golden work directory" in err and "symlinked directory, not followed" in err
