@@ -559,3 +559,34 @@ def test_8_16_verify_reports_golden_work_directories_and_symlinked_dirs(tmp_path
     rc, out, err = verify(tmp_path / "root")
     assert rc == 0 and "1 bundle(s): 1 ok" in out
     assert "golden work directory" in err and "symlinked directory, not followed" in err
+
+
+def test_2_a_failed_final_rename_puts_the_previous_bundle_back(tmp_path, monkeypatch):
+    b = gen(tmp_path / "b")
+    before = {p.name: p.read_bytes() for p in b.iterdir()}
+    real = vectors.atomic.rename_noreplace
+
+    def failing(src, dst):
+        if Path(src).name == "bundle":
+            raise OSError(5, "Input/output error")
+        return real(src, dst)
+    monkeypatch.setattr(vectors.atomic, "rename_noreplace", failing)
+    with pytest.raises(BundleError, match="previous bundle is back"):
+        gen(b, steps=9, force=True)
+    assert {p.name: p.read_bytes() for p in b.iterdir()} == before and leftovers(tmp_path) == []
+
+
+def test_2_user_file_added_after_the_check_is_kept(tmp_path, monkeypatch):
+    b = gen(tmp_path / "b")
+    real, calls = vectors.atomic.check_replaceable, []
+
+    def then_intrude(out, force):  # the last check before the move passes, then a user writes into the bundle
+        real(out, force)
+        calls.append(out)
+        if len(calls) == 2:
+            (out / "tb.v").write_text("module tb; endmodule")
+    monkeypatch.setattr(vectors.atomic, "check_replaceable", then_intrude)
+    with pytest.raises(BundleError, match="changed while golden was writing"):
+        gen(b, steps=9, force=True)
+    assert (b / "tb.v").read_text() == "module tb; endmodule"
+    assert json.loads((b / "manifest.json").read_text())["steps"] == 6 and leftovers(tmp_path) == []

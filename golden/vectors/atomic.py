@@ -191,18 +191,31 @@ def commit(built: Path, out: Path, work: Path, force: bool) -> None:
             raise BundleError(f"{out}: changed while golden was writing ({', '.join(bad[:3])}); left it as it was")
     try:
         rename_noreplace(built, out)
-    except FileExistsError:
-        if old is not None:
-            raise BundleError(f"{out}: appeared while golden was writing; the replaced bundle is kept in {old}") from None
-        raise BundleError(f"{out}: appeared while golden was writing (another run or a user); left it untouched") from None
+    except OSError as e:
+        if old is None:
+            if isinstance(e, FileExistsError):
+                raise BundleError(f"{out}: appeared while golden was writing (another run or a user); "
+                                  f"left it untouched") from None
+            raise
+        try:
+            rename_noreplace(old, out)  # put the previous bundle back
+        except OSError:
+            kept = out.parent / f".{out.name}.previous-{os.getpid()}"
+            os.rename(old, kept)  # out of the work directory, which is removed
+            raise BundleError(f"{out}: appeared while golden was writing; the bundle it replaced is kept in "
+                              f"{kept}") from None
+        raise BundleError(f"{out}: cannot move the new bundle into place ({e.strerror or e}); "
+                          f"the previous bundle is back") from None
 
 
 def _restore(old: Path, out: Path) -> None:
     try:
         rename_noreplace(old, out)
     except OSError:
+        kept = out.parent / f".{out.name}.previous-{os.getpid()}"
+        os.rename(old, kept)  # out of the work directory, which is removed
         raise BundleError(f"{out}: changed while golden was writing, and a new {out} appeared; the previous "
-                          f"content is kept in {old}") from None
+                          f"content is kept in {kept}") from None
 
 
 # ------------------------------------------------------------- one file
