@@ -590,3 +590,42 @@ def test_2_user_file_added_after_the_check_is_kept(tmp_path, monkeypatch):
         gen(b, steps=9, force=True)
     assert (b / "tb.v").read_text() == "module tb; endmodule"
     assert json.loads((b / "manifest.json").read_text())["steps"] == 6 and leftovers(tmp_path) == []
+
+
+# ============================================================ the Format design
+class SumFormat(vectors.Format):
+    """A toy export: per-step sums of each field, one line per step. The only code a new format needs."""
+
+    name = "sum"
+    FILE = "sums.txt"
+
+    def files(self, m):
+        return [self.FILE]
+
+    def meta(self, m, prefix):
+        return {"file": self.FILE}
+
+    def render(self, arrays, spec, m, prefix):
+        for t in range(m["steps"]):
+            yield self.FILE, (" ".join(str(int(np.asarray(arrays[k][t]).astype(np.int64).sum()))
+                                       for k in vectors.FIELDS) + "\n").encode()
+
+    def parse(self, path, m, prefix):
+        return {}
+
+    def size_bound(self, m):
+        return m["steps"] * 100
+
+
+def test_adding_a_format_is_adding_one_object(tmp_path, monkeypatch):
+    monkeypatch.setitem(vectors.EXPORTS, "sum", SumFormat())
+    b = gen(tmp_path / "b", formats=("npy", "sum"))
+    assert json.loads((b / "manifest.json").read_text())["exports"] == {"sum": {"file": "sums.txt"}}
+    assert verify(b)[0] == 0
+    p = b / "sums.txt"
+    p.write_text(p.read_text().replace("\n", " \n", 1))
+    rehash(b, "sums.txt")
+    rc, out, _ = verify(b)
+    assert rc == 1 and "field=sums.txt" in out
+    c = gen(tmp_path / "c", formats=("npy",))
+    assert sorted(vectors.export(c, "sum,csv")) == ["sums.txt", "vectors.csv"] and verify(c)[0] == 0

@@ -339,10 +339,11 @@ def parse_formats(formats) -> tuple:
         formats = tuple(formats)
     except TypeError:
         raise SpecError(f"formats: expected names, got {formats!r}") from None
+    known = ("npy", *EXPORTS)  # read now: registering a Format in EXPORTS is all a new format needs
     for f in formats:
-        if f not in FORMATS:
-            raise SpecError(f"formats: unknown format {f!r} (expected some of: {', '.join(FORMATS)})")
-    return tuple(f for f in FORMATS if f in formats or f == "npy")
+        if f not in known:
+            raise SpecError(f"formats: unknown format {f!r} (expected some of: {', '.join(known)})")
+    return tuple(f for f in known if f in formats or f == "npy")
 
 
 # ============================================================== text renders
