@@ -35,8 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import golden  # noqa: E402
-from golden import vectors  # noqa: E402
+import golden
+from golden import vectors
 
 STEPS, NEURONS = 32, 64
 PROFILES = ("torch-eval", "torch-train", "codegen", "hardware")
@@ -45,7 +45,7 @@ INT_PROFILES = ("codegen", "hardware")
 
 def layer(profile: str, kind: str, reset: str, decay: bool, bits: int, q_in: int, q_v: int, tau: float,
           v_threshold: float = 1.0, **extra):
-    p = dict(q_v=q_v, q_in=q_in, v_threshold=v_threshold, v_reset=None if reset == "soft" else 0.0)
+    p = {"q_v": q_v, "q_in": q_in, "v_threshold": v_threshold, "v_reset": None if reset == "soft" else 0.0}
     if profile == "codegen":
         p.update(width=bits)
     else:
@@ -105,8 +105,12 @@ def main(argv=None) -> int:
         return 0
     out.mkdir(parents=True, exist_ok=True)
     wanted = {name for name, _, _ in items}
-    for d in sorted(out.iterdir()):  # stale bundles of an older corpus
-        if d.is_dir() and (d / "manifest.json").is_file() and d.name not in wanted:
+    for d in sorted(out.iterdir()):  # stale bundles of an older corpus: golden's only (the directory rule)
+        if d.is_dir() and not d.is_symlink() and d.name not in wanted and (d / "manifest.json").is_file():
+            in_the_way = vectors.foreign_entries(d)
+            if in_the_way:
+                print(f"kept {d.name}: not golden's to remove ({', '.join(in_the_way[:3])})")
+                continue
             shutil.rmtree(d)
             print(f"removed {d.name}")
     total = 0

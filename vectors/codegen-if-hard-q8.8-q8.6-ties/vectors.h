@@ -2,8 +2,17 @@
 // codegen IF hard-reset in=Q8.8 v=Q8.6 out=Q8.6 vth=0.25 round=RND order=fire_then_round arith=int
 // profile codegen, spec sha256 db15f4fc61a92daa7411245cc51d0e33b1888efce7dc7afd1bc3c47a2cb7f116, stimulus ties seed 51335
 // Layout: time-major, neuron-minor; element (t, n) at index t * GOLDEN_NEURONS + n.
+// The arrays are static const: include this header from any number of translation units.
 #pragma once
 #include <stdint.h>
+
+#ifndef GOLDEN_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define GOLDEN_UNUSED __attribute__((unused))
+#else
+#define GOLDEN_UNUSED
+#endif
+#endif
 
 #define GOLDEN_STEPS          32
 #define GOLDEN_NEURONS        64
@@ -22,7 +31,7 @@
 #define GOLDEN_VERSION        "0.1.0"
 #define GOLDEN_SPEC_SHA256    "db15f4fc61a92daa7411245cc51d0e33b1888efce7dc7afd1bc3c47a2cb7f116"
 
-const int8_t golden_x[2048] = {
+static const int8_t golden_x[2048] GOLDEN_UNUSED = {
     -14, 66, -82, -6, -50, -30, -98, -70, -70, 6, -98, 65, -102, 58, 54, -97,
     14, -14, 2, -54, -19, 50, 10, -2, 105, 64, -86, -54, 46, 42, 38, -62,
     6, -50, 10, -42, 65, -54, -42, 34, -62, 50, -122, 26, -10, 26, -18, -87,
@@ -153,7 +162,7 @@ const int8_t golden_x[2048] = {
     -98, -38, 126, 54, -90, -120, -122, 106, 82, -98, 38, 18, -50, -74, 22, 58,
 };
 
-const int8_t golden_out[2048] = {
+static const int8_t golden_out[2048] GOLDEN_UNUSED = {
     0, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 64, 64, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -284,7 +293,7 @@ const int8_t golden_out[2048] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
-const int8_t golden_v[2048] = {
+static const int8_t golden_v[2048] GOLDEN_UNUSED = {
     -3, 0, -20, -1, -12, -7, -24, -17, -17, 2, -24, 0, -25, 15, 14, -24,
     4, -3, 1, -13, -5, 13, 3, 0, 0, 0, -21, -13, 12, 11, 10, -15,
     2, -12, 3, -10, 0, -13, -10, 9, -15, 13, -30, 7, -2, 7, -4, -22,
@@ -415,7 +424,7 @@ const int8_t golden_v[2048] = {
     -40, -109, -22, -25, -86, -48, -103, -51, -79, -33, -75, -26, -32, -14, -12, -96,
 };
 
-const int8_t golden_spikes[2048] = {
+static const int8_t golden_spikes[2048] GOLDEN_UNUSED = {
     0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,

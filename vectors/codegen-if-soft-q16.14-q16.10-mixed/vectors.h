@@ -2,8 +2,17 @@
 // codegen IF soft-reset in=Q16.14 v=Q16.10 out=Q16.10 vth=1 round=RND order=fire_then_round arith=int
 // profile codegen, spec sha256 1148c79c8488d4eff9a3f8ee7aa180a6679b6ece89373027b1f2183480f0e5dd, stimulus mixed seed 64364
 // Layout: time-major, neuron-minor; element (t, n) at index t * GOLDEN_NEURONS + n.
+// The arrays are static const: include this header from any number of translation units.
 #pragma once
 #include <stdint.h>
+
+#ifndef GOLDEN_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define GOLDEN_UNUSED __attribute__((unused))
+#else
+#define GOLDEN_UNUSED
+#endif
+#endif
 
 #define GOLDEN_STEPS          32
 #define GOLDEN_NEURONS        64
@@ -22,7 +31,7 @@
 #define GOLDEN_VERSION        "0.1.0"
 #define GOLDEN_SPEC_SHA256    "1148c79c8488d4eff9a3f8ee7aa180a6679b6ece89373027b1f2183480f0e5dd"
 
-const int16_t golden_x[2048] = {
+static const int16_t golden_x[2048] GOLDEN_UNUSED = {
     31696, 0, 21785, -32768, -30427, 0, 24978, -32768, -28602, 0, 26490, -32767, 9170, 0, 17193, 32767,
     22304, 0, 18247, 32766, 18484, 0, 21488, 0, -21679, 0, 23885, 32767, -27363, 0, 28615, -32768,
     22339, 0, 18829, 0, -16864, 0, 20406, 0, 1235, 0, 17120, -32767, -26847, 0, 17112, -32768,
@@ -153,7 +162,7 @@ const int16_t golden_x[2048] = {
     9050, 0, 25361, 0, -28484, 0, 12484, -32767, 28609, 8335, 30149, 32766, -9046, 0, 6472, 32767,
 };
 
-const int16_t golden_out[2048] = {
+static const int16_t golden_out[2048] GOLDEN_UNUSED = {
     1024, 0, 1024, 0, 0, 0, 1024, 0, 0, 0, 1024, 0, 0, 0, 1024, 1024,
     1024, 0, 1024, 1024, 1024, 0, 1024, 0, 0, 0, 1024, 1024, 0, 0, 1024, 0,
     1024, 0, 1024, 0, 0, 0, 1024, 0, 0, 0, 1024, 0, 0, 0, 1024, 0,
@@ -284,7 +293,7 @@ const int16_t golden_out[2048] = {
     0, 0, 1024, 1024, 0, 0, 1024, 0, 0, 1024, 1024, 0, 0, 0, 0, 0,
 };
 
-const int16_t golden_v[2048] = {
+static const int16_t golden_v[2048] GOLDEN_UNUSED = {
     957, 0, 338, -2048, -1902, 0, 537, -2048, -1788, 0, 632, -2048, 573, 0, 51, 1024,
     370, 0, 116, 1024, 131, 0, 319, 0, -1355, 0, 469, 1024, -1710, 0, 764, -2048,
     372, 0, 153, 0, -1054, 0, 251, 0, 77, 0, 46, -2048, -1678, 0, 46, -2048,
@@ -415,7 +424,7 @@ const int16_t golden_v[2048] = {
     569, 717, 656, 8192, -7982, 946, 588, -14336, -5322, 126, 1033, -7168, -3866, 336, -3507, -16384,
 };
 
-const int8_t golden_spikes[2048] = {
+static const int8_t golden_spikes[2048] GOLDEN_UNUSED = {
     1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 1,
     1, 0, 1, 1, 1, 0, 1, 0, 0, 0, 1, 1, 0, 0, 1, 0,
     1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0,

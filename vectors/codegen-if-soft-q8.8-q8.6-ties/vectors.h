@@ -2,8 +2,17 @@
 // codegen IF soft-reset in=Q8.8 v=Q8.6 out=Q8.6 vth=0.25 round=RND order=fire_then_round arith=int
 // profile codegen, spec sha256 d30ed171dd09b475e92cde75281a22e8c078d16b38fbda3b3803a383663018cf, stimulus ties seed 15076
 // Layout: time-major, neuron-minor; element (t, n) at index t * GOLDEN_NEURONS + n.
+// The arrays are static const: include this header from any number of translation units.
 #pragma once
 #include <stdint.h>
+
+#ifndef GOLDEN_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define GOLDEN_UNUSED __attribute__((unused))
+#else
+#define GOLDEN_UNUSED
+#endif
+#endif
 
 #define GOLDEN_STEPS          32
 #define GOLDEN_NEURONS        64
@@ -22,7 +31,7 @@
 #define GOLDEN_VERSION        "0.1.0"
 #define GOLDEN_SPEC_SHA256    "d30ed171dd09b475e92cde75281a22e8c078d16b38fbda3b3803a383663018cf"
 
-const int8_t golden_x[2048] = {
+static const int8_t golden_x[2048] GOLDEN_UNUSED = {
     109, 98, 120, -38, 101, 108, 125, 99, 66, -72, 78, 82, 85, -42, 92, 30,
     -42, 69, -38, -26, 121, -84, 113, 78, 90, -66, 107, 106, 101, -30, -122, -98,
     30, 68, -86, -74, 65, -77, 119, -38, -82, 71, 114, 74, 84, 74, 113, 104,
@@ -153,7 +162,7 @@ const int8_t golden_x[2048] = {
     100, 23, 124, -58, -74, -26, 82, 106, -126, -22, 38, -114, -50, 55, -41, 54,
 };
 
-const int8_t golden_out[2048] = {
+static const int8_t golden_out[2048] GOLDEN_UNUSED = {
     64, 64, 64, 0, 64, 64, 64, 64, 64, 0, 64, 64, 64, 0, 64, 0,
     0, 64, 0, 0, 64, 0, 64, 64, 64, 0, 64, 64, 64, 0, 0, 0,
     0, 64, 0, 0, 64, 0, 64, 0, 0, 64, 64, 64, 64, 64, 64, 64,
@@ -284,7 +293,7 @@ const int8_t golden_out[2048] = {
     64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 64,
 };
 
-const int8_t golden_v[2048] = {
+static const int8_t golden_v[2048] GOLDEN_UNUSED = {
     11, 9, 14, -9, 9, 11, 15, 9, 1, -18, 4, 5, 5, -10, 7, 8,
     -10, 1, -9, -6, 14, -21, 12, 4, 7, -16, 11, 11, 9, -7, -30, -24,
     8, 1, -21, -18, 0, -19, 14, -9, -20, 2, 13, 3, 5, 3, 12, 10,
@@ -415,7 +424,7 @@ const int8_t golden_v[2048] = {
     29, 21, 0, -109, -62, -68, -27, -39, -28, -38, 12, -11, -42, 44, 3, 22,
 };
 
-const int8_t golden_spikes[2048] = {
+static const int8_t golden_spikes[2048] GOLDEN_UNUSED = {
     1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 1, 0,
     0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0,
     0, 1, 0, 0, 1, 0, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1,

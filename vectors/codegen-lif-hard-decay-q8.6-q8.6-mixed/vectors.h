@@ -2,8 +2,17 @@
 // codegen LIF hard-reset in=Q8.6 v=Q8.6 out=Q8.6 vth=1, tau=2 round=RND order=fire_then_round arith=int
 // profile codegen, spec sha256 9fa54826821a84a0952c08d50098aaa424365da2bd4b3cc9cc97ba37790c9ccf, stimulus mixed seed 98817
 // Layout: time-major, neuron-minor; element (t, n) at index t * GOLDEN_NEURONS + n.
+// The arrays are static const: include this header from any number of translation units.
 #pragma once
 #include <stdint.h>
+
+#ifndef GOLDEN_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define GOLDEN_UNUSED __attribute__((unused))
+#else
+#define GOLDEN_UNUSED
+#endif
+#endif
 
 #define GOLDEN_STEPS          32
 #define GOLDEN_NEURONS        64
@@ -22,7 +31,7 @@
 #define GOLDEN_VERSION        "0.1.0"
 #define GOLDEN_SPEC_SHA256    "9fa54826821a84a0952c08d50098aaa424365da2bd4b3cc9cc97ba37790c9ccf"
 
-const int8_t golden_x[2048] = {
+static const int8_t golden_x[2048] GOLDEN_UNUSED = {
     -31, 0, 22, -127, 44, 0, 101, -1, 64, 0, -35, 0, 28, 0, 85, 127,
     85, 50, -25, 126, -90, 97, -1, 126, 109, 0, 76, -127, 7, 0, -73, 1,
     90, 35, -95, -127, -44, 0, 23, 126, -44, 0, 121, -127, -36, 0, 33, -127,
@@ -153,7 +162,7 @@ const int8_t golden_x[2048] = {
     -105, 0, -35, -128, -46, -5, 24, 0, 91, 0, 57, 127, 83, 0, -102, -128,
 };
 
-const int8_t golden_out[2048] = {
+static const int8_t golden_out[2048] GOLDEN_UNUSED = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 64,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -284,7 +293,7 @@ const int8_t golden_out[2048] = {
     0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 64, 0, 0, 0, 0,
 };
 
-const int8_t golden_v[2048] = {
+static const int8_t golden_v[2048] GOLDEN_UNUSED = {
     -15, 0, 11, -63, 22, 0, 51, 0, 32, 0, -17, 0, 14, 0, 43, 0,
     43, 25, -12, 63, -45, 49, 0, 63, 55, 0, 38, -63, 4, 0, -36, 1,
     45, 18, -47, -63, -22, 0, 12, 63, -22, 0, 61, -63, -18, 0, 17, -63,
@@ -415,7 +424,7 @@ const int8_t golden_v[2048] = {
     -92, 2, -17, -64, -61, -3, -8, 1, 0, 0, 17, 0, 59, 4, -39, -127,
 };
 
-const int8_t golden_spikes[2048] = {
+static const int8_t golden_spikes[2048] GOLDEN_UNUSED = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,

@@ -2,8 +2,17 @@
 // codegen LIF hard-reset in=Q8.8 v=Q8.6 out=Q8.6 vth=0.25, tau=3.04762 round=RND order=fire_then_round arith=int
 // profile codegen, spec sha256 3248d12318d8e9d42fdd1dfbe63b91be045daac4b6d43efb7661f73e94f1cd34, stimulus ties seed 43544
 // Layout: time-major, neuron-minor; element (t, n) at index t * GOLDEN_NEURONS + n.
+// The arrays are static const: include this header from any number of translation units.
 #pragma once
 #include <stdint.h>
+
+#ifndef GOLDEN_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define GOLDEN_UNUSED __attribute__((unused))
+#else
+#define GOLDEN_UNUSED
+#endif
+#endif
 
 #define GOLDEN_STEPS          32
 #define GOLDEN_NEURONS        64
@@ -22,7 +31,7 @@
 #define GOLDEN_VERSION        "0.1.0"
 #define GOLDEN_SPEC_SHA256    "3248d12318d8e9d42fdd1dfbe63b91be045daac4b6d43efb7661f73e94f1cd34"
 
-const int8_t golden_x[2048] = {
+static const int8_t golden_x[2048] GOLDEN_UNUSED = {
     73, -58, -118, -28, -74, -120, -76, 21, -75, -20, 20, 51, -125, 123, 25, -44,
     19, 25, 79, 122, 67, 78, -70, -74, -15, 122, 25, -27, -26, 29, 19, -89,
     -73, -28, -72, 72, 73, -75, -68, -120, 19, 126, -124, -69, -70, 27, 123, 120,
@@ -153,7 +162,7 @@ const int8_t golden_x[2048] = {
     -61, -96, -115, -42, 29, -62, 49, 122, 18, 102, -13, 0, -7, 68, 30, -36,
 };
 
-const int8_t golden_out[2048] = {
+static const int8_t golden_out[2048] GOLDEN_UNUSED = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -284,7 +293,7 @@ const int8_t golden_out[2048] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
-const int8_t golden_v[2048] = {
+static const int8_t golden_v[2048] GOLDEN_UNUSED = {
     2, -1, -2, 0, -1, -2, -1, 1, -1, 0, 1, 1, -2, 3, 1, -1,
     1, 1, 2, 3, 1, 2, -1, -1, 0, 3, 1, 0, 0, 1, 1, -2,
     -1, 0, -1, 2, 2, -1, -1, -2, 1, 3, -2, -1, -1, 1, 3, 3,
@@ -415,7 +424,7 @@ const int8_t golden_v[2048] = {
     1, 5, 0, -3, 3, 2, 6, 2, 11, 9, 3, 5, 3, 13, 3, 3,
 };
 
-const int8_t golden_spikes[2048] = {
+static const int8_t golden_spikes[2048] GOLDEN_UNUSED = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,

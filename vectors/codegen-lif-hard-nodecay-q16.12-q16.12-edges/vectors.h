@@ -2,8 +2,17 @@
 // codegen LIF hard-reset in=Q16.12 v=Q16.12 out=Q16.12 vth=1, tau=2 round=RND order=fire_then_round arith=int
 // profile codegen, spec sha256 7bf1095f8301ae1559308c66afff06620c5d5c5010c65e2ec43ee6ece35d67a2, stimulus edges seed 46584
 // Layout: time-major, neuron-minor; element (t, n) at index t * GOLDEN_NEURONS + n.
+// The arrays are static const: include this header from any number of translation units.
 #pragma once
 #include <stdint.h>
+
+#ifndef GOLDEN_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define GOLDEN_UNUSED __attribute__((unused))
+#else
+#define GOLDEN_UNUSED
+#endif
+#endif
 
 #define GOLDEN_STEPS          32
 #define GOLDEN_NEURONS        64
@@ -22,7 +31,7 @@
 #define GOLDEN_VERSION        "0.1.0"
 #define GOLDEN_SPEC_SHA256    "7bf1095f8301ae1559308c66afff06620c5d5c5010c65e2ec43ee6ece35d67a2"
 
-const int16_t golden_x[2048] = {
+static const int16_t golden_x[2048] GOLDEN_UNUSED = {
     -32767, 32767, -1, -32768, 32767, 0, -1, 32767, -32767, 1, 32766, 32766, 32766, 32766, 32767, -1,
     0, -32768, -1, 1, -32768, -32767, -1, -32768, 1, 32767, -1, 0, -32767, 32767, -1, -32768,
     1, 32766, 1, -1, -32768, -32768, -32768, -1, 32767, 32766, 32767, 32767, 32766, -1, -32767, -32768,
@@ -153,7 +162,7 @@ const int16_t golden_x[2048] = {
     32766, -32768, -1, 32767, 0, -32768, 1, -32767, 32767, 0, 32766, 32766, 1, 0, -32768, 32767,
 };
 
-const int16_t golden_out[2048] = {
+static const int16_t golden_out[2048] GOLDEN_UNUSED = {
     0, 4096, 0, 0, 4096, 0, 0, 4096, 0, 0, 4096, 4096, 4096, 4096, 4096, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 4096, 0, 0, 0, 4096, 0, 0,
     0, 4096, 0, 0, 0, 0, 0, 0, 4096, 4096, 4096, 4096, 4096, 0, 0, 0,
@@ -284,7 +293,7 @@ const int16_t golden_out[2048] = {
     4096, 0, 0, 4096, 0, 0, 0, 0, 4096, 0, 4096, 4096, 0, 0, 0, 4096,
 };
 
-const int16_t golden_v[2048] = {
+static const int16_t golden_v[2048] GOLDEN_UNUSED = {
     -32767, 0, -1, -32768, 0, 0, -1, 0, -32767, 1, 0, 0, 0, 0, 0, -1,
     0, -32768, -1, 1, -32768, -32767, -1, -32768, 1, 0, -1, 0, -32767, 0, -1, -32768,
     1, 0, 1, -1, -32768, -32768, -32768, -1, 0, 0, 0, 0, 0, -1, -32767, -32768,
@@ -415,7 +424,7 @@ const int16_t golden_v[2048] = {
     0, -32768, -1, 0, -1025, -32768, -1023, -32768, 0, -16384, 0, 0, 1, -4, -32768, 0,
 };
 
-const int8_t golden_spikes[2048] = {
+static const int8_t golden_spikes[2048] GOLDEN_UNUSED = {
     0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 1, 1, 1, 1, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0,
     0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0,

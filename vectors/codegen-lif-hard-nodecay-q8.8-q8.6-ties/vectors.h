@@ -2,8 +2,17 @@
 // codegen LIF hard-reset in=Q8.8 v=Q8.6 out=Q8.6 vth=0.25, tau=3.04762 round=RND order=fire_then_round arith=int
 // profile codegen, spec sha256 fa2cf595f886a81ea39861796a87ed215a7d20c757679f8e3b766be064165d29, stimulus ties seed 3489
 // Layout: time-major, neuron-minor; element (t, n) at index t * GOLDEN_NEURONS + n.
+// The arrays are static const: include this header from any number of translation units.
 #pragma once
 #include <stdint.h>
+
+#ifndef GOLDEN_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define GOLDEN_UNUSED __attribute__((unused))
+#else
+#define GOLDEN_UNUSED
+#endif
+#endif
 
 #define GOLDEN_STEPS          32
 #define GOLDEN_NEURONS        64
@@ -22,7 +31,7 @@
 #define GOLDEN_VERSION        "0.1.0"
 #define GOLDEN_SPEC_SHA256    "fa2cf595f886a81ea39861796a87ed215a7d20c757679f8e3b766be064165d29"
 
-const int8_t golden_x[2048] = {
+static const int8_t golden_x[2048] GOLDEN_UNUSED = {
     45, 50, 38, -34, -34, 10, -18, 2, -110, -118, -66, -58, -86, -118, 18, -118,
     -54, -30, 65, 42, 6, 22, -114, 85, -54, 124, -10, -10, 38, -74, -58, 6,
     64, 58, 14, -78, -126, -2, 22, -30, -22, -58, -126, -82, 46, -98, -62, -57,
@@ -153,7 +162,7 @@ const int8_t golden_x[2048] = {
     -106, -46, 42, 7, -28, -17, -52, 2, -54, 99, 86, 5, -100, 60, 28, 62,
 };
 
-const int8_t golden_out[2048] = {
+static const int8_t golden_out[2048] GOLDEN_UNUSED = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 64, 0, 0, 0, 0, 64, 0, 64, 0, 0, 0, 0, 0, 0,
     64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -284,7 +293,7 @@ const int8_t golden_out[2048] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0,
 };
 
-const int8_t golden_v[2048] = {
+static const int8_t golden_v[2048] GOLDEN_UNUSED = {
     11, 13, 10, -8, -8, 3, -4, 1, -27, -29, -16, -14, -21, -29, 5, -29,
     -13, -7, 0, 11, 2, 6, -28, 0, -13, 0, -2, -2, 10, -18, -14, 2,
     0, 15, 4, -19, -31, 0, 6, -7, -5, -14, -31, -20, 12, -24, -15, -14,
@@ -415,7 +424,7 @@ const int8_t golden_v[2048] = {
     -26, -10, -1, -16, -47, -24, -8, -9, -25, 0, -13, -22, -20, 13, -8, -54,
 };
 
-const int8_t golden_spikes[2048] = {
+static const int8_t golden_spikes[2048] GOLDEN_UNUSED = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0,
     1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,

@@ -2,8 +2,17 @@
 // codegen LIF soft-reset in=Q16.12 v=Q16.12 out=Q16.12 vth=1, tau=2 round=RND order=fire_then_round arith=int
 // profile codegen, spec sha256 868874fe8700ca52d76760f058f907221bb586a0510d437686a76c574d2de9d0, stimulus edges seed 75887
 // Layout: time-major, neuron-minor; element (t, n) at index t * GOLDEN_NEURONS + n.
+// The arrays are static const: include this header from any number of translation units.
 #pragma once
 #include <stdint.h>
+
+#ifndef GOLDEN_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define GOLDEN_UNUSED __attribute__((unused))
+#else
+#define GOLDEN_UNUSED
+#endif
+#endif
 
 #define GOLDEN_STEPS          32
 #define GOLDEN_NEURONS        64
@@ -22,7 +31,7 @@
 #define GOLDEN_VERSION        "0.1.0"
 #define GOLDEN_SPEC_SHA256    "868874fe8700ca52d76760f058f907221bb586a0510d437686a76c574d2de9d0"
 
-const int16_t golden_x[2048] = {
+static const int16_t golden_x[2048] GOLDEN_UNUSED = {
     1, -32768, 32767, 32767, -32768, -32767, -32767, 0, 32767, -32768, -1, -32768, 0, -32767, 1, -32767,
     32767, 32766, 0, -1, -32768, -32768, -32768, 1, -32768, 32767, 1, 32767, -32768, -32768, -32767, 32766,
     32766, 32767, -32767, 32766, 32767, -32767, 32767, -1, -32768, 1, 32767, -32768, -1, 32767, 32767, 32767,
@@ -153,7 +162,7 @@ const int16_t golden_x[2048] = {
     32767, 32767, -32768, -1, 32766, -1, -1, -32768, 1, 1, 1, -32768, 32766, 32767, 32767, -1,
 };
 
-const int16_t golden_out[2048] = {
+static const int16_t golden_out[2048] GOLDEN_UNUSED = {
     0, 0, 4096, 4096, 0, 0, 0, 0, 4096, 0, 0, 0, 0, 0, 0, 0,
     4096, 4096, 0, 0, 0, 0, 0, 0, 0, 4096, 0, 4096, 0, 0, 0, 4096,
     4096, 4096, 0, 4096, 4096, 0, 4096, 0, 0, 0, 4096, 0, 0, 4096, 4096, 4096,
@@ -284,7 +293,7 @@ const int16_t golden_out[2048] = {
     4096, 4096, 0, 0, 4096, 0, 0, 0, 0, 0, 4096, 0, 4096, 4096, 4096, 0,
 };
 
-const int16_t golden_v[2048] = {
+static const int16_t golden_v[2048] GOLDEN_UNUSED = {
     1, -16384, 12288, 12288, -16384, -16383, -16383, 0, 12288, -16384, 0, -16384, 0, -16383, 1, -16383,
     12288, 12287, 0, 0, -16384, -16384, -16384, 1, -16384, 12288, 1, 12288, -16384, -16384, -16383, 12287,
     12287, 12288, -16383, 12287, 12288, -16383, 12288, 0, -16384, 1, 12288, -16384, 0, 12288, 12288, 12288,
@@ -415,7 +424,7 @@ const int16_t golden_v[2048] = {
     21532, 23040, -32767, -8, 24478, 7, 0, -32544, 1, -511, 8192, -32739, 18433, 21504, 18310, 1,
 };
 
-const int8_t golden_spikes[2048] = {
+static const int8_t golden_spikes[2048] GOLDEN_UNUSED = {
     0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
     1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1,
     1, 1, 0, 1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 1, 1, 1,

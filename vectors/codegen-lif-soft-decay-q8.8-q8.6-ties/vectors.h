@@ -2,8 +2,17 @@
 // codegen LIF soft-reset in=Q8.8 v=Q8.6 out=Q8.6 vth=0.25, tau=3.04762 round=RND order=fire_then_round arith=int
 // profile codegen, spec sha256 177106e3abb21bd751bea6294706d25500c9c40b595b534ae378bf9d1ec9e351, stimulus ties seed 14114
 // Layout: time-major, neuron-minor; element (t, n) at index t * GOLDEN_NEURONS + n.
+// The arrays are static const: include this header from any number of translation units.
 #pragma once
 #include <stdint.h>
+
+#ifndef GOLDEN_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define GOLDEN_UNUSED __attribute__((unused))
+#else
+#define GOLDEN_UNUSED
+#endif
+#endif
 
 #define GOLDEN_STEPS          32
 #define GOLDEN_NEURONS        64
@@ -22,7 +31,7 @@
 #define GOLDEN_VERSION        "0.1.0"
 #define GOLDEN_SPEC_SHA256    "177106e3abb21bd751bea6294706d25500c9c40b595b534ae378bf9d1ec9e351"
 
-const int8_t golden_x[2048] = {
+static const int8_t golden_x[2048] GOLDEN_UNUSED = {
     70, 121, -98, 20, 70, 74, 68, 1, 77, 21, -78, -69, -20, 21, 118, -71,
     121, 19, -22, 72, 21, -116, -121, -118, -112, 78, 28, 73, 27, -30, 27, 71,
     -120, -29, 26, 27, 25, -25, -29, -38, -30, 70, -118, -122, 74, -25, -117, 79,
@@ -153,7 +162,7 @@ const int8_t golden_x[2048] = {
     -113, -76, -2, 1, -3, 120, 108, 58, 66, -76, -79, -9, -22, 80, -50, -100,
 };
 
-const int8_t golden_out[2048] = {
+static const int8_t golden_out[2048] GOLDEN_UNUSED = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -284,7 +293,7 @@ const int8_t golden_out[2048] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
-const int8_t golden_v[2048] = {
+static const int8_t golden_v[2048] GOLDEN_UNUSED = {
     2, 3, -2, 1, 2, 2, 2, 0, 2, 1, -1, -1, 0, 1, 3, -1,
     3, 1, 0, 2, 1, -2, -2, -2, -2, 2, 1, 2, 1, 0, 1, 2,
     -2, 0, 1, 1, 1, 0, 0, -1, 0, 2, -2, -2, 2, 0, -2, 2,
@@ -415,7 +424,7 @@ const int8_t golden_v[2048] = {
     1, -1, 7, -4, 5, 2, 1, 8, 11, -1, 4, 5, 2, 5, 4, 1,
 };
 
-const int8_t golden_spikes[2048] = {
+static const int8_t golden_spikes[2048] GOLDEN_UNUSED = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,

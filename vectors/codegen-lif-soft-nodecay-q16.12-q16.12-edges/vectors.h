@@ -2,8 +2,17 @@
 // codegen LIF soft-reset in=Q16.12 v=Q16.12 out=Q16.12 vth=1, tau=2 round=RND order=fire_then_round arith=int
 // profile codegen, spec sha256 18cedd18f0c42bc36aea7473ce6a8fa8916dc6bef237686d89fb7256101cbc27, stimulus edges seed 9331
 // Layout: time-major, neuron-minor; element (t, n) at index t * GOLDEN_NEURONS + n.
+// The arrays are static const: include this header from any number of translation units.
 #pragma once
 #include <stdint.h>
+
+#ifndef GOLDEN_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define GOLDEN_UNUSED __attribute__((unused))
+#else
+#define GOLDEN_UNUSED
+#endif
+#endif
 
 #define GOLDEN_STEPS          32
 #define GOLDEN_NEURONS        64
@@ -22,7 +31,7 @@
 #define GOLDEN_VERSION        "0.1.0"
 #define GOLDEN_SPEC_SHA256    "18cedd18f0c42bc36aea7473ce6a8fa8916dc6bef237686d89fb7256101cbc27"
 
-const int16_t golden_x[2048] = {
+static const int16_t golden_x[2048] GOLDEN_UNUSED = {
     1, -32768, 32766, 32767, -32767, -32768, 0, -1, -32768, 32767, 1, 0, 32766, 32767, -32768, 32766,
     32767, -1, 32767, -32768, -32767, -32768, -32767, 32766, -32768, 0, -32767, -32768, 32767, 32767, -1, -1,
     -32768, 32766, -1, 32767, 32767, 0, -32768, -32768, 32766, 0, 32767, -1, 1, -1, 32766, 32766,
@@ -153,7 +162,7 @@ const int16_t golden_x[2048] = {
     32767, -1, -32768, 32767, 0, -32768, 0, 32766, -32768, -32767, -32768, -1, -32768, 0, -1, 32766,
 };
 
-const int16_t golden_out[2048] = {
+static const int16_t golden_out[2048] GOLDEN_UNUSED = {
     0, 0, 4096, 4096, 0, 0, 0, 0, 0, 4096, 0, 0, 4096, 4096, 0, 4096,
     4096, 0, 4096, 0, 0, 0, 0, 4096, 0, 0, 0, 0, 4096, 4096, 0, 0,
     0, 4096, 0, 4096, 4096, 0, 0, 0, 4096, 0, 4096, 0, 0, 0, 4096, 4096,
@@ -284,7 +293,7 @@ const int16_t golden_out[2048] = {
     4096, 0, 0, 4096, 0, 0, 0, 4096, 0, 0, 0, 0, 0, 0, 0, 4096,
 };
 
-const int16_t golden_v[2048] = {
+static const int16_t golden_v[2048] GOLDEN_UNUSED = {
     1, -32768, 28670, 28671, -32767, -32768, 0, -1, -32768, 28671, 1, 0, 28670, 28671, -32768, 28670,
     28671, -1, 28671, -32768, -32767, -32768, -32767, 28670, -32768, 0, -32767, -32768, 28671, 28671, -1, -1,
     -32768, 28670, -1, 28671, 28671, 0, -32768, -32768, 28670, 0, 28671, -1, 1, -1, 28670, 28670,
@@ -415,7 +424,7 @@ const int16_t golden_v[2048] = {
     32767, -130, -32768, 32767, 0, -32768, 0, 32767, -32768, -32768, -32768, -1026, -32768, -8192, 254, 32767,
 };
 
-const int8_t golden_spikes[2048] = {
+static const int8_t golden_spikes[2048] GOLDEN_UNUSED = {
     0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 1, 0, 1,
     1, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0,
     0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 1,

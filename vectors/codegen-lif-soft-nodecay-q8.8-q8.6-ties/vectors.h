@@ -2,8 +2,17 @@
 // codegen LIF soft-reset in=Q8.8 v=Q8.6 out=Q8.6 vth=0.25, tau=3.04762 round=RND order=fire_then_round arith=int
 // profile codegen, spec sha256 e0b5920fad44967198f2a6a76139078bd451abf9d34ff88e3323a15a3e56cf54, stimulus ties seed 20152
 // Layout: time-major, neuron-minor; element (t, n) at index t * GOLDEN_NEURONS + n.
+// The arrays are static const: include this header from any number of translation units.
 #pragma once
 #include <stdint.h>
+
+#ifndef GOLDEN_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define GOLDEN_UNUSED __attribute__((unused))
+#else
+#define GOLDEN_UNUSED
+#endif
+#endif
 
 #define GOLDEN_STEPS          32
 #define GOLDEN_NEURONS        64
@@ -22,7 +31,7 @@
 #define GOLDEN_VERSION        "0.1.0"
 #define GOLDEN_SPEC_SHA256    "e0b5920fad44967198f2a6a76139078bd451abf9d34ff88e3323a15a3e56cf54"
 
-const int8_t golden_x[2048] = {
+static const int8_t golden_x[2048] GOLDEN_UNUSED = {
     62, -98, 89, 96, -120, 127, 83, 117, -6, 67, -74, 118, 101, 79, -94, -122,
     14, -90, 111, 2, 119, -86, -112, -106, -54, 105, 126, 95, 84, 93, -46, 72,
     108, 117, 113, 22, 50, 78, 70, 89, -122, -56, -30, -86, 67, 6, -2, -70,
@@ -153,7 +162,7 @@ const int8_t golden_x[2048] = {
     73, 106, -100, 103, -74, 31, -80, 62, 68, 120, -113, 119, 45, 30, 59, 58,
 };
 
-const int8_t golden_out[2048] = {
+static const int8_t golden_out[2048] GOLDEN_UNUSED = {
     0, 0, 64, 64, 0, 64, 64, 64, 0, 64, 0, 64, 64, 64, 0, 0,
     0, 0, 64, 0, 64, 0, 0, 0, 0, 64, 64, 64, 64, 64, 0, 64,
     64, 64, 64, 0, 0, 64, 64, 64, 0, 0, 0, 0, 64, 0, 0, 0,
@@ -284,7 +293,7 @@ const int8_t golden_out[2048] = {
     0, 64, 0, 64, 0, 0, 0, 64, 0, 64, 0, 0, 0, 0, 64, 0,
 };
 
-const int8_t golden_v[2048] = {
+static const int8_t golden_v[2048] GOLDEN_UNUSED = {
     16, -24, 6, 8, -30, 16, 5, 13, -1, 1, -18, 14, 9, 4, -23, -30,
     4, -22, 12, 1, 14, -21, -28, -26, -13, 10, 16, 8, 5, 7, -11, 2,
     11, 13, 12, 6, 13, 4, 2, 6, -30, -14, -7, -21, 1, 2, 0, -17,
@@ -415,7 +424,7 @@ const int8_t golden_v[2048] = {
     -7, 12, -24, 12, -8, 12, -13, 1, -12, 2, -104, -33, -12, -44, 11, 16,
 };
 
-const int8_t golden_spikes[2048] = {
+static const int8_t golden_spikes[2048] GOLDEN_UNUSED = {
     0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1, 1, 0, 0,
     0, 0, 1, 0, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 1,
     1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0,

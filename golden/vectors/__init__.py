@@ -1,0 +1,113 @@
+"""Test-vector bundles: generate, verify, export. The format and its guarantees are in ``vectors/README.md``.
+
+A bundle is a directory: ``manifest.json``, ``spec.toml``, the raw arrays
+(``x.npy``, ``out.npy``, ``v.npy``, ``spikes.npy``, shape (T, N), time-major,
+neuron-minor) and exports (one :class:`~golden.vectors.formats.Format` object
+each: ``*.hex`` + ``bundle.vh`` for ``$readmemh``, ``vectors.h`` for C,
+``vectors.csv``). Modules: ``npy`` (the arrays), ``formats`` (the exports),
+``atomic`` (work directories, the directory rule, atomic commit),
+``bundle`` (generate, write_bundle, export), ``verify``.
+"""
+
+from __future__ import annotations
+
+from ..stimuli import BASE_STIMULI, BLOCK, STIMULI, Stimulus, stimulus
+from .atomic import clean_stale, foreign_entries, write_atomic
+from .bundle import (
+    COMPARED,
+    FORMAT,
+    LAYOUT,
+    SCHEMA,
+    base_manifest,
+    dump_manifest,
+    export,
+    generate,
+    sha256_file,
+    write_bundle,
+)
+from .formats import (
+    CHUNK,
+    DEFAULT_FORMATS,
+    EXPORTS,
+    FIELDS,
+    FORMATS,
+    SPIKE_FMT,
+    Format,
+    hex_bytes,
+    hex_digits,
+    parse_csv,
+    parse_formats,
+    parse_h,
+    parse_hex,
+)
+from .npy import BundleError, npy_header, open_npy, read_npy_header
+from .verify import (
+    Diff,
+    Result,
+    find_bundles,
+    load_manifest,
+    read_bundle,
+    scan,
+    verify,
+    verify_bundle,
+)
+
+HEX_PARAMS = EXPORTS["hex"].PARAMS
+H_FILE = EXPORTS["h"].FILE
+CSV_FILE = EXPORTS["csv"].FILE
+
+__all__ = [
+    "BASE_STIMULI",
+    "BLOCK",
+    "CHUNK",
+    "COMPARED",
+    "CSV_FILE",
+    "DEFAULT_FORMATS",
+    "EXPORTS",
+    "FIELDS",
+    "FORMAT",
+    "FORMATS",
+    "HEX_PARAMS",
+    "H_FILE",
+    "LAYOUT",
+    "SCHEMA",
+    "SPIKE_FMT",
+    "STIMULI",
+    "BundleError",
+    "Diff",
+    "Format",
+    "Result",
+    "Stimulus",
+    "base_manifest",
+    "clean_stale",
+    "cli",
+    "dump_manifest",
+    "export",
+    "find_bundles",
+    "foreign_entries",
+    "generate",
+    "hex_bytes",
+    "hex_digits",
+    "load_manifest",
+    "npy_header",
+    "open_npy",
+    "parse_csv",
+    "parse_formats",
+    "parse_h",
+    "parse_hex",
+    "read_bundle",
+    "read_npy_header",
+    "scan",
+    "sha256_file",
+    "stimulus",
+    "verify",
+    "verify_bundle",
+    "write_atomic",
+    "write_bundle",
+]
+
+
+def cli(argv=None) -> int:
+    """``golden vectors ...``: the command line lives in :mod:`golden.cli.vectors`."""
+    from ..cli.vectors import cli as _cli
+    return _cli(argv)
