@@ -136,7 +136,8 @@ class _TieSeeker:
 
 
 class Stimulus:
-    """Blocks of raw inputs for ``generator`` (see README): deterministic in (spec, N, seed), independent of chunking."""
+    """Blocks of raw inputs for ``generator`` (see README): deterministic in (spec, N, seed), independent of
+    chunking."""
 
     def __init__(self, spec: Spec, neurons: int, seed: int, generator: str):
         if generator not in STIMULI:

@@ -150,8 +150,8 @@ def _threshold(module, kind: str, q_v: int, bits_v: int, round_v: str) -> float:
     if vth.numel() != 1:
         raise TorchBridgeError(f"QuantizedATIF.v_threshold holds {vth.numel()} values; golden needs one per layer")
     value = float(vth.detach().reshape(()))
-    from .spec import QFormat, quantize_real
     from .profiles import _qualia_round
+    from .spec import QFormat, quantize_real
 
     fmt = QFormat(bits_v, q_v)
     raw = int(quantize_real(value, fmt, _qualia_round("round", round_v)))

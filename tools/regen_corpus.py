@@ -35,8 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import golden
-from golden import vectors
+import golden  # noqa: E402  (the checkout first, installed or not)
+from golden import vectors  # noqa: E402
 
 STEPS, NEURONS = 32, 64
 PROFILES = ("torch-eval", "torch-train", "codegen", "hardware")

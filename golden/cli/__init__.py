@@ -9,9 +9,7 @@ one-line parser they share are in :mod:`golden.cli.options`.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from .. import profiles
 from ..errors import GoldenError
 from ..simulate import load_npy, simulate
 from ..spec import Kind, Spec
+from ..vectors.atomic import write_atomic
 from .options import OutputError, Parser, UsageError, add_layer_options, kind, layer_params, natural_int, positive_int
 
 DEMO = dict(profile="codegen", kind="LIF", neurons=1024, steps=200, seed=0)
@@ -73,25 +72,6 @@ def cmd_spec_new(a) -> int:
     return 0
 
 
-def write_atomically(path, write) -> None:
-    """``write(file)`` into a temporary file beside ``path``, renamed onto it only when complete: on any error
-    nothing is left behind, and an existing file is untouched."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write there ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write it ({e.strerror})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def cmd_simulate(a) -> int:
     spec = Spec.from_toml(Path(a.spec))
     x = load_npy(a.input)
@@ -99,10 +79,12 @@ def cmd_simulate(a) -> int:
     out = Path(a.out)
     if out.is_dir():
         raise OutputError(f"--out {out}: is a directory; give the .npz file to write")
+    if out.suffix != ".npz":
+        out = out.with_name(out.name + ".npz")  # the name np.savez gives a path; written and printed as such
     trace = simulate(spec, x, v0)
-    write_atomically(out, lambda f: np.savez(f, out=trace.out, v=trace.v, spikes=trace.spikes, spec=spec.to_toml(),
-                                             **{f"overflow_{k}": v for k, v in trace.overflow.items()}))
-    print(f"{a.out}: {x.shape[0]} steps x {int(np.prod(x.shape[1:]))} neurons, spike rate {trace.spike_rate:.4f}")
+    write_atomic(out, lambda f: np.savez(f, out=trace.out, v=trace.v, spikes=trace.spikes, spec=spec.to_toml(),
+                                         **{f"overflow_{k}": v for k, v in trace.overflow.items()}))
+    print(f"{out}: {x.shape[0]} steps x {int(np.prod(x.shape[1:]))} neurons, spike rate {trace.spike_rate:.4f}")
     return 0
 
 
@@ -141,12 +123,7 @@ def build_parser() -> Parser:
 
 def subcommand(name: str):
     """The module of a subcommand with its own parser: ``golden.cli.<name>`` (``cli(argv) -> int``)."""
-    try:
-        return importlib.import_module(f"golden.cli.{name}")
-    except ModuleNotFoundError as e:
-        if name != "vectors" or e.name != "golden.cli.vectors":
-            raise
-        return importlib.import_module("golden.vectors")  # until golden/cli/vectors.py exists
+    return importlib.import_module(f"golden.cli.{name}")
 
 
 def _one_line(e: BaseException) -> str:

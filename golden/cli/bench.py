@@ -55,7 +55,7 @@ def build_parser() -> Parser:
 
 
 def cli(argv) -> int:
-    from . import write_atomically
+    from ..vectors.atomic import write_atomic
 
     a = build_parser().parse_args(list(argv))
     for name in ("json", "markdown"):  # refuse an unwritable output before minutes of timing, not after
@@ -65,10 +65,10 @@ def cli(argv) -> int:
     bench = harness()
     result = bench.run(a)
     if a.json:
-        write_atomically(a.json, lambda f: f.write((json.dumps(result, indent=1) + "\n").encode()))
+        write_atomic(a.json, lambda f: f.write((json.dumps(result, indent=1) + "\n").encode()))
     text = bench.markdown(result)
     if a.markdown:
-        write_atomically(a.markdown, lambda f: f.write(text.encode()))
+        write_atomic(a.markdown, lambda f: f.write(text.encode()))
     if not a.quiet:
         sys.stdout.write(text)
     return 0

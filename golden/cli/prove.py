@@ -6,12 +6,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import GoldenError
 from ..prove import REFERENCES, ProveError, divergence_map, plot_map, prove
 from ..spec import Spec
+from ..vectors.atomic import write_atomic
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,18 +48,6 @@ def _check_out(path: str | None, what: str) -> None:
         raise ProveError(f"{what}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
         raise ProveError(f"{what}: {path} is not writable")
-
-
-def _write(path: str, text: str) -> None:
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=target.name + ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _config(path: str | None) -> dict | None:
@@ -100,7 +88,7 @@ def run(argv) -> int:
             plot_map(dmap, a.plot)
     text = json.dumps(doc, sort_keys=True, indent=1) + "\n"
     if a.out:
-        _write(a.out, text)
+        write_atomic(Path(a.out), lambda f: f.write(text.encode()))
     if a.json:
         sys.stdout.write(text)
     else:

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 from .. import vectors
-from ..errors import GoldenError
 from ..stimuli import STIMULI
+from .options import Parser, natural_int, positive_int
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="golden vectors", description="Test-vector bundles (see vectors/README.md).")
-    sub = p.add_subparsers(dest="cmd", required=True)
+def _parser() -> Parser:
+    p = Parser(prog="golden vectors", description="Test-vector bundles (see vectors/README.md).")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
     g = sub.add_parser("generate", help="simulate a stimulus and write a bundle")
     g.add_argument("--spec", required=True, help="TOML spec (golden spec new ...)")
-    g.add_argument("--steps", type=int, required=True)
-    g.add_argument("--neurons", type=int, required=True)
-    g.add_argument("--seed", type=int, required=True)
+    g.add_argument("--steps", type=positive_int, required=True)
+    g.add_argument("--neurons", type=positive_int, required=True)
+    g.add_argument("--seed", type=natural_int, required=True)
     g.add_argument("--stimulus", required=True, choices=STIMULI)
     g.add_argument("--out", required=True)
     g.add_argument("--formats", default=",".join(vectors.DEFAULT_FORMATS),
@@ -34,12 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def cli(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        a = _parser().parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
+def cli(argv) -> int:
+    """``golden vectors ...``; bad input raises GoldenError, which golden.cli.main prints as one line, exit 2."""
+    a = _parser().parse_args(list(argv))
     try:
         if a.cmd == "generate":
             out = vectors.generate(Path(a.spec), a.steps, a.neurons, a.seed, a.stimulus, Path(a.out), a.formats,
@@ -51,13 +46,5 @@ def cli(argv=None) -> int:
         files = vectors.export(Path(a.dir), a.format, prefix=a.prefix)
         print(f"{a.dir}: wrote {', '.join(files)}")
         return 0
-    except GoldenError as e:
-        print(f"golden: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"golden: error: {where}{e.strerror or e}", file=sys.stderr)
-        return 2
     except MemoryError:
-        print("golden: error: out of memory (use fewer neurons)", file=sys.stderr)
-        return 2
+        raise vectors.BundleError("out of memory (use fewer neurons)") from None

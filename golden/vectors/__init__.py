@@ -108,6 +108,8 @@ __all__ = [
 
 
 def cli(argv=None) -> int:
-    """``golden vectors ...``: the command line lives in :mod:`golden.cli.vectors`."""
-    from ..cli.vectors import cli as _cli
-    return _cli(argv)
+    """``golden vectors ...`` as the ``golden`` command runs it (one-line errors, exit 2).
+
+    The parser lives in :mod:`golden.cli.vectors`."""
+    from ..cli import main
+    return main(["vectors", *(() if argv is None else argv)])

@@ -95,7 +95,8 @@ def _owner(d: Path):
         if not d.name.endswith(".tmp") or _TAG not in d.name or d.is_symlink() or not d.is_dir():
             return None
         info = json.loads((d / MARKER).read_text())
-        return info if isinstance(info, dict) and info.get("tool") == "golden" and type(info.get("pid")) is int else None
+        ours = isinstance(info, dict) and info.get("tool") == "golden" and type(info.get("pid")) is int
+        return info if ours else None
     except (OSError, ValueError, RecursionError):
         return None
 
@@ -151,7 +152,8 @@ def foreign_entries(d: Path) -> list:
         if e.is_symlink():
             bad.append(f"{e.name} (a symlink)")
         elif not e.is_file(follow_symlinks=False):
-            bad.append(f"{e.name} (a directory)" if e.is_dir(follow_symlinks=False) else f"{e.name} (not a regular file)")
+            what = "a directory" if e.is_dir(follow_symlinks=False) else "not a regular file"
+            bad.append(f"{e.name} ({what})")
         elif e.name not in files:
             bad.append(f"{e.name} (not listed in manifest.json)")
     return bad

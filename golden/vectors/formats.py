@@ -74,7 +74,8 @@ _HEXVAL = np.full(256, 255, np.uint8)
 _HEXVAL[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16)
 _HEXVAL[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
 # two hex digits per byte value, as one little-endian uint16: a byte-pair lookup
-_HEXPAIR = (_HEXDIGITS[np.arange(256) >> 4].astype(np.uint16) | (_HEXDIGITS[np.arange(256) & 15].astype(np.uint16) << 8))
+_HEXPAIR = (_HEXDIGITS[np.arange(256) >> 4].astype(np.uint16)
+            | (_HEXDIGITS[np.arange(256) & 15].astype(np.uint16) << 8))
 
 
 def hex_digits(bits: int) -> int:

@@ -24,7 +24,8 @@ class BundleError(GoldenError):
 
 MAX_ELEMENTS = 1 << 40  # a bound on T * N that keeps every size computation far from overflow
 _DTYPES = {"|i1": np.dtype(np.int8), "<i2": np.dtype("<i2"), "<i4": np.dtype("<i4"), "|b1": np.dtype(np.bool_)}
-_HEADER = re.compile(rb"\{'descr': '(\|i1|<i2|<i4|\|b1)', 'fortran_order': False, 'shape': \((\d{1,15}), (\d{1,15})\), \} *\n")
+_HEADER = re.compile(rb"\{'descr': '(\|i1|<i2|<i4|\|b1)', 'fortran_order': False, "
+                     rb"'shape': \((\d{1,15}), (\d{1,15})\), \} *\n")
 
 
 def le(dtype) -> np.dtype:
@@ -65,7 +66,8 @@ def read_npy_header(path: Path):
         text = f.read(hlen)
     m = _HEADER.fullmatch(text)
     if m is None or (10 + hlen) % 64:
-        raise BundleError(f"{path.name}: not a valid .npy file (corrupt header: not the 2-D C-order header golden writes)")
+        raise BundleError(f"{path.name}: not a valid .npy file "
+                          "(corrupt header: not the 2-D C-order header golden writes)")
     dtype, shape = _DTYPES[m.group(1).decode()], (int(m.group(2)), int(m.group(3)))
     if npy_header(dtype, shape) != head + text:
         raise BundleError(f"{path.name}: not a valid .npy file (corrupt header: not in golden's canonical form)")
@@ -91,7 +93,7 @@ def open_npy(path: Path, dtype, shape):
 class NpyWriter:
     def __init__(self, path: Path, dtype, shape):
         self.dtype = le(dtype)
-        self.f = open(path, "xb")  # noqa: SIM115 - closed by close(), one writer per array over a whole stream
+        self.f = open(path, "xb")  # closed by close(): one writer per array over a whole stream
         self.f.write(npy_header(self.dtype, shape))
 
     def write(self, a: np.ndarray) -> None:

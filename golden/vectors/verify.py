@@ -144,7 +144,8 @@ def load_manifest(bundle: Path):
         raise BundleError(f"manifest.json: {e}") from None
     ovf = _need(m, "overflow", dict)
     if set(ovf) != set(STAGES) or not all(type(v) is int and v >= 0 for v in ovf.values()):
-        raise BundleError("manifest.json: overflow must count every stage (non-negative integers): " + ", ".join(STAGES))
+        raise BundleError("manifest.json: overflow must count every stage (non-negative integers): "
+                          + ", ".join(STAGES))
     expected = base_manifest(spec, T, N, gen, seed, ovf, version)
     exports = _need(m, "exports", dict)
     for name in exports:
@@ -159,7 +160,7 @@ def load_manifest(bundle: Path):
         expected["exports"][name] = EXPORTS[name].meta(expected, prefix)
     files = _need(m, "files", dict)
     expected["files"] = files
-    diff = _strict_diff(m, expected)
+    diff = _strict_diff(m, json.loads(json.dumps(expected)))  # as written: enums and tuples become JSON
     if diff:
         what = "format mismatch with the spec" if diff.startswith(("arrays", "exports")) else "edited or corrupt"
         raise BundleError(f"manifest.json: {diff}: not what golden writes for this spec and these dimensions ({what})")
@@ -358,7 +359,8 @@ def _locate(res: Result, name: str, path: Path, fmt, m: dict, arrays: dict, pref
     """An export's bytes differ from its arrays: find the first differing element (malformed text is exit 2)."""
     T, N = m["steps"], m["neurons"]
     parsed = fmt.parse(path, m, prefix)
-    pairs = {f"{path.name}:{k}": (np.asarray(arrays[k]).reshape(T, N).astype(np.int64), a.astype(np.int64).reshape(T, N))
+    pairs = {f"{path.name}:{k}": (np.asarray(arrays[k]).reshape(T, N).astype(np.int64),
+                                  a.astype(np.int64).reshape(T, N))
              for k, a in parsed.items()}
     first, n = _first_mismatch(pairs, 0, N)
     if n:
@@ -432,7 +434,7 @@ def verify(paths, *, out=None, err=None, progress: bool | None = None) -> int:
             print(f"golden: error: {b}: {where}: cannot read ({e.strerror or e})", file=err)
             broken += 1
             continue
-        except Exception as e:  # noqa: BLE001 - a verdict for every bundle, never a traceback: a bug of golden, named as such
+        except Exception as e:  # a verdict for every bundle, never a traceback: a bug of golden, named as such
             print(f"golden: error: {b}: internal error while verifying ({type(e).__name__}: {str(e)[:200]}); "
                   f"please report it", file=err)
             broken += 1
