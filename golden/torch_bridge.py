@@ -150,8 +150,8 @@ def _threshold(module, kind: str, q_v: int, bits_v: int, round_v: str) -> float:
     if vth.numel() != 1:
         raise TorchBridgeError(f"QuantizedATIF.v_threshold holds {vth.numel()} values; golden needs one per layer")
     value = float(vth.detach().reshape(()))
-    from .spec import QFormat, quantize_real
     from .profiles import _qualia_round
+    from .spec import QFormat, quantize_real
 
     fmt = QFormat(bits_v, q_v)
     raw = int(quantize_real(value, fmt, _qualia_round("round", round_v)))
@@ -230,7 +230,24 @@ def from_torch(module, profile: str = "torch-eval", **overrides):
     if profile not in _PROFILES:
         raise TorchBridgeError(f"profile: {profile!r} is not one from_torch builds (expected one of: "
                                f"{', '.join(_PROFILES)})")
+    if not _is_neuron(module):
+        if profile != "torch-eval":
+            raise TorchBridgeError(f"profile: a whole model is built for 'torch-eval' (got {profile!r})")
+        unknown = set(overrides) - {"input_shape"}
+        if unknown:
+            raise TorchBridgeError(f"unknown override(s) {', '.join(sorted(unknown))} for a whole model "
+                                   f"(allowed: input_shape)")
+        from .network.from_torch import network_from_torch
+
+        return network_from_torch(module, **overrides)
     kind = _kind(module)
+    if kind == "ATIF" and profile in _TORCH_PROFILES and "v_threshold" not in overrides:
+        if overrides:
+            raise TorchBridgeError("ATIF: overrides are not supported with the threshold the module holds; pass "
+                                   "v_threshold too")
+        from .network.atif import neuron_spec
+
+        return neuron_spec(module, type(module).__name__, profile)
     if profile == "codegen":
         allowed = set(profiles.codegen.__kwdefaults__)
     else:
@@ -355,7 +372,27 @@ def _snapshot_quantizers(model):
     return saved
 
 
-def check_model(model, inputs, profile: str = "torch-eval") -> CheckReport:
+def check_model(model, inputs, profile: str = "torch-eval", *, network: bool = False):
+    """Prove a real model against golden; ``network=True``: every layer of a whole model, see below.
+
+    ``network=True`` (torch-eval): ``inputs`` is (samples, steps, *input_shape),
+    channels-first; the model runs in its own step mode ('s' or 'm') with every
+    sample in one batch; every layer (synaptic and neuron) is compared at every
+    step, each replayed on the module's own inputs; returns a
+    :class:`golden.network.check.NetworkReport` (first divergence as sample, t,
+    layer, index with its cause and a shrunk input). Otherwise: the per-neuron
+    check below.
+    """
+    if network:
+        if profile != "torch-eval":
+            raise TorchBridgeError(f"profile: a whole-network check runs torch-eval, not {profile!r}")
+        from .network.check import check_network
+
+        return check_network(model, inputs)
+    return _check_neurons(model, inputs, profile)
+
+
+def _check_neurons(model, inputs, profile: str = "torch-eval") -> CheckReport:
     """Run ``model`` step by step on ``inputs`` (T, batch, ...) and prove every quantized neuron layer against golden.
 
     Every QuantizedLIFNode / QuantizedIFNode / QuantizedATIF gets forward hooks
