@@ -230,6 +230,8 @@ def from_torch(module, profile: str = "torch-eval", **overrides):
     if profile not in _PROFILES:
         raise TorchBridgeError(f"profile: {profile!r} is not one from_torch builds (expected one of: "
                                f"{', '.join(_PROFILES)})")
+    if not _is_neuron(module) and not any(True for _ in module.children()):
+        _kind(module)  # a lone non-neuron layer: refused, naming its type
     if not _is_neuron(module):
         if profile != "torch-eval":
             raise TorchBridgeError(f"profile: a whole model is built for 'torch-eval' (got {profile!r})")

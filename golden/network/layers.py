@@ -25,8 +25,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..errors import GoldenError
-from ..spec import QFormat, Spec
+from ..spec import QFormat, Spec, SpecError
 
 ROUNDS = ("TRN", "TRN_INF", "RND")  # Qualia floor, ceil, nearest
 QUALIA_ROUNDS = {"floor": "TRN", "ceil": "TRN_INF", "nearest": "RND"}
@@ -35,8 +34,8 @@ ACC_OVERFLOWS = ("wrap", "strict")
 F32_EXACT = 1 << 24  # float32 holds every integer up to 2**24 exactly
 
 
-class NetworkError(GoldenError, ValueError):
-    """A network or layer golden refuses; the message names the layer (and the fix)."""
+class NetworkError(SpecError):
+    """A network or layer golden refuses; the message names the layer (and the fix). A GoldenError."""
 
 
 def _shape(name, value, rank=None) -> tuple:
