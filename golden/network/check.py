@@ -173,13 +173,13 @@ def record(model, net: Network, x) -> dict:
             raise NetworkError(f"{n.name}: called {len(r['out'])} times; expected one call per "
                                f"{'step' if mode == 's' else 'sample batch'} (is it used twice?)")
         shape = n.layer.out_shape
-        out[n.name] = {"out": _stack(torch, r["out"], mode, S, T, shape)}
+        out[n.name] = {"out": _to_samples(torch, r["out"], mode, S, T, shape)}
         if r["v"] and len(r["v"]) == len(r["out"]):
-            out[n.name]["v"] = _stack(torch, r["v"], mode, S, T, shape)
+            out[n.name]["v"] = _to_samples(torch, r["v"], mode, S, T, shape)
     return out
 
 
-def _stack(torch, calls, mode, S, T, shape) -> np.ndarray:
+def _to_samples(torch, calls, mode, S, T, shape) -> np.ndarray:
     """Recorded calls -> (S, T, *shape): 's' gives T calls of (S, ...), 'm' one call of (T, S, ...)."""
     a = torch.stack(calls, 1) if mode == "s" else calls[0].reshape(T, S, *shape).transpose(0, 1)
     return a.reshape(S, T, *shape).numpy()
@@ -280,8 +280,10 @@ def check_network(model, x, net: Network | None = None) -> NetworkReport:
     """
     from .from_torch import network_from_torch
 
-    net = network_from_torch(model) if net is None else net
     x = np.asarray(x, np.float32)
+    if x.ndim < 3:
+        raise NetworkError(f"inputs: expected (samples, steps, *input_shape), got shape {x.shape}")
+    net = network_from_torch(model, tuple(x.shape[2:])) if net is None else net
     if x.ndim != 2 + len(net.input_shape) or tuple(x.shape[2:]) != net.input_shape:
         raise NetworkError(f"inputs: expected (samples, steps, *{net.input_shape}), got {x.shape}")
     recorded = record(model, net, x)

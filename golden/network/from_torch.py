@@ -126,13 +126,15 @@ def _layer(ctx, name, m, in_shape, fmt_src):
     io = {"in_shape": in_shape, "fmt_src": fmt_src, "fmt_in": fi, "fmt_out": fo, "round_in": ri, "round_out": ro}
     if isinstance(m, core.QuantizedLinear):
         fw, fb, p = _weights(torch, m, m.weight, m.bias, where)
-        return Linear(**io, fmt_w=fw, fmt_b=fb, in_features=m.in_features, out_features=m.out_features), p
+        return Linear(**io, fmt_w=fw, fmt_b=fb, in_features=int(m.in_features),
+                      out_features=int(m.out_features)), p
     if isinstance(m, (core.QuantizedConv1d, core.QuantizedConv2d)):
         dims = 1 if isinstance(m, core.QuantizedConv1d) else 2
         if isinstance(m.padding, str) or m.padding_mode != "zeros" or m.groups != 1 or set(m.dilation) != {1}:
             raise NetworkError(f"{where}: only zero padding given as numbers, groups=1 and dilation=1 are supported")
         fw, fb, p = _weights(torch, m, m.weight, m.bias, where)
-        return Conv(**io, fmt_w=fw, fmt_b=fb, dims=dims, in_channels=m.in_channels, out_channels=m.out_channels,
+        return Conv(**io, fmt_w=fw, fmt_b=fb, dims=dims, in_channels=int(m.in_channels),
+                    out_channels=int(m.out_channels),
                     kernel=_tuple(m.kernel_size, dims), stride=_tuple(m.stride, dims),
                     padding=_tuple(m.padding, dims)), p
     if isinstance(m, (core.QuantizedBatchNorm1d, core.QuantizedBatchNorm2d)):
@@ -143,7 +145,7 @@ def _layer(ctx, name, m, in_shape, fmt_src):
                                                  var=m.running_var, eps=m.eps)
         fw, fb, p = _weights(torch, m, alpha, beta, where)
         dims = 1 if isinstance(m, core.QuantizedBatchNorm1d) else 2
-        return BatchNorm(**io, fmt_w=fw, fmt_b=fb, dims=dims, num_features=m.num_features), p
+        return BatchNorm(**io, fmt_w=fw, fmt_b=fb, dims=dims, num_features=int(m.num_features)), p
     if isinstance(m, (core.QuantizedMaxPool1d, core.QuantizedMaxPool2d)):
         dims = 1 if isinstance(m, core.QuantizedMaxPool1d) else 2
         if m.ceil_mode or set(_tuple(m.dilation, dims)) != {1}:
@@ -251,7 +253,11 @@ def network_from_torch(model, input_shape=None) -> Network:
                 raise NetworkError(f"{name} ({type(m).__name__}): shapes do not chain: its inputs have shapes "
                                    f"{shapes}")
             layer_src = fmts if isinstance(m, ctx[1].QuantizedAdd) else fmts[0]
-            layer, p = _layer(ctx, name, m, tuple(shapes[0]), layer_src)
+            try:
+                layer, p = _layer(ctx, name, m, tuple(shapes[0]), layer_src)
+            except NetworkError as e:
+                raise NetworkError(str(e) if str(e).startswith(name) else f"{name} ({type(m).__name__}): {e}") \
+                    from None
             nodes.append(Node(name, layer, tuple(srcs)))
             if p:
                 params[name] = p
