@@ -38,9 +38,9 @@ def cases(draw):
     kind = draw(st.sampled_from(["Linear", "Conv1d", "Conv2d", "BatchNorm", "MaxPool1d", "MaxPool2d", "Add",
                                  "GlobalSumPool", "Flatten", "Identity"]))
     src, fin, fout = draw(fmts), draw(fmts), draw(fmts)
-    common = dict(fmt_src=src, fmt_in=fin, fmt_out=fout, round_in=draw(rounds), round_out=draw(rounds),
-                  out_overflow=draw(st.sampled_from(["saturate", "wrap"])))
-    weighted = dict(fmt_w=draw(fmts), fmt_b=draw(st.one_of(st.none(), fmts)), acc_bits=draw(st.integers(8, 64)))
+    common = {"fmt_src": src, "fmt_in": fin, "fmt_out": fout, "round_in": draw(rounds), "round_out": draw(rounds),
+                  "out_overflow": draw(st.sampled_from(["saturate", "wrap"]))}
+    weighted = {"fmt_w": draw(fmts), "fmt_b": draw(st.one_of(st.none(), fmts)), "acc_bits": draw(st.integers(8, 64))}
     c = draw(st.integers(1, 3))
     params = {}
     if kind == "Linear":

@@ -50,7 +50,7 @@ def _check(model_name, neuron, bits, mode, samples=3):
 
 @pytest.mark.parametrize("model_name,neuron,bits,mode", _grid(), ids=lambda v: str(v))
 def test_every_layer_equals_the_real_model(model_name, neuron, bits, mode):
-    built, x, report, (BUG, F32, OFF_GRID) = _check(model_name, neuron, bits, mode)
+    _, x, report, (BUG, F32, OFF_GRID) = _check(model_name, neuron, bits, mode)
     print(f"\n{model_name}/{neuron}/{bits}b/{mode}: {report.compared} values, {report.count(F32)} float32 "
           f"accumulation, {sum(c.outside_bound for c in report.layers)} outside the float32 bound")
     assert report.count(BUG) == 0 and report.count(OFF_GRID) == 0, str(report)

@@ -121,6 +121,13 @@ def _layer(ctx, name, m, in_shape, fmt_src):
             raise NetworkError(f"{where}: the two input quantizers round differently ({ra}, {rb})")
         return Add(in_shape=in_shape, fmt_src=fmt_src[0], fmt_in=fa, fmt_out=fo, round_in=ra, round_out=ro,
                    fmt_src_b=fmt_src[1], fmt_in_b=fb), {}
+    known = (core.QuantizedLinear, core.QuantizedConv1d, core.QuantizedConv2d, core.QuantizedBatchNorm1d,
+             core.QuantizedBatchNorm2d, core.QuantizedMaxPool1d, core.QuantizedMaxPool2d,
+             core.QuantizedGlobalSumPool1d, core.QuantizedGlobalSumPool2d)
+    if not isinstance(m, known):
+        raise NetworkError(f"{where}: unsupported layer type; golden describes QuantizedLinear, QuantizedConv1d/2d, "
+                           f"QuantizedBatchNorm1d/2d, QuantizedMaxPool1d/2d, QuantizedAdd, QuantizedGlobalSumPool1d/2d, "
+                           f"QuantizedIdentity, Flatten and the quantized LIF/IF/ATIF neurons")
     fi, ri = _fmt(m, "quantizer_input", where)
     fo, ro = _fmt(m, "quantizer_act", where)
     io = {"in_shape": in_shape, "fmt_src": fmt_src, "fmt_in": fi, "fmt_out": fo, "round_in": ri, "round_out": ro}
@@ -153,12 +160,8 @@ def _layer(ctx, name, m, in_shape, fmt_src):
         k = _tuple(m.kernel_size, dims)
         return MaxPool(**io, dims=dims, kernel=k, stride=_tuple(m.stride or k, dims),
                        padding=_tuple(m.padding, dims)), {}
-    for dims in (1, 2):
-        if isinstance(m, getattr(core, f"QuantizedGlobalSumPool{dims}d")):
-            return GlobalSumPool(**io, dims=dims), {}
-    raise NetworkError(f"{where}: unsupported layer type; golden describes QuantizedLinear, QuantizedConv1d/2d, "
-                       f"QuantizedBatchNorm1d/2d, QuantizedMaxPool1d/2d, QuantizedAdd, QuantizedGlobalSumPool1d/2d, "
-                       f"QuantizedIdentity, Flatten and the quantized LIF/IF/ATIF neurons")
+    dims = 1 if isinstance(m, core.QuantizedGlobalSumPool1d) else 2
+    return GlobalSumPool(**io, dims=dims), {}
 
 
 def _is_leaf(ctx, m) -> bool:

@@ -259,6 +259,7 @@ class Network:
             (tmp / "network.toml").write_text(self.to_toml(self._array_digests(), sha))
             if d.exists():
                 shutil.rmtree(d)
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private
             os.replace(tmp, d)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
