@@ -34,6 +34,9 @@ from .layers import (
 )
 
 _CORE = "qualia_core.learningmodel.pytorch.layers"
+SUPPORTED = ("QuantizedLinear, QuantizedConv1d/2d, QuantizedBatchNorm1d/2d, QuantizedMaxPool1d/2d, QuantizedAdd, "
+             "QuantizedGlobalSumPool1d/2d, QuantizedIdentity, Flatten, Dropout (eval) and the quantized LIF/IF/ATIF "
+             "neurons")
 
 
 def _classes():
@@ -125,9 +128,7 @@ def _layer(ctx, name, m, in_shape, fmt_src):
              core.QuantizedBatchNorm2d, core.QuantizedMaxPool1d, core.QuantizedMaxPool2d,
              core.QuantizedGlobalSumPool1d, core.QuantizedGlobalSumPool2d)
     if not isinstance(m, known):
-        raise NetworkError(f"{where}: unsupported layer type; golden describes QuantizedLinear, QuantizedConv1d/2d, "
-                           f"QuantizedBatchNorm1d/2d, QuantizedMaxPool1d/2d, QuantizedAdd, QuantizedGlobalSumPool1d/2d, "
-                           f"QuantizedIdentity, Flatten and the quantized LIF/IF/ATIF neurons")
+        raise NetworkError(f"{where}: unsupported layer type; golden describes {SUPPORTED}")
     fi, ri = _fmt(m, "quantizer_input", where)
     fo, ro = _fmt(m, "quantizer_act", where)
     io = {"in_shape": in_shape, "fmt_src": fmt_src, "fmt_in": fi, "fmt_out": fo, "round_in": ri, "round_out": ro}
