@@ -23,15 +23,17 @@ pytestmark = pytest.mark.skipif(not torch_available(), reason="torch reference s
 DEEP = os.environ.get("GOLDEN_HYPOTHESIS") == "deep"
 MODELS = ["SMLP", "SCNN1d", "SCNN1d-bn", "SCNN1d-gsp", "SCNN2d", "SCNN2d-bn", "SCNN2d-gsp", "SResNet1d", "SResNet2d"]
 NEURONS = ["LIF-soft", "LIF-hard", "LIF-soft-nodecay", "LIF-hard-nodecay", "IF-soft", "IF-hard"]
-MIN_LAYER_RATE = 0.01  # every neuron layer spikes on at least 1% of its neuron-steps: no silent network passes
+MIN_LAYER_RATE = 0.005  # every neuron layer spikes on >= 0.5% of its neuron-steps: no silent network passes
+MIN_MEAN_RATE = 0.05
 
 
 def _grid():
     if DEEP:
         return list(itertools.product(MODELS, NEURONS + ["ATIF"], (8, 16), ("s", "m")))
-    out = []
-    for i, (model, bits, mode) in enumerate(itertools.product(MODELS, (8, 16), ("s", "m"))):
-        out.append((model, NEURONS[i % len(NEURONS)], bits, mode))
+    out = []  # every model at 8 and 16 bits, in both step modes; every neuron variant at 8 and 16 bits
+    for i, model in enumerate(MODELS):
+        modes = ("s", "m") if i % 2 == 0 else ("m", "s")
+        out += [(model, NEURONS[(i + 3 * k) % len(NEURONS)], bits, modes[k]) for k, bits in enumerate((8, 16))]
     out += [(model, "ATIF", (8, 16)[i % 2], ("s", "m")[i // 2 % 2]) for i, model in enumerate(MODELS)]
     return out
 
@@ -61,7 +63,7 @@ def test_every_layer_equals_the_real_model(model_name, neuron, bits, mode):
     for c, node in zip(report.layers, net):
         assert c.compared >= S * T * int(np.prod(node.layer.out_shape)), c
     rates = [c.spike_rate for c in report.layers if c.spike_rate is not None]
-    assert len(rates) >= 2 and min(rates) >= MIN_LAYER_RATE, str(report)
+    assert len(rates) >= 2 and min(rates) >= MIN_LAYER_RATE and np.mean(rates) >= MIN_MEAN_RATE, str(report)
     if bits == 8:  # 8-bit products and sums stay inside the float32 bound: bit-exact, end to end too
         assert report.exact and sum(c.outside_bound for c in report.layers) == 0, str(report)
         assert report.end_to_end_mismatches == 0
