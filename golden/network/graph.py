@@ -26,6 +26,7 @@ import tomllib
 from ..spec import QFormat, Spec, SpecError, quantize_real
 from . import kernels, ops
 from .layers import (
+    F32_EXACT,
     ROUNDS,
     TYPES,
     Add,
@@ -191,7 +192,8 @@ class Network:
                  f"{self.output!r} {self.out_shape}")]
         for node in self.nodes:
             bound = float32_bound(node.layer, self.params.get(node.name, {}))
-            b = f"  [float32 bound 2^{math.log2(bound):.1f}]" if bound else ""
+            verdict = "float32 exact" if bound <= F32_EXACT else "float32 may round"
+            b = f"  [float32 bound 2^{math.log2(bound):.1f}: {verdict}]" if bound else ""
             lines.append(f"  {node.name} <- {', '.join(node.inputs)}: {node.layer.describe()}{b}")
         return "\n".join(lines)
 
