@@ -177,7 +177,7 @@ def test_demo_imports_neither_torch_nor_qualia():
     code = ("import sys\nfor m in ('torch', 'spikingjelly', 'qualia_core', 'qualia_plugin_snn'): sys.modules[m] = None\n"
             "import golden.network as gn\nr = gn.demo(samples=2, steps=4, out=lambda s: None)\n"
             "print(r['trace'].out.shape)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "(2, 4, 4)"
 
