@@ -136,6 +136,8 @@ def record(model, net: Network, x) -> dict:
                 v = getattr(module, "v_seq", None) if mode == "m" else module.v
                 if torch.is_tensor(v):
                     rec[name]["v"].append(torch.broadcast_to(v.detach().to(torch.float32), output.shape).clone())
+                elif mode == "m" and torch.is_tensor(module.v):  # no v_seq: the potential after the last step
+                    rec[name]["v_last"] = module.v.detach().to(torch.float32).clone()
         return fn
 
     stored = {}
@@ -176,6 +178,8 @@ def record(model, net: Network, x) -> dict:
         out[n.name] = {"out": _to_samples(torch, r["out"], mode, S, T, shape)}
         if r["v"] and len(r["v"]) == len(r["out"]):
             out[n.name]["v"] = _to_samples(torch, r["v"], mode, S, T, shape)
+        elif "v_last" in r:
+            out[n.name]["v_last"] = torch.broadcast_to(r["v_last"], (S, *shape)).reshape(S, 1, *shape).numpy()
     return out
 
 
@@ -243,6 +247,9 @@ def compare(net: Network, x: np.ndarray, recorded: dict, golden: dict, step_mode
         fields = [("out", n.layer.fmt_out.frac)]
         if isinstance(n.layer, Neuron) and "v" in recorded[n.name]:
             fields.append(("v", n.layer.spec.fmt_v.frac))
+        elif isinstance(n.layer, Neuron) and "v_last" in recorded[n.name]:  # 'm' without v_seq: the last step
+            fields.append(("v_last", n.layer.spec.fmt_v.frac))
+            g = {**g, "v_last": g["v"][:, -1:]}
         exact = g.get("f32_exact")
         if exact is not None:
             c.outside_bound = int((~exact).sum())
@@ -259,9 +266,13 @@ def compare(net: Network, x: np.ndarray, recorded: dict, golden: dict, step_mode
             cause[~on_grid] = OFF_GRID
             for k in (BUG, F32, OFF_GRID):
                 c.mismatches[k] += int((bad & (cause == k)).sum())
-            s, t, *idx = (int(a) for a in np.argwhere(bad)[np.lexsort(np.argwhere(bad)[:, ::-1].T)][0])
-            got = int(have[(s, t, *idx)]) if on_grid[(s, t, *idx)] else float(recorded[n.name][fname][(s, t, *idx)])
-            d = Divergence(s, t, n.name, tuple(idx), fname, str(cause[(s, t, *idx)]), int(want[(s, t, *idx)]), got)
+            where = np.argwhere(bad)  # the earliest step first, then the sample, then the index
+            at = tuple(int(a) for a in where[np.lexsort((*where[:, 2:].T[::-1], where[:, 0], where[:, 1]))[0]])
+            s, t, *idx = at
+            got = int(have[at]) if on_grid[at] else float(recorded[n.name][fname][at])
+            if fname == "v_last":
+                t = T - 1  # v_last holds only the last step
+            d = Divergence(s, t, n.name, tuple(idx), fname, str(cause[at]), int(want[at]), got)
             firsts.append(((t, pos, s), d))
             if c.first is None:
                 c.first = d
