@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
-from ..spec import QFormat, Spec, SpecError, quantize_real
+from ..spec import QFormat, Spec, SpecError, quantize_real, tomllib
 from . import kernels, ops
 from .layers import (
     F32_EXACT,
