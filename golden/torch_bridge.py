@@ -57,7 +57,7 @@ def _stack():
             import torch
             layers = importlib.import_module(_LAYERS)
             from spikingjelly.activation_based import functional, neuron
-    except Exception as e:  # ImportError, or a broken torchvision raising at import time
+    except Exception as e:  # noqa: BLE001 - ImportError, or a broken torchvision raising anything at import
         raise TorchBridgeError(f"the torch reference stack is not importable (torch, spikingjelly 0.0.0.0.14, "
                                f"qualia-plugin-snn 2.6): {type(e).__name__}: {e}") from None
     return torch, layers, neuron, functional
@@ -65,7 +65,7 @@ def _stack():
 
 def _kind(module) -> str:
     """'LIF' / 'IF' / 'ATIF', or a refusal naming why this module is not one golden describes."""
-    torch, layers, neuron, _ = _stack()
+    _, layers, neuron, _ = _stack()
     if isinstance(module, layers.QuantizedLIFNode):
         return "LIF"
     if isinstance(module, layers.QuantizedIFNode):
@@ -208,7 +208,13 @@ def _held(bits: int, q_v: int, roundtype: str):
 
 
 def from_torch(module, profile: str = "torch-eval", **overrides):
-    """The golden spec of a real Qualia quantized neuron layer.
+    """The golden spec of a real Qualia quantized neuron layer; the :class:`golden.network.Network` of a whole model.
+
+    A whole calibrated model (QuantizedSMLP / SCNN / SResNet or any graph of the
+    supported layers) gives its torch-eval network (see
+    :mod:`golden.network.from_torch`; override ``input_shape=`` when the model does
+    not record it). A QuantizedATIF's learned threshold is taken as it is held,
+    on the q_v grid or not (see :mod:`golden.network.atif`).
 
     ``profile``: "torch-eval" (the layer in ``.eval()``), "torch-train" (in
     ``.train()``, q's frozen by ``force_q``) or "codegen" (the C that
@@ -223,7 +229,7 @@ def from_torch(module, profile: str = "torch-eval", **overrides):
     cause for: an unsupported module type, an unquantized SpikingJelly node, a
     quantizer that is uncalibrated (global_max = -inf and no force_q), has
     LSQ=True, is asymmetric, has a quantype other than 'fxp' or a global_max of
-    0, and an ATIF threshold off the q_v grid.
+    0 (and, for the codegen profile, an ATIF threshold off the q_v grid).
     """
     from . import profiles
 
@@ -321,7 +327,8 @@ class LayerReport:
             return (f"{head}: exact over {self.steps} steps x {self.neurons} neurons "
                     f"(spike rate {100 * self.spike_rate:.1f}%)")
         counts = ", ".join(f"{k} {v}" for k, v in self.mismatches.items() if v)
-        return f"{head}: DIVERGES first at {self.divergence} [mismatching neuron-steps: {counts}]\n    spec: {self.spec.describe()}"
+        return (f"{head}: DIVERGES first at {self.divergence} [mismatching neuron-steps: {counts}]\n"
+                f"    spec: {self.spec.describe()}")
 
 
 @dataclass
@@ -346,7 +353,8 @@ class CheckReport:
         if not self.layers:
             return f"check_model ({self.profile}): no quantized neuron layer found"
         verdict = "bit-exact" if self.ok else "NOT bit-exact"
-        lines = [f"check_model ({self.profile}): {verdict}, {len(self.layers)} layer(s), {self.neuron_steps} neuron-steps"]
+        head = f"check_model ({self.profile}): {verdict}, {len(self.layers)} layer(s), {self.neuron_steps} neuron-steps"
+        lines = [head]
         lines += [f"  {layer}" for layer in self.layers]
         return "\n".join(lines)
 
