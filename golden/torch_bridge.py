@@ -57,7 +57,7 @@ def _stack():
             import torch
             layers = importlib.import_module(_LAYERS)
             from spikingjelly.activation_based import functional, neuron
-    except Exception as e:  # ImportError, or a broken torchvision raising at import time
+    except Exception as e:  # noqa: BLE001 - ImportError, or a broken torchvision raising anything at import
         raise TorchBridgeError(f"the torch reference stack is not importable (torch, spikingjelly 0.0.0.0.14, "
                                f"qualia-plugin-snn 2.6): {type(e).__name__}: {e}") from None
     return torch, layers, neuron, functional
@@ -65,7 +65,7 @@ def _stack():
 
 def _kind(module) -> str:
     """'LIF' / 'IF' / 'ATIF', or a refusal naming why this module is not one golden describes."""
-    torch, layers, neuron, _ = _stack()
+    _, layers, neuron, _ = _stack()
     if isinstance(module, layers.QuantizedLIFNode):
         return "LIF"
     if isinstance(module, layers.QuantizedIFNode):
@@ -208,7 +208,13 @@ def _held(bits: int, q_v: int, roundtype: str):
 
 
 def from_torch(module, profile: str = "torch-eval", **overrides):
-    """The golden spec of a real Qualia quantized neuron layer.
+    """The golden spec of a real Qualia quantized neuron layer; the :class:`golden.network.Network` of a whole model.
+
+    A whole calibrated model (QuantizedSMLP / SCNN / SResNet or any graph of the
+    supported layers) gives its torch-eval network (see
+    :mod:`golden.network.from_torch`; override ``input_shape=`` when the model does
+    not record it). A QuantizedATIF's learned threshold is taken as it is held,
+    on the q_v grid or not (see :mod:`golden.network.atif`).
 
     ``profile``: "torch-eval" (the layer in ``.eval()``), "torch-train" (in
     ``.train()``, q's frozen by ``force_q``) or "codegen" (the C that
@@ -223,14 +229,33 @@ def from_torch(module, profile: str = "torch-eval", **overrides):
     cause for: an unsupported module type, an unquantized SpikingJelly node, a
     quantizer that is uncalibrated (global_max = -inf and no force_q), has
     LSQ=True, is asymmetric, has a quantype other than 'fxp' or a global_max of
-    0, and an ATIF threshold off the q_v grid.
+    0 (and, for the codegen profile, an ATIF threshold off the q_v grid).
     """
     from . import profiles
 
     if profile not in _PROFILES:
         raise TorchBridgeError(f"profile: {profile!r} is not one from_torch builds (expected one of: "
                                f"{', '.join(_PROFILES)})")
+    if not _is_neuron(module) and not any(True for _ in module.children()):
+        _kind(module)  # a lone non-neuron layer: refused, naming its type
+    if not _is_neuron(module):
+        if profile != "torch-eval":
+            raise TorchBridgeError(f"profile: a whole model is built for 'torch-eval' (got {profile!r})")
+        unknown = set(overrides) - {"input_shape"}
+        if unknown:
+            raise TorchBridgeError(f"unknown override(s) {', '.join(sorted(unknown))} for a whole model "
+                                   f"(allowed: input_shape)")
+        from .network.from_torch import network_from_torch
+
+        return network_from_torch(module, **overrides)
     kind = _kind(module)
+    if kind == "ATIF" and profile in _TORCH_PROFILES and "v_threshold" not in overrides:
+        if overrides:
+            raise TorchBridgeError("ATIF: overrides are not supported with the threshold the module holds; pass "
+                                   "v_threshold too")
+        from .network.atif import neuron_spec
+
+        return neuron_spec(module, type(module).__name__, profile)
     if profile == "codegen":
         allowed = set(profiles.codegen.__kwdefaults__)
     else:
@@ -302,7 +327,8 @@ class LayerReport:
             return (f"{head}: exact over {self.steps} steps x {self.neurons} neurons "
                     f"(spike rate {100 * self.spike_rate:.1f}%)")
         counts = ", ".join(f"{k} {v}" for k, v in self.mismatches.items() if v)
-        return f"{head}: DIVERGES first at {self.divergence} [mismatching neuron-steps: {counts}]\n    spec: {self.spec.describe()}"
+        return (f"{head}: DIVERGES first at {self.divergence} [mismatching neuron-steps: {counts}]\n"
+                f"    spec: {self.spec.describe()}")
 
 
 @dataclass
@@ -327,7 +353,8 @@ class CheckReport:
         if not self.layers:
             return f"check_model ({self.profile}): no quantized neuron layer found"
         verdict = "bit-exact" if self.ok else "NOT bit-exact"
-        lines = [f"check_model ({self.profile}): {verdict}, {len(self.layers)} layer(s), {self.neuron_steps} neuron-steps"]
+        head = f"check_model ({self.profile}): {verdict}, {len(self.layers)} layer(s), {self.neuron_steps} neuron-steps"
+        lines = [head]
         lines += [f"  {layer}" for layer in self.layers]
         return "\n".join(lines)
 
@@ -355,7 +382,27 @@ def _snapshot_quantizers(model):
     return saved
 
 
-def check_model(model, inputs, profile: str = "torch-eval") -> CheckReport:
+def check_model(model, inputs, profile: str = "torch-eval", *, network: bool = False):
+    """Prove a real model against golden; ``network=True``: every layer of a whole model, see below.
+
+    ``network=True`` (torch-eval): ``inputs`` is (samples, steps, *input_shape),
+    channels-first; the model runs in its own step mode ('s' or 'm') with every
+    sample in one batch; every layer (synaptic and neuron) is compared at every
+    step, each replayed on the module's own inputs; returns a
+    :class:`golden.network.check.NetworkReport` (first divergence as sample, t,
+    layer, index with its cause and a shrunk input). Otherwise: the per-neuron
+    check below.
+    """
+    if network:
+        if profile != "torch-eval":
+            raise TorchBridgeError(f"profile: a whole-network check runs torch-eval, not {profile!r}")
+        from .network.check import check_network
+
+        return check_network(model, inputs)
+    return _check_neurons(model, inputs, profile)
+
+
+def _check_neurons(model, inputs, profile: str = "torch-eval") -> CheckReport:
     """Run ``model`` step by step on ``inputs`` (T, batch, ...) and prove every quantized neuron layer against golden.
 
     Every QuantizedLIFNode / QuantizedIFNode / QuantizedATIF gets forward hooks

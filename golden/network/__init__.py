@@ -1,0 +1,37 @@
+"""Whole networks: layer specs, their kernels and references, the ``Network`` graph and its simulation.
+
+    net = golden.network.Network.load("net/")        # or golden.from_torch(model) on a Qualia model
+    trace = net.simulate(net.quantize_input(x))      # x: (samples, steps, *input_shape), channels-first
+    trace.layers["layers.neuron1"].spikes            # every layer's raw outputs, (S, T, *out_shape)
+"""
+
+from .graph import INPUT, LayerTrace, Network, Node, Trace
+from .layers import (
+    Add,
+    BatchNorm,
+    Conv,
+    Flatten,
+    GlobalSumPool,
+    Identity,
+    Layer,
+    Linear,
+    MaxPool,
+    NetworkError,
+    Neuron,
+    float32_bound,
+)
+
+__all__ = ["INPUT", "Add", "BatchNorm", "Conv", "Flatten", "GlobalSumPool", "Identity", "Layer", "LayerTrace",
+           "Linear", "MaxPool", "Network", "NetworkError", "Neuron", "Node", "Trace", "demo", "float32_bound", "load"]
+
+
+def load(directory) -> Network:
+    """A saved network directory (network.toml + weights.npz), hashes checked."""
+    return Network.load(directory)
+
+
+def demo(*args, **kwargs):
+    """Run the embedded small network (numpy + numba only); see :func:`golden.network.demo.run`."""
+    from .demo import run
+
+    return run(*args, **kwargs)

@@ -1,0 +1,384 @@
+"""``Network``: an ordered graph of layer specs (sequential + residual adds), its raw weights, save/load, simulate.
+
+A network runs layer by layer over every (sample, step) at once: a feed-forward
+SNN allows it, since only neurons carry state, and a neuron layer runs all its
+steps in one kernel call, every sample's neurons side by side (state starts
+fresh per sample: spikingjelly's ``reset_net`` between samples).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..spec import QFormat, Spec, SpecError, quantize_real, tomllib
+from . import kernels, ops
+from .layers import (
+    F32_EXACT,
+    ROUNDS,
+    TYPES,
+    Add,
+    Layer,
+    NetworkError,
+    Neuron,
+    float32_bound,
+    type_name,
+)
+
+SCHEMA = 1
+INPUT = "input"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One layer of the graph: its name (the torch module's qualified name), spec and producers."""
+
+    name: str
+    layer: Layer
+    inputs: tuple = (INPUT,)
+
+
+@dataclass
+class LayerTrace:
+    """One layer's raw outputs (S, T, *out_shape) at ``fmt_out``; neurons also ``v`` and ``spikes``."""
+
+    name: str
+    layer: Layer
+    out: np.ndarray
+    overflow: dict
+    f32_exact: np.ndarray | None = None  # per value: torch's float32 holds it exactly (None: always)
+    v: np.ndarray | None = None
+    spikes: np.ndarray | None = None
+
+    @property
+    def fmt_out(self) -> QFormat:
+        return self.layer.fmt_out
+
+    @property
+    def spike_rate(self) -> float | None:
+        return None if self.spikes is None else float(self.spikes.mean())
+
+
+@dataclass
+class Trace:
+    """``layers``: ordered name -> :class:`LayerTrace`; ``out``: the model output (the last layer's)."""
+
+    network: Network
+    input: np.ndarray
+    layers: OrderedDict
+
+    @property
+    def out(self) -> np.ndarray:
+        return self.layers[self.network.output].out
+
+    @property
+    def fmt_out(self) -> QFormat:
+        return self.layers[self.network.output].fmt_out
+
+
+def _digest(arr: np.ndarray) -> str:
+    a = np.ascontiguousarray(arr, dtype="<i8")
+    return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()
+
+
+class Network:
+    """Layers as data: ``nodes`` in execution order, raw integer ``params[name][array]``, the input format."""
+
+    def __init__(self, input_shape, fmt_input: QFormat, nodes, params=None, round_input: str = "RND",
+                 output: str | None = None, meta: dict | None = None):
+        self.input_shape = tuple(int(n) for n in input_shape)
+        self.fmt_input, self.round_input = fmt_input, round_input
+        self.nodes = list(nodes)
+        self.params = {k: dict(v) for k, v in (params or {}).items()}
+        self.output = output or (self.nodes[-1].name if self.nodes else None)
+        self.meta = dict(meta or {})
+        self._check()
+
+    # ------------------------------------------------------------- validation
+    def _check(self) -> None:
+        if not isinstance(self.fmt_input, QFormat):
+            raise NetworkError("fmt_input: expected a QFormat")
+        if self.round_input not in ROUNDS:
+            raise NetworkError(f"round_input: {self.round_input!r} is not one of {', '.join(ROUNDS)}")
+        if not self.nodes:
+            raise NetworkError("nodes: a network needs at least one layer")
+        seen = {INPUT: (self.input_shape, self.fmt_input)}
+        for node in self.nodes:
+            n, layer = node.name, node.layer
+            if not isinstance(n, str) or not n or n in seen:
+                raise NetworkError(f"layer name {n!r}: empty, reserved or repeated")
+            if not isinstance(layer, Layer):
+                raise NetworkError(f"{n}: expected a layer spec, got {type(layer).__name__}")
+            want = 2 if isinstance(layer, Add) else 1
+            if len(node.inputs) != want:
+                raise NetworkError(f"{n}: {type_name(layer)} takes {want} input(s), got {list(node.inputs)}")
+            srcs = [(layer.in_shape, layer.fmt_src)]
+            if isinstance(layer, Add):
+                srcs.append((layer.in_shape, layer.fmt_src_b))
+            for src, (shape, fmt) in zip(node.inputs, srcs):
+                if src not in seen:
+                    raise NetworkError(f"{n}: input {src!r} is not an earlier layer (nor {INPUT!r})")
+                got_shape, got_fmt = seen[src]
+                if tuple(got_shape) != tuple(shape):
+                    raise NetworkError(f"{n}: shapes do not chain: {type_name(layer)} takes {tuple(shape)} but "
+                                       f"{src!r} gives {tuple(got_shape)}")
+                if got_fmt != fmt:
+                    raise NetworkError(f"{n}: formats do not chain: it expects {fmt} but {src!r} gives {got_fmt}")
+            self._check_params(n, layer)
+            seen[n] = (layer.out_shape, layer.fmt_out)
+        if self.output not in seen or self.output == INPUT:
+            raise NetworkError(f"output: {self.output!r} is not a layer")
+        extra = set(self.params) - {node.name for node in self.nodes}
+        if extra:
+            raise NetworkError(f"params: arrays for unknown layer(s) {', '.join(sorted(extra))}")
+
+    def _check_params(self, name: str, layer: Layer) -> None:
+        want = layer.param_specs()
+        have = self.params.get(name, {})
+        if set(have) != set(want):
+            raise NetworkError(f"{name}: expects arrays {sorted(want)}, got {sorted(have)}")
+        for key, (shape, fmt) in want.items():
+            arr = np.asarray(have[key])
+            if arr.dtype.kind not in "iu":
+                raise NetworkError(f"{name}.{key}: raw weights must be integers, got dtype {arr.dtype}")
+            if arr.shape != tuple(shape):
+                raise NetworkError(f"{name}.{key}: shape {arr.shape}, expected {tuple(shape)}")
+            if arr.size and (arr.min() < fmt.min or arr.max() > fmt.max):
+                bad = arr[(arr < fmt.min) | (arr > fmt.max)].flat[0]
+                raise NetworkError(f"{name}.{key}: raw value {bad} is off its declared grid {fmt} "
+                                   f"({fmt.min}..{fmt.max})")
+            have[key] = np.ascontiguousarray(arr, dtype=np.int64)
+            have[key].flags.writeable = False
+
+    # ---------------------------------------------------------------- queries
+    def __iter__(self):
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __getitem__(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    @property
+    def out_shape(self) -> tuple:
+        return self[self.output].layer.out_shape
+
+    def float32_bounds(self) -> dict:
+        """name -> the worst-case |partial sum| (units of 2**-F, + half an output LSB) over the input formats."""
+        return {n.name: float32_bound(n.layer, self.params.get(n.name, {})) for n in self.nodes}
+
+    def digest(self) -> str:
+        """sha256 of the canonical TOML with every array's digest: the identity of the network."""
+        return hashlib.sha256(self.to_toml(self._array_digests()).encode()).hexdigest()
+
+    def describe(self) -> str:
+        lines = [(f"network: input {self.input_shape} {self.fmt_input}, {len(self.nodes)} layers, output "
+                 f"{self.output!r} {self.out_shape}")]
+        for node in self.nodes:
+            bound = float32_bound(node.layer, self.params.get(node.name, {}))
+            verdict = "float32 exact" if bound <= F32_EXACT else "float32 may round"
+            b = f"  [float32 bound 2^{math.log2(bound):.1f}: {verdict}]" if bound else ""
+            lines.append(f"  {node.name} <- {', '.join(node.inputs)}: {node.layer.describe()}{b}")
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------- running
+    def quantize_input(self, x_float) -> np.ndarray:
+        """The raw network input, exactly as the model's first input quantizer makes it."""
+        return quantize_real(x_float, self.fmt_input, self.round_input).astype(self.fmt_input.dtype)
+
+    def simulate(self, x_raw, *, bounds: bool = False, impl=None) -> Trace:
+        """Raw input (S, T, *input_shape) -> :class:`Trace`. ``bounds``: mark values float32 holds exactly."""
+        impl = kernels if impl is None else impl
+        x = np.asarray(x_raw)
+        if x.dtype.kind not in "iu":
+            raise NetworkError(f"x_raw: expected raw integers, got dtype {x.dtype} (use net.quantize_input)")
+        if x.ndim != 2 + len(self.input_shape) or x.shape[2:] != self.input_shape:
+            raise NetworkError(f"x_raw: expected shape (S, T, *{self.input_shape}), got {x.shape}")
+        if x.size and (x.min() < self.fmt_input.min or x.max() > self.fmt_input.max):
+            raise NetworkError(f"x_raw: values outside the input format {self.fmt_input}")
+        S, T = x.shape[:2]
+        rows = {INPUT: np.ascontiguousarray(x, np.int64).reshape(S * T, *self.input_shape)}
+        layers = OrderedDict()
+        for node in self.nodes:
+            xs = [rows[i] for i in node.inputs]
+            if isinstance(node.layer, Neuron):
+                lt = _run_neuron(impl, node, xs[0], S, T)
+            else:
+                res = ops.run(impl, node.layer, self.params.get(node.name, {}), xs, node.name, bounds)
+                out = res["out"]
+                mask = None if res["f32_exact"] is None else res["f32_exact"].reshape(S, T, *node.layer.out_shape)
+                lt = LayerTrace(node.name, node.layer, out.reshape(S, T, *node.layer.out_shape)
+                                .astype(node.layer.fmt_out.dtype), res["overflow"], mask)
+            rows[node.name] = lt.out.reshape(S * T, *node.layer.out_shape).astype(np.int64)
+            layers[node.name] = lt
+        return Trace(self, x, layers)
+
+    # ------------------------------------------------------------ save / load
+    def _array_digests(self) -> dict:
+        return {n: {k: _digest(a) for k, a in arrs.items()} for n, arrs in self.params.items()}
+
+    def to_toml(self, digests: dict, weights_sha256: str = "") -> str:
+        doc = {"schema": SCHEMA, "kind": "golden-network", "input_shape": list(self.input_shape),
+               "output": self.output, "weights": "weights.npz", "weights_sha256": weights_sha256,
+               "input": {"bits": self.fmt_input.bits, "frac": self.fmt_input.frac, "round": self.round_input},
+               "meta": self.meta}
+        lines = ["# golden network: layers in execution order; raw integer arrays in weights.npz (sha256 below)"]
+        lines += _emit(doc, "")
+        for node in self.nodes:
+            lines += ["", "[[layer]]", f"name = {json.dumps(node.name)}", f"type = {json.dumps(type_name(node.layer))}",
+                      f"inputs = {json.dumps(list(node.inputs))}"]
+            lines += _emit({"spec": _layer_doc(node.layer), "arrays": digests.get(node.name, {})}, "layer")
+        return "\n".join(lines) + "\n"
+
+    def save(self, directory, *, overwrite: bool = False) -> Path:
+        """Write ``directory``/network.toml + weights.npz (written aside, then moved in place)."""
+        d = Path(directory)
+        if d.exists() and not overwrite:
+            raise NetworkError(f"{d}: already exists (pass overwrite=True to replace it)")
+        tmp = Path(tempfile.mkdtemp(prefix=".golden-net-", dir=d.parent if d.parent.exists() else None))
+        try:
+            arrays = {f"{n}.{k}": np.asarray(a, self[n].layer.param_specs()[k][1].dtype)
+                      for n, arrs in self.params.items() for k, a in arrs.items()}
+            with open(tmp / "weights.npz", "wb") as f:
+                np.savez(f, **arrays)
+            sha = hashlib.sha256((tmp / "weights.npz").read_bytes()).hexdigest()
+            (tmp / "network.toml").write_text(self.to_toml(self._array_digests(), sha))
+            if d.exists():
+                shutil.rmtree(d)
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private
+            os.replace(tmp, d)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return d
+
+    @classmethod
+    def load(cls, directory) -> Network:
+        """Read a saved network; refuses a tampered .npz, weights off their grid, shapes that do not chain."""
+        d = Path(directory)
+        toml = d / "network.toml"
+        if not toml.is_file():
+            raise NetworkError(f"{d}: no network.toml (not a golden network directory)")
+        try:
+            doc = tomllib.loads(toml.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise NetworkError(f"{toml}: malformed TOML: {e}") from None
+        if doc.get("kind") != "golden-network" or doc.get("schema") != SCHEMA:
+            raise NetworkError(f"{toml}: not a golden network of schema {SCHEMA}")
+        wpath = d / doc.get("weights", "weights.npz")
+        if not wpath.is_file():
+            raise NetworkError(f"{wpath}: missing weights file")
+        blob = wpath.read_bytes()
+        try:
+            with np.load(wpath, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:  # a corrupt or foreign file
+            raise NetworkError(f"{wpath}: unreadable .npz ({type(e).__name__}: {e})") from None
+        nodes, params = [], {}
+        for entry in doc.get("layer", []):
+            name = entry.get("name", "?")
+            try:
+                layer = _layer_from_doc(entry["type"], entry["spec"])
+            except (KeyError, TypeError, SpecError) as e:
+                raise NetworkError(f"{name}: bad layer entry in {toml}: {e}") from None
+            nodes.append(Node(name, layer, tuple(entry.get("inputs", [INPUT]))))
+            for key, sha in entry.get("arrays", {}).items():
+                arr = arrays.get(f"{name}.{key}")
+                if arr is None:
+                    raise NetworkError(f"{name}.{key}: missing from {wpath}")
+                if _digest(arr) != sha:
+                    raise NetworkError(f"{name}.{key}: sha256 mismatch in {wpath} (tampered or corrupt weights)")
+                params.setdefault(name, {})[key] = arr
+        if hashlib.sha256(blob).hexdigest() != doc.get("weights_sha256"):
+            raise NetworkError(f"{wpath}: sha256 mismatch with network.toml (tampered or corrupt weights file)")
+        inp = doc["input"]
+        return cls(doc["input_shape"], QFormat(inp["bits"], inp["frac"]), nodes, params, inp["round"],
+                   doc.get("output"), doc.get("meta"))
+
+
+def _run_neuron(impl, node: Node, x, S: int, T: int) -> LayerTrace:
+    from ..simulate import simulate
+
+    layer = node.layer
+    q, sat = ops.quantize(impl, x, layer.fmt_src, layer.fmt_in, layer.round_in)
+    shape = layer.in_shape
+    steps = q.reshape(S, T, -1).transpose(1, 0, 2).reshape(T, -1)  # (T, S * N): samples side by side, fresh v
+    tr = simulate(layer.spec, steps.astype(layer.fmt_in.dtype))
+    back = lambda a: a.reshape(T, S, *shape).swapaxes(0, 1)
+    return LayerTrace(node.name, layer, np.ascontiguousarray(back(tr.out)), {"in": int(sat), **tr.overflow},
+                      None, np.ascontiguousarray(back(tr.v)), np.ascontiguousarray(back(tr.spikes)))
+
+
+# ------------------------------------------------------------------- TOML
+def _value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, str)):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")  # pragma: no cover
+
+
+def _emit(doc: dict, prefix: str) -> list:
+    lines = [f"{json.dumps(k) if '.' in k else k} = {_value(v)}" for k, v in doc.items()
+             if not isinstance(v, dict) and v is not None]
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            head = f"{prefix}.{k}" if prefix else k
+            lines += [f"[{head}]"] + _emit(v, head)
+    return lines
+
+
+def _layer_doc(layer: Layer) -> dict:
+    out = {}
+    for k, v in layer.fields().items():
+        if isinstance(v, QFormat):
+            out[k] = {"bits": v.bits, "frac": v.frac}
+        elif isinstance(v, Spec):
+            out[k] = tomllib.loads(v.to_toml())
+        elif v is None:
+            out[k] = None
+        else:
+            out[k] = list(v) if isinstance(v, tuple) else v
+    if out.get("fmt_b", 0) is None:
+        out["fmt_b"] = {"none": True}
+    return out
+
+
+def _layer_from_doc(tname: str, doc: dict) -> Layer:
+    if tname not in TYPES:
+        raise NetworkError(f"unknown layer type {tname!r} (known: {', '.join(TYPES)})")
+    cls = TYPES[tname]
+    kw = {}
+    for k, v in doc.items():
+        if k == "spec":
+            kw[k] = Spec.from_dict(v)
+        elif k == "fmt_b" and v == {"none": True}:
+            kw[k] = None
+        elif k.startswith("fmt_"):
+            kw[k] = QFormat(v["bits"], v["frac"])
+        elif isinstance(v, list):
+            kw[k] = tuple(v)
+        else:
+            kw[k] = v
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(kw) - names
+    if unknown:
+        raise NetworkError(f"{tname}: unknown field(s) {', '.join(sorted(unknown))}")
+    return cls(**kw)

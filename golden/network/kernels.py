@@ -1,0 +1,168 @@
+"""One Numba kernel family per layer type, over a whole batch of (sample, step) rows at once.
+
+Every array is int64 (exact); rows are the S * T (sample, step) pairs, which a
+feed-forward layer treats independently. Each core kernel returns the exact
+accumulator at the layer's frac F, narrowed to ``acc_bits`` (wrap), and the
+number of values that needed narrowing; :func:`finish` is the output stage.
+:mod:`golden.network.reference` is the same in plain Python; the property
+tests hold them equal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+TRN, TRN_INF, RND = 0, 1, 2  # index in layers.ROUNDS
+SAT, WRAP = 0, 1
+
+
+@njit(inline="always")
+def rescale(n, s, mode):
+    """n * 2**-s rounded (s > 0: TRN floor, TRN_INF ceil, RND floor(. + 1/2)); n << -s when s <= 0."""
+    if s <= 0:
+        return n << -s
+    if mode == RND:
+        return (n + (np.int64(1) << (s - 1))) >> s
+    if mode == TRN:
+        return n >> s
+    return -((-n) >> s)
+
+
+@njit(inline="always")
+def narrow(n, bits, policy):
+    """(n narrowed to a signed ``bits``-wide integer, 1 if it had to be)."""
+    if bits >= 64:
+        return n, 0
+    hi = (np.int64(1) << (bits - 1)) - 1
+    if -hi - 1 <= n <= hi:
+        return n, 0
+    if policy == SAT:
+        return min(max(n, -hi - 1), hi), 1
+    sh = 64 - bits
+    return (n << sh) >> sh, 1
+
+
+@njit(cache=True)
+def requant(x, s, mode, bits, policy):
+    """Elementwise ``N(R(x, s))``: a quantizer on raw values (input stage, output stage, Identity)."""
+    flat = x.reshape(-1)
+    out = np.empty(flat.size, np.int64)
+    hits = 0
+    for i in range(flat.size):
+        out[i], h = narrow(rescale(flat[i], s, mode), bits, policy)
+        hits += h
+    return out.reshape(x.shape), hits
+
+
+@njit(cache=True)
+def linear(x, w, b, b_shift, p_shift, acc_bits):
+    """x (R, I), w (O, I), b (O,) or empty: acc (R, O) = sum w x << p_shift + b << b_shift, narrowed (wrap)."""
+    R, I = x.shape
+    O = w.shape[0]
+    acc = np.empty((R, O), np.int64)
+    hits = 0
+    for r in range(R):
+        for o in range(O):
+            a = np.int64(0)
+            for i in range(I):
+                a += w[o, i] * x[r, i]
+            a = a << p_shift
+            if b.size:
+                a += b[o] << b_shift
+            acc[r, o], h = narrow(a, acc_bits, WRAP)
+            hits += h
+    return acc, hits
+
+
+@njit(cache=True)
+def conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw):
+    """x (R, C, H, W), w (O, C, KH, KW): zero-padded, strided cross-correlation + bias; (R, O, OH, OW)."""
+    R, C, H, W = x.shape
+    O, _, KH, KW = w.shape
+    OH, OW = (H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1
+    acc = np.empty((R, O, OH, OW), np.int64)
+    hits = 0
+    for r in range(R):
+        for o in range(O):
+            for i in range(OH):
+                for j in range(OW):
+                    a = np.int64(0)
+                    for c in range(C):
+                        for ki in range(KH):
+                            y = i * sh + ki - ph
+                            if y < 0 or y >= H:
+                                continue
+                            for kj in range(KW):
+                                z = j * sw + kj - pw
+                                if 0 <= z < W:
+                                    a += w[o, c, ki, kj] * x[r, c, y, z]
+                    a = a << p_shift
+                    if b.size:
+                        a += b[o] << b_shift
+                    acc[r, o, i, j], h = narrow(a, acc_bits, WRAP)
+                    hits += h
+    return acc, hits
+
+
+@njit(cache=True)
+def batchnorm(x, w, b, b_shift, p_shift, acc_bits):
+    """x (R, C, L): acc = x * w[c] << p_shift + b[c] << b_shift."""
+    R, C, L = x.shape
+    acc = np.empty((R, C, L), np.int64)
+    hits = 0
+    for r in range(R):
+        for c in range(C):
+            for i in range(L):
+                a = (x[r, c, i] * w[c]) << p_shift
+                if b.size:
+                    a += b[c] << b_shift
+                acc[r, c, i], h = narrow(a, acc_bits, WRAP)
+                hits += h
+    return acc, hits
+
+
+@njit(cache=True)
+def maxpool2d(x, kh, kw, sh, sw, ph, pw):
+    """x (R, C, H, W): the max over each window, padding ignored (torch pads with -inf)."""
+    R, C, H, W = x.shape
+    OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    out = np.empty((R, C, OH, OW), np.int64)
+    for r in range(R):
+        for c in range(C):
+            for i in range(OH):
+                for j in range(OW):
+                    m = np.iinfo(np.int64).min
+                    for ki in range(kh):
+                        y = i * sh + ki - ph
+                        if 0 <= y < H:
+                            for kj in range(kw):
+                                z = j * sw + kj - pw
+                                if 0 <= z < W:
+                                    m = max(m, x[r, c, y, z])
+                    out[r, c, i, j] = m
+    return out
+
+
+@njit(cache=True)
+def add(a, b, sa, sb):
+    """Elementwise (a << sa) + (b << sb)."""
+    fa, fb = a.reshape(-1), b.reshape(-1)
+    out = np.empty(fa.size, np.int64)
+    for i in range(fa.size):
+        out[i] = (fa[i] << sa) + (fb[i] << sb)
+    return out.reshape(a.shape)
+
+
+@njit(cache=True)
+def sumpool(x):
+    """x (R, C, L): the exact sum over L."""
+    R, C, L = x.shape
+    out = np.zeros((R, C), np.int64)
+    for r in range(R):
+        for c in range(C):
+            a = np.int64(0)
+            for i in range(L):
+                a += x[r, c, i]
+            out[r, c] = a
+    return out
