@@ -240,7 +240,8 @@ def deploy(built: Built, *, width: int | None = None, long_width: int | None = N
     if long_width is not None and (long_width not in (16, 32, 64) or long_width < width):
         raise DeployError(f"long_width must be 16, 32 or 64 and >= width {width}, got {long_width!r}")
     if built.config["kind"] == "ATIF":
-        raise DeployError("kind: qualia-codegen has no ATIF mapping; deploy LIF or IF models")
+        raise DeployError("kind: qualia-codegen has no ATIF mapping (converting the float ATIF twin fails in "
+                          "torch.fx: TraceError); deploy LIF or IF models")
     from qualia_core.postprocessing.QuantizationAwareTraining import (
         QuantizationAwareTraining,
     )
