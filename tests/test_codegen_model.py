@@ -47,16 +47,19 @@ def _compare(dep, n=3):
 # ------------------------------------------------------------------------------------------------
 
 
-_HARNESS = [(m, "LIF-soft", 8) for m in qm.MODELS] + [(m, "IF-hard", 16) for m in qm.MODELS]
+# CI: LIF at 16 bits (default LONG) and IF at 8 bits (LONG 32, shared with the exactness test below);
+# deep adds LIF at 8 bits and IF at 16 bits, both with the default LONG.
+_HARNESS = [(m, "LIF-soft", 16, None) for m in qm.MODELS] + [(m, "IF-hard", 8, 32) for m in qm.MODELS]
 if DEEP:
-    _HARNESS += [(m, "LIF-soft", 16) for m in qm.MODELS] + [(m, "IF-hard", 8) for m in qm.MODELS]
+    _HARNESS += [(m, "LIF-soft", 8, None) for m in qm.MODELS] + [(m, "IF-hard", 16, None) for m in qm.MODELS]
 
 
-@pytest.mark.parametrize("model,neuron,bits", _HARNESS)
-def test_harness_runs(model, neuron, bits):
-    dep = _deployed(model, neuron, bits)
+@pytest.mark.parametrize("model,neuron,bits,long_width", _HARNESS)
+def test_harness_runs(model, neuron, bits, long_width):
+    dep = _deployed(model, neuron, bits, long_width)
     b = dep.built
-    assert dep.width == bits and dep.long_width == {8: 16, 16: 32}[bits]  # the converter's default LONG
+    # the converter's default LONG is 16 bits for int8, 32 for int16
+    assert dep.width == bits and dep.long_width == (long_width or {8: 16, 16: 32}[bits])
     x = b.sample_inputs(2, seed=X_SEED)
     x[1] = x[0]  # the same sample twice: reset() between samples must make the runs identical
     r = cm.run(dep, cm.quantize_input(dep, x))
