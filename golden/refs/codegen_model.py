@@ -555,7 +555,10 @@ class LayerParams:
     columns in channels-last order; BatchNorm ``kernel``/``bias`` are the fused alpha/beta; neurons hold
     ``v_threshold``, ``reciprocal_tau`` (LIF), ``v_reset`` (hard reset) at ``q_weights`` = q_v).
     ``torch_ints``: the same quantities from the quantized torch module's own quantizers (eval mode),
-    brought to the same layout; ``differs``: name -> number of differing entries.
+    brought to the same layout; ``differs``: name -> number of differing entries (-1: no torch counterpart
+    of that shape).  Measured: 0 everywhere on the default grid except a LIF whose ``tau`` is not a power of
+    two: the converter quantizes the float twin's float32(1/tau) at the final q_v while the calibrated module
+    holds tau re-quantized at an earlier q_v (e.g. reciprocal_tau 5 vs 6 for tau=3 at q_v=4).
     ``attrs``: layer hyperparameters the C templates take (strides, padding, pool_size, soft_reset...).
     """
 
