@@ -28,7 +28,10 @@ def __getattr__(name):  # heavy, optional parts load on first use
     if name in ("from_torch", "check_model"):
         from . import torch_bridge
         return getattr(torch_bridge, name)
-    if name in ("prove", "strategies", "testing", "vectors"):
+    if name == "Network":
+        from .network import Network
+        return Network
+    if name in ("network", "prove", "strategies", "testing", "vectors"):
         import importlib
         return importlib.import_module(f"golden.{name}")
     raise AttributeError(name)

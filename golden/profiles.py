@@ -27,7 +27,6 @@ def qualia_round(name: str, value: str) -> str:
     return QUALIA_ROUND[value]
 
 
-_qualia_round = qualia_round  # the old private name (golden.torch_bridge imports it)
 
 
 def _hyper(name: str, value: float, fmt: QFormat, rnd: str) -> int:

@@ -57,7 +57,7 @@ def _stack():
             import torch
             layers = importlib.import_module(_LAYERS)
             from spikingjelly.activation_based import functional, neuron
-    except Exception as e:  # noqa: BLE001 - ImportError, or a broken torchvision raising anything at import
+    except Exception as e:
         raise TorchBridgeError(f"the torch reference stack is not importable (torch, spikingjelly 0.0.0.0.14, "
                                f"qualia-plugin-snn 2.6): {type(e).__name__}: {e}") from None
     return torch, layers, neuron, functional
@@ -150,11 +150,11 @@ def _threshold(module, kind: str, q_v: int, bits_v: int, round_v: str) -> float:
     if vth.numel() != 1:
         raise TorchBridgeError(f"QuantizedATIF.v_threshold holds {vth.numel()} values; golden needs one per layer")
     value = float(vth.detach().reshape(()))
-    from .profiles import _qualia_round
+    from .profiles import qualia_round
     from .spec import QFormat, quantize_real
 
     fmt = QFormat(bits_v, q_v)
-    raw = int(quantize_real(value, fmt, _qualia_round("round", round_v)))
+    raw = int(quantize_real(value, fmt, qualia_round("round", round_v)))
     if math.ldexp(raw, -q_v) != value and raw in (fmt.min, fmt.max):
         raise TorchBridgeError(f"QuantizedATIF.v_threshold = {value!r} is outside {fmt} (q_v={q_v}): Qualia fires on "
                                f"it but outputs the saturated {math.ldexp(raw, -q_v)!r}; lower the threshold or q_v")
@@ -200,10 +200,10 @@ def _held(bits: int, q_v: int, roundtype: str):
     Re-quantizing is idempotent, so this changes nothing but a hyperparameter beyond the format's range, which
     Qualia saturates silently (e.g. v_threshold = 1.0 at 8 bits, q_v = 7 becomes 127/128).
     """
-    from .profiles import _qualia_round
+    from .profiles import qualia_round
     from .spec import QFormat, quantize_real
 
-    fmt, rnd = QFormat(bits, q_v), _qualia_round("round", roundtype)
+    fmt, rnd = QFormat(bits, q_v), qualia_round("round", roundtype)
     return lambda value: fmt.real(int(quantize_real(value, fmt, rnd)))
 
 

@@ -63,6 +63,9 @@ TABLE = [
     (["demo", "--kind", "XIF"], ["--kind", "XIF", "IF, LIF, ATIF"]),
     (["demo", "--profile", "pytorch"], ["--profile", "pytorch"]),
     (["demo", "--kind", "ATIF"], ["qualia-codegen has no mapping for ATIF"]),
+    (["demo", "--network", "missing-net"], ["missing-net", "no network.toml"]),
+    (["demo", "--network", X], ["no network.toml"]),
+    (["demo", "--network", "--samples", "0"], ["--samples", "positive integer"]),
     # --- spec new
     (["spec", "new", "--kind", "LIF"], ["--profile", "required"]),
     (["spec", "new", "--profile", "torch-eval", "--tau", "1e-30"], ["tau", "1/tau", "saturates"]),

@@ -286,3 +286,14 @@ def test_kernels_are_cached_in_the_cache_dir_not_the_package(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
     assert list((tmp_path / "c").rglob("*.nbi")) and list((tmp_path / "c").rglob("*.nbc"))
     assert {p for p in pkg.rglob("*") if p.suffix in (".nbi", ".nbc")} == before
+
+
+def test_demo_network_runs_the_embedded_network():
+    """``golden demo --network``: the committed small network, every layer listed, its neurons spiking."""
+    r = run_cli("demo", "--network", "--samples", "3", "--steps", "5")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "golden network demo: scnn1d_lif8" in out and "3 samples x 5 steps" in out
+    rates = [float(line.split("spike rate")[1].split("%")[0]) for line in out.splitlines() if "spike rate" in line]
+    assert len(rates) == 2 and all(r > 0 for r in rates), out
+    assert "per-sample argmax" in out

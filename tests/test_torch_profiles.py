@@ -387,18 +387,17 @@ def test_refuses_global_max_zero():
         golden.from_torch(m)
 
 
-def test_refuses_off_grid_atif_threshold_until_set_coeffs():
-    import torch
-
+def test_off_grid_atif_threshold_is_reproduced():
+    """A learned ATIF threshold off the q_v grid (as every trained layer holds it) is reproduced, not refused:
+    fire/reset on one integer threshold C, graded output Qact(Qv(vth)); they part exactly at a tie. Proven against
+    the module by tests/test_network_torch.py::test_atif_learned_threshold_off_the_grid."""
     config = dict(kind="ATIF", bits_in=8, q_in=6, bits_v=8, q_v=6, bits_out=8, q_out=6, round_in="nearest",
                   round_v="nearest", round_out="nearest", tau=None, v_threshold=0.71, v_reset=None)
-    m = torch_ref.make_module(**config)
-    with pytest.raises(SpecError, match=r"set_coeffs\(module.v_threshold.data\)"):
-        golden.from_torch(m)
-    m.eval()
-    with torch.no_grad():
-        m.set_coeffs(m.v_threshold.data)
-    assert golden.from_torch(m).v_threshold == 45  # 0.71 * 64 = 45.44 -> 45
+    spec = golden.from_torch(torch_ref.make_module(**config))
+    assert (spec.v_threshold, spec.spike_out) == (45, 45)  # theta = 0.71 * 64 = 45.44
+    config["v_threshold"] = 45.5 / 64  # a tie: fire/reset at ceil(45.5 - 1/2) = 45, output floor(45.5 + 1/2) = 46
+    spec = golden.from_torch(torch_ref.make_module(**config))
+    assert (spec.v_threshold, spec.spike_out) == (45, 46)
     x = np.array([[45, 100, -3], [0, 20, 60], [100, 127, 0]] * 5, np.int64)
     check_against_module({**config, "v_threshold": 45 / 64}, x, "eval")
 

@@ -39,6 +39,11 @@ def demo_stimulus(spec: Spec, steps: int, neurons: int, seed: int) -> np.ndarray
 
 
 def cmd_demo(a) -> int:
+    if a.network is not None:  # the embedded small network (or a network directory): numpy + numba only
+        from ..network.demo import run
+        run(a.network or None, samples=a.samples, steps=a.steps or 8, seed=a.seed)
+        return 0
+    a.steps = a.steps or DEMO["steps"]
     if a.neurons * a.steps > DEMO_MAX:
         raise UsageError(f"demo: --neurons x --steps = {a.neurons * a.steps} neuron-steps is more than the "
                          f"demo holds in memory ({DEMO_MAX}); use golden simulate or the API on chunks")
@@ -96,9 +101,12 @@ def build_parser() -> Parser:
     d.add_argument("--profile", default=DEMO["profile"], choices=list(profiles.PROFILES))
     d.add_argument("--kind", type=kind, default=DEMO["kind"], help="IF | LIF | ATIF (any case)")
     d.add_argument("--neurons", type=positive_int, default=DEMO["neurons"])
-    d.add_argument("--steps", type=positive_int, default=DEMO["steps"])
+    d.add_argument("--steps", type=positive_int, help=f"default {DEMO['steps']} (--network: 8)")
     d.add_argument("--seed", type=natural_int, default=DEMO["seed"])
     d.add_argument("--out", help="also write a test-vector bundle to this directory")
+    d.add_argument("--network", nargs="?", const="", default=None, metavar="DIR",
+                   help="run the embedded small network (or the network directory DIR) instead of one layer")
+    d.add_argument("--samples", type=positive_int, default=8, help="--network: samples (default 8)")
     d.add_argument("--force", action="store_true", help="overwrite an existing --out bundle")
     d.set_defaults(func=cmd_demo)
 

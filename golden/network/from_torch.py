@@ -186,7 +186,7 @@ def graph(model):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             g = Tracer().trace(model)
-    except Exception as e:  # noqa: BLE001 - torch.fx raises many types; all mean "not a static graph"
+    except Exception as e:
         raise NetworkError(f"model: torch.fx cannot trace its forward into a static layer graph "
                            f"({type(e).__name__}: {e})") from None
     mods = dict(model.named_modules())
