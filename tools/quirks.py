@@ -200,8 +200,48 @@ def render() -> str:
         "- **OUTPUT_ROUND_MODE is quantizer_act's roundtype** while the hyperparameters are exported with "
         "quantizer_v's (`codegen(round=..., round_out=...)`).",
         "",
+        *atif_section(),
     ]
     return "\n".join(lines)
+
+
+#: (v_threshold, roundtype) examples of a learned ATIF threshold off the Q8.6 grid; theta = vth * 64
+ATIF_EXAMPLES = [(0.71, "nearest"), (45.5 / 64, "nearest"), (0.71, "floor"), (45.5 / 64, "floor"),
+                 (0.71, "ceil"), (45.5 / 64, "ceil")]
+
+
+def atif_section() -> list:
+    """QuantizedATIF's learned threshold off the q_v grid: the two integers hardware holds, found by golden."""
+    from golden.network.atif import atif_threshold
+    from golden.network.layers import QUALIA_ROUNDS
+    from golden.spec import QFormat
+
+    fmt = QFormat(8, 6)
+    rows = []
+    for vth, rnd in ATIF_EXAMPLES:
+        c, out = atif_threshold(vth, fmt, QUALIA_ROUNDS[rnd])
+        rows.append(f"| {vth * 64:g} | {rnd} | {c} | {out} | {'yes' if c != out else 'no'} |")
+    return [
+        "## QuantizedATIF's learned threshold is off the q_v grid",
+        "",
+        "`QuantizedATIF.v_threshold` is an `nn.Parameter` drawn in [0.8, 1.0] x v_threshold, so in every "
+        "default-built or trained layer it is off the grid. With `vp_th` read as `v_threshold` (the alias lives "
+        "only in golden's test drivers), the layer fires on `Qv(v - vth) >= 0` with the unquantized float32 "
+        "threshold, resets to `Qv(v - vth)` and outputs `Qact(z * Qv(vth))`. On the integer potential V "
+        "(theta = vth * 2^q_v) firing and reset share one integer threshold C: `Qv(v - vth) = V - C` when it is "
+        ">= 0, and it is < 0 exactly when V < C. golden finds C by evaluating the float32 expression on every V "
+        "of the format (`golden.network.atif.atif_threshold`, so float32 rounding is honoured) and checks that "
+        "it has that form. Integer hardware holds two constants: C and the graded output `Qact(Qv(vth))`; "
+        "golden's spec is ATIF with `v_threshold = C` and `spike_out = Qact(Qv(vth))`. In closed form: "
+        "'nearest' C = ceil(theta - 1/2), output floor(theta + 1/2), apart exactly at ties; 'floor' C = "
+        "ceil(theta), output floor(theta); 'ceil' C = floor(theta), output ceil(theta), one LSB apart off the "
+        "grid. Computed by golden at Q8.6:",
+        "",
+        "| theta = vth * 64 | roundtype | fire/reset threshold C (raw) | output Qv(vth) (raw) | differ |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def main(argv=None) -> int:
