@@ -20,6 +20,8 @@ import golden
 from golden import cli, vectors
 from golden.vectors import BundleError
 
+from proofs import missing_gcc, requires
+
 ROOT = Path(__file__).resolve().parent.parent
 ALL = ("npy", "hex", "h", "csv")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -287,7 +289,7 @@ def test_10_injected_manifest_text_fails_verify(bundle, field):
     assert rc == 2 and field in err
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
+@requires(missing_gcc())
 def test_10_generated_headers_compile_and_hold_only_golden_lines(tmp_path):
     import re
     b = gen(tmp_path / "b", golden.codegen("LIF").replace(profile="my-profile_1.0+x"), stimulus="ties")
@@ -503,7 +505,7 @@ def test_17_write_atomic_refuses_anything_but_a_regular_file(tmp_path, kind):
 
 
 # ============================================================= C header (19)
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
+@requires(missing_gcc())
 def test_19_the_header_links_from_two_translation_units(tmp_path):
     b = gen(tmp_path / "b", stimulus="uniform")
     inc = f'#include "{b / "vectors.h"}"\n'

@@ -16,11 +16,10 @@ import pytest
 
 from golden.refs import codegen_model as cm
 from golden.refs import qualia_models as qm
-from golden.refs.codegen_c import c_available
-from golden.refs.torch_ref import torch_available
 
-pytestmark = pytest.mark.skipif(not (torch_available() and c_available()),
-                                reason="torch/qualia stack or gcc + qualia-codegen not available")
+from proofs import missing_codegen, missing_torch, record, requires
+
+pytestmark = requires(missing_torch() or missing_codegen())
 
 DEEP = os.environ.get("GOLDEN_HYPOTHESIS") == "deep"
 REPO = Path(__file__).resolve().parents[1]
@@ -127,6 +126,8 @@ def test_compiled_binaries_are_cached_outside_the_repo(tmp_path):
 @pytest.mark.parametrize("model", list(qm.MODELS))
 def test_if_8bit_with_32bit_accumulator_is_exact(model):
     c = _compare(_deployed(model, "IF-hard", 8, long_width=32))
+    record("network C harness (torch-eval vs C, IF 8-bit, LONG 32)", "the whole model's C from Qualia's deployment "
+           "path vs the model in .eval()", c.values, c.mismatches, unit="layer values")
     assert c.values > 0 and c.mismatches == 0, {n: d.mismatches for n, d in c.layers.items()}
     assert all(d.comparable for n, d in c.layers.items() if n not in ("input", "layers.flatten1"))
     assert max(c.spike_rates.values()) > 0.05

@@ -21,8 +21,9 @@ from golden.network import (
     demo,
 )
 from golden.network.demo import DATA, DEFAULT
-from golden.refs.torch_ref import torch_available
 from golden.spec import QFormat
+
+from proofs import missing_torch, requires
 
 Q = QFormat
 
@@ -174,7 +175,8 @@ def test_demo_imports_neither_torch_nor_qualia():
     import subprocess
     import sys
 
-    code = ("import sys\nfor m in ('torch', 'spikingjelly', 'qualia_core', 'qualia_plugin_snn'): sys.modules[m] = None\n"
+    code = ("import sys\n"
+            "for m in ('torch', 'spikingjelly', 'qualia_core', 'qualia_plugin_snn'): sys.modules[m] = None\n"
             "import golden.network as gn\nr = gn.demo(samples=2, steps=4, out=lambda s: None)\n"
             "print(r['trace'].out.shape)")
     res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
@@ -191,7 +193,7 @@ def test_embedded_network_copy_is_tamper_checked(tmp_path):
 
 
 # -------------------------------------------------------------- real models
-torch_only = pytest.mark.skipif(not torch_available(), reason="torch reference stack not importable")
+torch_only = requires(missing_torch())
 
 
 @torch_only

@@ -134,7 +134,9 @@ def networks(draw):
     import golden
     from golden.network import Network, Neuron, Node
 
-    f = lambda: QFormat(draw(st.integers(4, 12)), draw(st.integers(0, 8)))
+    def f():
+        return QFormat(draw(st.integers(4, 12)), draw(st.integers(0, 8)))
+
     c, length, o = draw(st.integers(1, 3)), draw(st.integers(3, 6)), draw(st.integers(1, 3))
     fin, fc, fw = f(), f(), f()
     conv = Conv(in_shape=(c, length), fmt_src=fin, fmt_in=fin, fmt_out=fc, fmt_w=fw, fmt_b=draw(st.one_of(st.none(),

@@ -16,9 +16,9 @@ import os
 import numpy as np
 import pytest
 
-from golden.refs.torch_ref import torch_available
+from proofs import missing_torch, record, requires
 
-pytestmark = pytest.mark.skipif(not torch_available(), reason="torch reference stack not importable")
+pytestmark = requires(missing_torch())
 
 DEEP = os.environ.get("GOLDEN_HYPOTHESIS") == "deep"
 MODELS = ["SMLP", "SCNN1d", "SCNN1d-bn", "SCNN1d-gsp", "SCNN2d", "SCNN2d-bn", "SCNN2d-gsp", "SResNet1d", "SResNet2d"]
@@ -55,6 +55,8 @@ def test_every_layer_equals_the_real_model(model_name, neuron, bits, mode):
     _, x, report, (BUG, F32, OFF_GRID) = _check(model_name, neuron, bits, mode)
     print(f"\n{model_name}/{neuron}/{bits}b/{mode}: {report.compared} values, {report.count(F32)} float32 "
           f"accumulation, {sum(c.outside_bound for c in report.layers)} outside the float32 bound")
+    record("network torch-eval", "qualia-plugin-snn's whole models in .eval(), every layer at every step",
+           report.compared, report.count(BUG) + report.count(OFF_GRID), unit="layer values")
     assert report.count(BUG) == 0 and report.count(OFF_GRID) == 0, str(report)
     # every layer of the graph is compared, outputs at every step of every sample
     S, T = x.shape[:2]

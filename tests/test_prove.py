@@ -28,9 +28,11 @@ from golden import reference as oracle
 from golden.cli import main
 from golden.refs import codegen_c, torch_ref
 
+from proofs import missing_codegen, missing_torch, record, requires
+
 DEEP = os.environ.get("GOLDEN_HYPOTHESIS") == "deep"
-TORCH = pytest.mark.skipif(not torch_ref.torch_available(), reason="torch reference stack not importable")
-CODEGEN = pytest.mark.skipif(not codegen_c.c_available(), reason="gcc or Qualia codegen packages not available")
+TORCH = requires(missing_torch())
+CODEGEN = requires(missing_codegen())
 PROVEN: dict = {}  # reference -> [configs, pairs, seconds]
 
 TAU_VTH = [(2.0, 1.0), (3.0, 1.96875), (4.0, 1.96875), (1.5, 1.0)]  # tau powers of two and not; vth near 127/64
@@ -58,9 +60,16 @@ def grid(profile: str) -> list:
     return out
 
 
+REFERENCES = {"torch-eval": "qualia-plugin-snn's layers in .eval(), one step from every (v, x)",
+              "torch-train": "qualia-plugin-snn's layers in .train(), one step from every (v, x)",
+              "codegen": "qualia-codegen-plugin-snn's C, one step from every (v, x)",
+              "reference": "golden.reference, one step from every (v, x)"}
+
+
 def _tally(ref: str, cert) -> None:
     c = PROVEN.setdefault(ref, [0, 0, 0.0])
     c[0], c[1], c[2] = c[0] + 1, c[1] + cert.pairs, c[2] + cert.seconds
+    record(f"prove {ref}", REFERENCES[ref], cert.compared, len(cert.differing), unit="(v, x) pairs")
 
 
 def _assert_proven(cert) -> None:

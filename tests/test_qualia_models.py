@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from golden.refs import qualia_models as qm
-from golden.refs.torch_ref import torch_available
 
-pytestmark = pytest.mark.skipif(not torch_available(), reason="torch + qualia-plugin-snn stack not importable")
+from proofs import missing_torch, requires
+
+pytestmark = requires(missing_torch())
 
 X_SEED = 5
 

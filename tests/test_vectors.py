@@ -1,7 +1,6 @@
 """Test-vector bundles: determinism, tamper detection, bad input, exports, the committed corpus, streaming."""
 
 import json
-import shutil
 import subprocess
 import sys
 import tracemalloc
@@ -13,6 +12,8 @@ import pytest
 import golden
 from golden import SpecError, cli, vectors
 from golden.vectors import BundleError
+
+from proofs import missing_gcc, requires
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = ("npy", "hex", "h", "csv")
@@ -460,7 +461,7 @@ def test_bundle_vh_parameters(bundle):
     assert int(params["GV_KIND"]) == 1 and int(params["GV_ROUND"]) == 3
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
+@requires(missing_gcc())
 def test_c_header_compiles_and_holds_the_arrays(tmp_path):
     spec = golden.hardware("LIF", bits=32, q_v=20, q_in=22, v_threshold=1.0, acc_bits=64, overflow="wrap")
     x = np.zeros((4, 5), np.int32)
