@@ -154,3 +154,18 @@ def test_simulate_bad_out(what, make, message):
 def test_trace_empty_bad_input(spec, shape, message):
     with pytest.raises(GoldenError, match=message):
         golden.Trace.empty(spec, shape)
+
+
+@pytest.mark.parametrize("n", [8, SPECIALISE_NEURONS])  # the generic kernel and the specialised one
+def test_step_strict_overflow_names_step_and_neuron(n):
+    spec = golden.hardware("IF", bits=8, q_v=6).replace(v_overflow="strict")
+    x = np.full((6, n), -60, np.int8)  # -60, -120, then -180: below Q8.6 at t = 2
+    x[:, : n - 1] = 0
+    with pytest.raises(golden.SimulationOverflow) as want:
+        golden.simulate(spec, x)
+    sim = golden.Simulator(spec, n)
+    with pytest.raises(golden.SimulationOverflow) as got:
+        for t in range(6):
+            sim.step(x[t])
+    assert (got.value.t, got.value.neuron, got.value.stages) == (want.value.t, want.value.neuron, want.value.stages)
+    assert got.value.neuron == n - 1 and got.value.t == 2 and sim.t == 2
