@@ -302,8 +302,8 @@ class Simulator:
             r = self._runner
             x2 = np.ascontiguousarray(x_t.reshape(1, n), np.int32)
             o64, v64 = np.empty((1, n), np.int64), np.empty((1, n), np.int64)
-            kernels.run_generic(r.code, r.consts, x2, self._v, o64, v64, spikes.reshape(1, n), self._counts, err,
-                                self.t, 0, n)
+            kernels.call_generic(r.code, r.consts, x2, self._v, o64, v64, spikes.reshape(1, n), self._counts, err,
+                                 self.t, 0, n)
             out.reshape(1, n)[...] = o64
         if err[0] >= 0:
             stages, t, neuron = [k for i, k in enumerate(STAGES) if err[0] >> i & 1], int(err[1]), int(err[2])
