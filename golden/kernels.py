@@ -166,6 +166,26 @@ def _generic():
 
 
 run_generic = _generic()
+_entries: dict = {}  # id(c) -> (c, run_generic's compiled entry point for c's type)
+
+
+def call_generic(code: int, c, x32, v64, o64, t64, spikes, counts, err, t0: int, lo: int, hi: int) -> None:
+    """``run_generic`` on int32 ``x32`` (T, N), int64 ``v64`` (N,), int64 ``o64``/``t64`` and bool ``spikes`` (T, N),
+    every array C-contiguous (the callers make them so).
+
+    Numba's dispatcher types each argument on every call, and typing ``c`` (a tuple of fourteen numbers and a
+    type) costs ~50 µs: most of a small run. After the first call with a given ``c``, this calls the compiled
+    overload for its types directly (the arrays' types are fixed by the contract above).
+    """
+    hit = _entries.get(id(c))
+    if (hit is not None and hit[0] is c and x32.flags.c_contiguous and v64.flags.c_contiguous
+            and o64.flags.c_contiguous and t64.flags.c_contiguous and spikes.flags.c_contiguous):
+        return hit[1](code, c, x32, v64, o64, t64, spikes, counts, err, t0, lo, hi)
+    args = (code, c, x32, v64, o64, t64, spikes, counts, err, t0, lo, hi)
+    run_generic(*args)  # the dispatcher: compiles, or checks the types
+    overload = run_generic.overloads.get(tuple(run_generic.typeof_pyval(a) for a in args))
+    if overload is not None and all(a.flags.c_contiguous for a in args[2:9]):
+        _entries[id(c)] = (c, overload.entry_point)
 
 
 def generic(code: int, c):
@@ -174,7 +194,7 @@ def generic(code: int, c):
         x32 = np.ascontiguousarray(x, np.int32)
         v64 = v if v.dtype == np.int64 else v.astype(np.int64)
         o64, t64 = np.empty(out.shape, np.int64), np.empty(vt.shape, np.int64)
-        run_generic(code, c, x32, v64, o64, t64, spikes, counts, err, t0, 0, x.shape[1])
+        call_generic(code, c, x32, v64, o64, t64, spikes, counts, err, t0, 0, x.shape[1])
         out[...], vt[...] = o64, t64
         if v64 is not v:
             v[:] = v64

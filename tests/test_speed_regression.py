@@ -18,7 +18,7 @@ from golden import ckernel, kernels
 from golden.cli.bench import harness
 from golden.simulate import Runner
 
-from proofs import missing_gcc, record, requires
+from proofs import missing_codegen, missing_gcc, record, requires
 
 COLLAPSE = 0.3
 N, T = 16384, 64
@@ -68,3 +68,17 @@ def test_specialised_kernels_stay_in_narrow_lanes(profile, kind):
     ir = kernel.inspect_llvm(kernel.signatures[0])
     assert " x i32>" in ir, "the kernel no longer vectorises"
     assert " x i64>" not in ir, "the kernel computes in 64-bit vector lanes again (see golden/datapath.py's narrow)"
+
+
+@requires(missing_codegen())
+def test_real_generated_c_rows():
+    """The bench's yardstick: qualia-codegen's real lif.cc, rendered at bench time, bit-exact with golden (checked
+    inside user_rows before anything is timed, on the trace and on Simulator.step), and every row measured."""
+    bench = harness()
+    with tempfile.TemporaryDirectory() as tmp:
+        u = bench.user_rows(bench.realc_module(), Path(tmp), rounds=1, min_time=0.001, n=512, steps=20)
+    record("codegen", "qualia-codegen-plugin-snn's C, rendered and compiled with gcc", u["checked"], 0)
+    assert [r["target"] for r in u["rows"]] == [0.5, None, 1.0]
+    assert all(r["golden"] > 0 and r["c"] > 0 for r in u["rows"]) and u["floor_us"] > 0
+    text = "\n".join(bench.users_markdown(u))
+    assert "the real generated C" in text and "Per-call floor at N = 16" in text

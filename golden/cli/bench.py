@@ -46,6 +46,8 @@ def build_parser() -> Parser:
     p.add_argument("--min-time", type=positive_float, default=0.02, help="seconds per timed sample (calls batched)")
     p.add_argument("--no-c", action="store_true", help="skip the compiled C")
     p.add_argument("--no-qualia", action="store_true", help="skip the Qualia reference")
+    p.add_argument("--no-users", action="store_true", help="skip the rows against the real generated C "
+                                                           "(Simulator.step, simulate with fresh and reused traces)")
     p.add_argument("--no-fresh", action="store_true", help="skip timing a fresh process's first result")
     p.add_argument("--asm", action="store_true", help="also count the instructions of each kernel's hot loop")
     p.add_argument("--json", help="write the results here")

@@ -135,6 +135,117 @@ def qualia_agrees(module, spec: Spec, x_raw: np.ndarray) -> bool:
     return bool(np.array_equal(np.array(out), simulate(spec, x_raw).out))
 
 
+# ----------------------------------------------------------------- as users call golden
+REAL_C_MAX = 65535  # the templates loop over neurons with unsigned short indices
+USER_N, USER_T, FLOOR_N = 32768, 200, 16
+
+
+def realc_module():
+    """tools/bench/realc.py (the real generated C), loaded beside this file."""
+    import importlib.util
+
+    module = sys.modules.get("golden_bench_realc")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("golden_bench_realc", Path(__file__).with_name("realc.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+def user_spec() -> Spec:
+    """The issue's yardstick layer: qualia-codegen int16 LIF, q 6, tau 3."""
+    return profiles.make("codegen", "LIF", width=16, q_v=6, tau=3.0)
+
+
+def user_rows(real_c, tmp: Path, rounds: int, min_time: float, n: int = USER_N, steps: int = USER_T) -> dict:
+    """golden as users call it against the real generated C (checked bit-exact first), one interleaved run.
+
+    - step: ``Simulator.step(x[t], out=o)`` for t in 0..T (the Python call included) vs ``layer()`` per step;
+    - trace fresh: ``golden.simulate(spec, x)`` vs a C harness that mallocs and records out + v;
+    - trace reused: ``golden.simulate(spec, x, out=trace)`` vs the C recording into preallocated arrays;
+    - floor: µs per ``Simulator.step`` call at N = 16 (the cocotb case), on the specialised kernel and on the
+      generic one a small Simulator starts on.
+    """
+    from golden import Simulator, Trace
+
+    spec = user_spec()
+    rc = real_c.RealC(spec, n, tmp)
+    x = np.random.default_rng(3).integers(spec.fmt_in.min, spec.fmt_in.max + 1, (steps, n)).astype(spec.fmt_in.dtype)
+    checked = rc.check(x)
+    sim, o = Simulator(spec, n), np.empty(n, spec.fmt_out.dtype)
+    c_row = np.empty(n, spec.fmt_out.dtype)
+    c_out, c_vt = np.empty(x.shape, spec.fmt_out.dtype), np.empty(x.shape, spec.fmt_v.dtype)
+    trace = Trace.empty(spec, x.shape)
+    # the step loop checked against the C's trace too
+    sim.reset()
+    for t in range(steps):
+        sim.step(x[t], out=o)
+    ref_out, ref_v = rc.trace(x)
+    if not (np.array_equal(o, ref_out[-1]) and np.array_equal(sim.v, ref_v[-1])):
+        raise AssertionError("Simulator.step differs from the real generated C")
+
+    def stepping():
+        sim.reset()
+        for t in range(steps):
+            sim.step(x[t], out=o)
+
+    def c_steps():
+        rc.lib.rc_reset()
+        rc.lib.rc_steps(steps, x.ctypes.data, c_row.ctypes.data)
+
+    def c_trace():
+        rc.lib.rc_reset()
+        rc.lib.rc_trace(steps, x.ctypes.data, c_out.ctypes.data, c_vt.ctypes.data)
+
+    def c_alloc():
+        rc.lib.rc_reset()
+        rc.lib.rc_trace_alloc(steps, x.ctypes.data)
+
+    xs = x[:, :FLOOR_N].copy()
+    small, generic = Simulator(spec, FLOOR_N), Simulator(spec, FLOOR_N)
+    generic._kernel = None  # the generic kernel a small Simulator starts on (until its lifetime pays a compile)
+    generic._lifetime = -(1 << 62)
+    o16 = np.empty(FLOOR_N, spec.fmt_out.dtype)
+
+    def floor(s):
+        def run():
+            s.reset()
+            for t in range(steps):
+                s.step(xs[t], out=o16)
+        return run
+
+    secs = interleaved({"step": stepping, "c_steps": c_steps, "simulate": lambda: simulate(spec, x),
+                        "simulate_out": lambda: simulate(spec, x, out=trace), "c_alloc": c_alloc,
+                        "c_trace": c_trace, "floor": floor(small), "floor_generic": floor(generic)},
+                       rounds, min_time)
+    rate = {k: steps * n / v for k, v in secs.items() if not k.startswith("floor")}
+    rows = [("per-cycle: `Simulator.step(x[t], out=o)` vs `layer()` per step", rate["step"], rate["c_steps"], 0.5),
+            ("whole trace, fresh buffers: `golden.simulate(spec, x)` vs C that mallocs and records out + v",
+             rate["simulate"], rate["c_alloc"], None),
+            ("whole trace, reused buffers: `golden.simulate(spec, x, out=trace)` vs C recording out + v "
+             "into preallocated arrays", rate["simulate_out"], rate["c_trace"], 1.0)]
+    return {"spec": spec.describe(), "N": n, "T": steps, "checked": checked, "load": os.getloadavg()[0],
+            "rows": [{"job": j, "golden": g, "c": c, "ratio": g / c, "target": tg} for j, g, c, tg in rows],
+            "floor_us": secs["floor"] / steps * 1e6, "floor_generic_us": secs["floor_generic"] / steps * 1e6,
+            "step_us": secs["step"] / steps * 1e6, "c_step_us": secs["c_steps"] / steps * 1e6}
+
+
+def users_markdown(u: dict) -> list:
+    lines = [f"As users call golden, against the C qualia-codegen really generates ({u['spec']}; N = {u['N']}, "
+             f"T = {u['T']}; lif.cc rendered from the installed package and compiled at bench time, checked "
+             f"bit-exact first on {u['checked']} values; load average {u['load']:.2f} when it started):", "",
+             "| job | golden (updates/s) | the real generated C | ratio | target |", "|---|---|---|---|---|"]
+    for r in u["rows"]:
+        t = "-" if r["target"] is None else (f">= {r['target']}x: " + ("hit" if r["ratio"] >= r["target"]
+                                                                       else "**missed**"))
+        lines.append(f"| {r['job']} | {r['golden']:.2e} | {r['c']:.2e} | **{r['ratio']:.2f}x** | {t} |")
+    lines += ["", f"Per step at N = {u['N']}: `Simulator.step` {u['step_us']:.1f} µs, `layer()` {u['c_step_us']:.1f} "
+              f"µs. Per-call floor at N = {FLOOR_N} (the cocotb case): {u['floor_us']:.2f} µs on the specialised "
+              f"kernel, {u['floor_generic_us']:.2f} µs on the generic one a small Simulator starts on.", ""]
+    return lines
+
+
 # ----------------------------------------------------------------- profile
 def hot_loop(spec: Spec) -> dict:
     """The innermost vector loop of the spec's specialised kernel (compiled afresh, uncached): a static profile.
@@ -215,12 +326,15 @@ def machine() -> dict:
             "gcc": compiler_version(), "cflags": " ".join(CFLAGS), "platform": platform.platform()}
 
 
-def run_config(spec: Spec, n: int, steps: int, ckernel, qualia, rounds: int, min_time: float, seed: int = 0) -> dict:
+def run_config(spec: Spec, n: int, steps: int, ckernel, qualia, rounds: int, min_time: float, seed: int = 0,
+               real=None) -> dict:
     """One configuration: every candidate timed interleaved; rates in neuron-updates per second.
 
     golden_1t / golden_2t and c_1t / c_omp2 are the kernels on the same preallocated arrays (what
     the datapath costs); simulate is the public ``golden.simulate`` call, which also checks the
-    input and allocates its outputs (what a user waits for).
+    input and allocates its outputs (what a user waits for). ``real``: a callable giving the real generated
+    C (:mod:`realc`) of this spec for ``n`` neurons, or None; it is checked bit-exact on ``x`` first, then
+    timed recording outputs and potentials into preallocated arrays (real_c).
     """
     rng = np.random.default_rng(seed)
     x = rng.integers(spec.fmt_in.min, spec.fmt_in.max + 1, (steps, n)).astype(spec.fmt_in.dtype)
@@ -239,6 +353,11 @@ def run_config(spec: Spec, n: int, steps: int, ckernel, qualia, rounds: int, min
         cp = [a.ctypes.data for a in (x, v, out, vt, spikes, counts)]
         fns["c_1t"] = lambda: ckernel.lib.golden_c(steps, n, 0, n, *cp)
         fns["c_omp2"] = lambda: ckernel.lib.golden_c_omp(steps, n, *cp, 2)
+    rc = real(n) if real is not None else None
+    if rc is not None:
+        rc.check(x)
+        rc_out, rc_vt = np.empty_like(out), np.empty_like(vt)
+        fns["real_c"] = lambda: rc.lib.rc_trace(steps, x.ctypes.data, rc_out.ctypes.data, rc_vt.ctypes.data)
     q_steps = 0
     if qualia is not None:
         q_steps = max(2, min(steps, int(2e6 // n)))  # the reference is ~1000x slower: time fewer steps
@@ -276,6 +395,8 @@ def ratios(row: dict) -> dict:
     if "c_1t" in r:
         out["golden/C 1t"] = r["golden_1t"] / r["c_1t"]
         out["golden/C 2t"] = r["golden_2t"] / r["c_omp2"]
+    if "real_c" in r:
+        out["golden/real C 1t"] = r["golden_1t"] / r["real_c"]
     out["golden 2t/1t"] = r["golden_2t"] / r["golden_1t"]
     if "qualia" in r:
         out["simulate/Qualia"] = r["simulate"] / r["qualia"]
@@ -286,8 +407,8 @@ def _fmt(v) -> str:
     return f"{v:.2e}" if v is not None else "-"
 
 
-COLUMNS = ("golden_1t", "golden_2t", "c_1t", "c_omp2", "simulate", "qualia")
-RATIOS = ("golden/C 1t", "golden/C 2t", "golden 2t/1t", "simulate/Qualia")
+COLUMNS = ("golden_1t", "golden_2t", "c_1t", "c_omp2", "real_c", "simulate", "qualia")
+RATIOS = ("golden/C 1t", "golden/C 2t", "golden/real C 1t", "golden 2t/1t", "simulate/Qualia")
 
 
 def markdown(result: dict) -> str:
@@ -297,10 +418,12 @@ def markdown(result: dict) -> str:
              f"{m['gcc'] or 'no gcc'} `{m['cflags']}`.", "",
              f"Neuron-updates per second, median of {result['rounds']} interleaved rounds; ratios compare "
              "medians of the same run. golden 1t/2t and C 1t/omp 2t: the kernels on the same preallocated "
-             "arrays; simulate: the public `golden.simulate` call (input check, output allocation, threads "
-             "as it picks them); Qualia: the qualia-plugin-snn layer of the kind in `.eval()` (torch-eval "
+             "arrays; real C: the C qualia-codegen-plugin-snn generates (lif.cc/if.cc rendered from the installed "
+             "package at bench time, same flags, recording outputs and potentials; codegen rows, N <= 65535, the "
+             "templates' limit); simulate: the public `golden.simulate` call (input check, output allocation, "
+             "threads as it picks them); Qualia: the qualia-plugin-snn layer of the kind in `.eval()` (torch-eval "
              "rows).", ""]
-    lines += ["| profile | kind | N | T | golden 1t | golden 2t | C 1t | C omp 2t | simulate | Qualia | "
+    lines += ["| profile | kind | N | T | golden 1t | golden 2t | C 1t | C omp 2t | real C 1t | simulate | Qualia | "
               + " | ".join(RATIOS) + " |", "|" + "---|" * (4 + len(COLUMNS) + len(RATIOS))]
     for row in result["rows"]:
         r, q = row["rates"], ratios(row)
@@ -320,6 +443,10 @@ def markdown(result: dict) -> str:
             lines.append(f"| {row['profile']} | {row['kind']} | {row['N']} | {row['T']} | {row['bytes_per_update']} | "
                          f"{row['copy_1t']:.2e} | {b1:.2e} | {r['golden_1t']:.2e} | {r['golden_1t'] / b1:.0%} | "
                          f"{row['copy_2t']:.2e} | {b2:.2e} | {r['golden_2t']:.2e} | {r['golden_2t'] / b2:.0%} |")
+    if result.get("users"):
+        lines = users_markdown(result["users"]) + lines
+    elif result.get("real_c_missing"):
+        lines = [f"The real generated C is not timed: {result['real_c_missing']}.", ""] + lines
     t = targets(result)
     if t:
         lines = ["| target | measured (worst case) | |", "|---|---|---|",
@@ -438,7 +565,15 @@ def run(args) -> dict:
     gcc = compiler_version() if not args.no_c else None
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "rounds": args.rounds, "rows": [],
               "qualia_exact": {}, "hot_loops": {}}
+    real_c = None
+    if gcc:
+        real_c = realc_module()
+        why = real_c.available()
+        if why:
+            result["real_c_missing"], real_c = why, None
     with tempfile.TemporaryDirectory(prefix="golden-bench-") as tmp:
+        if real_c is not None and not args.no_users:
+            result["users"] = user_rows(real_c, Path(tmp), args.rounds, args.min_time)
         for profile in args.profiles:
             for kind in args.kinds:
                 if kind not in profiles.KINDS[profile]:
@@ -456,11 +591,15 @@ def run(args) -> dict:
                 if qualia is not None:
                     x = np.random.default_rng(2).integers(spec.fmt_in.min, spec.fmt_in.max + 1, (20, 256))
                     result["qualia_exact"][kind] = qualia_agrees(qualia, spec, x.astype(spec.fmt_in.dtype))
+                real = None
+                if real_c is not None and profile == "codegen":
+                    def real(n, spec=spec):
+                        return real_c.RealC(spec, n, Path(tmp)) if n <= REAL_C_MAX else None
                 for n in sizes:
                     for steps in steps_list:
                         if n * steps > MAX_UPDATES:
                             continue
-                        row = run_config(spec, n, steps, ck, qualia, args.rounds, args.min_time)
+                        row = run_config(spec, n, steps, ck, qualia, args.rounds, args.min_time, real=real)
                         if n == 65536:
                             bound = copy_bound(n * steps * row["bytes_per_update"], args.rounds, args.min_time)
                             row.update(("copy_" + k, v) for k, v in bound.items())
