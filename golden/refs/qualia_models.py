@@ -49,7 +49,8 @@ in ``.train()`` under ``no_grad`` (``reset_net`` before each batch, T steps each
 ``.eval()``.  Calibration always runs single-step (``set_step_mode(model, 's')``, then back
 to ``step_mode``): a BatchNorm in train mode updates its running stats once per call, so a
 multi-step calibration (one call over T*B) would give a different model than a single-step
-one (T calls); calibrating one way makes 's' and 'm' builds the same model.  The inputs are static (the same frame at every step, Qualia's 'duplicate'
+one (T calls); calibrating one way makes 's' and 'm' builds the same model.  The inputs are static
+(the same frame at every step, Qualia's 'duplicate'
 timestep mode): U(0, input_scale) per element, input_scale=2 by default (with U(0, 1) many
 LIF layers of these tiny models stay almost silent).  Spike rates depend on the seed: a
 3x3 first layer with 4 filters can be dead (e.g. SCNN2d seed 2); check the rates.
