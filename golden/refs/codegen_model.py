@@ -74,10 +74,16 @@ __all__ = [
     "CFLAGS",
     "CLayer",
     "CRun",
+    "Comparison",
     "CompiledModel",
     "DeployError",
     "Deployed",
+    "LayerDiff",
+    "LayerParams",
+    "compare_torch",
     "deploy",
+    "deployment_params",
+    "describe",
     "quantize_input",
     "run",
 ]
@@ -207,7 +213,7 @@ def _layers(modelgraph, fx: dict[str, str]) -> tuple[CLayer, ...]:
     out = []
     for node in modelgraph.nodes:
         c = node.layer.name
-        bare = c[len(_PREFIX):] if c.startswith(_PREFIX) else c
+        bare = c.removeprefix(_PREFIX)
         torch_name = "input" if type(node.layer).__name__ == "TInputLayer" else fx.get(bare)
         q = node.q
         out.append(CLayer(
@@ -234,8 +240,11 @@ def deploy(built: Built, *, width: int | None = None, long_width: int | None = N
     if long_width is not None and (long_width not in (16, 32, 64) or long_width < width):
         raise DeployError(f"long_width must be 16, 32 or 64 and >= width {width}, got {long_width!r}")
     if built.config["kind"] == "ATIF":
-        raise DeployError("kind: qualia-codegen has no ATIF mapping; deploy LIF or IF models")
-    from qualia_core.postprocessing.QuantizationAwareTraining import QuantizationAwareTraining
+        raise DeployError("kind: qualia-codegen has no ATIF mapping (converting the float ATIF twin fails in "
+                          "torch.fx: TraceError); deploy LIF or IF models")
+    from qualia_core.postprocessing.QuantizationAwareTraining import (
+        QuantizationAwareTraining,
+    )
     from qualia_plugin_snn.learningframework.SpikingJelly import SpikingJelly
 
     t0 = time.perf_counter()
@@ -253,7 +262,7 @@ def deploy(built: Built, *, width: int | None = None, long_width: int | None = N
             cg = _codegen_class()(quantize=f"int{width}", long_width=long_width, dump_featuremaps=dump_featuremaps)
             try:
                 ok = cg.convert(SpikingJelly(), fmodel, _NAME, None)
-            except Exception as e:  # noqa: BLE001 - report upstream failures as one clean error
+            except Exception as e:
                 raise DeployError(f"QualiaCodeGen.convert failed for {built.name}: {type(e).__name__}: {e}") from e
         if ok is None or not cg.h:
             raise DeployError(f"QualiaCodeGen.convert returned nothing for {built.name}")
@@ -333,7 +342,7 @@ def _compile(source: str, harness: str) -> CompiledModel:
     tmp = d / f"model.bin.{os.getpid()}.tmp"
     cmd = ["gcc", *CFLAGS, "-I", str(d), str(main), "-o", str(tmp), "-lm"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
@@ -396,7 +405,7 @@ def run(dep: Deployed, x_raw: np.ndarray) -> CRun:
     with tempfile.TemporaryDirectory(prefix="golden-run-") as rd:
         t0 = time.perf_counter()
         proc = subprocess.run([str(dep.compiled.binary)], input=hdr.tobytes() + xc.tobytes(), capture_output=True,
-                              cwd=rd)
+                              cwd=rd, check=False)
         dt = time.perf_counter() - t0
         if proc.returncode != 0:
             raise DeployError(f"{dep.compiled.binary} exited {proc.returncode}: {proc.stderr.decode(errors='replace')}")
@@ -445,3 +454,207 @@ def _channels_first(dep: Deployed, c: dict[str, np.ndarray]) -> dict[str, np.nda
 def describe(dep: Deployed) -> list[dict]:
     """One dict per C layer (the CLayer fields), for reports."""
     return [dataclasses.asdict(la) for la in dep.layers]
+
+
+# --------------------------------------------------------------------------------------------------
+# torch .eval() vs the deployed C, per layer
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerDiff:
+    """One layer of :class:`Comparison`; indices are channels-first (torch layout)."""
+
+    torch_name: str
+    c_name: str
+    ctype: str
+    values: int
+    mismatches: int  # 0 when not comparable
+    comparable: bool  # False when torch's output is not on the C layer's grid (e.g. SMLP's flatten of the raw input)
+    diffs: dict[int, int]  # (C - torch) raw value -> count, the 8 most frequent
+    first: tuple[int, int, tuple[int, ...]] | None  # (sample, t, index) of the first mismatch
+
+
+@dataclass(frozen=True)
+class Comparison:
+    layers: dict[str, LayerDiff]  # execution order
+    first: tuple[tuple[str, int, tuple[int, ...]] | None, ...]  # per sample: (layer, t, index) of the first divergence
+    output_mismatch: float  # fraction of model output values (all steps) that differ
+    spike_rates: dict[str, float]  # C neuron layers: fraction of non-zero outputs
+
+    @property
+    def values(self) -> int:
+        return sum(d.values for d in self.layers.values() if d.comparable)
+
+    @property
+    def mismatches(self) -> int:
+        return sum(d.mismatches for d in self.layers.values())
+
+
+def compare_torch(dep: Deployed, x: np.ndarray, torch_outs: dict | None = None, crun: CRun | None = None) -> Comparison:
+    """Run the model in ``.eval()`` (``qualia_models.run_torch``) and the C on the same float inputs ``x``.
+
+    The C gets ``quantize_input(dep, x)``.  Torch outputs are converted to raw integers at each C layer's
+    ``q_out``; a layer is compared only where that conversion is exact.
+    """
+    from golden.refs.qualia_models import run_torch
+
+    tt = run_torch(dep.built, x) if torch_outs is None else torch_outs
+    r = run(dep, quantize_input(dep, x)) if crun is None else crun
+    layers: dict[str, LayerDiff] = {}
+    S = x.shape[0]
+    firsts: list[list] = [[] for _ in range(S)]
+    order = 0
+    for la in dep.layers:
+        n = la.torch_name
+        if n is None or n not in tt or n not in r.cf:
+            continue
+        tr = tt[n].astype(np.float64) * 2.0 ** la.q_out
+        cv = r.cf[n]
+        if tr.shape != cv.shape:
+            raise DeployError(f"{n}: torch shape {tr.shape} != C shape {cv.shape}")
+        if not np.array_equal(tr, np.round(tr)):
+            layers[n] = LayerDiff(n, la.c_name, la.ctype, int(cv.size), 0, False, {}, None)
+            continue
+        bad = cv != tr
+        d = (cv - tr)[bad].astype(np.int64)
+        vals, counts = np.unique(d, return_counts=True)
+        top = sorted(zip(vals.tolist(), counts.tolist()), key=lambda p: -p[1])[:8]
+        first = None
+        if bad.any():
+            idx = np.argwhere(bad)
+            i = int(np.lexsort((idx[:, 1], idx[:, 0]))[0])
+            first = (int(idx[i, 0]), int(idx[i, 1]), tuple(int(v) for v in idx[i, 2:]))
+            for s in range(S):
+                bs = np.argwhere(bad[s])
+                if len(bs):
+                    t0 = int(bs[:, 0].min())
+                    j = int(np.argwhere(bs[:, 0] == t0)[0, 0])
+                    firsts[s].append((t0, order, n, tuple(int(v) for v in bs[j, 1:])))
+        layers[n] = LayerDiff(n, la.c_name, la.ctype, int(cv.size), int(bad.sum()), True, dict(top), first)
+        order += 1
+    first_per_sample = tuple((min(f)[2], min(f)[0], min(f)[3]) if f else None for f in firsts)
+    out_name = dep.layers[-1].torch_name
+    out_mis = float(layers[out_name].mismatches / layers[out_name].values) if out_name in layers else float("nan")
+    rates = {la.torch_name: float((r.cf[la.torch_name] != 0).mean()) for la in dep.layers
+             if la.ctype in ("TLifLayer", "TIfLayer") and la.torch_name in r.cf}
+    return Comparison(layers, first_per_sample, out_mis, rates)
+
+
+# --------------------------------------------------------------------------------------------------
+# what the deployment holds, per C layer (for golden's codegen profile)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LayerParams:
+    """One C layer as the converter deployed it, next to what the quantized torch module holds.
+
+    ``ints``: the converter's integer arrays (``node.layer.weights`` after ``quantize_modelgraph``), in the
+    C layout (Conv kernels ``(O, K, I)`` / ``(O, KH, KW, I)``; a Dense after a Flatten has its input
+    columns in channels-last order; BatchNorm ``kernel``/``bias`` are the fused alpha/beta; neurons hold
+    ``v_threshold``, ``reciprocal_tau`` (LIF), ``v_reset`` (hard reset) at ``q_weights`` = q_v).
+    ``torch_ints``: the same quantities from the quantized torch module's own quantizers (eval mode),
+    brought to the same layout; ``differs``: name -> number of differing entries (-1: no torch counterpart
+    of that shape).  Measured: 0 everywhere on the default grid except a LIF whose ``tau`` is not a power of
+    two: the converter quantizes the float twin's float32(1/tau) at the final q_v while the calibrated module
+    holds tau re-quantized at an earlier q_v (e.g. reciprocal_tau 5 vs 6 for tau=3 at q_v=4).
+    ``attrs``: layer hyperparameters the C templates take (strides, padding, pool_size, soft_reset...).
+    """
+
+    c_name: str
+    torch_name: str | None
+    ctype: str
+    width: int
+    long_width: int
+    q_in: tuple[int | None, ...]  # output_scale_factor of each input node
+    q_out: int | None
+    q_weights: int | None
+    q_bias: int | None  # None: biases at q_weights
+    round_out: str | None
+    round_weights: str | None
+    ints: dict[str, np.ndarray]
+    torch_ints: dict[str, np.ndarray]
+    differs: dict[str, int]
+    attrs: dict[str, Any]
+
+
+_ATTRS = ("strides", "padding", "pool_size", "kernel_size", "groups", "use_bias", "soft_reset", "decay_input",
+          "epsilon", "units", "filters")
+
+
+def _raw(t, q: int) -> np.ndarray:
+    a = t.detach().double().numpy() * 2.0 ** q
+    r = np.round(a)
+    if not np.array_equal(a, r):
+        raise DeployError(f"torch value off the q={q} grid")
+    return r.astype(np.int64)
+
+
+def _flatten_perm(src_shape: tuple[int, ...]) -> np.ndarray:
+    """C (channels-last) flat index j -> torch (channels-first) flat index."""
+    n = int(np.prod(src_shape))
+    nd = len(src_shape)
+    cf_shape = (src_shape[-1], *src_shape[:-1])
+    return np.arange(n).reshape(cf_shape).transpose(*range(1, nd), 0).ravel()
+
+
+def _torch_ints(m, la: CLayer, prev: CLayer | None) -> dict[str, np.ndarray]:
+    import torch
+
+    qw = la.q_weights
+    qb = la.q_bias if la.q_bias is not None else qw
+    with torch.no_grad():
+        if la.ctype in ("TDenseLayer", "TConv1DLayer", "TConv2DLayer"):
+            if m.bias is not None:
+                w, b = m.quantizer_w(m.weight, bias_tensor=m.bias)
+            else:
+                w, b = m.quantizer_w(m.weight), None
+            k = _raw(w, qw)
+            if la.ctype == "TConv1DLayer":
+                k = k.transpose(0, 2, 1)
+            elif la.ctype == "TConv2DLayer":
+                k = k.transpose(0, 2, 3, 1)
+            elif prev is not None and prev.ctype == "TFlattenLayer" and len(prev.in_c_shapes[0]) >= 2:
+                k = k[:, _flatten_perm(prev.in_c_shapes[0])]
+            out = {"kernel": k}
+            if b is not None:
+                out["bias"] = _raw(b, qb)
+            return out
+        if la.ctype.startswith("TBatchNormalization"):
+            alpha, beta = m.compute_fused_params(weight=m.weight, bias=m.bias, mean=m.running_mean,
+                                                 var=m.running_var, eps=m.eps)
+            if getattr(m, "quantizer_bias", None) is not None:
+                a, b = m.quantizer_w(alpha), m.quantizer_bias(beta)
+            else:
+                a, b = m.quantizer_w(alpha, bias_tensor=beta)
+            return {"kernel": _raw(a, qw).reshape(-1), "bias": _raw(b, qb).reshape(-1)}
+        if la.ctype in ("TLifLayer", "TIfLayer"):
+            hp = m.get_hyperparams_tensor(device=torch.device("cpu"), dtype=torch.float32)
+            _, q = m.quantizer_v(torch.zeros(1), bias_tensor=hp)
+            raw = _raw(q, qw)
+            names = ["v_threshold"] + (["reciprocal_tau"] if la.ctype == "TLifLayer" else [])
+            names += [] if m.v_reset is None else ["v_reset"]
+            return {n: raw[i].reshape(()) for i, n in enumerate(names)}
+    return {}
+
+
+def deployment_params(dep: Deployed) -> tuple[LayerParams, ...]:
+    """Per C layer: the integers, Q formats, widths and rounding the deployment uses, and torch's view of them."""
+    mods = dict(dep.built.model.named_modules())
+    by_c = {la.c_name: la for la in dep.layers}
+    out = []
+    prev: CLayer | None = None
+    for node, la in zip(dep.modelgraph.nodes, dep.layers):
+        ints = {k: np.asarray(v).astype(np.int64) for k, v in node.layer.weights.items()}
+        m = mods.get(la.torch_name) if la.torch_name else None
+        tints = _torch_ints(m, la, prev) if m is not None and ints else {}
+        differs = {k: int(np.sum(ints[k] != tints[k])) if k in tints and ints[k].shape == tints[k].shape else -1
+                   for k in ints}
+        attrs = {a: getattr(node.layer, a) for a in _ATTRS if hasattr(node.layer, a)}
+        out.append(LayerParams(
+            la.c_name, la.torch_name, la.ctype, la.width, la.long_width,
+            tuple(by_c[i].q_out for i in la.innodes), la.q_out, la.q_weights, la.q_bias, la.round_out,
+            la.round_weights, ints, tints, differs, attrs))
+        prev = la
+    return tuple(out)
