@@ -38,7 +38,7 @@ def quantize(impl, x, fmt_from, fmt_to, rnd, policy="saturate", pre_bits=64):
                         fmt_to.bits, SAT if policy == "saturate" else WRAP, pre_bits)
 
 
-def _params(layer, params):
+def _params(impl, layer, params):
     w = np.ascontiguousarray(params["weight"], np.int64)
     b = np.ascontiguousarray(params["bias"], np.int64) if layer.has_bias else np.zeros(0, np.int64)
     F = layer.acc_frac
@@ -55,7 +55,7 @@ def core(impl, layer: Layer, params: dict, xs: list, acc_bits: int | None = None
     x = xs[0]
     R = x.shape[0]
     if isinstance(layer, _Weighted):
-        w, b, b_shift, p_shift = _params(layer, params)
+        w, b, b_shift, p_shift = _params(impl, layer, params)
         bits = layer.acc_bits if acc_bits is None else acc_bits
         if isinstance(layer, Linear):
             return impl.linear(x, w, b, b_shift, p_shift, bits)
