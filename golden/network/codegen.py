@@ -118,7 +118,7 @@ def _weighted(lp, io, prev_c, where):
                      kernel=tuple(int(k) for k in w.shape[2:]), stride=_tuple(lp.attrs["strides"], dims),
                      padding=tuple(p[0] for p in pad))
     else:
-        dims = 1 if lp.ctype.endswith("1D") else 2
+        dims = 1 if "1D" in lp.ctype else 2
         layer = BatchNorm(**common, dims=dims, num_features=int(w.size))
     params = {"weight": np.ascontiguousarray(w, np.int64)}
     if use_bias:
@@ -222,9 +222,22 @@ def network_codegen(model, *, width=None, long_width=None) -> Network:
         try:
             dep = cm.deploy(model, width=width, long_width=long_width)
         except cm.DeployError as e:
-            raise NetworkError(f"model: the deployment refused it: {str(e).splitlines()[0]}") from None
+            raise NetworkError(f"{_culprit(model)}the deployment refused it: {str(e).splitlines()[0]}") from None
     else:
         raise NetworkError(f"model: profile 'codegen' needs a golden.refs.qualia_models.Built or a deployed model "
                            f"(the converter loads the weights into the float twin template), got "
                            f"{type(model).__name__}")
     return network_from_deployment(dep)
+
+
+def _culprit(built) -> str:
+    """'<layer> (<type>): weights q = <q> < 0: ' for the first layer whose exported weights q is negative.
+
+    qualia-codegen-core quantizes with ``1 << q`` and raises on a negative q (measured: a BatchNorm channel whose
+    input never varies gets alpha ~ gamma / sqrt(eps)); otherwise 'model: '.
+    """
+    for name, m in built.model.named_modules():
+        q = getattr(m, "weights_q", None)
+        if isinstance(q, int) and q < 0:
+            return f"{name} ({type(m).__name__}): weights q = {q} < 0, which qualia-codegen cannot export: "
+    return "model: "

@@ -1,0 +1,173 @@
+"""Proof of ``from_torch(model, profile="codegen")``: golden's network equals the real generated C, every layer, every step.
+
+The C is rendered by Qualia's own deployment path from the installed packages at test time and compiled with gcc
+(:mod:`golden.refs.codegen_model`; binaries cached). CI runs a covering grid (every template once, the union
+covering 8/16 bits, every LIF/IF variant, default LONG and long_width 32); GOLDEN_HYPOTHESIS=deep runs the full
+product. Also: golden's torch-eval network vs golden's codegen network reproduces, value for value, where the real
+torch model and the real C differ; and the bad inputs of the new path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import golden
+from golden.errors import GoldenError
+from golden.refs.codegen_c import c_available
+from golden.refs.torch_ref import torch_available
+
+pytestmark = pytest.mark.skipif(not (torch_available() and c_available()),
+                                reason="torch/qualia stack or gcc + qualia-codegen not available")
+
+DEEP = os.environ.get("GOLDEN_HYPOTHESIS") == "deep"
+X_SEED, SAMPLES = 5, 3
+CODEGEN_NEURONS = ("LIF-soft", "LIF-hard", "LIF-soft-nodecay", "LIF-hard-nodecay", "LIF-tau3", "LIF-qin>qv",
+                   "IF-soft", "IF-hard")
+_CACHE: dict = {}
+
+
+def _qm():
+    from golden.refs import qualia_models as qm
+
+    return qm
+
+
+def _deployed(model, neuron, bits, long_width=None, seed=0):
+    from golden.refs import codegen_model as cm
+
+    key = (model, neuron, bits, long_width, seed)
+    if key not in _CACHE:
+        qm = _qm()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.disable(logging.WARNING)
+            try:
+                b = qm.build(**qm.MODELS[model], **qm.neuron_kwargs(neuron, bits), bits=bits, seed=seed)
+                _CACHE[key] = cm.deploy(b, long_width=long_width)
+            finally:
+                logging.disable(logging.NOTSET)
+    return _CACHE[key]
+
+
+def _grid():
+    models = list(_qm().MODELS) if torch_available() else []
+    if DEEP:
+        return [(m, n, b, lw) for m in models for n in CODEGEN_NEURONS for b in (8, 16) for lw in (None, 32)]
+    # covering: template i gets neuron i (mod 8), bits and long_width alternate, so the union holds every
+    # neuron variant, both widths and both LONG choices
+    return [(m, CODEGEN_NEURONS[i % len(CODEGEN_NEURONS)], (8, 16)[i % 2], (None, 32)[(i // 2) % 2])
+            for i, m in enumerate(models)]
+
+
+def compare_c(dep, samples=SAMPLES):
+    """(network, C run, {layer: (values, mismatches)}, {neuron layer: spike rate}) on the seeded stimulus."""
+    from golden.refs import codegen_model as cm
+
+    net = golden.from_torch(dep, profile="codegen")
+    x = cm.quantize_input(dep, dep.built.sample_inputs(samples, seed=X_SEED))
+    r = cm.run(dep, x)
+    tr = net.simulate(x)
+    counts = {n: (int(r.cf[n].size), int((r.cf[n] != lt.out).sum())) for n, lt in tr.layers.items()}
+    rates = {n: lt.spike_rate for n, lt in tr.layers.items() if lt.spikes is not None}
+    return net, r, tr, counts, rates
+
+
+@pytest.mark.parametrize("model,neuron,bits,long_width", _grid())
+def test_codegen_network_equals_the_real_c(model, neuron, bits, long_width):
+    dep = _deployed(model, neuron, bits, long_width)
+    net, r, tr, counts, rates = compare_c(dep)
+    # every C node but the input has a golden layer, in the C's execution order, channels-first
+    assert list(tr.layers) == [la.torch_name for la in dep.layers[1:]]
+    assert net.meta["profile"] == "codegen" and net.meta["width"] == bits
+    assert net.meta["long_width"] == (long_width or 2 * bits)
+    values = sum(v for v, _ in counts.values())
+    assert values > 1000
+    assert {n: m for n, (_, m) in counts.items() if m} == {}, counts
+    # the C's channels-last output is golden's trace with the channel axis moved last
+    for la in dep.layers[1:]:
+        g = tr.layers[la.torch_name].out
+        if la.ctype != "TFlattenLayer":
+            assert np.array_equal(r.c[la.c_name], np.moveaxis(g, 2, -1) if g.ndim >= 4 else g)
+    # the stimulus makes the neurons fire
+    assert rates and np.mean(list(rates.values())) >= 0.02, rates
+    assert max(rates.values()) >= 0.05, rates
+
+
+def test_codegen_network_is_saved_and_reloaded(tmp_path):
+    dep = _deployed("SResNet1d", "LIF-hard", 8)
+    net = golden.from_torch(dep, profile="codegen")
+    back = golden.Network.load(net.save(tmp_path / "n"))
+    assert back.digest() == net.digest()
+    x = net.quantize_input(dep.built.sample_inputs(2, seed=1)[:, :, ...])
+    assert all(np.array_equal(a.out, b.out) for a, b in zip(net.simulate(x).layers.values(),
+                                                            back.simulate(x).layers.values()))
+
+
+def test_from_torch_deploys_a_built_model():
+    """from_torch(Built, profile='codegen', width=, long_width=) deploys it the Qualia way: the same network."""
+    dep = _deployed("SCNN1d", "IF-hard", 8, 32)
+    net = golden.from_torch(dep.built, profile="codegen", width=8, long_width=32)
+    assert net.digest() == golden.from_torch(dep, profile="codegen").digest()
+    assert {n.layer.acc_bits for n in net.nodes if not isinstance(n.layer, golden.network.Neuron)} == {32}
+
+
+def _eval_vs_c_masks(dep, x):
+    """Per layer: (real torch != real C) and (golden torch-eval != golden codegen), raw at the C's q."""
+    from golden.network.from_torch import network_from_torch
+    from golden.refs import codegen_model as cm
+    from golden.refs.qualia_models import run_torch
+
+    b = dep.built
+    tt = run_torch(b, x)
+    r = cm.run(dep, cm.quantize_input(dep, x))
+    net_t = network_from_torch(b.model)
+    net_c = golden.from_torch(dep, profile="codegen")
+    xr = net_t.quantize_input(x)
+    assert np.array_equal(xr, cm.quantize_input(dep, x))
+    gt, gc = net_t.simulate(xr, bounds=True), net_c.simulate(xr)
+    out = {}
+    for la in dep.layers[1:]:
+        n = la.torch_name
+        real_t = tt[n].astype(np.float64) * 2.0 ** la.q_out
+        if gt.layers[n].fmt_out.frac != la.q_out or not np.array_equal(real_t, np.round(real_t)):
+            continue
+        out[n] = (real_t != r.cf[n], gt.layers[n].out != gc.layers[n].out, gt.layers[n].f32_exact)
+    return out
+
+
+_EXPLAIN = [("SCNN1d", "LIF-soft", 8, None), ("SMLP", "IF-hard", 8, None), ("SResNet2d", "LIF-qin>qv", 8, None),
+            ("SCNN2d-bn", "LIF-hard", 16, None)]
+if DEEP:
+    _EXPLAIN = [(m, n, b, lw) for m in _qm().MODELS for n in ("LIF-soft", "LIF-qin>qv", "IF-hard")
+                for b in (8, 16) for lw in (None, 32)]
+
+
+@pytest.mark.parametrize("model,neuron,bits,long_width", _EXPLAIN)
+def test_torch_vs_c_differences_are_explained(model, neuron, bits, long_width):
+    """golden torch-eval vs golden codegen differs exactly where the real torch model and the real C differ.
+
+    At 16 bits torch's float32 may round an accumulation (cause 4): those values (golden marks them, f32_exact
+    False) are left out of the equality, and are the only ones left out.
+    """
+    dep = _deployed(model, neuron, bits, long_width)
+    x = dep.built.sample_inputs(SAMPLES, seed=X_SEED)
+    masks = _eval_vs_c_masks(dep, x)
+    assert masks
+    differing = 0
+    for n, (real, gold, f32) in masks.items():
+        if f32 is None:
+            assert np.array_equal(real, gold), n
+            differing += int(real.sum())
+            continue
+        # a float32-inexact value upstream taints everything after it; compare only up to the first such layer
+        if not f32.all():
+            break
+        assert np.array_equal(real, gold), n
+        differing += int(real.sum())
+    if neuron.startswith("LIF") and bits == 8:
+        assert differing > 0  # these models do diverge (LIF compare-before-round at least)
