@@ -190,3 +190,39 @@ def test_torch_vs_c_differences_are_explained(model, neuron, bits, long_width):
         differing += int(real.sum())
     if neuron.startswith("LIF") and bits == 8:
         assert differing > 0  # these models do diverge (LIF compare-before-round at least)
+
+
+def _atif():
+    return _qm().build("SMLP", kind="ATIF", bits=8, seed=0)
+
+
+def _refused_bn():
+    return _qm().build(**_qm().MODELS["SCNN1d-bn"], **_qm().neuron_kwargs("LIF-tau3", 8), bits=8, seed=0)
+
+
+_BAD = [
+    ("atif", lambda: _atif(), {}, r"^model: its neurons are QuantizedATIF, which qualia-codegen has no C mapping"),
+    ("width 12", lambda: _deployed("SMLP", "IF-hard", 8).built, {"width": 12},
+     r"^width: 12 is not a QualiaCodeGen NUMBER_T"),
+    ("width True", lambda: _deployed("SMLP", "IF-hard", 8).built, {"width": True}, r"^width: True"),
+    ("long_width 24", lambda: _deployed("SMLP", "IF-hard", 8).built, {"long_width": 24},
+     r"^long_width: 24 is not 16, 32 or 64"),
+    ("long_width = width", lambda: _deployed("SMLP", "IF-hard", 8).built, {"width": 16, "long_width": 16},
+     r"^long_width: 16 must be wider than width 16"),
+    ("unknown override", lambda: _deployed("SMLP", "IF-hard", 8).built, {"q_in": 3},
+     r"^unknown override\(s\) q_in for a whole model's codegen profile"),
+    ("redeploy needed", lambda: _deployed("SMLP", "IF-hard", 8), {"long_width": 64},
+     r"^width/long_width: the model is deployed at int8/int16"),
+    ("bare module", lambda: _deployed("SMLP", "IF-hard", 8).built.model, {},
+     r"^profile: 'codegen' of a whole model needs the deployable model"),
+    ("converter refuses", _refused_bn, {},
+     (r"^layers\.bn2 \(QuantizedBatchNorm1d\): weights q = -2 < 0, which qualia-codegen cannot export: .*"
+      r"negative shift count")),
+]
+
+
+@pytest.mark.parametrize("label,make,kwargs,msg", _BAD, ids=[b[0] for b in _BAD])
+def test_bad_inputs_give_one_line_naming_the_cause(label, make, kwargs, msg):
+    with pytest.raises(GoldenError, match=msg) as e:
+        golden.from_torch(make(), profile="codegen", **kwargs)
+    assert "\n" not in str(e.value)

@@ -35,7 +35,17 @@ import numpy as np
 
 from ..spec import QFormat
 from .graph import INPUT, Network, Node
-from .layers import Add, BatchNorm, Conv, Flatten, GlobalSumPool, Linear, MaxPool, NetworkError, Neuron
+from .layers import (
+    Add,
+    BatchNorm,
+    Conv,
+    Flatten,
+    GlobalSumPool,
+    Linear,
+    MaxPool,
+    NetworkError,
+    Neuron,
+)
 
 C_ROUNDS = {"nearest": "RND", "floor": "TRN", "none": "TRN"}
 _WIDTHS = (8, 16)
@@ -68,7 +78,7 @@ def _neuron(lp, fmt_src, in_shape, where):
     q_v, W = lp.q_weights, lp.width
     kind = "LIF" if lp.ctype == "TLifLayer" else "IF"
     soft = bool(lp.attrs.get("soft_reset"))
-    real = lambda k: float(ints[k]) * 2.0 ** -q_v  # noqa: E731
+    real = lambda k: float(ints[k]) * 2.0 ** -q_v
     kw = {"width": W, "long_width": lp.long_width, "bits": W, "q_v": q_v, "q_in": fmt_src.frac, "q_out": lp.q_out,
           "v_threshold": real("v_threshold"), "v_reset": None if soft else real("v_reset"),
           "round": lp.round_weights or "nearest", "round_out": lp.round_out or "nearest"}
