@@ -226,3 +226,20 @@ def test_bad_inputs_give_one_line_naming_the_cause(label, make, kwargs, msg):
     with pytest.raises(GoldenError, match=msg) as e:
         golden.from_torch(make(), profile="codegen", **kwargs)
     assert "\n" not in str(e.value)
+
+
+def test_codegen_follows_the_deployment_where_it_differs_from_the_module():
+    """tau = 3 is off the power-of-two grid: the converter quantizes float32(1/tau) at the final q_v (5 at q_v = 4)
+    while the calibrated module holds it re-quantized at an earlier q_v (6). Golden takes the C's integer, says so,
+    and still equals the C (the CI grid row SCNN2d-gsp/LIF-tau3)."""
+    from golden.refs import codegen_model as cm
+
+    dep = _deployed("SCNN2d-gsp", "LIF-tau3", 8)
+    net = golden.from_torch(dep, profile="codegen")
+    lps = {lp.torch_name: lp for lp in cm.deployment_params(dep)}
+    assert net.meta["differs"] == "layers.neuron1:reciprocal_tau=1"
+    lp = lps["layers.neuron1"]
+    assert int(lp.ints["reciprocal_tau"]) != int(lp.torch_ints["reciprocal_tau"])
+    assert net["layers.neuron1"].layer.spec.reciprocal_tau == int(lp.ints["reciprocal_tau"])
+    _, _, _, counts, _ = compare_c(dep)
+    assert sum(m for _, m in counts.values()) == 0
