@@ -243,3 +243,48 @@ def test_codegen_follows_the_deployment_where_it_differs_from_the_module():
     assert net["layers.neuron1"].layer.spec.reciprocal_tau == int(lp.ints["reciprocal_tau"])
     _, _, _, counts, _ = compare_c(dep)
     assert sum(m for _, m in counts.values()) == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# diff_networks: torch-eval vs codegen, first divergence per sample and its cause
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model,neuron,cause", [("SCNN1d", "LIF-soft", "LIF compare-before-round"),
+                                                ("SCNN2d", "IF-hard", "LONG wrap")])
+def test_diff_networks_reproduces_and_classifies_the_real_divergences(model, neuron, cause):
+    """8 bits, default LONG: golden's torch-eval vs codegen diff has the real torch-vs-C mismatch count per layer and
+    the same first divergence per sample; every first divergence is classified, here all by one cause."""
+    from golden.network.diff import diff_networks
+    from golden.network.from_torch import network_from_torch
+    from golden.refs import codegen_model as cm
+
+    dep = _deployed(model, neuron, 8)
+    x = dep.built.sample_inputs(8, seed=X_SEED)
+    d = diff_networks(network_from_torch(dep.built.model), golden.from_torch(dep, profile="codegen"),
+                      cm.quantize_input(dep, x))
+    real = cm.compare_torch(dep, x)
+    assert {n: m for n, (m, _) in d.rates.items() if m} == {n: ld.mismatches for n, ld in real.layers.items()
+                                                             if ld.mismatches}
+    assert [(f.layer, f.t, f.index) if f else None for f in d.first] == list(real.first)
+    n_div = sum(f is not None for f in d.first)
+    assert n_div > 0 and d.causes[cause] == n_div, d.causes
+
+
+def test_diff_networks_names_the_tmp_leak_shift():
+    """The codegen network with its LIF leak shifted by q_v (torch's) instead of max(q_in, q_v): q_in > q_v models
+    diverge, and every first divergence is classified 'TMP leak shift'."""
+    import dataclasses
+
+    from golden.network import Node
+    from golden.network.diff import diff_networks
+    from golden.refs import codegen_model as cm
+
+    dep = _deployed("SMLP", "LIF-qin>qv", 8)
+    net = golden.from_torch(dep, profile="codegen")
+    nodes = [Node(n.name, n.layer.replace(spec=dataclasses.replace(n.layer.spec, leak_shift="q_v"))
+                  if isinstance(n.layer, Neuron) else n.layer, n.inputs) for n in net.nodes]
+    qv = Network(net.input_shape, net.fmt_input, nodes, net.params, net.round_input, net.output, net.meta)
+    d = diff_networks(qv, net, cm.quantize_input(dep, dep.built.sample_inputs(8, seed=X_SEED)))
+    n_div = sum(f is not None for f in d.first)
+    assert n_div > 0 and d.causes["TMP leak shift"] == n_div, d.causes
