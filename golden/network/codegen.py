@@ -229,10 +229,14 @@ def network_codegen(model, *, width=None, long_width=None) -> Network:
         if model.config["kind"] == "ATIF":
             raise NetworkError("model: its neurons are QuantizedATIF, which qualia-codegen has no C mapping for; "
                                "use profile='torch-eval'")
+        refused = None
         try:
             dep = cm.deploy(model, width=width, long_width=long_width)
         except cm.DeployError as e:
-            raise NetworkError(f"{_culprit(model)}the deployment refused it: {str(e).splitlines()[0]}") from None
+            refused = str(e).splitlines()[0]
+        if refused is not None:  # raised outside the handler: the failed deployment (and Qualia's log handler
+            # that its traceback keeps alive, pointing into the deleted working directory) is released
+            raise NetworkError(f"{_culprit(model)}the deployment refused it: {refused}")
     else:
         raise NetworkError(f"model: profile 'codegen' needs a golden.refs.qualia_models.Built or a deployed model "
                            f"(the converter loads the weights into the float twin template), got "
