@@ -294,7 +294,8 @@ def test_codegen_follows_the_deployment_where_it_differs_from_the_module():
 
 
 @pytest.mark.parametrize("model,neuron,cause", [("SCNN1d", "LIF-soft", "LIF compare-before-round"),
-                                                ("SCNN2d", "IF-hard", "LONG wrap")])
+                                                ("SCNN2d", "IF-hard", "LONG wrap"),
+                                                ("SCNN1d", "LIF-tau3", "tau re-quantized")])
 def test_diff_networks_reproduces_and_classifies_the_real_divergences(model, neuron, cause):
     """8 bits, default LONG: golden's torch-eval vs codegen diff has the real torch-vs-C mismatch count per layer and
     the same first divergence per sample; every first divergence is classified, here all by one cause."""

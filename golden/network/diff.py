@@ -10,6 +10,8 @@ re-running only that layer of the second network with one knob of the first:
 - ``TMP leak shift``: the neuron's ``leak_shift`` (the C shifts the leak by max(q_in, q_v));
 - ``LONG wrap``: a Linear/Conv/BatchNorm/Add/GlobalSumPool accumulator (``acc_bits``), or the
   neuron's LONG potential arithmetic;
+- ``tau re-quantized``: the LIF's ``reciprocal_tau`` (a tau off the power-of-two grid: the
+  deployment quantizes float32(1/tau) at the final q_v, the calibrated module holds another value);
 - ``other``: none of these alone explains it.
 
 ``float32 accumulation`` is no divergence between two golden networks: it is where the real
@@ -29,7 +31,7 @@ from . import kernels, ops
 from .graph import Network, Node, _run_neuron
 from .layers import Neuron
 
-CAUSES = ("LIF compare-before-round", "TMP leak shift", "LONG wrap", "other")
+CAUSES = ("LIF compare-before-round", "TMP leak shift", "LONG wrap", "tau re-quantized", "other")
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def _cause(net_a: Network, net_b: Network, tb, name: str, s: int, t: int, idx: t
     if isinstance(lb, Neuron) and isinstance(node_a.layer, Neuron):
         sa, sb = node_a.layer.spec, lb.spec
         tries = [("LIF compare-before-round", {"arith": sa.arith}), ("TMP leak shift", {"leak_shift": sa.leak_shift}),
-                 ("LONG wrap", {"acc_bits": 64})]
+                 ("LONG wrap", {"acc_bits": 64}), ("tau re-quantized", {"reciprocal_tau": sa.reciprocal_tau})]
         tries = [(c, lb.replace(spec=dataclasses.replace(sb, **k))) for c, k in tries]
     elif lb.acc_bits < 64:
         tries = [("LONG wrap", lb.replace(acc_bits=64))]
