@@ -210,6 +210,10 @@ def _held(bits: int, q_v: int, roundtype: str):
 def from_torch(module, profile: str = "torch-eval", **overrides):
     """The golden spec of a real Qualia quantized neuron layer; the :class:`golden.network.Network` of a whole model.
 
+    ``profile="codegen"`` on a deployable whole model (a
+    :class:`golden.refs.qualia_models.Built`, or :func:`golden.refs.codegen_model.deploy`'s
+    result; overrides ``width`` 8/16 and ``long_width`` 16/32/64) gives the network the C that
+    Qualia deploys computes (see :mod:`golden.network.codegen`).
     A whole calibrated model (QuantizedSMLP / SCNN / SResNet or any graph of the
     supported layers) gives its torch-eval network (see
     :mod:`golden.network.from_torch`; override ``input_shape=`` when the model does
@@ -236,9 +240,21 @@ def from_torch(module, profile: str = "torch-eval", **overrides):
     if profile not in _PROFILES:
         raise TorchBridgeError(f"profile: {profile!r} is not one from_torch builds (expected one of: "
                                f"{', '.join(_PROFILES)})")
+    if profile == "codegen" and _is_model_bundle(module):
+        unknown = set(overrides) - {"width", "long_width"}
+        if unknown:
+            raise TorchBridgeError(f"unknown override(s) {', '.join(sorted(unknown))} for a whole model's codegen "
+                                   f"profile (allowed: width, long_width)")
+        from .network.codegen import network_codegen
+
+        return network_codegen(module, **overrides)
     if not _is_neuron(module) and not any(True for _ in module.children()):
         _kind(module)  # a lone non-neuron layer: refused, naming its type
     if not _is_neuron(module):
+        if profile == "codegen":
+            raise TorchBridgeError("profile: 'codegen' of a whole model needs the deployable model "
+                                   "(golden.refs.qualia_models.Built, or codegen_model.deploy's result): the "
+                                   "converter loads the weights into the float twin template")
         if profile != "torch-eval":
             raise TorchBridgeError(f"profile: a whole model is built for 'torch-eval' (got {profile!r})")
         unknown = set(overrides) - {"input_shape"}
@@ -276,6 +292,11 @@ def from_torch(module, profile: str = "torch-eval", **overrides):
     params.update(overrides)
     build = profiles.torch_train if profile == "torch-train" else profiles.torch_eval
     return build(kind, **params)
+
+
+def _is_model_bundle(obj) -> bool:
+    """A whole model golden's codegen profile deploys: qualia_models.Built or codegen_model.Deployed."""
+    return type(obj).__name__ in ("Built", "Deployed") and type(obj).__module__.startswith("golden.refs.")
 
 
 # ------------------------------------------------------------ check_model

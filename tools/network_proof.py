@@ -2,9 +2,13 @@
 
     python tools/network_proof.py [--models SMLP,SCNN1d] [--neurons LIF-soft,ATIF] [--bits 8,16]
                                   [--modes s,m] [--seeds 0] [--samples 3] [--json out.json]
+    python tools/network_proof.py --codegen [--longs default,32] [--models ...] [--neurons ...] [--bits 8,16]
 
 Each row: values compared, mismatches by cause, values outside the float32 bound,
 spike rates, and the time of golden's network simulate vs the model in .eval().
+With ``--codegen``: golden's codegen network vs the real generated C (Qualia's deployment
+path, gcc): values compared, mismatches, spike rates, the real torch-vs-C differing values,
+and the times of golden's simulate and of the C binary (process included).
 """
 
 from __future__ import annotations
@@ -57,6 +61,62 @@ def run(label: str, kw: dict, samples: int) -> dict:
             "t_golden": t_golden, "t_model": t_model, "first": str(rep.first) if rep.first else ""}
 
 
+def run_codegen(label: str, kw: dict, long_width, samples: int) -> dict:
+    import golden
+    from golden.refs import codegen_model as cm
+    from golden.refs import qualia_models as qm
+
+    built = qm.build(**kw)
+    dep = cm.deploy(built, long_width=long_width)
+    net = golden.from_torch(dep, profile="codegen")
+    x = built.sample_inputs(samples, seed=5)
+    xr = cm.quantize_input(dep, x)
+    r = cm.run(dep, xr)
+    net.simulate(xr)  # compile
+    t0 = time.perf_counter()
+    tr = net.simulate(xr)
+    t_golden = time.perf_counter() - t0
+    values = sum(int(r.cf[n].size) for n in tr.layers)
+    mis = sum(int((r.cf[n] != lt.out).sum()) for n, lt in tr.layers.items())
+    rates = [lt.spike_rate for lt in tr.layers.values() if lt.spikes is not None]
+    cmp = cm.compare_torch(dep, x, crun=r)
+    return {"label": f"{label}/L{dep.long_width}", "compared": values, "mismatches": mis, "min_rate": min(rates),
+            "max_rate": max(rates), "mean_rate": float(np.mean(rates)), "torch_vs_c": cmp.mismatches,
+            "t_golden": t_golden, "t_c": r.run_seconds, "differs": net.meta.get("differs", "")}
+
+
+def main_codegen(a) -> int:
+    from golden.errors import GoldenError
+    from golden.refs import qualia_models as qm
+
+    neurons = a.neurons or [n for n in qm.NEURONS if n != "ATIF"]
+    longs = [None if v == "default" else int(v) for v in a.longs]
+    rows = []
+    print(f"{'config':48} {'values':>7} {'mis':>4} {'rate min/mean/max %':>20} {'torch!=C':>8} {'golden ms':>9} "
+          f"{'C ms':>7}")
+    for label, kw in qm.configs(a.models, neurons, tuple(map(int, a.bits)), ("s",), tuple(map(int, a.seeds))):
+        for lw in longs:
+            if lw == 2 * kw["bits"] and None in longs:
+                continue  # the converter's default LONG already is 2 * width
+            try:
+                r = run_codegen(label, kw, lw, a.samples)
+            except GoldenError as e:
+                print(f"{label + '/L' + str(lw or 'default'):48} REFUSED: {e}", flush=True)
+                rows.append({"label": label, "refused": str(e)})
+                continue
+            rows.append(r)
+            print(f"{r['label']:48} {r['compared']:7} {r['mismatches']:4} {100 * r['min_rate']:6.1f}/"
+                  f"{100 * r['mean_rate']:5.1f}/{100 * r['max_rate']:5.1f} {r['torch_vs_c']:8} "
+                  f"{1e3 * r['t_golden']:9.2f} {1e3 * r['t_c']:7.1f}"
+                  + (f"  follows deployment: {r['differs']}" if r["differs"] else ""), flush=True)
+    done = [r for r in rows if "refused" not in r]
+    tot = {k: sum(r[k] for r in done) for k in ("compared", "mismatches", "torch_vs_c")}
+    print(f"total: {len(done)} configs checked, {len(rows) - len(done)} refused, {tot}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+    return 1 if tot["mismatches"] else 0
+
+
 def main(argv=None) -> int:
     from golden.errors import GoldenError
     from golden.refs import qualia_models as qm
@@ -70,7 +130,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=split, default=["0"])
     ap.add_argument("--samples", type=int, default=3)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--codegen", action="store_true", help="golden's codegen network vs the real generated C")
+    ap.add_argument("--longs", type=split, default=["default", "32"], help="with --codegen: LONG widths")
     a = ap.parse_args(argv)
+    if a.codegen:
+        return main_codegen(a)
     rows = []
     print(f"{'config':44} {'values':>7} {'bug':>4} {'f32':>4} {'outside':>7} {'e2e':>4} {'rate min/mean':>13} "
           f"{'golden ms':>9} {'model ms':>9}")

@@ -3,8 +3,12 @@
     net = golden.network.Network.load("net/")        # or golden.from_torch(model) on a Qualia model
     trace = net.simulate(net.quantize_input(x))      # x: (samples, steps, *input_shape), channels-first
     trace.layers["layers.neuron1"].spikes            # every layer's raw outputs, (S, T, *out_shape)
+
+    net_c = golden.from_torch(built, profile="codegen", width=8, long_width=32)   # the C Qualia deploys
+    diff_networks(net_torch, net_c, x_raw).first     # first divergence per sample and its cause
 """
 
+from .diff import CAUSES, NetworkDiff, diff_networks
 from .graph import INPUT, LayerTrace, Network, Node, Trace
 from .layers import (
     Add,
@@ -21,8 +25,9 @@ from .layers import (
     float32_bound,
 )
 
-__all__ = ["INPUT", "Add", "BatchNorm", "Conv", "Flatten", "GlobalSumPool", "Identity", "Layer", "LayerTrace",
-           "Linear", "MaxPool", "Network", "NetworkError", "Neuron", "Node", "Trace", "demo", "float32_bound", "load"]
+__all__ = ["CAUSES", "INPUT", "Add", "BatchNorm", "Conv", "Flatten", "GlobalSumPool", "Identity", "Layer", "LayerTrace",
+           "Linear", "MaxPool", "Network", "NetworkDiff", "NetworkError", "Neuron", "Node", "Trace", "demo",
+           "diff_networks", "float32_bound", "load"]
 
 
 def load(directory) -> Network:

@@ -18,12 +18,25 @@ SAT, WRAP = 0, 1
 
 
 @njit(inline="always")
-def rescale(n, s, mode):
-    """n * 2**-s rounded (s > 0: TRN floor, TRN_INF ceil, RND floor(. + 1/2)); n << -s when s <= 0."""
+def wrap_to(n, bits):
+    """n wrapped to a signed ``bits``-wide integer (two's complement)."""
+    if bits >= 64:
+        return n
+    sh = 64 - bits
+    return (n << sh) >> sh
+
+
+@njit(inline="always")
+def rescale(n, s, mode, pre_bits=64):
+    """n * 2**-s rounded (s > 0: TRN floor, TRN_INF ceil, RND floor(. + 1/2)); n << -s when s <= 0.
+
+    ``pre_bits``: the width the shift-left / the rounding addend is computed in (number.hh ``scale`` on a
+    LONG_NUMBER_T: ``n << -s`` and ``n + (1 << (s - 1))`` wrap there); 64 = exact.
+    """
     if s <= 0:
-        return n << -s
+        return wrap_to(n << -s, pre_bits)
     if mode == RND:
-        return (n + (np.int64(1) << (s - 1))) >> s
+        return wrap_to(n + (np.int64(1) << (s - 1)), pre_bits) >> s
     if mode == TRN:
         return n >> s
     return -((-n) >> s)
@@ -44,13 +57,13 @@ def narrow(n, bits, policy):
 
 
 @njit(cache=True)
-def requant(x, s, mode, bits, policy):
+def requant(x, s, mode, bits, policy, pre_bits=64):
     """Elementwise ``N(R(x, s))``: a quantizer on raw values (input stage, output stage, Identity)."""
     flat = x.reshape(-1)
     out = np.empty(flat.size, np.int64)
     hits = 0
     for i in range(flat.size):
-        out[i], h = narrow(rescale(flat[i], s, mode), bits, policy)
+        out[i], h = narrow(rescale(flat[i], s, mode, pre_bits), bits, policy)
         hits += h
     return out.reshape(x.shape), hits
 

@@ -13,9 +13,11 @@ Qualia layer computes in float32 is stated in its class docstring; the integer
 stages above equal it while float32 holds every partial sum exactly, which
 ``float32_bound`` states (and :mod:`golden.network.graph` checks per value).
 
-The knobs part 2 (the generated C) needs are fields of the same specs:
-``acc_bits`` + ``acc_overflow = wrap`` (LONG_NUMBER_T), ``round_out`` (number.hh
-``scale``), ``out_overflow`` (``clamp_to`` NUMBER_T); layouts stay channels-first here.
+The knobs the generated C (profile "codegen", :mod:`golden.network.codegen`) needs are fields of the
+same specs: ``acc_bits`` + ``acc_overflow = wrap`` (LONG_NUMBER_T: the accumulator of Linear/Conv/
+BatchNorm/Add/GlobalSumPool, and the output stage's rounding addend / left shift, number.hh ``scale``),
+``tmp_frac`` (TMP_SCALE_FACTOR), ``round_out`` (OUTPUT_ROUND_MODE), ``out_overflow`` (``clamp_to``
+NUMBER_T); layouts stay channels-first here.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ class Layer:
     round_in: str = "RND"
     round_out: str = "RND"
     out_overflow: str = "saturate"
+    acc_bits: int = 64
+    acc_overflow: str = "wrap"
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +91,10 @@ class Layer:
         _choice("round_in", self.round_in, ROUNDS)
         _choice("round_out", self.round_out, ROUNDS)
         _choice("out_overflow", self.out_overflow, OUT_OVERFLOWS)
+        _choice("acc_overflow", self.acc_overflow, ACC_OVERFLOWS)
+        _pos("acc_bits", self.acc_bits, 2)
+        if self.acc_bits > 64:
+            raise NetworkError(f"acc_bits: {self.acc_bits} > 64")
         self.validate()
 
     def validate(self) -> None:
@@ -122,22 +130,28 @@ class _Weighted(Layer):
 
     fmt_w: QFormat
     fmt_b: QFormat | None = None
-    acc_bits: int = 64
-    acc_overflow: str = "wrap"
+    tmp_frac: int | None = None
 
     def validate(self) -> None:
         if not isinstance(self.fmt_w, QFormat) or not (self.fmt_b is None or isinstance(self.fmt_b, QFormat)):
             raise NetworkError("fmt_w / fmt_b: expected QFormat (fmt_b None: no bias)")
-        _choice("acc_overflow", self.acc_overflow, ACC_OVERFLOWS)
-        _pos("acc_bits", self.acc_bits, 2)
-        if self.acc_bits > 64:
-            raise NetworkError(f"acc_bits: {self.acc_bits} > 64")
+        if self.tmp_frac is not None:
+            _pos("tmp_frac", self.tmp_frac, self.fmt_w.frac)
+            if self.tmp_frac - self.fmt_w.frac > 40:
+                raise NetworkError(f"tmp_frac: {self.tmp_frac} is too far above q_w {self.fmt_w.frac}")
         if self.fmt_b is not None and abs(self.fmt_b.frac - self.fmt_in.frac - self.fmt_w.frac) > 40:
             raise NetworkError(f"fmt_b: frac {self.fmt_b.frac} is too far from q_in + q_w")
 
     @property
     def acc_frac(self) -> int:
-        """F = max(q_in + q_w, q_b): products and bias meet there exactly."""
+        """F = max(q_in + q_w, q_b): products and bias meet there exactly; with ``tmp_frac``: q_in + tmp_frac.
+
+        ``tmp_frac`` is qualia-codegen's TMP_SCALE_FACTOR (max(q_w, q_b), q_w without a bias scale): the C
+        shifts the product sum left by tmp_frac - q_w and brings the bias to q_in + tmp_frac with
+        ``scale(bias, q_b - tmp_frac - q_in)``, which rounds (``round_out``) when that shift is positive.
+        """
+        if self.tmp_frac is not None:
+            return self.fmt_in.frac + self.tmp_frac
         f = self.fmt_in.frac + self.fmt_w.frac
         return f if self.fmt_b is None else max(f, self.fmt_b.frac)
 
@@ -153,7 +167,8 @@ class _Weighted(Layer):
 
     def describe(self) -> str:
         b = f" b={self.fmt_b}" if self.fmt_b else " no bias"
-        return f"{super().describe()} w={self.fmt_w}{b} acc={self.acc_bits}b/{self.acc_overflow}"
+        t = "" if self.tmp_frac is None else f" tmp_frac={self.tmp_frac}"
+        return f"{super().describe()} w={self.fmt_w}{b} acc={self.acc_bits}b/{self.acc_overflow}{t}"
 
 
 @dataclass(frozen=True, kw_only=True)

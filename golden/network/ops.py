@@ -29,18 +29,24 @@ from .layers import (
 SAT, WRAP = kernels.SAT, kernels.WRAP
 
 
-def quantize(impl, x, fmt_from, fmt_to, rnd, policy="saturate"):
-    """Raw values at ``fmt_from`` through a quantizer to ``fmt_to``; (values, number narrowed)."""
+def quantize(impl, x, fmt_from, fmt_to, rnd, policy="saturate", pre_bits=64):
+    """Raw values at ``fmt_from`` through a quantizer to ``fmt_to``; (values, number narrowed).
+
+    ``pre_bits``: the width the rescaling runs in (the C's LONG_NUMBER_T; 64: exact).
+    """
     return impl.requant(np.ascontiguousarray(x, np.int64), fmt_from.frac - fmt_to.frac, ROUNDS.index(rnd),
-                        fmt_to.bits, SAT if policy == "saturate" else WRAP)
+                        fmt_to.bits, SAT if policy == "saturate" else WRAP, pre_bits)
 
 
-def _params(layer, params):
+def _params(impl, layer, params):
     w = np.ascontiguousarray(params["weight"], np.int64)
     b = np.ascontiguousarray(params["bias"], np.int64) if layer.has_bias else np.zeros(0, np.int64)
     F = layer.acc_frac
     p_shift = F - layer.fmt_in.frac - layer.fmt_w.frac
     b_shift = F - layer.fmt_b.frac if layer.has_bias else 0
+    if layer.tmp_frac is not None and b.size:  # the C's scale(bias, q_b - F): rounds when q_b > F, in LONG
+        b, _ = impl.requant(b, -b_shift, ROUNDS.index(layer.round_out), layer.acc_bits, WRAP, layer.acc_bits)
+        b_shift = 0
     return w, b, b_shift, p_shift
 
 
@@ -49,7 +55,7 @@ def core(impl, layer: Layer, params: dict, xs: list, acc_bits: int | None = None
     x = xs[0]
     R = x.shape[0]
     if isinstance(layer, _Weighted):
-        w, b, b_shift, p_shift = _params(layer, params)
+        w, b, b_shift, p_shift = _params(impl, layer, params)
         bits = layer.acc_bits if acc_bits is None else acc_bits
         if isinstance(layer, Linear):
             return impl.linear(x, w, b, b_shift, p_shift, bits)
@@ -69,11 +75,14 @@ def core(impl, layer: Layer, params: dict, xs: list, acc_bits: int | None = None
                                   layer.padding[0])[:, :, 0, :], 0
         (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
         return impl.maxpool2d(x, kh, kw, sh, sw, ph, pw), 0
+    bits = layer.acc_bits if acc_bits is None else acc_bits
     if isinstance(layer, Add):
         F = layer.acc_frac
-        return impl.add(x, xs[1], F - layer.fmt_in.frac, F - layer.fmt_in_b.frac), 0
+        acc = impl.add(x, xs[1], F - layer.fmt_in.frac, F - layer.fmt_in_b.frac)
+        return impl.requant(acc, 0, 0, bits, WRAP, 64) if bits < 64 else (acc, 0)
     if isinstance(layer, GlobalSumPool):
-        return impl.sumpool(x.reshape(R, layer.in_shape[0], -1)), 0
+        acc = impl.sumpool(x.reshape(R, layer.in_shape[0], -1))
+        return impl.requant(acc, 0, 0, bits, WRAP, 64) if bits < 64 else (acc, 0)
     if isinstance(layer, (Flatten, Identity)):
         return x.reshape(R, *layer.out_shape), 0
     raise NetworkError(f"no kernel for layer type {type(layer).__name__}")  # pragma: no cover
@@ -93,7 +102,8 @@ def run(impl, layer: Layer, params: dict, xs: list, name: str = "", bounds: bool
     if wraps and getattr(layer, "acc_overflow", "wrap") == "strict":
         raise NetworkError(f"{name or layer.TYPE}: {wraps} accumulator value(s) overflow acc_bits={layer.acc_bits} "
                            f"(acc_overflow = strict); widen acc_bits")
-    out, sat_out = quantize(impl, acc, _frac(layer.acc_frac), layer.fmt_out, layer.round_out, layer.out_overflow)
+    out, sat_out = quantize(impl, acc, _frac(layer.acc_frac), layer.fmt_out, layer.round_out, layer.out_overflow,
+                            layer.acc_bits)
     mask = None
     if bounds and isinstance(layer, (_Weighted, Add, GlobalSumPool)):
         abs_params = {k: np.abs(np.asarray(v, np.int64)) for k, v in params.items()}

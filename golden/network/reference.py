@@ -15,14 +15,16 @@ TRN, TRN_INF, RND = 0, 1, 2
 SAT, WRAP = 0, 1
 
 
-def rescale(n: int, s: int, mode: int) -> int:
-    """n * 2**-s rounded: floor, ceil, or floor(y + 1/2)."""
+def rescale(n: int, s: int, mode: int, pre_bits: int = 64) -> int:
+    """n * 2**-s rounded: floor, ceil, or floor(y + 1/2); the shifted value / the rounding sum live in pre_bits."""
+    if s <= 0:
+        return narrow(n * 2 ** -s, pre_bits, WRAP)[0]
+    if mode == RND:
+        return math.floor(Fraction(narrow(n + 2 ** (s - 1), pre_bits, WRAP)[0], 2 ** s))
     y = Fraction(n) / Fraction(2) ** s
     if mode == TRN:
         return math.floor(y)
-    if mode == TRN_INF:
-        return math.ceil(y)
-    return math.floor(y + Fraction(1, 2))
+    return math.ceil(y)
 
 
 def narrow(n: int, bits: int, policy: int) -> tuple[int, int]:
@@ -39,8 +41,8 @@ def _arr(values, shape):
     return np.array(values, dtype=np.int64).reshape(shape)
 
 
-def requant(x, s, mode, bits, policy):
-    res = [narrow(rescale(int(v), s, mode), bits, policy) for v in np.asarray(x).reshape(-1)]
+def requant(x, s, mode, bits, policy, pre_bits=64):
+    res = [narrow(rescale(int(v), s, mode, pre_bits), bits, policy) for v in np.asarray(x).reshape(-1)]
     return _arr([r[0] for r in res], np.shape(x)), sum(r[1] for r in res)
 
 
