@@ -508,7 +508,7 @@ def _check_neurons(model, inputs, profile: str = "torch-eval") -> CheckReport:
             q.global_max, q.global_min = gmax, gmin
         functional.reset_net(model)
 
-    for m, rep, rec in layers:
+    for _m, rep, rec in layers:
         calls = len(rec["x"])
         if calls != T:
             rep.error = f"called {calls} times over {T} steps; check_model needs exactly one call per step"

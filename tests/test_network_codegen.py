@@ -1,4 +1,5 @@
-"""Proof of ``from_torch(model, profile="codegen")``: golden's network equals the real generated C, every layer, every step.
+"""Proof of ``from_torch(model, profile="codegen")``: golden's network equals the real generated C, every layer,
+every step.
 
 The C is rendered by Qualia's own deployment path from the installed packages at test time and compiled with gcc
 (:mod:`golden.refs.codegen_model`; binaries cached). CI runs a covering grid (every template once, the union
@@ -31,11 +32,10 @@ from golden.network import (
     reference,
 )
 from golden.network.layers import _Weighted
-from golden.refs.codegen_c import c_available
-from golden.refs.torch_ref import torch_available
 
-pytestmark = pytest.mark.skipif(not (torch_available() and c_available()),
-                                reason="torch/qualia stack or gcc + qualia-codegen not available")
+from proofs import missing_codegen, missing_torch, record, requires
+
+pytestmark = requires(missing_torch() or missing_codegen())
 
 DEEP = os.environ.get("GOLDEN_HYPOTHESIS") == "deep"
 X_SEED, SAMPLES = 5, 3
@@ -105,7 +105,7 @@ SILENT = {("SCNN1d-bn", "LIF-qin>qv"), ("SCNN2d-bn", "LIF-qin>qv")}
 def _grid():
     if not DEEP:
         return _CI
-    models = list(_qm().MODELS) if torch_available() else []
+    models = [] if missing_torch() else list(_qm().MODELS)
     return [(m, n, b, lw) for m in models for n in CODEGEN_NEURONS for b in (8, 16) for lw in (None, 32)]
 
 
@@ -145,6 +145,8 @@ def test_codegen_network_equals_the_real_c(model, neuron, bits, long_width):
     assert net.meta["profile"] == "codegen" and net.meta["width"] == bits
     assert net.meta["long_width"] == (long_width or 2 * bits)
     values = sum(v for v, _ in counts.values())
+    record("network codegen", "the whole model's C from Qualia's deployment path (gcc), every layer at every step",
+           values, sum(m for _, m in counts.values()), unit="layer values")
     assert values > 1000
     assert {n: m for n, (_, m) in counts.items() if m} == {}, counts
     # the C's channels-last output is golden's trace with the channel axis moved last

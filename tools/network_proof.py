@@ -122,7 +122,9 @@ def main(argv=None) -> int:
     from golden.refs import qualia_models as qm
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    split = lambda s: [a for a in s.split(",") if a]
+    def split(s):
+        return [a for a in s.split(",") if a]
+
     ap.add_argument("--models", type=split, default=None)
     ap.add_argument("--neurons", type=split, default=None)
     ap.add_argument("--bits", type=split, default=["8", "16"])

@@ -78,7 +78,10 @@ def _neuron(lp, fmt_src, in_shape, where):
     q_v, W = lp.q_weights, lp.width
     kind = "LIF" if lp.ctype == "TLifLayer" else "IF"
     soft = bool(lp.attrs.get("soft_reset"))
-    real = lambda k: float(ints[k]) * 2.0 ** -q_v
+
+    def real(k):
+        return float(ints[k]) * 2.0 ** -q_v
+
     kw = {"width": W, "long_width": lp.long_width, "bits": W, "q_v": q_v, "q_in": fmt_src.frac, "q_out": lp.q_out,
           "v_threshold": real("v_threshold"), "v_reset": None if soft else real("v_reset"),
           "round": lp.round_weights or "nearest", "round_out": lp.round_out or "nearest"}
@@ -86,7 +89,7 @@ def _neuron(lp, fmt_src, in_shape, where):
         kw.update(tau=1.0 / real("reciprocal_tau"), decay_input=bool(lp.attrs.get("decay_input", True)))
     try:
         spec = profiles.codegen(kind, **kw)
-    except Exception as e:  # noqa: BLE001 - SpecError / ZeroDivisionError: one line naming the layer
+    except Exception as e:
         raise NetworkError(f"{where}: the neuron codegen profile refuses it: {e}") from None
     # the deployment's integers, exactly (the profile re-derives them from reals: check, then take the C's)
     held = {"v_threshold": int(ints["v_threshold"]), "v_reset": 0 if soft else int(ints["v_reset"])}

@@ -53,7 +53,7 @@ class NetworkDiff:
 
     @property
     def causes(self) -> dict:
-        out = {c: 0 for c in CAUSES}
+        out = dict.fromkeys(CAUSES, 0)
         for f in self.first:
             if f is not None:
                 out[f.cause] += 1

@@ -319,7 +319,9 @@ def _run_neuron(impl, node: Node, x, S: int, T: int) -> LayerTrace:
     shape = layer.in_shape
     steps = q.reshape(S, T, -1).transpose(1, 0, 2).reshape(T, -1)  # (T, S * N): samples side by side, fresh v
     tr = simulate(layer.spec, steps.astype(layer.fmt_in.dtype))
-    back = lambda a: a.reshape(T, S, *shape).swapaxes(0, 1)
+    def back(a):
+        return a.reshape(T, S, *shape).swapaxes(0, 1)
+
     return LayerTrace(node.name, layer, np.ascontiguousarray(back(tr.out)), {"in": int(sat), **tr.overflow},
                       None, np.ascontiguousarray(back(tr.v)), np.ascontiguousarray(back(tr.spikes)))
 

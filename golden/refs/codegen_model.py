@@ -260,10 +260,16 @@ def deploy(built: Built, *, width: int | None = None, long_width: int | None = N
             qat._QuantizationAwareTraining__export_activation_ranges(built.model, save_name=_NAME)
             ranges = (Path("out") / "learningmodel" / f"{_NAME}_activations_range.txt").read_text()
             cg = _codegen_class()(quantize=f"int{width}", long_width=long_width, dump_featuremaps=dump_featuremaps)
+            failed = None
             try:
                 ok = cg.convert(SpikingJelly(), fmodel, _NAME, None)
-            except Exception as e:
-                raise DeployError(f"QualiaCodeGen.convert failed for {built.name}: {type(e).__name__}: {e}") from e
+            except Exception as e:  # any converter failure is the one-line DeployError below
+                failed = f"{type(e).__name__}: {e}"
+        if failed is not None:
+            # raised outside the handler and unchained: the converter's traceback would keep Qualia's QAT log
+            # handler alive, pointing into the deleted working directory, and a deployment in the same second
+            # would reuse it (FileNotFoundError)
+            raise DeployError(f"QualiaCodeGen.convert failed for {built.name}: {failed}")
         if ok is None or not cg.h:
             raise DeployError(f"QualiaCodeGen.convert returned nothing for {built.name}")
         source = cg.h
