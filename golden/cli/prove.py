@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -12,15 +11,11 @@ from ..errors import GoldenError
 from ..prove import REFERENCES, ProveError, divergence_map, plot_map, prove
 from ..spec import Spec
 from ..vectors.atomic import write_atomic
+from .options import Parser
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one clean line, exit 2, through the caller's GoldenError handling
-        raise ProveError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="golden prove", description=(
+def build_parser() -> Parser:
+    p = Parser(prog="golden prove", description=(
         "Prove a spec bit-exact against a reference on one step from every (v, x) of its formats, hence on every "
         "input sequence (induction; its preconditions are checked on the reference). Exit 0: proven; 1: not "
         "proven (a pair differs, a pair is undefined in the reference, or a precondition fails); 2: error."))
