@@ -10,6 +10,7 @@ import importlib
 import os
 import pathlib
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ simulate = importlib.import_module("golden.simulate")  # the module (golden.simu
 
 SPEC = "spec.toml"  # a valid spec, written by the fixture
 X = "x.npy"  # valid raw inputs (20, 4) for it
+NET = str(Path(__file__).resolve().parents[1] / "golden" / "data" / "scnn1d_lif8")  # the embedded network
 
 
 def _npy_header_only(path, shape, dtype="<i1"):
@@ -112,6 +114,10 @@ TABLE = [
     (["diff", "--tau", "1e-30"], ["tau", "saturates"]),
     (["diff", "--input", "empty.npy"], ["not a .npy"]),
     (["diff", "--input", "x.npz"], [".npz archive"]),
+    (["diff", "--net-a", NET], ["--net-a and --net-b go together"]),
+    (["diff", "--net-a", "nonet", "--net-b", "nonet"], ["nonet", "no network.toml"]),
+    (["diff", "--net-a", NET, "--net-b", NET, "--input", X], ["x_raw", "expected shape"]),
+    (["diff", "--net-a", NET, "--net-b", NET, "--samples", "0"], ["--samples", "positive integer"]),
     (["diff", "--spec-a", X], [".npy array", "TOML spec"]),
     (["diff", "--frobnicate"], ["unrecognized arguments", "--frobnicate"]),
     # --- bench (refused before any timing)

@@ -282,3 +282,39 @@ def test_cli_exhaustive_is_the_exact_divergence_map(capsys):
     assert "TMP shift" in d["causes"]
     rc, out, _ = run_cli(capsys, "--exhaustive", "--a", "codegen", "--b", "codegen", "--kind", "IF")
     assert rc == 0 and "0 differ" in out, out
+
+
+def _variant(tmp_path, **knobs):
+    """The embedded network with every neuron's spec changed by ``knobs``, saved to tmp_path/b."""
+    import dataclasses
+
+    from golden.network import Network, Neuron, Node
+    from golden.network.demo import DATA, DEFAULT
+
+    net = Network.load(DATA / DEFAULT)
+    nodes = [Node(n.name, n.layer.replace(spec=dataclasses.replace(n.layer.spec, **knobs)), n.inputs)
+             if isinstance(n.layer, Neuron) else n for n in net.nodes]
+    Network(net.input_shape, net.fmt_input, nodes, net.params, net.round_input, net.output, net.meta).save(
+        tmp_path / "b")
+    return str(DATA / DEFAULT), str(tmp_path / "b"), net
+
+
+def test_cli_networks_identical_and_different(capsys, tmp_path):
+    """``golden diff --net-a DIR --net-b DIR``: per-layer rates and the first divergence per sample, equal to
+    golden.network.diff_networks on the same stimulus; exit 0 identical, 1 they differ."""
+    from golden.network import Network, diff_networks
+    from golden.network.demo import stimulus
+
+    a, b, net = _variant(tmp_path, order="round_then_fire")
+    rc, out, _ = run_cli(capsys, "--net-a", a, "--net-b", a, "--samples", "2")
+    assert rc == 0 and "IDENTICAL" in out
+    rc, out, _ = run_cli(capsys, "--net-a", a, "--net-b", b, "--samples", "3", "--steps", "6", "--json")
+    d = json.loads(out)
+    assert rc == 1 and d["identical"] is False
+    want = diff_networks(net, Network.load(b), stimulus(net, 3, 6, 0))
+    assert d == json.loads(json.dumps(want.to_dict()))
+    assert [n for n, r in d["layers"].items() if r["mismatches"]] and len(d["first_divergence"]) == 3
+    x = tmp_path / "x.npy"
+    np.save(x, stimulus(net, 2, 5, 1))
+    rc, out, _ = run_cli(capsys, "--net-a", a, "--net-b", b, "--input", str(x))
+    assert rc in (0, 1) and "2 samples" in out

@@ -59,6 +59,32 @@ class NetworkDiff:
                 out[f.cause] += 1
         return out
 
+    @property
+    def identical(self) -> bool:
+        return all(m == 0 for m, _ in self.rates.values())
+
+    def to_dict(self) -> dict:
+        return {"identical": self.identical,
+                "layers": {n: {"mismatches": m, "values": v, "f32_risk": self.f32_risk.get(n, 0)}
+                           for n, (m, v) in self.rates.items()},
+                "first_divergence": [None if f is None else dataclasses.asdict(f) for f in self.first],
+                "causes": {c: k for c, k in self.causes.items() if k}}
+
+    def __str__(self) -> str:
+        lines = [f"golden network diff: {len(self.rates)} layers compared, {len(self.first)} samples: "
+                 + ("IDENTICAL" if self.identical else "they differ")]
+        for n, (m, v) in self.rates.items():
+            risk = self.f32_risk.get(n, 0)
+            lines.append(f"  {n:28} {m:>9} of {v:<9} differ ({100 * m / max(v, 1):6.2f}%)"
+                         + (f", {risk} values a's float32 may round" if risk else ""))
+        for s, f in enumerate(self.first):
+            lines.append(f"  sample {s}: " + ("no divergence" if f is None else
+                         f"first at t={f.t}, layer {f.layer}, index {f.index}: a {f.a} != b {f.b} [{f.cause}]"))
+        causes = {c: k for c, k in self.causes.items() if k}
+        if causes:
+            lines.append("  first divergences by cause: " + ", ".join(f"{c} {k}" for c, k in causes.items()))
+        return "\n".join(lines)
+
 
 def _rerun(net: Network, node: Node, layer, xs_rows, S, T):
     if isinstance(layer, Neuron):
