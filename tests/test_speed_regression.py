@@ -82,3 +82,17 @@ def test_real_generated_c_rows():
     assert all(r["golden"] > 0 and r["c"] > 0 for r in u["rows"]) and u["floor_us"] > 0
     text = "\n".join(bench.users_markdown(u))
     assert "the real generated C" in text and "Per-call floor at N = 16" in text
+
+
+def test_bench_reports_every_stimulus():
+    """The bench's stimulus rows: every generator of golden vectors generate, timed in one run, as a ratio to
+    uniform (not a timed test: the ratios are reported, the README says which targets they hit)."""
+    from golden.stimuli import STIMULI
+
+    bench = harness()
+    st = bench.stimulus_rows(min_time=0.01, n=64)
+    assert list(st["rates"]) == list(STIMULI)
+    assert all(r["rate"] > 0 and r["rows"] >= 1 for r in st["rates"].values())
+    assert st["rates"]["uniform"]["ratio"] == 1.0
+    text = "\n".join(bench.stimuli_markdown(st))
+    assert all(f"| {g} |" in text for g in STIMULI)

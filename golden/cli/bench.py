@@ -48,6 +48,7 @@ def build_parser() -> Parser:
     p.add_argument("--no-qualia", action="store_true", help="skip the Qualia reference")
     p.add_argument("--no-users", action="store_true", help="skip the rows against the real generated C "
                                                            "(Simulator.step, simulate with fresh and reused traces)")
+    p.add_argument("--no-stimuli", action="store_true", help="skip the rows of the vectors generate stimuli")
     p.add_argument("--no-fresh", action="store_true", help="skip timing a fresh process's first result")
     p.add_argument("--asm", action="store_true", help="also count the instructions of each kernel's hot loop")
     p.add_argument("--json", help="write the results here")
