@@ -20,6 +20,7 @@ import golden
 from golden import cli, vectors
 from golden.vectors import BundleError
 
+from bundle_edits import edit_manifest, rehash
 from proofs import missing_gcc, requires
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,22 +42,6 @@ def verify(*dirs):
 
 def no_traceback(text):
     assert "Traceback" not in text and "internal error" not in text, text
-
-
-def edit_manifest(bundle, edit):
-    """Edit manifest.json and write it back in golden's canonical form (only the content check can catch it)."""
-    p = Path(bundle) / "manifest.json"
-    m = json.loads(p.read_text())
-    edit(m)
-    p.write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
-
-
-def rehash(bundle, name):
-    path = Path(bundle) / name
-
-    def edit(m):
-        m["files"][name] = {"sha256": vectors.sha256_file(path), "bytes": path.stat().st_size}
-    edit_manifest(bundle, edit)
 
 
 def spec_file(tmp_path, spec=None):

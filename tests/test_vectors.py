@@ -13,6 +13,7 @@ import golden
 from golden import SpecError, cli, vectors
 from golden.vectors import BundleError
 
+from bundle_edits import edit_manifest, rehash
 from proofs import missing_gcc, requires
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,22 +28,6 @@ def gen(out, spec=None, steps=24, neurons=16, seed=7, stimulus="mixed", formats=
 def run_verify(*dirs, capsys=None):
     rc = vectors.cli(["verify", *map(str, dirs)])
     return rc, (capsys.readouterr() if capsys else None)
-
-
-def rewrite_manifest(bundle, edit):
-    p = Path(bundle) / "manifest.json"
-    m = json.loads(p.read_text())
-    edit(m)
-    p.write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
-
-
-def refresh_file_hash(bundle, name):
-    """Make the manifest agree with a file we rewrote, so only the deeper checks can catch it."""
-    path = Path(bundle) / name
-
-    def edit(m):
-        m["files"][name] = {"sha256": vectors.sha256_file(path), "bytes": path.stat().st_size}
-    rewrite_manifest(bundle, edit)
 
 
 @pytest.fixture
@@ -180,7 +165,7 @@ def test_flipped_export_byte_is_a_difference(bundle, capsys, name):
 
 
 def test_tampered_overflow_count_is_a_difference(bundle, capsys):
-    rewrite_manifest(bundle, lambda m: m["overflow"].update(v=m["overflow"]["v"] + 1))
+    edit_manifest(bundle, lambda m: m["overflow"].update(v=m["overflow"]["v"] + 1))
     rc, out = run_verify(bundle, capsys=capsys)
     assert rc == 1 and "field=overflow.v" in out.out
 
@@ -197,13 +182,13 @@ def test_consistently_tampered_output_still_fails_resimulation(bundle, capsys):
     out[5, 3] = 0 if out[5, 3] else 1
     p = bundle / "out.npy"
     p.write_bytes(vectors.npy_header(out.dtype, out.shape) + out.tobytes())
-    refresh_file_hash(bundle, "out.npy")
+    rehash(bundle, "out.npy")
     rc, res = run_verify(bundle, capsys=capsys)
     assert rc == 1 and "t=5, neuron=3, field=out" in res.out
 
 
 def test_spec_edit_in_manifest_is_caught(bundle, capsys):
-    rewrite_manifest(bundle, lambda m: m["spec"].update(toml=m["spec"]["toml"].replace("RND", "TRN", 1)))
+    edit_manifest(bundle, lambda m: m["spec"].update(toml=m["spec"]["toml"].replace("RND", "TRN", 1)))
     rc, res = run_verify(bundle, capsys=capsys)
     assert rc == 2 and "spec.sha256" in res.err
 
@@ -221,7 +206,7 @@ def test_truncated_file_is_corrupt(bundle, capsys):
 def test_truncated_npy_with_matching_manifest_is_corrupt(bundle, capsys):
     p = bundle / "v.npy"
     p.write_bytes(p.read_bytes()[:-7])
-    refresh_file_hash(bundle, "v.npy")
+    rehash(bundle, "v.npy")
     rc, res = run_verify(bundle, capsys=capsys)
     assert rc == 2 and "v.npy: truncated or corrupt" in res.err
 
@@ -249,7 +234,7 @@ def test_missing_array_file(bundle, capsys):
 
 
 def test_unknown_schema(bundle, capsys):
-    rewrite_manifest(bundle, lambda m: m.update(schema=99))
+    edit_manifest(bundle, lambda m: m.update(schema=99))
     rc, res = run_verify(bundle, capsys=capsys)
     assert rc == 2 and "unknown schema version 99" in res.err
 
@@ -263,7 +248,7 @@ def test_manifest_not_json(bundle, capsys):
 def test_wrong_dtype(bundle, capsys):
     x = np.load(bundle / "x.npy").astype(np.int16)
     (bundle / "x.npy").write_bytes(vectors.npy_header(x.dtype, x.shape) + x.tobytes())
-    refresh_file_hash(bundle, "x.npy")
+    rehash(bundle, "x.npy")
     rc, res = run_verify(bundle, capsys=capsys)
     assert rc == 2 and "x.npy: wrong dtype" in res.err
 
@@ -272,7 +257,7 @@ def test_manifest_format_disagreeing_with_arrays(bundle, capsys):
     def edit(m):
         m["arrays"]["v"]["format"] = {"bits": 16, "frac": 6}
         m["arrays"]["v"]["dtype"] = "int16"
-    rewrite_manifest(bundle, edit)
+    edit_manifest(bundle, edit)
     rc, res = run_verify(bundle, capsys=capsys)
     assert rc == 2 and "format mismatch" in res.err
 
@@ -283,7 +268,7 @@ def test_stored_values_outside_the_declared_format(tmp_path, capsys):
     x = np.load(b / "x.npy")
     x[2, 2] = 100  # fits int8, not Q6
     (b / "x.npy").write_bytes(vectors.npy_header(x.dtype, x.shape) + x.tobytes())
-    refresh_file_hash(b, "x.npy")
+    rehash(b, "x.npy")
     rc, res = run_verify(b, capsys=capsys)
     assert rc == 2 and "stimulus outside the input format" in res.err
 
@@ -393,7 +378,7 @@ def test_hex_word_wider_than_declared_in_bundle(bundle, capsys):
     lines[3] = "1" + lines[3]
     lines[4] = lines[4][1:]  # same size: one word too wide, the next too narrow
     p.write_text("\n".join(lines) + "\n")
-    refresh_file_hash(bundle, "v.hex")
+    rehash(bundle, "v.hex")
     rc, res = run_verify(bundle, capsys=capsys)
     assert rc == 2 and "v.hex: line 4" in res.err
 
