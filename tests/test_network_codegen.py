@@ -16,9 +16,6 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, reject
-from hypothesis import strategies as st
-from test_network_kernels import cases
 
 import golden
 from golden.errors import GoldenError
@@ -27,11 +24,7 @@ from golden.network import (
     Network,
     NetworkError,
     Neuron,
-    kernels,
-    ops,
-    reference,
 )
-from golden.network.layers import _Weighted
 
 from proofs import missing_codegen, missing_torch, record, requires
 
@@ -42,32 +35,6 @@ X_SEED, SAMPLES = 5, 3
 CODEGEN_NEURONS = ("LIF-soft", "LIF-hard", "LIF-soft-nodecay", "LIF-hard-nodecay", "LIF-tau3", "LIF-qin>qv",
                    "IF-soft", "IF-hard")
 _CACHE: dict = {}
-
-
-@st.composite
-def _valid_cases(draw):
-    """test_network_kernels' layer strategy, minus the specs it can draw but the layer refuses (deep profile:
-    e.g. a bias frac more than 40 bits from q_in + q_w)."""
-    try:
-        return draw(cases())
-    except NetworkError:
-        reject()
-
-
-@given(_valid_cases(), st.integers(0, 4), st.integers(8, 64))
-def test_c_knobs_kernels_equal_references(case, tmp_extra, acc_bits):
-    """The C knobs on the one kernel family: TMP_SCALE_FACTOR (``tmp_frac``, rounded bias), LONG accumulators on
-    every layer (Add / GlobalSumPool wrap) and number.hh ``scale`` in LONG (``pre_bits``): Numba = plain Python."""
-    layer, params, xs = case
-    if isinstance(layer, Flatten):
-        return
-    changes = {"acc_bits": acc_bits}
-    if isinstance(layer, _Weighted):
-        changes["tmp_frac"] = layer.fmt_w.frac + tmp_extra
-    layer = layer.replace(**changes)
-    got, want = ops.run(kernels, layer, params, xs), ops.run(reference, layer, params, xs)
-    np.testing.assert_array_equal(got["out"], want["out"])
-    assert got["overflow"] == want["overflow"]
 
 
 def _qm():
