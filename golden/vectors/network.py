@@ -42,6 +42,7 @@ LAYOUT = ("channels-last (the generated C's order): torch (C, L) is stored (L, C
 MAX_VALUES = 1 << 34  # values of all arrays of one bundle: far beyond a few hundred MiB of simulation
 BYTES_PER_VALUE = 48  # simulate keeps int64 rows per layer plus the kernels' temporaries (measured ~30)
 MAX_NAME = 96
+FIELDS = ("out", "v", "spikes")  # a layer's arrays, in this order everywhere (the manifest's JSON sorts keys)
 _NAME = re.compile(r"[A-Za-z0-9_.]{1," + str(MAX_NAME) + "}")
 
 
@@ -169,8 +170,9 @@ def arrays_of(m: dict) -> dict:
     """key -> array meta for every array of the bundle: 'x', '<ident>.out', '<ident>.v', '<ident>.spikes'."""
     out = {"x": m["input"]}
     for e in m["layers"]:
-        for k, a in e["arrays"].items():
-            out[f"{e['ident']}.{k}"] = a
+        for k in FIELDS:
+            if k in e["arrays"]:
+                out[f"{e['ident']}.{k}"] = e["arrays"][k]
     return out
 
 
@@ -237,7 +239,8 @@ def vh_text(m: dict) -> str:
     for e in m["layers"]:
         P = f"GV_{e['c_name'].upper()}"
         p.append((f"{P}_SIZE", e["size"]))
-        for k, a in e["arrays"].items():
+        for k in (k for k in FIELDS if k in e["arrays"]):
+            a = e["arrays"][k]
             K = "" if k == "out" else f"_{k.upper()}"
             p += [(f"{P}{K}_BITS", a["format"]["bits"]), (f"{P}{K}_FRAC", a["format"]["frac"]),
                   (f"{P}{K}_DIGITS", hex_digits(a["format"]["bits"]))]
