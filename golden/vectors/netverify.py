@@ -2,10 +2,10 @@
 
 Integrity first, each failure exit 2 (untrustworthy): the manifest's fields and types; the directory
 (exactly manifest.json, the listed files and ``network/`` holding exactly network.toml + weights.npz,
-all regular files, no symlink, sizes as listed); the embedded network (its files' sha256, its array
-hashes, its digest = the manifest's); the manifest equal, field by field and type by type, to what
-golden writes for that network, S, T and stimulus; the sha256 of every file; every .npy header exactly
-golden's, values inside their formats; ``x`` is the stimulus the manifest names. Then the content,
+all regular files, no symlink, sizes as listed); the sha256 of every file; the embedded network (its
+array hashes, its digest = the manifest's); the manifest equal, field by field and type by type, to
+what golden writes for that network, S, T and stimulus; every .npy header exactly golden's, values
+inside their formats; ``x`` is the stimulus the manifest names. Then the content,
 exit 1 (differs, with the first (layer, sample, t, index)): the re-simulation of ``x`` reproduces every
 layer at every step and the overflow counts; every export re-rendered is byte-identical. Exit 1 is
 thus left for a bundle consistent in itself whose content golden does not reproduce (one rewritten
@@ -126,11 +126,7 @@ def check_listing(bundle: Path, files: dict) -> None:
 
 
 def load_network(bundle: Path, files: dict, digest: str) -> Network:
-    """The embedded network, after its files' sha256 (so a tampered network.toml is never parsed for paths)."""
-    for f in nb.NET_FILES:
-        rel = f"{nb.NET_DIR}/{f}"
-        if sha256_file(bundle / rel) != files[rel]["sha256"]:
-            raise BundleError(f"{rel}: sha256 differs from the manifest's (the embedded network was changed)")
+    """The embedded network (its files' sha256 already checked: a tampered network.toml is never parsed)."""
     with open_nofollow(bundle / nb.NET_DIR / "network.toml") as fh:
         text = fh.read().decode("utf-8", errors="replace")
     if not re.search(r'^weights = "weights\.npz"$', text, re.M):
@@ -159,6 +155,9 @@ def load_manifest(bundle: Path, m: dict) -> tuple:
     """(net, manifest, prefix) after the structural checks 1-3 (fields, directory, network, equality)."""
     S, T, gen, seed, version, digest, files, exports, prefix = _fields(m)
     check_listing(bundle, files)
+    for fname in sorted(files):  # before anything is parsed: a changed file never reaches a parser
+        if sha256_file(bundle / fname) != files[fname]["sha256"]:
+            raise BundleError(f"{fname}: sha256 differs from the manifest's (the file was changed or is corrupt)")
     net = load_network(bundle, files, digest)
     try:
         nb.check_size(net, S, T)
@@ -178,9 +177,6 @@ def load_manifest(bundle: Path, m: dict) -> tuple:
         odd = min(set(files) ^ wanted)
         raise BundleError(f"manifest.json: files: {odd[:60]!r} is {'missing' if odd in wanted else 'unexpected'} "
                           f"(files must list exactly the bundle's files)")
-    for fname in sorted(files):
-        if sha256_file(bundle / fname) != files[fname]["sha256"]:
-            raise BundleError(f"{fname}: sha256 differs from the manifest's (the file was changed or is corrupt)")
     return net, m, prefix
 
 
