@@ -462,7 +462,7 @@ def test_bad_inputs(row, world, capsys):
 # ------------------------------------------------------------ integrity: any flipped bit is caught
 def test_every_flip_of_the_manifest_and_sampled_flips_of_every_file_are_caught(tmp_path):
     """XOR 0x01 on 512 bytes of manifest.json and 24 of every other file, drawn (every byte of every file under
-    the deep profile: 16.7k flips, ~4 min): verify never passes (exit 1 or 2; every file's sha256 is checked
+    the deep profile: 16.7k flips, 97 s here): verify never passes (exit 1 or 2; every file's sha256 is checked
     before the content)."""
     from golden.vectors import verify_bundle
 
