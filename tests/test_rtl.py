@@ -123,6 +123,11 @@ def test_unsupported_spec_is_refused():
         rb.rtl_parameters(golden.codegen("LIF", width=32, q_v=20))
 
 
+def test_network_bundle_is_refused_in_one_line():
+    with pytest.raises(rb.NotSupported, match="a network bundle"):
+        rb.load_bundle(ROOT / "vectors" / "networks" / "codegen-smlp-lif8")
+
+
 @st.composite
 def codegen_specs(draw):
     """codegen datapaths with drawn formats and raw hyperparameters (any q_v, q_in != q_v, q_out < 0 ...)."""

@@ -141,6 +141,8 @@ def load_bundle(bundle: Path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     if manifest.get("format") != "golden-vectors" or manifest.get("schema") != 1:
         raise ValueError(f"{bundle}: not a schema-1 golden-vectors bundle")
+    if manifest.get("kind") == "network":
+        raise NotSupported(f"{bundle}: a network bundle (the RTL replays single neuron layers)")
     spec = Spec.from_toml(manifest["spec"]["toml"])
     rtl_parameters(spec)  # NotSupported first: other profiles' bundles may carry no hex export
     if manifest.get("v0", "spec") != "spec":
