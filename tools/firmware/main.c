@@ -24,11 +24,16 @@
 #define MAX_REPORTED 10 /* mismatches printed in full; all of them are counted */
 #endif
 
-/* Compile-time checks: the bundle was made for this model (a negative array size stops the build). */
-typedef char golden_check_in_size[sizeof(input_t) == GOLDEN_IN_SIZE * sizeof(MODEL_INPUT_NUMBER_T) ? 1 : -1];
-typedef char golden_check_out_size[sizeof(output_t) == GOLDEN_OUT_SIZE * sizeof(MODEL_OUTPUT_NUMBER_T) ? 1 : -1];
-typedef char golden_check_in_bits[GOLDEN_IN_BITS <= 8 * sizeof(MODEL_INPUT_NUMBER_T) ? 1 : -1];
-typedef char golden_check_out_bits[GOLDEN_OUT_BITS <= 8 * sizeof(MODEL_OUTPUT_NUMBER_T) ? 1 : -1];
+/* Compile-time checks that the bundle was made for this model: a mismatch stops the build with
+ * "size of array 'vectors_h_...' is negative", the array's name saying what differs. */
+typedef char vectors_h_input_size_differs_from_input_t
+    [sizeof(input_t) == GOLDEN_IN_SIZE * sizeof(MODEL_INPUT_NUMBER_T) ? 1 : -1];
+typedef char vectors_h_output_size_differs_from_output_t
+    [sizeof(output_t) == GOLDEN_OUT_SIZE * sizeof(MODEL_OUTPUT_NUMBER_T) ? 1 : -1];
+typedef char vectors_h_input_bits_wider_than_MODEL_INPUT_NUMBER_T
+    [GOLDEN_IN_BITS <= 8 * sizeof(MODEL_INPUT_NUMBER_T) ? 1 : -1];
+typedef char vectors_h_output_bits_wider_than_MODEL_OUTPUT_NUMBER_T
+    [GOLDEN_OUT_BITS <= 8 * sizeof(MODEL_OUTPUT_NUMBER_T) ? 1 : -1];
 
 int main(void) {
   static input_t in;

@@ -1,0 +1,236 @@
+"""The test a firmware team would adopt (issue 12): the real generated model C, a golden network bundle's
+``vectors.h`` and golden's host program ``tools/firmware/main.c``, compiled with gcc and run.
+
+Per model: Qualia's own deployment path renders ``full_model.h`` from the installed packages
+(:func:`golden.refs.codegen_model.deploy`, nothing of it committed); ``golden.from_torch(dep, profile="codegen")``
+is saved; the real CLI ``golden vectors generate --network`` writes the bundle; ``main.c`` runs every sample from
+``reset()`` and compares every output of every step. The count of compared values is asserted, so the test cannot
+pass on nothing. A deliberately wrong expected value is named (sample, t, index); a header made for another model
+stops the build naming what differs. With ``dump_featuremaps`` the same C writes every layer's output at every step:
+each equals the bundle's per-layer array, which checks the bundle's channels-last layout against the real C.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import golden
+from golden import cli
+
+from proofs import missing_codegen, missing_torch, record, requires
+
+pytestmark = requires(missing_torch() or missing_codegen())
+
+MAIN_C = Path(__file__).resolve().parents[1] / "tools" / "firmware" / "main.c"
+FIRMWARE_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra")
+# dump_featuremaps: the single-file model leaves the includes of its JSON dump to the includer and uses mkdir
+DUMP_CFLAGS = ("-std=gnu11", "-O2", "-Wall", "-Wextra", "-include", "errno.h", "-include", "stdlib.h",
+               "-include", "sys/stat.h", "-include", "sys/types.h")
+SAMPLES, SEED, STIMULUS = 8, 5, "uniform"
+SUMMARY = re.compile(r"^(PASS|FAIL): (\d+) samples, (\d+) steps, (\d+) values compared, (\d+) mismatches$", re.M)
+MISMATCH = re.compile(r"^MISMATCH sample (\d+) t (\d+) index (\d+): expected (-?\d+), got (-?\d+)$", re.M)
+
+# every template, 8-bit LIF; one 16-bit and one IF model
+CASES = [("SMLP", "LIF-soft", 8), ("SCNN1d", "LIF-soft", 8), ("SCNN2d", "LIF-soft", 8), ("SResNet2d", "LIF-soft", 8),
+         ("SCNN1d", "LIF-hard", 16), ("SResNet1d", "IF-soft", 8)]
+IDS = [f"{m}-{n}-{b}b" for m, n, b in CASES]
+_CACHE: dict = {}
+
+
+def _deployed(model: str, neuron: str, bits: int, dump: bool):
+    from golden.refs import codegen_model as cm
+    from golden.refs import qualia_models as qm
+
+    key = ("dep", model, neuron, bits, dump)
+    if key not in _CACHE:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.disable(logging.WARNING)
+            try:
+                built = _CACHE.get(("built", model, neuron, bits))
+                if built is None:
+                    built = qm.build(**qm.MODELS[model], **qm.neuron_kwargs(neuron, bits), bits=bits, seed=0)
+                    _CACHE[("built", model, neuron, bits)] = built
+                _CACHE[key] = cm.deploy(built, dump_featuremaps=dump)
+            finally:
+                logging.disable(logging.NOTSET)
+    return _CACHE[key]
+
+
+def _bundle(case, tmp_path_factory) -> Path:
+    """The network bundle of ``case``'s codegen network, written by the real CLI (cached per case)."""
+    key = ("bundle", *case)
+    if key not in _CACHE:
+        d = tmp_path_factory.mktemp("fw")
+        dep = _deployed(*case, dump=False)
+        netdir = golden.from_torch(dep, profile="codegen").save(d / "net")
+        out = d / "bundle"
+        rc = cli.main(["vectors", "generate", "--network", str(netdir), "--samples", str(SAMPLES),
+                       "--steps", str(dep.built.timesteps), "--seed", str(SEED), "--stimulus", STIMULUS,
+                       "--out", str(out)])
+        assert rc == 0
+        _CACHE[key] = out
+    return _CACHE[key]
+
+
+def build_and_run(dep, include: Path, where: Path, flags=FIRMWARE_CFLAGS) -> tuple[subprocess.CompletedProcess, str]:
+    """Compile the deployment's full_model.h + ``include``/vectors.h + main.c, run it in ``where``/run.
+
+    Returns (the run, gcc's stderr). The build must succeed."""
+    model = where / "model"
+    model.mkdir(parents=True, exist_ok=True)
+    (model / "full_model.h").write_text(dep.source)
+    exe = where / "firmware_check"
+    cc = subprocess.run(["gcc", *flags, "-I", str(model), "-I", str(include), str(MAIN_C), "-o", str(exe)],
+                        capture_output=True, text=True, check=False)
+    assert cc.returncode == 0, cc.stderr
+    run_dir = where / "run"
+    run_dir.mkdir(exist_ok=True)
+    return subprocess.run([str(exe)], cwd=run_dir, capture_output=True, text=True, check=False, timeout=60), cc.stderr
+
+
+def _manifest(bundle: Path) -> dict:
+    return json.loads((bundle / "manifest.json").read_text())
+
+
+def _summary(stdout: str) -> tuple:
+    m = SUMMARY.findall(stdout)
+    assert len(m) == 1, stdout
+    verdict, s, t, values, mismatches = m[0]
+    return verdict, int(s), int(t), int(values), int(mismatches)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_firmware_check_passes_on_the_real_c(case, tmp_path, tmp_path_factory):
+    dep = _deployed(*case, dump=False)
+    bundle = _bundle(case, tmp_path_factory)
+    m = _manifest(bundle)
+    n_out = int(np.prod(dep.layers[-1].c_shape))
+    run, cc_err = build_and_run(dep, bundle, tmp_path)
+    assert cc_err == "", cc_err  # warning-clean with -std=c99 -O2 -Wall -Wextra
+    verdict, s, t, values, mismatches = _summary(run.stdout)
+    record("firmware main.c", "the generated model C (Qualia's deployment path, gcc -std=c99) on the bundle's "
+           "vectors.h", values, mismatches, unit="output values")
+    assert (run.returncode, verdict, mismatches) == (0, "PASS", 0), run.stdout
+    assert (s, t) == (m["samples"], m["steps"]) == (SAMPLES, dep.built.timesteps)
+    assert values == SAMPLES * dep.built.timesteps * n_out
+    # the expected outputs are not trivial and the neurons fire
+    expected = np.load(bundle / m["output"]["file"])
+    assert len(np.unique(expected)) > 2
+    rates = [np.load(bundle / e["arrays"]["spikes"]["file"]).mean() for e in m["layers"] if "spikes" in e["arrays"]]
+    assert rates and max(rates) >= 0.02, rates
+
+
+def _edit_array(text: str, name: str, index: int, new: int) -> tuple[str, int]:
+    """``text`` with element ``index`` of C array ``name`` set to ``new``; returns (text, old value)."""
+    m = re.search(rf"\b{name}\[(\d+)\][^=]*=\s*\{{([^}}]*)\}}", text)
+    assert m, name
+    vals = [int(v) for v in m.group(2).replace("\n", " ").split(",") if v.strip()]
+    assert len(vals) == int(m.group(1))
+    old, vals[index] = vals[index], new
+    return text[:m.start(2)] + "\n" + ",".join(map(str, vals)) + "\n" + text[m.end(2):], old
+
+
+def test_a_wrong_expected_value_is_named(tmp_path, tmp_path_factory):
+    case = ("SCNN2d", "LIF-soft", 8)
+    dep = _deployed(*case, dump=False)
+    bundle = _bundle(case, tmp_path_factory)
+    T, n_out = dep.built.timesteps, int(np.prod(dep.layers[-1].c_shape))
+    s, t, i = SAMPLES - 2, T // 2, n_out - 1
+    k = (s * T + t) * n_out + i
+    text = (bundle / "vectors.h").read_text()
+    want = np.load(bundle / _manifest(bundle)["output"]["file"])[s, t].reshape(-1)[i]
+    bad_value = int(want) + 1 if want < 127 else int(want) - 1
+    edited, old = _edit_array(text, "golden_out", k, bad_value)
+    assert old == want
+    sab = tmp_path / "sabotaged"
+    sab.mkdir()
+    (sab / "vectors.h").write_text(edited)
+    run, _ = build_and_run(dep, sab, tmp_path)
+    assert run.returncode == 1, run.stdout
+    assert MISMATCH.findall(run.stdout) == [(str(s), str(t), str(i), str(bad_value), str(old))]
+    assert _summary(run.stdout) == ("FAIL", SAMPLES, T, SAMPLES * T * n_out, 1)
+
+
+def _macro(text: str, name: str, value) -> str:
+    new, n = re.subn(rf"^#define {name}\s+\S+$", f"#define {name} {value}", text, flags=re.M)
+    assert n == 1, name
+    return new
+
+
+# a header made for another model stops the build, the array named in gcc's error saying what differs
+_BAD_HEADERS = [
+    ("input size", lambda h, o: _macro(h, "GOLDEN_IN_SIZE", 65), "vectors_h_input_size_differs_from_input_t"),
+    ("output size", lambda h, o: _macro(h, "GOLDEN_OUT_SIZE", 5), "vectors_h_output_size_differs_from_output_t"),
+    ("input bits", lambda h, o: _macro(h, "GOLDEN_IN_BITS", 16), "vectors_h_input_bits_wider_than_MODEL_INPUT"),
+    ("output bits", lambda h, o: _macro(h, "GOLDEN_OUT_BITS", 16), "vectors_h_output_bits_wider_than_MODEL_OUTPUT"),
+    ("another model's bundle", lambda h, o: o, "vectors_h_input_size_differs_from_input_t"),
+    ("not a network bundle", lambda h, o: "#define GOLDEN_STEPS 8\n#define GOLDEN_NEURONS 4\n",
+     "'GOLDEN_SAMPLES' undeclared"),
+]
+
+
+@pytest.mark.parametrize("label,edit,error", _BAD_HEADERS, ids=[b[0] for b in _BAD_HEADERS])
+def test_a_header_for_another_model_does_not_build(label, edit, error, tmp_path, tmp_path_factory):
+    case = ("SCNN2d", "LIF-soft", 8)  # input 8x8x1 = 64 values, 4 outputs, int8
+    dep = _deployed(*case, dump=False)
+    text = (_bundle(case, tmp_path_factory) / "vectors.h").read_text()
+    other = (_bundle(("SMLP", "LIF-soft", 8), tmp_path_factory) / "vectors.h").read_text()  # input 16
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "vectors.h").write_text(edit(text, other))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "full_model.h").write_text(dep.source)
+    cc = subprocess.run(["gcc", *FIRMWARE_CFLAGS, "-I", str(model), "-I", str(bad), str(MAIN_C), "-o",
+                         str(tmp_path / "x")], capture_output=True, text=True, check=False)
+    assert cc.returncode != 0
+    assert error in cc.stderr.replace("\u2018", "'").replace("\u2019", "'"), cc.stderr
+
+
+def _featuremaps(dep, run_dir: Path, samples: int, steps: int) -> dict:
+    """Every C layer's dumped output {c_name: (S, T, *c_shape)}. main.c calls reset() BEFORE each sample and the
+    generated reset() advances the dump's sample counter, so sample s is dumped as s + 1."""
+    base = run_dir / "out" / "qualia_codegen" / f"golden_qint{dep.width}" / "featuremaps"
+    out = {}
+    for la in dep.layers:
+        out[la.c_name] = np.array([[json.loads((base / str(s + 1) / str(t) / f"{la.c_name}.json").read_text())["data"]
+                                    for t in range(steps)] for s in range(samples)],
+                                  dtype=np.int64).reshape(samples, steps, *la.c_shape)
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_every_layer_of_the_real_c_equals_the_bundle(case, tmp_path, tmp_path_factory):
+    """The same main.c on the model deployed with dump_featuremaps: every layer, every step, channels-last."""
+    dep = _deployed(*case, dump=True)
+    assert golden.from_torch(dep, profile="codegen").digest() == \
+        golden.from_torch(_deployed(*case, dump=False), profile="codegen").digest()
+    bundle = _bundle(case, tmp_path_factory)
+    m = _manifest(bundle)
+    run, _ = build_and_run(dep, bundle, tmp_path, DUMP_CFLAGS)
+    assert run.returncode == 0, run.stdout + run.stderr
+    c = _featuremaps(dep, tmp_path / "run", m["samples"], m["steps"])
+    # the bundle has one layer per C node but the input, under the C's names
+    layers = {e["c_name"]: e for e in m["layers"]}
+    assert set(layers) == {la.c_name for la in dep.layers[1:]}
+    checked = {"cnn_input": np.load(bundle / m["input"]["file"])}
+    checked.update({n: np.load(bundle / e["arrays"]["out"]["file"]) for n, e in layers.items()})
+    values = mismatches = 0
+    for la in dep.layers:
+        want = checked[la.c_name]
+        assert want.shape == c[la.c_name].shape == (m["samples"], m["steps"], *la.c_shape), la.c_name
+        values += want.size
+        mismatches += int((want != c[la.c_name]).sum())
+    record("firmware per-layer dump", "every layer of the generated model C (dump_featuremaps) vs the bundle's "
+           "channels-last arrays", values, mismatches, unit="layer values")
+    assert mismatches == 0
+    assert values >= SAMPLES * dep.built.timesteps * sum(int(np.prod(la.c_shape)) for la in dep.layers)
