@@ -6,16 +6,19 @@ from pathlib import Path
 
 from .. import vectors
 from ..stimuli import STIMULI
-from .options import Parser, natural_int, positive_int
+from .options import Parser, UsageError, natural_int, positive_int
 
 
 def _parser() -> Parser:
     p = Parser(prog="golden vectors", description="Test-vector bundles (see vectors/README.md).")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
-    g = sub.add_parser("generate", help="simulate a stimulus and write a bundle")
-    g.add_argument("--spec", required=True, help="TOML spec (golden spec new ...)")
+    g = sub.add_parser("generate", help="simulate a stimulus and write a bundle (one layer, or a whole network)")
+    g.add_argument("--spec", help="TOML spec (golden spec new ...): a single-layer bundle, with --neurons")
+    g.add_argument("--network", metavar="NETDIR", help="a saved network directory (network.toml + weights.npz): "
+                   "a network bundle, with --samples")
     g.add_argument("--steps", type=positive_int, required=True)
-    g.add_argument("--neurons", type=positive_int, required=True)
+    g.add_argument("--neurons", type=positive_int, help="neurons of a single-layer bundle (with --spec)")
+    g.add_argument("--samples", type=positive_int, help="samples of a network bundle (with --network)")
     g.add_argument("--seed", type=natural_int, required=True)
     g.add_argument("--stimulus", required=True, choices=STIMULI)
     g.add_argument("--out", required=True)
@@ -36,7 +39,21 @@ def cli(argv) -> int:
     """``golden vectors ...``; bad input raises GoldenError, which golden.cli.main prints as one line, exit 2."""
     a = _parser().parse_args(list(argv))
     try:
+        if a.cmd == "generate" and a.network is not None:
+            mixed = [o for o, v in (("--spec", a.spec), ("--neurons", a.neurons)) if v is not None]
+            if mixed or a.samples is None:
+                raise UsageError(f"generate: --network takes --samples, not {' and '.join(mixed)}" if mixed else
+                                 "generate: --network needs --samples (see golden vectors --help)")
+            out = vectors.generate_network(Path(a.network), Path(a.out), samples=a.samples, steps=a.steps,
+                                           seed=a.seed, stimulus=a.stimulus, formats=a.formats, prefix=a.prefix,
+                                           force=a.force)
+            print(f"{out}: network {a.network}, {a.samples} samples x {a.steps} steps, stimulus {a.stimulus} "
+                  f"seed {a.seed}")
+            return 0
         if a.cmd == "generate":
+            if a.spec is None or a.neurons is None or a.samples is not None:
+                raise UsageError("generate: give --spec with --neurons (a single-layer bundle) or --network with "
+                                 "--samples (a network bundle)")
             out = vectors.generate(Path(a.spec), a.steps, a.neurons, a.seed, a.stimulus, Path(a.out), a.formats,
                                    a.force, prefix=a.prefix)
             print(f"{out}: {a.steps} steps x {a.neurons} neurons, stimulus {a.stimulus} seed {a.seed}")

@@ -40,6 +40,7 @@ from .formats import (
     parse_h,
     parse_hex,
 )
+from .network import generate_network
 from .npy import BundleError, npy_header, open_npy, read_npy_header
 from .verify import (
     Diff,
@@ -86,6 +87,7 @@ __all__ = [
     "find_bundles",
     "foreign_entries",
     "generate",
+    "generate_network",
     "hex_bytes",
     "hex_digits",
     "load_manifest",

@@ -151,11 +151,27 @@ def foreign_entries(d: Path) -> list:
             continue
         if e.is_symlink():
             bad.append(f"{e.name} (a symlink)")
+        elif e.is_dir(follow_symlinks=False) and any(str(f).startswith(e.name + "/") for f in files):
+            bad += _foreign_below(Path(e.path), e.name, files)  # a network bundle's network/
         elif not e.is_file(follow_symlinks=False):
             what = "a directory" if e.is_dir(follow_symlinks=False) else "not a regular file"
             bad.append(f"{e.name} ({what})")
         elif e.name not in files:
             bad.append(f"{e.name} (not listed in manifest.json)")
+    return bad
+
+
+def _foreign_below(d: Path, rel: str, files: dict) -> list:
+    """A subdirectory the manifest lists files in: it may hold only those, as regular files."""
+    bad = []
+    for e in sorted(os.scandir(d), key=lambda e: e.name):
+        name = f"{rel}/{e.name}"
+        if e.is_symlink():
+            bad.append(f"{name} (a symlink)")
+        elif not e.is_file(follow_symlinks=False):
+            bad.append(f"{name} ({'a directory' if e.is_dir(follow_symlinks=False) else 'not a regular file'})")
+        elif name not in files:
+            bad.append(f"{name} (not listed in manifest.json)")
     return bad
 
 
