@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import warnings
@@ -34,22 +35,31 @@ FIRMWARE_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra")
 # dump_featuremaps: the single-file model leaves the includes of its JSON dump to the includer and uses mkdir
 DUMP_CFLAGS = ("-std=gnu11", "-O2", "-Wall", "-Wextra", "-include", "errno.h", "-include", "stdlib.h",
                "-include", "sys/stat.h", "-include", "sys/types.h")
-SAMPLES, SEED, STIMULUS = 8, 5, "uniform"
+SAMPLES, SEED = 8, 5
 SUMMARY = re.compile(r"^(PASS|FAIL): (\d+) samples, (\d+) steps, (\d+) values compared, (\d+) mismatches$", re.M)
 MISMATCH = re.compile(r"^MISMATCH sample (\d+) t (\d+) index (\d+): expected (-?\d+), got (-?\d+)$", re.M)
 
-# every template, 8-bit LIF; one 16-bit and one IF model
-CASES = [("SMLP", "LIF-soft", 8), ("SCNN1d", "LIF-soft", 8), ("SCNN2d", "LIF-soft", 8), ("SResNet2d", "LIF-soft", 8),
-         ("SCNN1d", "LIF-hard", 16), ("SResNet1d", "IF-soft", 8)]
-IDS = [f"{m}-{n}-{b}b" for m, n, b in CASES]
+# every template at 8-bit LIF; the batch_norm and gsp variants; 16 bits; IF; LONG 32; each stimulus
+CASES = [("SMLP", "LIF-soft", 8, None, "uniform"), ("SCNN1d", "LIF-soft", 8, None, "uniform"),
+         ("SCNN2d", "LIF-soft", 8, None, "uniform"), ("SResNet2d", "LIF-soft", 8, None, "uniform"),
+         ("SCNN1d", "LIF-hard", 16, None, "uniform"), ("SResNet1d", "IF-soft", 8, None, "uniform"),
+         ("SCNN1d-bn", "LIF-hard", 8, None, "edges"), ("SCNN2d-gsp", "LIF-tau3", 8, None, "poisson"),
+         ("SCNN2d-bn", "IF-soft", 16, 32, "edges")]
+if os.environ.get("GOLDEN_HYPOTHESIS") == "deep":  # every model variant, LIF and IF, both widths, each stimulus
+    _MODELS = ("SMLP", "SCNN1d", "SCNN1d-bn", "SCNN1d-gsp", "SCNN2d", "SCNN2d-bn", "SCNN2d-gsp", "SResNet1d",
+               "SResNet2d")
+    CASES += [(m, n, b, lw, ("uniform", "poisson", "edges")[i % 3]) for i, (m, n, b, lw) in enumerate(
+        (m, n, b, lw) for m in _MODELS for n in ("LIF-soft", "LIF-qin>qv", "IF-hard") for b in (8, 16)
+        for lw in (None, 32))]
+IDS = [f"{m}-{n}-{b}b-long{lw or 2 * b}-{st}" for m, n, b, lw, st in CASES]
 _CACHE: dict = {}
 
 
-def _deployed(model: str, neuron: str, bits: int, dump: bool):
+def _deployed(model: str, neuron: str, bits: int, long_width: int | None, dump: bool):
     from golden.refs import codegen_model as cm
     from golden.refs import qualia_models as qm
 
-    key = ("dep", model, neuron, bits, dump)
+    key = ("dep", model, neuron, bits, long_width, dump)
     if key not in _CACHE:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -59,7 +69,7 @@ def _deployed(model: str, neuron: str, bits: int, dump: bool):
                 if built is None:
                     built = qm.build(**qm.MODELS[model], **qm.neuron_kwargs(neuron, bits), bits=bits, seed=0)
                     _CACHE[("built", model, neuron, bits)] = built
-                _CACHE[key] = cm.deploy(built, dump_featuremaps=dump)
+                _CACHE[key] = cm.deploy(built, long_width=long_width, dump_featuremaps=dump)
             finally:
                 logging.disable(logging.NOTSET)
     return _CACHE[key]
@@ -70,11 +80,11 @@ def _bundle(case, tmp_path_factory) -> Path:
     key = ("bundle", *case)
     if key not in _CACHE:
         d = tmp_path_factory.mktemp("fw")
-        dep = _deployed(*case, dump=False)
+        dep = _deployed(*case[:4], dump=False)
         netdir = golden.from_torch(dep, profile="codegen").save(d / "net")
         out = d / "bundle"
         rc = cli.main(["vectors", "generate", "--network", str(netdir), "--samples", str(SAMPLES),
-                       "--steps", str(dep.built.timesteps), "--seed", str(SEED), "--stimulus", STIMULUS,
+                       "--steps", str(dep.built.timesteps), "--seed", str(SEED), "--stimulus", case[4],
                        "--out", str(out)])
         assert rc == 0
         _CACHE[key] = out
@@ -110,7 +120,7 @@ def _summary(stdout: str) -> tuple:
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_firmware_check_passes_on_the_real_c(case, tmp_path, tmp_path_factory):
-    dep = _deployed(*case, dump=False)
+    dep = _deployed(*case[:4], dump=False)
     bundle = _bundle(case, tmp_path_factory)
     m = _manifest(bundle)
     n_out = int(np.prod(dep.layers[-1].c_shape))
@@ -140,8 +150,8 @@ def _edit_array(text: str, name: str, index: int, new: int) -> tuple[str, int]:
 
 
 def test_a_wrong_expected_value_is_named(tmp_path, tmp_path_factory):
-    case = ("SCNN2d", "LIF-soft", 8)
-    dep = _deployed(*case, dump=False)
+    case = CASES[2]
+    dep = _deployed(*case[:4], dump=False)
     bundle = _bundle(case, tmp_path_factory)
     T, n_out = dep.built.timesteps, int(np.prod(dep.layers[-1].c_shape))
     s, t, i = SAMPLES - 2, T // 2, n_out - 1
@@ -180,10 +190,10 @@ _BAD_HEADERS = [
 
 @pytest.mark.parametrize("label,edit,error", _BAD_HEADERS, ids=[b[0] for b in _BAD_HEADERS])
 def test_a_header_for_another_model_does_not_build(label, edit, error, tmp_path, tmp_path_factory):
-    case = ("SCNN2d", "LIF-soft", 8)  # input 8x8x1 = 64 values, 4 outputs, int8
-    dep = _deployed(*case, dump=False)
+    case = CASES[2]  # input 8x8x1 = 64 values, 4 outputs, int8
+    dep = _deployed(*case[:4], dump=False)
     text = (_bundle(case, tmp_path_factory) / "vectors.h").read_text()
-    other = (_bundle(("SMLP", "LIF-soft", 8), tmp_path_factory) / "vectors.h").read_text()  # input 16
+    other = (_bundle(CASES[0], tmp_path_factory) / "vectors.h").read_text()  # input 16
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "vectors.h").write_text(edit(text, other))
@@ -211,9 +221,9 @@ def _featuremaps(dep, run_dir: Path, samples: int, steps: int) -> dict:
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_every_layer_of_the_real_c_equals_the_bundle(case, tmp_path, tmp_path_factory):
     """The same main.c on the model deployed with dump_featuremaps: every layer, every step, channels-last."""
-    dep = _deployed(*case, dump=True)
+    dep = _deployed(*case[:4], dump=True)
     assert golden.from_torch(dep, profile="codegen").digest() == \
-        golden.from_torch(_deployed(*case, dump=False), profile="codegen").digest()
+        golden.from_torch(_deployed(*case[:4], dump=False), profile="codegen").digest()
     bundle = _bundle(case, tmp_path_factory)
     m = _manifest(bundle)
     run, _ = build_and_run(dep, bundle, tmp_path, DUMP_CFLAGS)
