@@ -139,35 +139,38 @@ def test_firmware_check_passes_on_the_real_c(case, tmp_path, tmp_path_factory):
     assert rates and max(rates) >= 0.02, rates
 
 
-def _edit_array(text: str, name: str, index: int, new: int) -> tuple[str, int]:
-    """``text`` with element ``index`` of C array ``name`` set to ``new``; returns (text, old value)."""
+def _edit_array(text: str, name: str, edits: dict) -> str:
+    """``text`` with the elements of C array ``name`` at ``edits``' keys set to its values."""
     m = re.search(rf"\b{name}\[(\d+)\][^=]*=\s*\{{([^}}]*)\}}", text)
     assert m, name
     vals = [int(v) for v in m.group(2).replace("\n", " ").split(",") if v.strip()]
     assert len(vals) == int(m.group(1))
-    old, vals[index] = vals[index], new
-    return text[:m.start(2)] + "\n" + ",".join(map(str, vals)) + "\n" + text[m.end(2):], old
+    for k, v in edits.items():
+        vals[k] = v
+    return text[:m.start(2)] + "\n" + ",".join(map(str, vals)) + "\n" + text[m.end(2):]
 
 
-def test_a_wrong_expected_value_is_named(tmp_path, tmp_path_factory):
+@pytest.mark.parametrize("n_wrong", [1, 13])
+def test_wrong_expected_values_are_named(n_wrong, tmp_path, tmp_path_factory):
+    """Expected outputs changed by one in a copy of vectors.h: exit 1, each named (sample, t, index, expected, got)
+    in run order up to MAX_REPORTED = 10, the rest counted."""
     case = CASES[2]
     dep = _deployed(*case[:4], dump=False)
     bundle = _bundle(case, tmp_path_factory)
     T, n_out = dep.built.timesteps, int(np.prod(dep.layers[-1].c_shape))
-    s, t, i = SAMPLES - 2, T // 2, n_out - 1
-    k = (s * T + t) * n_out + i
-    text = (bundle / "vectors.h").read_text()
-    want = np.load(bundle / _manifest(bundle)["output"]["file"])[s, t].reshape(-1)[i]
-    bad_value = int(want) + 1 if want < 127 else int(want) - 1
-    edited, old = _edit_array(text, "golden_out", k, bad_value)
-    assert old == want
+    want = np.load(bundle / _manifest(bundle)["output"]["file"]).reshape(-1)  # (s, t, i) flat, as golden_out
+    assert want.size == SAMPLES * T * n_out
+    ks = sorted(np.random.default_rng(n_wrong).choice(want.size, n_wrong, replace=False).tolist())
+    edits = {k: int(want[k]) + 1 if want[k] < 127 else int(want[k]) - 1 for k in ks}
     sab = tmp_path / "sabotaged"
     sab.mkdir()
-    (sab / "vectors.h").write_text(edited)
+    (sab / "vectors.h").write_text(_edit_array((bundle / "vectors.h").read_text(), "golden_out", edits))
     run, _ = build_and_run(dep, sab, tmp_path)
     assert run.returncode == 1, run.stdout
-    assert MISMATCH.findall(run.stdout) == [(str(s), str(t), str(i), str(bad_value), str(old))]
-    assert _summary(run.stdout) == ("FAIL", SAMPLES, T, SAMPLES * T * n_out, 1)
+    named = [(k // (T * n_out), k // n_out % T, k % n_out, edits[k], int(want[k])) for k in ks]
+    assert [tuple(map(int, g)) for g in MISMATCH.findall(run.stdout)] == named[:10]
+    assert (f"... {n_wrong - 10} more mismatches not shown" in run.stdout) == (n_wrong > 10)
+    assert _summary(run.stdout) == ("FAIL", SAMPLES, T, SAMPLES * T * n_out, n_wrong)
 
 
 def _macro(text: str, name: str, value) -> str:
