@@ -12,7 +12,8 @@ each: ``*.hex`` + ``bundle.vh`` for ``$readmemh``, ``vectors.h`` for C,
 from __future__ import annotations
 
 from ..stimuli import BASE_STIMULI, BLOCK, STIMULI, Stimulus, stimulus
-from .atomic import clean_stale, foreign_entries, write_atomic
+from . import bundle as _bundle
+from .atomic import clean_stale, foreign_entries, golden_manifest, write_atomic
 from .bundle import (
     COMPARED,
     FORMAT,
@@ -20,7 +21,6 @@ from .bundle import (
     SCHEMA,
     base_manifest,
     dump_manifest,
-    export,
     generate,
     sha256_file,
     write_bundle,
@@ -40,6 +40,7 @@ from .formats import (
     parse_h,
     parse_hex,
 )
+from .netverify import export_network, read_network_bundle
 from .network import generate_network
 from .npy import BundleError, npy_header, open_npy, read_npy_header
 from .verify import (
@@ -88,6 +89,8 @@ __all__ = [
     "foreign_entries",
     "generate",
     "generate_network",
+    "export_network",
+    "read_network_bundle",
     "hex_bytes",
     "hex_digits",
     "load_manifest",
@@ -107,6 +110,17 @@ __all__ = [
     "write_atomic",
     "write_bundle",
 ]
+
+
+def export(bundle, fmt, *, prefix: str | None = None) -> list:
+    """Add exports to a bundle that verifies: a single-layer bundle (``hex``, ``h``, ``csv``) or a network
+    bundle (``hex``, ``h``); see :func:`golden.vectors.bundle.export` and :func:`export_network`."""
+    from pathlib import Path
+
+    m = None if Path(bundle).is_symlink() else golden_manifest(Path(bundle))
+    if m is not None and m.get("kind") == "network":
+        return export_network(bundle, fmt, prefix=prefix)
+    return _bundle.export(bundle, fmt, prefix=prefix)
 
 
 def cli(argv=None) -> int:

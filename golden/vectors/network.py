@@ -42,6 +42,7 @@ LAYOUT = ("channels-last (the generated C's order): torch (C, L) is stored (L, C
 MAX_VALUES = 1 << 34  # values of all arrays of one bundle: far beyond a few hundred MiB of simulation
 BYTES_PER_VALUE = 48  # simulate keeps int64 rows per layer plus the kernels' temporaries (measured ~30)
 MAX_NAME = 96
+FIELDS = ("out", "v", "spikes")  # a layer's arrays, in this order everywhere (the manifest's JSON sorts keys)
 _NAME = re.compile(r"[A-Za-z0-9_.]{1," + str(MAX_NAME) + "}")
 
 
@@ -169,8 +170,9 @@ def arrays_of(m: dict) -> dict:
     """key -> array meta for every array of the bundle: 'x', '<ident>.out', '<ident>.v', '<ident>.spikes'."""
     out = {"x": m["input"]}
     for e in m["layers"]:
-        for k, a in e["arrays"].items():
-            out[f"{e['ident']}.{k}"] = a
+        for k in FIELDS:
+            if k in e["arrays"]:
+                out[f"{e['ident']}.{k}"] = e["arrays"][k]
     return out
 
 
@@ -237,7 +239,8 @@ def vh_text(m: dict) -> str:
     for e in m["layers"]:
         P = f"GV_{e['c_name'].upper()}"
         p.append((f"{P}_SIZE", e["size"]))
-        for k, a in e["arrays"].items():
+        for k in (k for k in FIELDS if k in e["arrays"]):
+            a = e["arrays"][k]
             K = "" if k == "out" else f"_{k.upper()}"
             p += [(f"{P}{K}_BITS", a["format"]["bits"]), (f"{P}{K}_FRAC", a["format"]["frac"]),
                   (f"{P}{K}_DIGITS", hex_digits(a["format"]["bits"]))]
@@ -249,7 +252,7 @@ def vh_text(m: dict) -> str:
 
 
 def render_h(m: dict, arrays: dict, prefix: str) -> bytes:
-    """``vectors.h``: golden_in / golden_out and every layer's output, ``static const``, channels-last."""
+    """``vectors.h``: golden_in / golden_out (``static const``, channels-last) and every layer's size macros."""
     P = prefix.upper()
     inp, out = m["input"], next(e for e in m["layers"] if e["name"] == m["output"]["layer"])
     ofmt = out["arrays"]["out"]["format"]
@@ -266,8 +269,8 @@ def render_h(m: dict, arrays: dict, prefix: str) -> bytes:
              f"// {_stim_line(m)}",
              f"// Layout: channels-last (the generated C's order); element (s, t, i) at index "
              f"(s * {P}_STEPS + t) * SIZE + i.",
-             f"// {P.lower()}_in: the cnn() input per step; {P.lower()}_out: the cnn() output per step; "
-             f"{P.lower()}_<C layer name>: that layer's output.",
+             f"// {P.lower()}_in: the cnn() input per step; {P.lower()}_out: the cnn() output per step; every "
+             f"layer's output is in the bundle's .npy / .hex files ({P}_<C layer name>_SIZE values per step).",
              "// Every sample starts from fresh state: call reset() between samples.",
              "// The arrays are static const: include this header from any number of translation units.",
              "#pragma once", "#include <stdint.h>", "",
@@ -277,9 +280,7 @@ def render_h(m: dict, arrays: dict, prefix: str) -> bytes:
         val = f"({v})" if isinstance(v, int) and v < 0 else str(v)
         lines.append(f"#define {(P + '_' + k).ljust(width)} {val}")
     chunks = ["\n".join(lines) + "\n"]
-    items = [("in", inp, "x"), ("out", out["arrays"]["out"], f"{out['ident']}.out")]
-    items += [(e["c_name"], e["arrays"]["out"], f"{e['ident']}.out") for e in m["layers"]]
-    for cname, a, key in items:
+    for cname, a, key in (("in", inp, "x"), ("out", out["arrays"]["out"], f"{out['ident']}.out")):
         n = int(np.prod(a["shape"]))
         ctype = _CTYPE[np.dtype(a["dtype"])]
         chunks.append(f"\nstatic const {ctype} {prefix}_{cname}[{n}] {P}_UNUSED = {{\n")
@@ -294,9 +295,7 @@ def render(name: str, m: dict, arrays: dict, prefix: str) -> dict:
 
 def header_arrays(m: dict, prefix: str) -> dict:
     """C array name in vectors.h -> array key (``x``, ``<ident>.out``)."""
-    out = {f"{prefix}_in": "x", f"{prefix}_out": f"{_ident_of(m, m['output']['layer'])}.out"}
-    out.update({f"{prefix}_{e['c_name']}": f"{e['ident']}.out" for e in m["layers"]})
-    return out
+    return {f"{prefix}_in": "x", f"{prefix}_out": f"{_ident_of(m, m['output']['layer'])}.out"}
 
 
 def _ident_of(m: dict, name: str) -> str:

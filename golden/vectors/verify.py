@@ -114,6 +114,8 @@ def _read_manifest(bundle: Path) -> dict:
 def load_manifest(bundle: Path):
     """(manifest, spec) after checking every manifest field against what golden writes (BundleError otherwise)."""
     m = _read_manifest(bundle)
+    if m.get("kind") == "network":
+        raise BundleError("manifest.json: a network bundle (golden.vectors.read_network_bundle reads it)")
     sp = _need(m, "spec", dict)
     toml = _need(sp, "toml", str, "spec.")
     spec_sha = _need(sp, "sha256", str, "spec.")
@@ -289,6 +291,10 @@ def _py(v):
 def verify_bundle(bundle, progress: bool | None = None) -> Result:
     """Check one bundle (see README); BundleError when it cannot be read, else a Result with the differences."""
     bundle = Path(bundle)
+    m0 = _read_manifest(bundle)
+    if m0.get("kind") == "network":  # a whole network (network.py, netverify.py)
+        from .netverify import verify_network
+        return verify_network(bundle, m0)
     res = Result(bundle)
     name = str(bundle)
     m, spec = load_manifest(bundle)
