@@ -7,7 +7,8 @@ is saved; the real CLI ``golden vectors generate --network`` writes the bundle; 
 ``reset()`` and compares every output of every step. The count of compared values is asserted, so the test cannot
 pass on nothing. A deliberately wrong expected value is named (sample, t, index); a header made for another model
 stops the build naming what differs. With ``dump_featuremaps`` the same C writes every layer's output at every step:
-each equals the bundle's per-layer array, which checks the bundle's channels-last layout against the real C.
+each equals the bundle's per-layer array, which checks the bundle's channels-last layout against the real C. The
+committed network bundles (vectors/networks, tools/regen_network_corpus.py) pass the same check on their model's C.
 """
 
 from __future__ import annotations
@@ -255,3 +256,41 @@ def test_every_layer_of_the_real_c_equals_the_bundle(case, tmp_path, tmp_path_fa
            "channels-last arrays", values, mismatches, unit="layer values")
     assert mismatches == 0
     assert values >= SAMPLES * dep.built.timesteps * sum(int(np.prod(la.c_shape)) for la in dep.layers)
+
+
+def _corpus() -> dict:
+    """tools/regen_network_corpus.py's CORPUS: name -> (build kwargs, deploy kwargs, samples, steps, stimulus, seed)."""
+    import importlib.util
+
+    path = MAIN_C.parents[1] / "regen_network_corpus.py"
+    spec = importlib.util.spec_from_file_location("regen_network_corpus", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.CORPUS
+
+
+@pytest.mark.parametrize("name", sorted(_corpus()))
+def test_committed_network_bundles_pass_the_firmware_check(name, tmp_path):
+    """Each committed vectors/networks bundle's vectors.h, on the model C its network was deployed from."""
+    from golden.refs import codegen_model as cm
+    from golden.refs import qualia_models as qm
+
+    build_kw, deploy_kw, samples, steps, _, _ = _corpus()[name]
+    bundle = MAIN_C.parents[2] / "vectors" / "networks" / name
+    m = _manifest(bundle)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            dep = cm.deploy(qm.build(**build_kw), dump_featuremaps=False, **deploy_kw)
+        finally:
+            logging.disable(logging.NOTSET)
+    assert m["network"]["digest"] == golden.from_torch(dep, profile="codegen").digest()  # the C of that network
+    run, cc_err = build_and_run(dep, bundle, tmp_path)
+    assert not MAIN_WARNINGS.findall(cc_err), cc_err
+    n_out = int(np.prod(dep.layers[-1].c_shape))
+    verdict, s, t, values, mismatches = _summary(run.stdout)
+    record("firmware main.c", "the generated model C (Qualia's deployment path, gcc -std=c99) on the bundle's "
+           "vectors.h", values, mismatches, unit="output values")
+    assert (run.returncode, verdict, mismatches) == (0, "PASS", 0), run.stdout
+    assert (s, t, values) == (samples, steps, samples * steps * n_out)
