@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -294,3 +295,20 @@ def test_committed_network_bundles_pass_the_firmware_check(name, tmp_path):
            "vectors.h", values, mismatches, unit="output values")
     assert (run.returncode, verdict, mismatches) == (0, "PASS", 0), run.stdout
     assert (s, t, values) == (samples, steps, samples * steps * n_out)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed (the Makefile is a convenience)")
+@pytest.mark.parametrize("dump", [False, True])
+def test_the_makefile_builds_and_runs_it(dump, tmp_path, tmp_path_factory):
+    case = CASES[3]
+    dep = _deployed(*case[:4], dump=dump)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "full_model.h").write_text(dep.source)
+    bundle = _bundle(case, tmp_path_factory)
+    run = subprocess.run(["make", "-f", str(MAIN_C.parent / "Makefile"), f"MODEL={tmp_path / 'model'}",
+                          f"BUNDLE={bundle}", f"OUT={tmp_path}", *(["DUMP=1"] if dump else []), "check"],
+                         capture_output=True, text=True, check=False, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    n_out = int(np.prod(dep.layers[-1].c_shape))
+    assert _summary(run.stdout) == ("PASS", SAMPLES, dep.built.timesteps, SAMPLES * dep.built.timesteps * n_out, 0)
+    assert (tmp_path / "out" / "qualia_codegen").is_dir() == dump
