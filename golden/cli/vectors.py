@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import vectors
 from ..stimuli import STIMULI
+from ..vectors import network
 from .options import Parser, UsageError, natural_int, positive_int
 
 
@@ -20,7 +21,8 @@ def _parser() -> Parser:
     g.add_argument("--neurons", type=positive_int, help="neurons of a single-layer bundle (with --spec)")
     g.add_argument("--samples", type=positive_int, help="samples of a network bundle (with --network)")
     g.add_argument("--seed", type=natural_int, required=True)
-    g.add_argument("--stimulus", required=True, choices=STIMULI)
+    g.add_argument("--stimulus", required=True, choices=STIMULI,
+                   help="network bundles: " + ", ".join(network.STIMULI))
     g.add_argument("--out", required=True)
     g.add_argument("--formats", default=",".join(vectors.DEFAULT_FORMATS),
                    help="comma-separated: " + ",".join(vectors.FORMATS) + " (npy always)")

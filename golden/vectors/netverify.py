@@ -61,7 +61,7 @@ def _fields(m: dict) -> tuple:
     gen = _need(st, "generator", str, "stimulus.")
     if gen not in nb.STIMULI:
         raise BundleError(f"manifest.json: stimulus.generator {gen[:20]!r} is not a network stimulus")
-    seed = _count(st, "seed", 0, 1 << 128, "stimulus.")
+    seed = _count(st, "seed", 0, 1 << 4096, "stimulus.")
     version = _need(m, "golden_version", str)
     try:
         safe_text("golden_version", version)

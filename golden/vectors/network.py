@@ -40,7 +40,9 @@ LAYOUT = ("channels-last (the generated C's order): torch (C, L) is stored (L, C
           "(samples, steps, *c_shape), element (s, t, i) of a layer of `size` values at flat index "
           "(s * steps + t) * size + i")
 MAX_VALUES = 1 << 34  # values of all arrays of one bundle: far beyond a few hundred MiB of simulation
-BYTES_PER_VALUE = 48  # simulate keeps int64 rows per layer plus the kernels' temporaries (measured ~30)
+# peak memory per value (all arrays of a bundle): simulate_c measured with tracemalloc at 8-9 bytes (the corpus
+# networks, S = 32, T = 64); the exports are rendered in memory too (hex: up to ~20 bytes per value): a margin
+BYTES_PER_VALUE = 48
 MAX_NAME = 96
 FIELDS = ("out", "v", "spikes")  # a layer's arrays, in this order everywhere (the manifest's JSON sorts keys)
 _NAME = re.compile(r"[A-Za-z0-9_.]{1," + str(MAX_NAME) + "}")
