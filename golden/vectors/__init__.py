@@ -7,6 +7,11 @@ each: ``*.hex`` + ``bundle.vh`` for ``$readmemh``, ``vectors.h`` for C,
 ``vectors.csv``). Modules: ``npy`` (the arrays), ``formats`` (the exports),
 ``atomic`` (work directories, the directory rule, atomic commit),
 ``bundle`` (generate, write_bundle, export), ``verify``.
+
+A network bundle (``manifest["kind"] == "network"``) pins down a whole :class:`golden.Network` on S
+samples x T steps in the generated C's channels-last layout: ``network`` (generate_network, the
+layout, the renders), ``netverify`` (read_network_bundle, verify, export_network). ``verify`` and
+``export`` tell the kinds apart.
 """
 
 from __future__ import annotations
