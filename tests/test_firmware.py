@@ -297,7 +297,7 @@ def test_committed_network_bundles_pass_the_firmware_check(name, tmp_path):
     assert (s, t, values) == (samples, steps, samples * steps * n_out)
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed (the Makefile is a convenience)")
+@requires(None if shutil.which("make") else "make is not installed (.ci/run installs it)")
 @pytest.mark.parametrize("dump", [False, True])
 def test_the_makefile_builds_and_runs_it(dump, tmp_path, tmp_path_factory):
     case = CASES[3]
