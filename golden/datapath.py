@@ -41,7 +41,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .spec import STAGES, Arith, ChargeForm, Kind, LeakShift, Order, Overflow, Reset, Round, Spec
+from .spec import STAGES, Arith, ChargeForm, Kind, LeakShift, Order, Overflow, Reset, Round, Spec, SpecError
 
 # ---------------------------------------------------------------- mode code
 # Low to high: kind | the six flags below | round | v_overflow | acc_overflow | T - q_in | T - q_v | S + 64 |
@@ -69,8 +69,12 @@ ALIGN, LEAK, CHARGE, RESET, VSTAGE = range(len(STAGES))
 STOP = len(STAGES)  # an overflow under a strict policy at stage k sets bit k and bit STOP + k
 
 
-def encode(spec: Spec) -> int:
-    """Pack a spec's choices, widths and shifts into the kernels' mode code."""
+def encode(spec: Spec, lanes=None) -> int:
+    """Pack a spec's choices, widths and shifts into the kernels' mode code.
+
+    ``lanes``: force the lane type c.W (as :func:`constants` must too), e.g. :func:`working_type`'s
+    wider one, the lanes golden used before :func:`lane_type`; never narrower than lane_type.
+    """
     code = spec.kind.code
     code |= SOFT * (spec.reset == Reset.SOFT) | DECAY * spec.decay_input
     code |= ROUND_FIRST * (spec.order == Order.ROUND_THEN_FIRE) | FLOAT32 * (spec.arith == Arith.FLOAT32)
@@ -79,10 +83,10 @@ def encode(spec: Spec) -> int:
     code |= spec.v_overflow.code << _VOVF | spec.acc_overflow.code << _AOVF
     code |= spec.shift_in << _SH_IN | spec.shift_v << _SH_V | (spec.leak_s + 64) << _LEAK_S
     code |= spec.acc_bits << _ACC_BITS | spec.fmt_v.bits << _V_BITS
-    return code | 8 * np.dtype(lane_type(spec)).itemsize << _W_BITS
+    return code | 8 * np.dtype(_lanes(spec, lanes)).itemsize << _W_BITS
 
 
-Consts = namedtuple("Consts", "vth vr rtau spike_out VT VR sc_in sc_v inv_sc_v vth_f vr_f tau_f decay_f W")
+Consts = namedtuple("Consts", "vth vr rtau spike_out VT VR sc_in sc_v inv_sc_v vth_f vr_f tau_f decay_f W K")
 R_LIM = 2.0 ** 62  # where the float32 quantizer clamps before an int64 conversion
 
 
@@ -195,15 +199,31 @@ def lane_type(spec: Spec):
     return np.int64
 
 
-def constants(spec: Spec) -> Consts:
-    """The spec's numbers as the kernels read them (VT, VR: thresholds aligned to T, narrowed to the accumulator)."""
+def _lanes(spec: Spec, lanes):
+    """c.W: :func:`lane_type`, or ``lanes`` if given and at least as wide."""
+    narrow = lane_type(spec)
+    if lanes is None:
+        return narrow
+    if lanes not in (np.int16, np.int32, np.int64) or np.dtype(lanes).itemsize < np.dtype(narrow).itemsize:
+        raise SpecError(f"lanes: expected np.int16, np.int32 or np.int64, at least {np.dtype(narrow).name} "
+                         f"for {spec.describe()}, got {lanes!r}")
+    return lanes
+
+
+def constants(spec: Spec, lanes=None) -> Consts:
+    """The spec's numbers as the kernels read them (VT, VR: thresholds aligned to T, narrowed to the accumulator).
+
+    ``lanes``: as for :func:`encode`.
+    """
     f32 = np.float32
     VT, VR = (spec.aligned(raw) for raw in (spec.v_threshold, spec.v_reset))
+    W = _lanes(spec, lanes)
     sc_v = f32(2.0 ** -spec.fmt_v.frac)
     return Consts(
         np.int64(spec.v_threshold), np.int64(spec.v_reset), np.int64(spec.reciprocal_tau), np.int64(spec.spike_out),
         np.int64(VT), np.int64(VR), f32(2.0 ** -spec.fmt_in.frac), sc_v, f32(2.0 ** spec.fmt_v.frac),
-        f32(spec.v_threshold) * sc_v, f32(spec.v_reset) * sc_v, spec.tau_f32, spec.decay_f32, lane_type(spec),
+        f32(spec.v_threshold) * sc_v, f32(spec.v_reset) * sc_v, spec.tau_f32, spec.decay_f32, W,
+        np.int16 if W is np.int16 else np.int32,  # K: the kernels' overflow counters, no wider than the lanes
     )
 
 
