@@ -14,9 +14,14 @@ One loop body (:func:`_columns`) makes two kinds of kernel:
   keyed by the frozen values, in :func:`cache_dir` (never inside the
   installed package).
 - :data:`run_generic` reads ``code`` and ``c`` at run time, on int32 inputs,
-  int64 state and int64 outputs, so that one compile per working type serves
-  every spec: small runs, property tests (which so check the working types
+  int64 state and int64 outputs, so that one compile per lane type serves
+  every spec: small runs, property tests (which so check the lane types
   too), per-cycle testbenches.
+
+Both compute in the spec's lane type ``c.W`` (int16, int32 or int64), the
+narrowest that :func:`golden.datapath.lane_type`'s range analysis proves holds
+every exact intermediate value, and count overflows in ``c.K``, no wider: an
+int8 spec's kernel runs in 16-bit vector lanes, an int16 spec's in 32-bit ones.
 
 Every kernel also closes over :data:`SOURCE`, a hash of this file and the
 datapath: Numba watches only the file a function is defined in, so without it
