@@ -176,9 +176,9 @@ def _expect(spec, x_distinct, copies):
 @COMPILES
 @given(lane_specs(), st.integers(0, 2**32 - 1))
 def test_narrow_kernels_equal_reference(spec, seed):
-    """Specialised (threaded, over several blocks and count chunks) and generic kernels in the spec's lanes, on
-    aimed columns each repeated across the layer: outputs, potentials, spikes and overflow counts equal the
-    reference's."""
+    """Specialised (threaded, over several count chunks) and generic kernels in the spec's lanes, and
+    Simulator.step, on aimed columns each repeated across the layer: outputs, potentials, spikes and overflow
+    counts equal the reference's."""
     note(spec.to_toml())
     rng = np.random.default_rng(seed)
     steps, distinct = 24, 41
@@ -199,20 +199,10 @@ def test_narrow_kernels_equal_reference(spec, seed):
             record("lanes kernels", "golden.reference, on aimed columns", want.size, differ)
             assert not differ, f"{field} differs ({'specialised' if parallel else 'generic'}, {lane_type(spec)})"
         assert trace.overflow == counts
-
-
-@COMPILES
-@given(lane_specs(bits=(8,)), st.integers(0, 2**32 - 1))
-def test_narrow_simulator_steps_equal_reference(spec, seed):
-    """A wide Simulator (the specialised kernel in narrow lanes from its first step) steps as the reference."""
-    assume("strict" not in (spec.v_overflow, spec.acc_overflow))
-    xd = aimed(spec, np.random.default_rng(seed), 12, 37)
-    copies = 4096 // 37 + 1
-    x = np.tile(xd, (1, copies)).astype(spec.fmt_in.dtype)
-    ref, counts = _expect(spec, xd, copies)
+    # Simulator.step on the same (specialised, narrow) kernel, from its first step: a wide layer
     sim = golden.Simulator(spec, x.shape[1])
     assert sim._kernel is not None
-    for t in range(x.shape[0]):
+    for t in range(steps):
         assert np.array_equal(sim.step(x[t]), np.tile(ref["out"][t], copies))
         assert np.array_equal(sim.v, np.tile(ref["v"][t], copies))
     assert sim.overflow == counts
