@@ -221,3 +221,21 @@ def test_generic_kernel_in_narrow_lanes(data):
     trace = golden.simulate(spec, x, parallel=False)
     assert np.array_equal(trace.out, ref["out"]) and np.array_equal(trace.v, ref["v"])
     assert trace.overflow == ref["overflow"]
+
+
+def test_lanes_bench_rows():
+    """tools/bench/lanes.py: both kernels checked against golden.simulate, timed, and the narrow hot loop needs
+    fewer instructions per update than the wide one (the lanes really narrowed)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "tools" / "bench" / "lanes.py"
+    spec = importlib.util.spec_from_file_location("golden_bench_lanes", path)
+    lanes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lanes)
+    row = lanes.compare(lanes.lane_spec("codegen", 8, "LIF"), n=512, steps=8, rounds=1, min_time=0.001)
+    assert (row["wide"], row["narrow"]) == ("int32", "int16")
+    assert row["wide_rate"] > 0 and row["narrow_rate"] > 0 and row["copy_bound"] > 0
+    assert row["narrow_loop"]["per_update"] < row["wide_loop"]["per_update"]
+    text = "\n".join(lanes.lanes_markdown({"N": 512, "T": 8, "rows": [row], "load": 0.0, "target": 1.8}))
+    assert "| codegen LIF int8 | int32 -> int16 |" in text
