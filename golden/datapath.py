@@ -26,8 +26,11 @@ quantizes with Qualia's float32 ``floor(y + 0.5)``.
 
 Every value is exact: ``A`` and ``N`` see the true result of each operation.
 They hold it, and return it, in ``c.W``: the narrowest of int16/int32/int64
-that holds every such result for this spec (:func:`working_type`). That
-lossless conversion is what lets the compiler use 16- or 32-bit vector lanes.
+that a range analysis of this spec (:func:`lane_type`) proves holds every
+such result. Every operation is one of the lane operations below, which
+compute in ``c.W`` itself (Numba would widen each to int64, and LLVM would
+then keep the whole step in 64-bit vector lanes): that is what lets the
+compiler use 16- or 32-bit vector lanes.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
-from .spec import STAGES, Arith, ChargeForm, Kind, LeakShift, Order, Overflow, Reset, Round, Spec
+from .spec import STAGES, Arith, ChargeForm, Kind, LeakShift, Order, Overflow, Reset, Round, Spec, SpecError
 
 # ---------------------------------------------------------------- mode code
 # Low to high: kind | the six flags below | round | v_overflow | acc_overflow | T - q_in | T - q_v | S + 64 |
@@ -65,8 +69,12 @@ ALIGN, LEAK, CHARGE, RESET, VSTAGE = range(len(STAGES))
 STOP = len(STAGES)  # an overflow under a strict policy at stage k sets bit k and bit STOP + k
 
 
-def encode(spec: Spec) -> int:
-    """Pack a spec's choices, widths and shifts into the kernels' mode code."""
+def encode(spec: Spec, lanes=None) -> int:
+    """Pack a spec's choices, widths and shifts into the kernels' mode code.
+
+    ``lanes``: force the lane type c.W (as :func:`constants` must too), e.g. :func:`working_type`'s
+    wider one, the lanes golden used before :func:`lane_type`; never narrower than lane_type.
+    """
     code = spec.kind.code
     code |= SOFT * (spec.reset == Reset.SOFT) | DECAY * spec.decay_input
     code |= ROUND_FIRST * (spec.order == Order.ROUND_THEN_FIRE) | FLOAT32 * (spec.arith == Arith.FLOAT32)
@@ -75,10 +83,10 @@ def encode(spec: Spec) -> int:
     code |= spec.v_overflow.code << _VOVF | spec.acc_overflow.code << _AOVF
     code |= spec.shift_in << _SH_IN | spec.shift_v << _SH_V | (spec.leak_s + 64) << _LEAK_S
     code |= spec.acc_bits << _ACC_BITS | spec.fmt_v.bits << _V_BITS
-    return code | 8 * np.dtype(working_type(spec)).itemsize << _W_BITS
+    return code | 8 * np.dtype(_lanes(spec, lanes)).itemsize << _W_BITS
 
 
-Consts = namedtuple("Consts", "vth vr rtau spike_out VT VR sc_in sc_v inv_sc_v vth_f vr_f tau_f decay_f W")
+Consts = namedtuple("Consts", "vth vr rtau spike_out VT VR sc_in sc_v inv_sc_v vth_f vr_f tau_f decay_f W K")
 R_LIM = 2.0 ** 62  # where the float32 quantizer clamps before an int64 conversion
 
 
@@ -98,16 +106,148 @@ def working_type(spec: Spec):
     return np.int16 if need <= 16 else np.int32 if need <= 32 else np.int64
 
 
-def constants(spec: Spec) -> Consts:
-    """The spec's numbers as the kernels read them (VT, VR: thresholds aligned to T, narrowed to the accumulator)."""
+def exact_ranges(spec: Spec) -> list:
+    """Every exact value the integer datapath forms, as (lo, hi) intervals over every v in fmt_v and x in fmt_in.
+
+    The step's formulas above, evaluated on intervals: each value before ``A``/``N`` narrows it, each
+    constant the step reads, the half LSBs and remainders of ``R``. ``A`` passes an interval that fits the
+    accumulator unchanged, clamps one under saturate/strict, and gives the whole accumulator under wrap.
+    Both branches of every spike test are taken (a vector lane computes both).
+    """
+    a, ovf, rnd = spec.acc_bits, spec.acc_overflow, spec.round == Round.RND
+    amin, amax = -(1 << (a - 1)), (1 << (a - 1)) - 1
+    seen = []
+
+    def exact(lo, hi):
+        seen.append((lo, hi))
+        return lo, hi
+
+    def acc(iv):
+        lo, hi = exact(*iv)
+        if amin <= lo and hi <= amax:
+            return lo, hi
+        return (amin, amax) if ovf == Overflow.WRAP else (max(lo, amin), min(hi, amax))
+
+    def add(p, q):
+        return p[0] + q[0], p[1] + q[1]
+
+    def sub(p, q):
+        return p[0] - q[1], p[1] - q[0]
+
+    def const(k):
+        return exact(k, k)
+
+    def shift_round(iv, s):  # R(n, s)
+        if s <= 0:
+            return acc((iv[0] << -s, iv[1] << -s))
+        half = const(1 << (s - 1))
+        if rnd:
+            m = acc(add(iv, half))
+            return m[0] >> s, m[1] >> s
+        q = exact(iv[0] >> s, iv[1] >> s)
+        exact(q[0] << s, q[1] << s)
+        exact(0, (1 << s) - 1)  # the remainder
+        return exact(q[0], q[1] + 1)
+
+    def to_v(iv):  # N(n), n in the accumulator: what it returns
+        lo, hi = exact(*iv)
+        f = spec.fmt_v
+        if f.min <= lo and hi <= f.max:
+            return lo, hi
+        return (f.min, f.max) if spec.v_overflow == Overflow.WRAP else (max(lo, f.min), min(hi, f.max))
+
+    V, X = exact(spec.fmt_v.min, spec.fmt_v.max), exact(spec.fmt_in.min, spec.fmt_in.max)
+    P = acc((V[0] << spec.shift_v, V[1] << spec.shift_v))
+    X = acc((X[0] << spec.shift_in, X[1] << spec.shift_in))
+    VT, VR = (const(spec.aligned(raw)) for raw in (spec.v_threshold, spec.v_reset))
+    const(spec.v_threshold), const(spec.v_reset)
+    if spec.kind != Kind.LIF:
+        H = acc(add(P, X))
+    else:
+        d = acc(sub(P, VR))
+        if spec.decay_input:
+            d = acc(sub(X, d))
+        m = acc((min(d[0] * spec.reciprocal_tau, d[1] * spec.reciprocal_tau),
+                 max(d[0] * spec.reciprocal_tau, d[1] * spec.reciprocal_tau)))
+        const(spec.reciprocal_tau)
+        leak = shift_round(m, spec.leak_s)
+        H = acc(add(P, leak)) if spec.decay_input else acc(add(acc(sub(P, leak)), X))
+    if spec.order == Order.ROUND_THEN_FIRE:
+        v1 = to_v(shift_round(H, spec.shift_v))
+        to_v(sub(v1, (spec.v_threshold, spec.v_threshold)))
+    else:
+        to_v(shift_round(acc(sub(H, VT)), spec.shift_v))
+        to_v(shift_round(H, spec.shift_v))
+    return seen
+
+
+def lane_type(spec: Spec):
+    """The narrowest of int16/int32/int64 holding every exact value of :func:`exact_ranges`: the kernels' c.W.
+
+    Every shift the step makes must also be shorter than the type. The float32 datapath keeps
+    :func:`working_type`'s bound; a 64-bit wrapping accumulator whose values leave int64 wraps as the
+    machine does (int64).
+    """
+    if spec.arith == Arith.FLOAT32:
+        return working_type(spec)
+    ranges = exact_ranges(spec)
+    shift = max(abs(spec.shift_v), abs(spec.shift_in), abs(spec.leak_s))
+    for t in (np.int16, np.int32):
+        bits = 8 * np.dtype(t).itemsize
+        if shift < bits and all(-(1 << (bits - 1)) <= lo and hi < 1 << (bits - 1) for lo, hi in ranges):
+            return t
+    return np.int64
+
+
+def _lanes(spec: Spec, lanes):
+    """c.W: :func:`lane_type`, or ``lanes`` if given and at least as wide."""
+    narrow = lane_type(spec)
+    if lanes is None:
+        return narrow
+    if lanes not in (np.int16, np.int32, np.int64) or np.dtype(lanes).itemsize < np.dtype(narrow).itemsize:
+        raise SpecError(f"lanes: expected np.int16, np.int32 or np.int64, at least {np.dtype(narrow).name} "
+                         f"for {spec.describe()}, got {lanes!r}")
+    return lanes
+
+
+def constants(spec: Spec, lanes=None) -> Consts:
+    """The spec's numbers as the kernels read them (VT, VR: thresholds aligned to T, narrowed to the accumulator).
+
+    ``lanes``: as for :func:`encode`.
+    """
     f32 = np.float32
     VT, VR = (spec.aligned(raw) for raw in (spec.v_threshold, spec.v_reset))
+    W = _lanes(spec, lanes)
     sc_v = f32(2.0 ** -spec.fmt_v.frac)
     return Consts(
         np.int64(spec.v_threshold), np.int64(spec.v_reset), np.int64(spec.reciprocal_tau), np.int64(spec.spike_out),
         np.int64(VT), np.int64(VR), f32(2.0 ** -spec.fmt_in.frac), sc_v, f32(2.0 ** spec.fmt_v.frac),
-        f32(spec.v_threshold) * sc_v, f32(spec.v_reset) * sc_v, spec.tau_f32, spec.decay_f32, working_type(spec),
+        f32(spec.v_threshold) * sc_v, f32(spec.v_reset) * sc_v, spec.tau_f32, spec.decay_f32, W,
+        np.int16 if W is np.int16 else np.int32,  # K: the kernels' overflow counters, no wider than the lanes
     )
+
+
+# ------------------------------------------------------------- lane operations
+def _lane_op(name: str):
+    """``f(a, b)``: a <name> b computed in a's integer type (b converted to it first), wrapping, as one LLVM
+    instruction. Numba's own operators widen every integer operation to int64."""
+    @intrinsic
+    def op(typingctx, a, b):
+        if not (isinstance(a, types.Integer) and isinstance(b, (types.Integer, types.Boolean))):
+            return None
+        t = types.unliteral(a)
+
+        def codegen(context, builder, sig, args):
+            x = context.cast(builder, args[0], sig.args[0], t)
+            return getattr(builder, name)(x, context.cast(builder, args[1], sig.args[1], t))
+
+        return t(a, b), codegen
+
+    op.__name__ = op.__qualname__ = f"lane_{name}"
+    return op
+
+
+wadd, wsub, wmul, wshl, wshr = (_lane_op(n) for n in ("add", "sub", "mul", "shl", "ashr"))
 
 
 # ------------------------------------------------------------- primitives
@@ -121,16 +261,15 @@ def narrow(c, n, bits, policy, w_bits):
     ``overflowed`` is 0, 1, or ``1 | 1 << STOP`` under the strict policy (the run stops there).
 
     Every operation stays within c.W (the wrap shifts within it): that is what lets the compiler
-    keep the whole datapath in c.W-sized vector lanes.
+    keep the whole datapath in c.W-sized vector lanes. A type no wider than ``bits`` cannot overflow it.
     """
-    if bits >= 64:
+    if bits >= w_bits:
         return n, np.int64(0)
-    hi = (np.int64(1) << (bits - 1)) - 1
+    lo, hi = c.W(-(1 << (bits - 1))), c.W((1 << (bits - 1)) - 1)
     if policy == WRAP:
-        if -hi - 1 <= n <= hi:
-            return n, np.int64(0)
-        return c.W(c.W(n << (w_bits - bits)) >> (w_bits - bits)), np.int64(1)
-    w = c.W(min(max(n, -hi - 1), hi))  # saturate; strict saturates too, and stops the run
+        w = wshr(wshl(n, w_bits - bits), w_bits - bits)
+        return w, np.int64(w != n)
+    w = min(max(n, lo), hi)  # saturate; strict saturates too, and stops the run
     o = np.int64(w != n)
     return w, o | (o << STOP) * (policy == STRICT)
 
@@ -172,14 +311,14 @@ def shift_round(code, c, n, s):
     """R(n, s): n * 2**-s rounded by the spec's mode; RND adds the half LSB in the accumulator, as hardware does."""
     mode = (code >> _ROUND) & ROUND_MASK
     if s <= 0:
-        return A(code, c, n << -s)
+        return A(code, c, wshl(n, -s))
+    half = wshl(c.W(1), s - 1)
     if mode == RND:
-        m, o = A(code, c, n + (np.int64(1) << (s - 1)))
-        return c.W(m >> s), o
-    q = n >> s
-    rem = n - (q << s)
-    half = np.int64(1) << (s - 1)
-    return c.W(q + round_up(mode, rem > half, rem == half, rem != 0, n < 0, (q & 1) == 1)), np.int64(0)
+        m, o = A(code, c, wadd(n, half))
+        return wshr(m, s), o
+    q = wshr(n, s)
+    rem = wsub(n, wshl(q, s))
+    return wadd(q, round_up(mode, rem > half, rem == half, rem != 0, n < 0, (q & 1) == 1)), np.int64(0)
 
 
 @njit
@@ -210,24 +349,24 @@ def quantize_f32(code, c, h):
 @njit
 def charge_int(code, c, v, x):
     """H, the charged potential at frac T, and the overflow stages it hit."""
-    P, o1 = A(code, c, v << ((code >> _SH_V) & 63))
-    X, o2 = A(code, c, x << ((code >> _SH_IN) & 63))
+    P, o1 = A(code, c, wshl(c.W(v), (code >> _SH_V) & 63))
+    X, o2 = A(code, c, wshl(c.W(x), (code >> _SH_IN) & 63))
     ovf = (o1 | o2) << ALIGN
     if (code & KIND_MASK) != LIF:
-        H, o = A(code, c, P + X)
+        H, o = A(code, c, wadd(P, X))
         return H, ovf | (o << CHARGE)
-    d, o3 = A(code, c, P - c.VR)
+    d, o3 = A(code, c, wsub(P, c.VR))
     if code & DECAY:
-        d, o4 = A(code, c, X - d)
+        d, o4 = A(code, c, wsub(X, d))
         o3 |= o4
-    m, o5 = A(code, c, d * c.rtau)
+    m, o5 = A(code, c, wmul(d, c.rtau))
     leak, o6 = shift_round(code, c, m, ((code >> _LEAK_S) & 127) - 64)
     ovf |= (o5 | o6) << LEAK
     if code & DECAY:
-        H, o7 = A(code, c, P + leak)
+        H, o7 = A(code, c, wadd(P, leak))
     else:
-        H, o7 = A(code, c, P - leak)
-        H, o8 = A(code, c, H + X)
+        H, o7 = A(code, c, wsub(P, leak))
+        H, o8 = A(code, c, wadd(H, X))
         o7 |= o8
     return H, ovf | ((o3 | o7) << CHARGE)
 
@@ -255,7 +394,7 @@ def fire_rounded(code, c, v1, ovf):
         return v1, False, ovf
     if not (code & SOFT):
         return c.W(c.vr), True, ovf
-    v2, o = N(code, c, v1 - c.vth)
+    v2, o = N(code, c, wsub(v1, c.vth))
     return v2, True, ovf | (o << VSTAGE)
 
 
@@ -272,7 +411,7 @@ def step_int(code, c, v, x):
     if spike and not (code & SOFT):
         return c.W(c.vr), True, ovf
     if spike:
-        H, o = A(code, c, H - c.VT)
+        H, o = A(code, c, wsub(H, c.VT))
         ovf |= o << RESET
     H, o = shift_round(code, c, H, sh_v)
     v1, o2 = N(code, c, H)

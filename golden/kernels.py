@@ -14,9 +14,14 @@ One loop body (:func:`_columns`) makes two kinds of kernel:
   keyed by the frozen values, in :func:`cache_dir` (never inside the
   installed package).
 - :data:`run_generic` reads ``code`` and ``c`` at run time, on int32 inputs,
-  int64 state and int64 outputs, so that one compile per working type serves
-  every spec: small runs, property tests (which so check the working types
+  int64 state and int64 outputs, so that one compile per lane type serves
+  every spec: small runs, property tests (which so check the lane types
   too), per-cycle testbenches.
+
+Both compute in the spec's lane type ``c.W`` (int16, int32 or int64), the
+narrowest that :func:`golden.datapath.lane_type`'s range analysis proves holds
+every exact intermediate value, and count overflows in ``c.K``, no wider: an
+int8 spec's kernel runs in 16-bit vector lanes, an int16 spec's in 32-bit ones.
 
 Every kernel also closes over :data:`SOURCE`, a hash of this file and the
 datapath: Numba watches only the file a function is defined in, so without it
@@ -35,12 +40,13 @@ import numpy as np
 from numba import njit
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, NullCache, UserProvidedCacheLocator
 
-from .datapath import CHARGE, FLOAT32, LEAK, RESET, STOP, STRICT_MASK, VSTAGE, step, step_f32, step_int
+from .datapath import CHARGE, FLOAT32, LEAK, RESET, STOP, STRICT_MASK, VSTAGE, step, step_f32, step_int, wadd
 
 SOURCE = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes()
                                  for f in ("datapath.py", "kernels.py", "spec.py"))).hexdigest()
 BLOCK_BYTES = 1 << 18  # state bytes per block of neurons: it stays in L2 while t advances over the block
 SPECIALISE_AT = 1 << 20  # neuron-steps from which a run compiles its spec's specialised kernel (~3 s, once)
+CHUNK = 1 << 14  # neurons of a row counted at once: the counts fit int16 counters
 PARALLEL_AT = 1 << 15  # neurons from which a layer is split over threads
 THREADS = int(os.environ.get("GOLDEN_THREADS", 0)) or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                                         else os.cpu_count() or 1)  # threads for wide layers
@@ -112,6 +118,8 @@ def _compile(fn, cache: bool = True):
 def _columns(stepper, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
     """Neurons lo..hi over every step, block by block; overflow counts added to ``counts``.
 
+    A row is counted in chunks of :data:`CHUNK` neurons, in counters of type c.K (int16 with int16
+    lanes): counters as narrow as the lanes keep the vector loop in them.
     A strict policy stops at the first overflow it governs, in (t, neuron) order: it runs time-major
     in one block, and a row where one happened is replayed from its saved state to find the neuron
     (err = the stages it overflowed strictly at, t, n).
@@ -119,34 +127,38 @@ def _columns(stepper, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
     strict = code & STRICT_MASK
     block = max(hi - lo, 1) if strict else BLOCK_BYTES // v.itemsize
     prev = np.empty(block if strict else 0, v.dtype)
+    zero = c.K(0)
     for b in range(lo, hi, block):
         m = min(b + block, hi) - b
         for t in range(x.shape[0]):
-            # Row slices indexed from 0: the index is provably >= 0, so no wraparound test blocks vectorising.
-            xt, vb, ot, vtt, st = x[t, b:b + m], v[b:b + m], out[t, b:b + m], vt[t, b:b + m], spikes[t, b:b + m]
             if strict:
                 for n in range(m):
-                    prev[n] = vb[n]
+                    prev[n] = v[b + n]
             seen = 0
-            k0 = k1 = k2 = k3 = k4 = np.int32(0)  # per-row counts, 32-bit so they do not widen the vector lanes
-            for n in range(m):
-                v1, s, ovf = stepper(code, c, vb[n], xt[n])
-                vb[n] = v1
-                vtt[n] = v1
-                ot[n] = c.spike_out if s else 0
-                st[n] = s
-                seen |= ovf
-                k0 = np.int32(k0 + (ovf & 1))
-                k1 = np.int32(k1 + ((ovf >> LEAK) & 1))
-                k2 = np.int32(k2 + ((ovf >> CHARGE) & 1))
-                k3 = np.int32(k3 + ((ovf >> RESET) & 1))
-                k4 = np.int32(k4 + ((ovf >> VSTAGE) & 1))
-            counts[0] += k0
-            counts[1] += k1
-            counts[2] += k2
-            counts[3] += k3
-            counts[4] += k4
+            for j in range(b, b + m, CHUNK):
+                e = min(j + CHUNK, b + m)
+                # Row slices indexed from 0: the index is provably >= 0, so no wraparound test blocks vectorising.
+                xt, vb, ot, vtt, st = x[t, j:e], v[j:e], out[t, j:e], vt[t, j:e], spikes[t, j:e]
+                k0 = k1 = k2 = k3 = k4 = zero
+                for n in range(e - j):
+                    v1, s, ovf = stepper(code, c, vb[n], xt[n])
+                    vb[n] = v1
+                    vtt[n] = v1
+                    ot[n] = c.spike_out if s else 0
+                    st[n] = s
+                    seen |= ovf
+                    k0 = wadd(k0, ovf & 1)
+                    k1 = wadd(k1, (ovf >> LEAK) & 1)
+                    k2 = wadd(k2, (ovf >> CHARGE) & 1)
+                    k3 = wadd(k3, (ovf >> RESET) & 1)
+                    k4 = wadd(k4, (ovf >> VSTAGE) & 1)
+                counts[0] += k0
+                counts[1] += k1
+                counts[2] += k2
+                counts[3] += k3
+                counts[4] += k4
             if strict and seen >> STOP:
+                xt = x[t, b:b + m]
                 for n in range(m):
                     ovf = stepper(code, c, prev[n], xt[n])[2] >> STOP
                     if ovf:

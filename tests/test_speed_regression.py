@@ -49,16 +49,25 @@ def test_golden_kernel_keeps_up_with_c(profile):
     assert ratio >= COLLAPSE, f"golden's kernel is {ratio:.2f}x the C of the same spec (collapse below {COLLAPSE}x)"
 
 
-@pytest.mark.parametrize("profile,kind", [("codegen", "LIF"), ("hardware", "LIF"), ("torch-eval", "LIF"),
-                                          ("torch-train", "ATIF")])
-def test_specialised_kernels_stay_in_narrow_lanes(profile, kind):
-    """The pitfall the ratio above only halves on: a datapath change that lets LLVM fall back to 64-bit lanes.
+LANES = [("codegen", "LIF", {"width": 8}, 16), ("hardware", "LIF", {"bits": 8}, 16),
+         ("codegen", "LIF", {"width": 16}, 32), ("hardware", "IF", {"bits": 16}, 32),
+         ("torch-eval", "LIF", {}, 32), ("torch-train", "ATIF", {"v_reset": None}, 32)]
 
-    These specs' working type is 32 bits; their kernels must not hold a single 64-bit vector.
+
+@pytest.mark.parametrize("profile,kind,params,bits", LANES)
+def test_specialised_kernels_stay_in_narrow_lanes(profile, kind, params, bits):
+    """The pitfall the ratio above only halves on: a datapath change that lets LLVM fall back to wider lanes.
+
+    Each spec's lane type (datapath.lane_type: int16 for the 8-bit integer specs, int32 for the 16-bit ones and
+    the float32 datapath's quantizer) is pinned; every integer vector operation of its kernel must be in it, none
+    wider (Numba widens each integer operation to int64: the datapath's lane operations undo that).
     """
-    from golden.datapath import constants, encode
+    import re
 
-    spec = harness().bench_spec(profile, kind)
+    from golden.datapath import constants, encode, lane_type
+
+    spec = golden.make(profile, kind, **params)
+    assert 8 * np.dtype(lane_type(spec)).itemsize == bits
     kernel = kernels.uncached(encode(spec), constants(spec))  # compiled here: a cached kernel cannot be inspected
     n = 64
     arrays = (np.zeros((2, n), spec.fmt_in.dtype), np.zeros(n, spec.fmt_v.dtype), np.zeros((2, n), spec.fmt_out.dtype),
@@ -66,8 +75,10 @@ def test_specialised_kernels_stay_in_narrow_lanes(profile, kind):
               np.full(3, -1, np.int64))
     kernel(*arrays, 0, 0, n)
     ir = kernel.inspect_llvm(kernel.signatures[0])
-    assert " x i32>" in ir, "the kernel no longer vectorises"
-    assert " x i64>" not in ir, "the kernel computes in 64-bit vector lanes again (see golden/datapath.py's narrow)"
+    ops = re.findall(r"= (?:add|sub|mul|shl|ashr|lshr|and|or|xor|icmp \w+)(?: nsw| nuw| exact)* <\d+ x i(\d+)>", ir)
+    widths = {int(w) for w in ops} - {1}
+    assert bits in widths, f"the kernel no longer vectorises in {bits}-bit lanes (vector integer ops in {widths})"
+    assert max(widths) == bits, f"the kernel computes in {max(widths)}-bit vector lanes, wider than its {bits}"
 
 
 @requires(missing_codegen())
