@@ -102,8 +102,8 @@ def conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw):
     O, _, KH, KW = w.shape
     OH, OW = (H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1
     acc = np.empty((R, O, OH, OW), np.int64)
-    xt = np.empty((C, H, W, ROW_BLOCK), np.int64)
-    at = np.empty((O, OH, OW, ROW_BLOCK), np.int64)
+    xt = np.empty((C, H, W, ROW_BLOCK), w.dtype)  # int32 when the caller proved every sum fits (ops._lanes)
+    at = np.empty((O, OH, OW, ROW_BLOCK), w.dtype)
     sh_acc = max(64 - acc_bits, 0)
     hits = 0
     for r0 in range(0, R, ROW_BLOCK):
@@ -135,7 +135,7 @@ def conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw):
             for i in range(OH):
                 for j in range(OW):
                     for k in range(n):
-                        a = (at[o, i, j, k] << p_shift) + bo
+                        a = (np.int64(at[o, i, j, k]) << p_shift) + bo
                         wrapped = (a << sh_acc) >> sh_acc  # narrow(a, acc_bits, WRAP), branch-free
                         hits += wrapped != a
                         acc[r0 + k, o, i, j] = wrapped

@@ -14,8 +14,12 @@ For each model (a seeded, calibrated qualia-plugin-snn template from :mod:`golde
   the C gets them channels-last), on one thread (``golden.kernels.THREADS = 1`` for the run), its model outputs
   checked equal to the C's, every (sample, step), before anything is timed;
 - torch: the quantized model in ``.eval()`` at batch 1, stepped as built (step mode 's'), ``reset_net`` before
-  every sample, ``torch.set_num_threads(1)``; golden's torch-eval network of the same model
-  (``golden.from_torch(model)``) is checked to give its model outputs, every (sample, step), and timed too.
+  every sample, ``torch.set_num_threads(1)``, on the first :data:`TORCH_SAMPLES` samples (a step costs
+  milliseconds); golden's torch-eval network of the same model (``golden.from_torch(model)``) is checked to give
+  its model outputs on those samples, every step, and timed on all of them.
+
+golden is timed in its steady state: each network first runs until its neuron layers are on their specialised
+kernels (Network.simulate's lifetime rule, :func:`warm_calls`), as any network simulated more than a few times.
 """
 
 from __future__ import annotations
@@ -244,6 +248,9 @@ def model_rows(label: str, model: str, neuron: str, tmp: Path, rounds: int, min_
         te = net_te.simulate(x_te)
         want = y.astype(np.float64) * 2.0 ** te.fmt_out.frac
         torch_equal = bool(np.array_equal(want, te.out[:st].reshape(st, T, -1)))
+        for n in (net, net_te):  # the steady state: past the lifetime after which neurons run specialised
+            for _ in range(warm_calls(n, S, T)):
+                n.simulate(x_raw if n is net else x_te)
         samplers = {"golden": _py_sampler(lambda: net.simulate(x_raw), min_time),
                     "golden_torch_eval": _py_sampler(lambda: net_te.simulate(x_te), min_time),
                     **{"c_" + tag: _c_sampler(c, *bufs[tag], min_time) for tag, c in cs.items()}}
@@ -258,6 +265,16 @@ def model_rows(label: str, model: str, neuron: str, tmp: Path, rounds: int, min_
             "c_flags": {tag: c.cmd for tag, c in cs.items()},
             "ratio_c": per["c_O2"] / per["golden"], "ratio_c_native": per["c_O3native"] / per["golden"],
             "ratio_torch": per["torch"] / per["golden"], "ratio_torch_eval": per["torch"] / per["golden_torch_eval"]}
+
+
+def warm_calls(net, S: int, T: int) -> int:
+    """Calls of ``net.simulate`` on (S, T) inputs after which its neuron layers run their specialised kernels
+    (Network.simulate's lifetime rule: golden.kernels.SPECIALISE_AT neuron-steps in all)."""
+    from golden.kernels import SPECIALISE_AT
+    from golden.network import Neuron
+
+    per_call = S * T * sum(int(np.prod(n.layer.in_shape)) for n in net.nodes if isinstance(n.layer, Neuron))
+    return -(-SPECIALISE_AT // max(per_call, 1))
 
 
 def macs(net) -> int:
