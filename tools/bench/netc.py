@@ -257,6 +257,7 @@ def model_rows(label: str, model: str, neuron: str, tmp: Path, rounds: int, min_
         with _quiet():
             samplers["torch"] = _py_sampler(run_torch, min_time)
             secs = _rounds(samplers, rounds)
+        profile = layer_profile(net, x_raw, min_time) if per_step_ratio(secs) < C_TARGET else None
     per = {k: v / ((st if k == "torch" else S) * T) for k, v in secs.items()}
     spikes = [lt.spike_rate for lt in tr.layers.values() if lt.spike_rate is not None]
     return {"model": label, "name": built.name, "S": S, "T": T, "torch_samples": st, "layers": len(net.nodes),
@@ -264,7 +265,42 @@ def model_rows(label: str, model: str, neuron: str, tmp: Path, rounds: int, min_
             "spike_rate": float(np.mean(spikes)) if spikes else None, "per_step": per,
             "c_flags": {tag: c.cmd for tag, c in cs.items()},
             "ratio_c": per["c_O2"] / per["golden"], "ratio_c_native": per["c_O3native"] / per["golden"],
-            "ratio_torch": per["torch"] / per["golden"], "ratio_torch_eval": per["torch"] / per["golden_torch_eval"]}
+            "ratio_torch": per["torch"] / per["golden"], "ratio_torch_eval": per["torch"] / per["golden_torch_eval"],
+            "profile": profile}
+
+
+def per_step_ratio(secs: dict) -> float:
+    return secs["c_O2"] / secs["golden"]
+
+
+def layer_profile(net, x_raw, min_time: float, rounds: int = 3) -> list:
+    """Where ``net.simulate(x_raw)`` spends its time: each layer run alone (as simulate runs it, on the inputs
+    simulate gave it), median seconds per call; neuron layers also in ns per neuron-update. Run after warm-up."""
+    from golden.network import Neuron, graph, kernels, ops
+
+    S, T = x_raw.shape[:2]
+    tr = net.simulate(x_raw)
+    rows = {graph.INPUT: np.ascontiguousarray(x_raw, np.int64).reshape(S * T, *net.input_shape)}
+    rows.update((n, lt.out.reshape(S * T, *lt.layer.out_shape).astype(np.int64)) for n, lt in tr.layers.items())
+    fns = {}
+    for node in net.nodes:
+        xs = [rows[i] for i in node.inputs]
+        if isinstance(node.layer, Neuron):
+            fns[node.name] = lambda node=node, xs=xs: graph._run_neuron(kernels, node, xs[0], S, T, True)
+        else:
+            fns[node.name] = lambda node=node, xs=xs: ops.run(kernels, node.layer, net.params.get(node.name, {}), xs,
+                                                              node.name)
+    fns["(whole simulate)"] = lambda: net.simulate(x_raw)
+    secs = _rounds({k: _py_sampler(f, min_time) for k, f in fns.items()}, rounds)
+    out = []
+    for node in net.nodes:
+        la = node.layer
+        upd = S * T * int(np.prod(la.in_shape)) if isinstance(la, Neuron) else 0
+        out.append({"layer": node.name, "type": type(la).__name__, "what": la.describe()[:90],
+                    "seconds": secs[node.name], "ns_per_update": secs[node.name] / upd * 1e9 if upd else None})
+    out.append({"layer": "(whole simulate)", "type": "", "what": "", "seconds": secs["(whole simulate)"],
+                "ns_per_update": None})
+    return out
 
 
 def warm_calls(net, S: int, T: int) -> int:
@@ -331,6 +367,16 @@ def markdown(nw: dict) -> list:
                      f"{_us(p['c_O2'])} | {_us(p['c_O3native'])} | **{r['ratio_c']:.2f}x** | "
                      f"{r['ratio_c_native']:.2f}x | {_us(p['golden_torch_eval'])} | {_us(p['torch'])} | "
                      f"**{r['ratio_torch_eval']:.0f}x**{eq} | {r['ratio_torch']:.0f}x |")
+    for r in nw["rows"]:
+        if r.get("profile"):
+            lines += ["", f"Where golden's time goes in {r['model']} (below target): each layer run alone on the "
+                      "inputs simulate gave it, per call of the whole batch:", "",
+                      "| layer | what | time | share | ns per neuron-update |", "|---|---|---|---|---|"]
+            whole = r["profile"][-1]["seconds"]
+            for p in r["profile"]:
+                ns = "-" if p["ns_per_update"] is None else f"{p['ns_per_update']:.2f}"
+                lines.append(f"| {p['layer']} | {p['what']} | {p['seconds'] * 1e3:.3f} ms | "
+                             f"{p['seconds'] / whole:.0%} | {ns} |")
     lines += ["", f"Targets: golden >= {nw['c_target']}x the model C at -O2; golden >= {nw['torch_target']:.0f}x "
               "the Qualia model (judged on golden's torch-eval network, the one that computes what it computes).", ""]
     return lines
