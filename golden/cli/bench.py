@@ -49,6 +49,11 @@ def build_parser() -> Parser:
     p.add_argument("--no-users", action="store_true", help="skip the rows against the real generated C "
                                                            "(Simulator.step, simulate with fresh and reused traces)")
     p.add_argument("--no-stimuli", action="store_true", help="skip the rows of the vectors generate stimuli")
+    p.add_argument("--no-networks", action="store_true", help="skip the whole-network rows (Network.simulate vs the "
+                                                              "real generated model C and the Qualia model)")
+    p.add_argument("--net-models", nargs="+", help="whole-network models (default: all of tools/bench/netc.py)")
+    p.add_argument("--net-samples", type=positive_int, default=32, help="whole networks: samples S (default 32)")
+    p.add_argument("--net-steps", type=positive_int, default=100, help="whole networks: steps T (default 100)")
     p.add_argument("--no-fresh", action="store_true", help="skip timing a fresh process's first result")
     p.add_argument("--asm", action="store_true", help="also count the instructions of each kernel's hot loop")
     p.add_argument("--json", help="write the results here")
@@ -66,6 +71,10 @@ def cli(argv) -> int:
         if path and not Path(path).resolve().parent.is_dir():
             raise UsageError(f"bench: --{name} {path}: no such directory")
     bench = harness()
+    known = [m[0] for m in bench.netc_module().MODELS]
+    bad = [m for m in a.net_models or () if m not in known]
+    if bad:
+        raise UsageError(f"bench: --net-models {bad[0]}: not a whole-network model (known: {', '.join(known)})")
     result = bench.run(a)
     if a.json:
         write_atomic(a.json, lambda f: f.write((json.dumps(result, indent=1) + "\n").encode()))

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..spec import QFormat, Spec, SpecError, quantize_real, tomllib
+from .. import kernels as layer_kernels
+from ..spec import STAGES, QFormat, Spec, SpecError, quantize_real, tomllib
 from . import kernels, ops
 from .layers import (
     F32_EXACT,
@@ -212,19 +213,25 @@ class Network:
         if x.size and (x.min() < self.fmt_input.min or x.max() > self.fmt_input.max):
             raise NetworkError(f"x_raw: values outside the input format {self.fmt_input}")
         S, T = x.shape[:2]
+        # the neuron kernels are chosen for the network's lifetime, as a Simulator's: each neuron layer takes its
+        # spec's specialised kernel once this network has run kernels.SPECIALISE_AT neuron-steps in all
+        steps = S * T * sum(math.prod(n.layer.in_shape) for n in self.nodes if isinstance(n.layer, Neuron))
+        self._neuron_steps = getattr(self, "_neuron_steps", 0) + steps
+        specialise = self._neuron_steps >= layer_kernels.SPECIALISE_AT
         rows = {INPUT: np.ascontiguousarray(x, np.int64).reshape(S * T, *self.input_shape)}
         layers = OrderedDict()
         for node in self.nodes:
             xs = [rows[i] for i in node.inputs]
             if isinstance(node.layer, Neuron):
-                lt = _run_neuron(impl, node, xs[0], S, T)
+                lt = _run_neuron(impl, node, xs[0], S, T, specialise)
+                rows[node.name] = lt.out.reshape(S * T, *node.layer.out_shape).astype(np.int64)
             else:
                 res = ops.run(impl, node.layer, self.params.get(node.name, {}), xs, node.name, bounds)
                 out = res["out"]
                 mask = None if res["f32_exact"] is None else res["f32_exact"].reshape(S, T, *node.layer.out_shape)
                 lt = LayerTrace(node.name, node.layer, out.reshape(S, T, *node.layer.out_shape)
                                 .astype(node.layer.fmt_out.dtype), res["overflow"], mask)
-            rows[node.name] = lt.out.reshape(S * T, *node.layer.out_shape).astype(np.int64)
+                rows[node.name] = out.reshape(S * T, *node.layer.out_shape)  # int64, in fmt_out: lt.out exactly
             layers[node.name] = lt
         return Trace(self, x, layers)
 
@@ -311,19 +318,27 @@ class Network:
                    doc.get("output"), doc.get("meta"))
 
 
-def _run_neuron(impl, node: Node, x, S: int, T: int) -> LayerTrace:
-    from ..simulate import simulate
+def _run_neuron(impl, node: Node, x, S: int, T: int, specialise: bool = False) -> LayerTrace:
+    """A neuron layer over every sample at once: (T, S * N), the samples side by side, each from the spec's initial
+    potential (as ``golden.simulate`` runs it, without its input check: ``quantize`` keeps x in the format)."""
+    from ..simulate import Runner, _initial_v
 
     layer = node.layer
     q, sat = ops.quantize(impl, x, layer.fmt_src, layer.fmt_in, layer.round_in)
     shape = layer.in_shape
-    steps = q.reshape(S, T, -1).transpose(1, 0, 2).reshape(T, -1)  # (T, S * N): samples side by side, fresh v
-    tr = simulate(layer.spec, steps.astype(layer.fmt_in.dtype))
-    def back(a):
-        return a.reshape(T, S, *shape).swapaxes(0, 1)
+    n = math.prod(shape)
+    steps = np.empty((T, S * n), layer.fmt_in.dtype)
+    steps.reshape(T, S, n)[...] = q.reshape(S, T, n).swapaxes(0, 1)  # one pass: transpose and narrow
+    runner = Runner(layer.spec)
+    if specialise:
+        layer_kernels.specialised(runner.code, runner.consts)  # compiled once per spec, then the disk cache
+    out, vt, spikes, counts = runner.run(steps, _initial_v(layer.spec, None, (S * n,)))
 
-    return LayerTrace(node.name, layer, np.ascontiguousarray(back(tr.out)), {"in": int(sat), **tr.overflow},
-                      None, np.ascontiguousarray(back(tr.v)), np.ascontiguousarray(back(tr.spikes)))
+    def back(a):
+        return np.ascontiguousarray(a.reshape(T, S, *shape).swapaxes(0, 1))
+
+    overflow = {"in": int(sat), **dict(zip(STAGES, counts.tolist()))}
+    return LayerTrace(node.name, layer, back(out), overflow, None, back(vt), back(spikes))
 
 
 # ------------------------------------------------------------------- TOML

@@ -88,19 +88,36 @@ def linear(x, w, b, b_shift, p_shift, acc_bits):
     return acc, hits
 
 
+ROW_BLOCK = 64  # rows a conv handles at once, side by side (its block of inputs and sums stays in L1/L2)
+
+
 @njit(cache=True)
 def conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw):
-    """x (R, C, H, W), w (O, C, KH, KW): zero-padded, strided cross-correlation + bias; (R, O, OH, OW)."""
+    """x (R, C, H, W), w (O, C, KH, KW): zero-padded, strided cross-correlation + bias; (R, O, OH, OW).
+
+    Rows are the innermost axis of the sums (a block of ROW_BLOCK rows transposed in, every tap one vector
+    multiply-add over the block): the same exact int64 sums as the plain loop, in another order.
+    """
     R, C, H, W = x.shape
     O, _, KH, KW = w.shape
     OH, OW = (H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1
     acc = np.empty((R, O, OH, OW), np.int64)
+    xt = np.empty((C, H, W, ROW_BLOCK), w.dtype)  # int32 when the caller proved every sum fits (ops._lanes)
+    at = np.empty((O, OH, OW, ROW_BLOCK), w.dtype)
+    sh_acc = max(64 - acc_bits, 0)
     hits = 0
-    for r in range(R):
+    for r0 in range(0, R, ROW_BLOCK):
+        n = min(ROW_BLOCK, R - r0)
+        for k in range(n):
+            for c in range(C):
+                for y in range(H):
+                    for z in range(W):
+                        xt[c, y, z, k] = x[r0 + k, c, y, z]
         for o in range(O):
             for i in range(OH):
                 for j in range(OW):
-                    a = np.int64(0)
+                    a = at[o, i, j]
+                    a[:n] = 0
                     for c in range(C):
                         for ki in range(KH):
                             y = i * sh + ki - ph
@@ -109,12 +126,19 @@ def conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw):
                             for kj in range(KW):
                                 z = j * sw + kj - pw
                                 if 0 <= z < W:
-                                    a += w[o, c, ki, kj] * x[r, c, y, z]
-                    a = a << p_shift
-                    if b.size:
-                        a += b[o] << b_shift
-                    acc[r, o, i, j], h = narrow(a, acc_bits, WRAP)
-                    hits += h
+                                    wv = w[o, c, ki, kj]
+                                    xs = xt[c, y, z]
+                                    for k in range(n):
+                                        a[k] += wv * xs[k]
+        for o in range(O):
+            bo = b[o] << b_shift if b.size else np.int64(0)
+            for i in range(OH):
+                for j in range(OW):
+                    for k in range(n):
+                        a = (np.int64(at[o, i, j, k]) << p_shift) + bo
+                        wrapped = (a << sh_acc) >> sh_acc  # narrow(a, acc_bits, WRAP), branch-free
+                        hits += wrapped != a
+                        acc[r0 + k, o, i, j] = wrapped
     return acc, hits
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..spec import QFormat
 from . import kernels
 from .layers import (
     F32_EXACT,
@@ -32,8 +33,13 @@ SAT, WRAP = kernels.SAT, kernels.WRAP
 def quantize(impl, x, fmt_from, fmt_to, rnd, policy="saturate", pre_bits=64):
     """Raw values at ``fmt_from`` through a quantizer to ``fmt_to``; (values, number narrowed).
 
-    ``pre_bits``: the width the rescaling runs in (the C's LONG_NUMBER_T; 64: exact).
+    ``pre_bits``: the width the rescaling runs in (the C's LONG_NUMBER_T; 64: exact). Values at a format are on
+    it (every producer narrows to its fmt_out), so a quantizer to the same frac and at least as many bits is the
+    identity: it is skipped (no pass over the values), with nothing narrowed.
     """
+    if (isinstance(fmt_from, QFormat) and fmt_from.frac == fmt_to.frac and fmt_from.bits <= fmt_to.bits
+            and pre_bits >= 64):
+        return np.ascontiguousarray(x, np.int64), 0
     return impl.requant(np.ascontiguousarray(x, np.int64), fmt_from.frac - fmt_to.frac, ROUNDS.index(rnd),
                         fmt_to.bits, SAT if policy == "saturate" else WRAP, pre_bits)
 
@@ -50,6 +56,16 @@ def _params(impl, layer, params):
     return w, b, b_shift, p_shift
 
 
+def _lanes(impl, w, fmt_in):
+    """``w`` as int32 when every Conv sum provably fits 32 bits (|x| <= 2**(bits-1), so |sum| <= that times the
+    largest sum of |w| over a filter): the Numba kernel then sums in 32-bit lanes, twice as many per vector, with
+    the same exact sums. The reference and wider layers keep int64."""
+    if impl is not kernels or not w.size:
+        return w
+    bound = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max()) << (fmt_in.bits - 1)
+    return w.astype(np.int32) if bound < 1 << 31 else w
+
+
 def core(impl, layer: Layer, params: dict, xs: list, acc_bits: int | None = None):
     """The exact accumulator (R, *out_shape) at frac F from quantized inputs ``xs``; and the number narrowed."""
     x = xs[0]
@@ -60,6 +76,7 @@ def core(impl, layer: Layer, params: dict, xs: list, acc_bits: int | None = None
         if isinstance(layer, Linear):
             return impl.linear(x, w, b, b_shift, p_shift, bits)
         if isinstance(layer, Conv):
+            w = _lanes(impl, w, layer.fmt_in)
             if layer.dims == 1:
                 acc, h = impl.conv2d(x[:, :, None, :], w[:, :, None, :], b, b_shift, p_shift, bits, 1,
                                      layer.stride[0], 0, layer.padding[0])

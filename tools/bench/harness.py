@@ -21,7 +21,9 @@ run measures
 - at N = 65536, the copy bound: what copying a working set the size of the
   layer's arrays allows at the bytes one update moves;
 - once, a fresh interpreter's time to its first result for a spec already
-  in Numba's disk cache.
+  in Numba's disk cache;
+- whole networks (tools/bench/netc.py): ``Network.simulate`` of real Qualia models against the model C
+  that Qualia's deployment path generates and against the model in ``.eval()``.
 
 Timing: the candidates of a configuration are timed in turn, round after
 round (the order rotates), and each reports the median of its rounds; ratios
@@ -140,17 +142,28 @@ REAL_C_MAX = 65535  # the templates loop over neurons with unsigned short indice
 USER_N, USER_T, FLOOR_N = 32768, 200, 16
 
 
-def realc_module():
-    """tools/bench/realc.py (the real generated C), loaded beside this file."""
+def _sibling(name: str):
+    """tools/bench/<name>.py, loaded beside this file (once) as ``golden_bench_<name>``."""
     import importlib.util
 
-    module = sys.modules.get("golden_bench_realc")
+    key = f"golden_bench_{name}"
+    module = sys.modules.get(key)
     if module is None:
-        spec = importlib.util.spec_from_file_location("golden_bench_realc", Path(__file__).with_name("realc.py"))
+        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
     return module
+
+
+def realc_module():
+    """tools/bench/realc.py (the real generated C of one layer)."""
+    return _sibling("realc")
+
+
+def netc_module():
+    """tools/bench/netc.py (whole networks: the real generated model C and the Qualia model)."""
+    return _sibling("netc")
 
 
 def user_spec() -> Spec:
@@ -490,6 +503,10 @@ def markdown(result: dict) -> str:
                          f"{row['copy_2t']:.2e} | {b2:.2e} | {r['golden_2t']:.2e} | {r['golden_2t'] / b2:.0%} |")
     if result.get("stimuli"):
         lines = stimuli_markdown(result["stimuli"]) + lines
+    if result.get("networks"):
+        lines = netc_module().markdown(result["networks"]) + lines
+    elif result.get("networks_missing"):
+        lines = [f"The whole-network rows are skipped: {result['networks_missing']}.", ""] + lines
     if result.get("users"):
         lines = users_markdown(result["users"]) + lines
     elif result.get("real_c_missing"):
@@ -567,6 +584,8 @@ def targets(result: dict) -> list:
     if w:
         out.append(("torch-eval (float32) within 2x of the integer profile (hardware) of the same layer, N >= 1024",
                     f"{w[0]:.2f}x slower ({_where(w[1])})", w[0] <= 2.0))
+    if result.get("networks"):
+        out += netc_module().targets(result["networks"])
     fresh = result.get("fresh_process")
     if fresh:
         out.append(("a fresh process reaches its first result in < 1 s (spec in the disk cache)",
@@ -623,6 +642,16 @@ def run(args) -> dict:
             result["users"] = user_rows(real_c, Path(tmp), args.rounds, args.min_time)
         if not args.no_stimuli:
             result["stimuli"] = stimulus_rows(max(args.min_time, 0.2))
+        if not getattr(args, "no_networks", False):
+            why = "--no-c skips every compiled C" if args.no_c else netc_module().available()
+            if why:
+                result["networks_missing"] = why
+            else:
+                nc = netc_module()
+                result["networks"] = nc.network_rows(Path(tmp), args.rounds, max(args.min_time, 0.05),
+                                                     getattr(args, "net_models", None),
+                                                     getattr(args, "net_samples", nc.NET_S),
+                                                     getattr(args, "net_steps", nc.NET_T))
         for profile in args.profiles:
             for kind in args.kinds:
                 if kind not in profiles.KINDS[profile]:
