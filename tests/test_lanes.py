@@ -239,3 +239,20 @@ def test_lanes_bench_rows():
     assert row["narrow_loop"]["per_update"] < row["wide_loop"]["per_update"]
     text = "\n".join(lanes.lanes_markdown({"N": 512, "T": 8, "rows": [row], "load": 0.0, "target": 1.8}))
     assert "| codegen LIF int8 | int32 -> int16 |" in text
+
+
+def test_golden_bench_reports_the_lanes_rows_and_their_target():
+    """``golden bench`` runs lanes.py's rows (unless --no-lanes), renders them and judges the 1.8x target at
+    N >= 65536 on the worst row."""
+    from golden.cli.bench import harness
+
+    h = harness()
+    lanes = h.lanes_module()
+    small = lanes.lanes_rows(65536, 2, rounds=1, min_time=0.001, asm=False, layers=(("codegen", 8),), kinds=("IF",))
+    result = {"rows": [], "lanes": [small]}
+    (name, worst, hit), = [t for t in h.targets(result) if "narrow lanes" in t[0]]
+    ratio = small["rows"][0]["ratio"]
+    assert worst.startswith(f"{ratio:.2f}x (codegen IF int8 N=65536 T=2)") and hit == (ratio >= 1.8)
+    text = h.markdown({**result, "machine": h.machine(), "date": "now", "rounds": 1, "qualia_exact": {},
+                       "hot_loops": {}})
+    assert "Narrow lanes, N = 65536, T = 2" in text and "| codegen IF int8 |" in text

@@ -49,6 +49,8 @@ def build_parser() -> Parser:
     p.add_argument("--no-users", action="store_true", help="skip the rows against the real generated C "
                                                            "(Simulator.step, simulate with fresh and reused traces)")
     p.add_argument("--no-stimuli", action="store_true", help="skip the rows of the vectors generate stimuli")
+    p.add_argument("--no-lanes", action="store_true", help="skip the narrow-lanes rows (int8/int16 codegen and "
+                                                           "hardware, narrow vs wide lanes, in one run)")
     p.add_argument("--no-networks", action="store_true", help="skip the whole-network rows (Network.simulate vs the "
                                                               "real generated model C and the Qualia model)")
     p.add_argument("--net-models", nargs="+", help="whole-network models (default: all of tools/bench/netc.py)")

@@ -50,7 +50,7 @@ import numpy as np
 
 from golden import kernels, profiles
 from golden.ckernel import CFLAGS, CKernel, check_c, compiler_version
-from golden.datapath import constants, encode, working_type
+from golden.datapath import constants, encode, lane_type
 from golden.simulate import Runner, simulate
 from golden.spec import Kind, Spec
 
@@ -59,6 +59,7 @@ KINDS = tuple(k.value for k in Kind)
 SIZES = (64, 1024, 65536, 1048576)
 STEPS = (100, 1000)
 QUICK_SIZES, QUICK_STEPS = (64, 1024, 65536), (100,)
+LANES_SIZES = ((65536, 1000), (8192, 64))  # (N, T): the issue's size (memory-bound), and in cache
 MAX_UPDATES = 1 << 27  # N x T per configuration (memory: ~5 bytes per update for each candidate's arrays)
 
 
@@ -159,6 +160,11 @@ def _sibling(name: str):
 def realc_module():
     """tools/bench/realc.py (the real generated C of one layer)."""
     return _sibling("realc")
+
+
+def lanes_module():
+    """tools/bench/lanes.py (narrow lanes: the range analysis' lanes against the wide ones, in one run)."""
+    return _sibling("lanes")
 
 
 def netc_module():
@@ -335,7 +341,7 @@ def hot_loop(spec: Spec) -> dict:
     if best is None:
         return {}
     _, body, per = best
-    return {"W": np.dtype(working_type(spec)).name, "instructions": len(body),
+    return {"W": np.dtype(lane_type(spec)).name, "instructions": len(body),
             "vector": sum("zmm" in x or "ymm" in x for x in body), "updates": per,
             "per_update": len(body) / per if per else None}
 
@@ -423,7 +429,7 @@ def run_config(spec: Spec, n: int, steps: int, ckernel, qualia, rounds: int, min
     secs = interleaved(fns, rounds, min_time)
     rates = {k: (q_steps if k == "qualia" else steps) * n / s for k, s in secs.items()}
     return {"profile": spec.profile, "kind": spec.kind, "N": n, "T": steps, "rates": rates,
-            "W": np.dtype(working_type(spec)).name, "bytes_per_update": _bytes_per_update(spec)}
+            "W": np.dtype(lane_type(spec)).name, "bytes_per_update": _bytes_per_update(spec)}
 
 
 def _bytes_per_update(spec: Spec) -> int:
@@ -501,6 +507,8 @@ def markdown(result: dict) -> str:
             lines.append(f"| {row['profile']} | {row['kind']} | {row['N']} | {row['T']} | {row['bytes_per_update']} | "
                          f"{row['copy_1t']:.2e} | {b1:.2e} | {r['golden_1t']:.2e} | {r['golden_1t'] / b1:.0%} | "
                          f"{row['copy_2t']:.2e} | {b2:.2e} | {r['golden_2t']:.2e} | {r['golden_2t'] / b2:.0%} |")
+    for lanes in reversed(result.get("lanes", [])):
+        lines = lanes_module().lanes_markdown(lanes) + lines
     if result.get("stimuli"):
         lines = stimuli_markdown(result["stimuli"]) + lines
     if result.get("networks"):
@@ -584,6 +592,12 @@ def targets(result: dict) -> list:
     if w:
         out.append(("torch-eval (float32) within 2x of the integer profile (hardware) of the same layer, N >= 1024",
                     f"{w[0]:.2f}x slower ({_where(w[1])})", w[0] <= 2.0))
+    big = [lr for lr in result.get("lanes", []) if lr["N"] >= 65536]
+    w = _worst([row for lr in big for row in lr["rows"]], lambda x: x["ratio"])
+    if w:
+        out.append(("narrow lanes >= 1.8x the wide ones, int8/int16 codegen and hardware, N >= 65536",
+                    f"{w[0]:.2f}x ({w[1]['profile']} {w[1]['kind']} int{w[1]['bits']} N={big[0]['N']} "
+                    f"T={big[0]['T']})", w[0] >= 1.8))
     if result.get("networks"):
         out += netc_module().targets(result["networks"])
     fresh = result.get("fresh_process")
@@ -652,6 +666,10 @@ def run(args) -> dict:
                                                      getattr(args, "net_models", None),
                                                      getattr(args, "net_samples", nc.NET_S),
                                                      getattr(args, "net_steps", nc.NET_T))
+        if not getattr(args, "no_lanes", False):
+            lanes = lanes_module()
+            result["lanes"] = [lanes.lanes_rows(n, t, args.rounds, max(args.min_time, 0.2), args.asm)
+                               for n, t in LANES_SIZES]
         for profile in args.profiles:
             for kind in args.kinds:
                 if kind not in profiles.KINDS[profile]:
