@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from . import kernels
-from .datapath import FLOAT32, charge_f32, charge_int, constants, encode, step
+from .datapath import FLOAT32, charge_f32, charge_int, constants, encode, step, step_f32, step_int
 from .simulate import _initial_v
 from .spec import Arith, Kind, Spec, SpecError
 
@@ -67,7 +67,7 @@ def _unit(raw: np.ndarray) -> np.ndarray:
 # fires, the input that puts the final rescale on a half LSB, the one that puts the decay_input leak on a half
 # LSB, the one that leads a no-decay leak to a tie at the next step) and golden's own step decides which of them
 # qualify (the probe codes below), so a wrong proposal costs a hit, never a wrong definition.
-TieParams = namedtuple("TieParams", "fmin fmax span D sh_in sh_v S e VR th1 flt use_f use_l use_n")
+TieParams = namedtuple("TieParams", "fmin fmax span sh_in sh_v S e VR th1 flt use_f use_l use_n slope")
 WORDS = 3  # raw words per neuron-step: the free-pick draw, the anchor value, the choice among qualifying inputs
 RAW_CHUNK = 1 << 18  # neuron-steps whose raw words are drawn at once (any value gives the same stimulus)
 SPECIALISE_NEURONS = 256  # from this many 'ties' neurons a stimulus compiles the spec's own ties kernel (once)
@@ -92,31 +92,42 @@ def tie_probes(spec: Spec):
     S, rtau = (spec.work_frac if flt else spec.leak_s), spec.reciprocal_tau
     e = (rtau & -rtau).bit_length() - 1 if rtau else 0  # reciprocal_tau = odd * 2**e
     span = f.max - f.min + 1
+    # d(charge)/dx, for the estimates: 2**(T - q_in) at frac T (int) or 2**(q_v - q_in) in y (float32), times
+    # the leak's rtau * 2**-S (int) or 1/tau (float32) where the input is divided by tau
+    slope = 2.0 ** (spec.fmt_v.frac - f.frac if flt else spec.shift_in)
+    if lif and spec.decay_input:
+        slope *= spec.fmt_v.real(rtau) if flt else rtau * 2.0 ** -spec.leak_s
     p = TieParams(
-        f.min, f.max, span, max(1, min(64, span // 4)), spec.shift_in, spec.shift_v, S, e, spec.aligned(spec.v_reset),
+        f.min, f.max, span, spec.shift_in, spec.shift_v, S, e, spec.aligned(spec.v_reset),
         int(th1), int(flt),
         int(flt or spec.shift_v > 0),  # a final rescale / float32 quantization that can sit on a half LSB
         int(lif and spec.decay_input and 0 <= e < S),  # decay_input: X - d = 2**(S-1-e) mod 2**(S-e) ties the leak
         int(not flt and lif and not spec.decay_input and spec.shift_v <= S - 1 - e),  # no-decay leak tie next step
+        slope,
     )
     return code, code_rnd, code_min, c, c1, p
 
 
-@njit
-def _differ(code_a, ca, code_b, cb, v, x):
-    a, b = step(code_a, ca, v, x), step(code_b, cb, v, x)
-    return a[0] != b[0] or a[1] != b[1]
+@njit(inline="always")
+def _differ(stepper, code_a, ca, code_b, cb, v, x):
+    a, b = stepper(code_a, ca, v, x), stepper(code_b, cb, v, x)
+    return (a[0] != b[0]) | (a[1] != b[1])
 
 
-@njit
-def _qualifies(code, cr, cm, c, c1, p, v, x):
-    """Input x puts this step on a rounding tie (RND and RND_MIN_INF differ) or on the threshold."""
-    if _differ(cr, c, cm, c, v, x):
-        return True
-    return p.th1 == 1 and _differ(code, c, code, c1, v, x)
+@njit(inline="always")
+def _qualifies(stepper, code, cr, cm, c, c1, p, v, x, threshold):
+    """Input x puts the potential on the threshold (``threshold``: v_threshold and v_threshold + 1 differ) or this
+    step's rounding on a tie (RND and RND_MIN_INF differ); an x outside fmt_in (fmax + 1: no proposal) never
+    qualifies. Branch-free, so that a row of neurons vectorises."""
+    xc = min(x, p.fmax)
+    if threshold:
+        q = p.th1 == 1 and _differ(stepper, code, c, code, c1, v, xc)
+    else:
+        q = _differ(stepper, cr, c, cm, c, v, xc)
+    return q & (x <= p.fmax)
 
 
-@njit
+@njit(inline="always")
 def _charge(code, c, v, x):
     """The value the step rounds, as float64: H at frac T (int) or y = h * 2**q_v (float32)."""
     if code & FLOAT32:
@@ -124,31 +135,36 @@ def _charge(code, c, v, x):
     return np.float64(charge_int(code, c, v, x)[0])
 
 
-@njit
-def _toward(p, xa, dist, slope):
-    """xa + round(dist / slope), or fmax + 1 (none) when it leaves fmt_in or the slope is not positive."""
-    if not slope > 0.0:
-        return p.fmax + 1
-    z = dist / slope
+@njit(inline="always")
+def _toward(p, xa, dist):
+    """xa + round(dist / slope), or fmax + 1 (none) when it leaves fmt_in."""
+    z = dist / p.slope
     if not -4.0 * p.span < z < 4.0 * p.span:
         return p.fmax + 1
     x = xa + np.int64(np.floor(z + 0.5))
     return x if p.fmin <= x <= p.fmax else p.fmax + 1
 
 
-@njit
-def _first_spike(code, c, p, v, guess):
+@njit(inline="always")
+def _guess(p, xa, dist):
+    """xa + round(dist / slope), held inside fmt_in."""
+    z = min(max(dist / p.slope, -2.0 * p.span), 2.0 * p.span)
+    return min(max(xa + np.int64(np.floor(z + 0.5)), p.fmin), p.fmax)
+
+
+@njit(inline="always")
+def _first_spike(stepper, code, c, p, v, guess):
     """The least input that makes the neuron spike, galloping from ``guess`` then bisecting; fmax + 1 if the
     input cannot decide it (it spikes at fmin, or not at fmax)."""
     g = min(max(guess, p.fmin), p.fmax)
     d = 1
-    if step(code, c, v, g)[1]:
+    if stepper(code, c, v, g)[1]:
         b = g
         while True:  # down until no spike: then no spike at a, a spike at b
             if b == p.fmin:
                 return p.fmax + 1
             a = max(b - d, p.fmin)
-            if not step(code, c, v, a)[1]:
+            if not stepper(code, c, v, a)[1]:
                 break
             b = a
             d *= 2
@@ -158,20 +174,20 @@ def _first_spike(code, c, p, v, guess):
             if a == p.fmax:
                 return p.fmax + 1
             b = min(a + d, p.fmax)
-            if step(code, c, v, b)[1]:
+            if stepper(code, c, v, b)[1]:
                 break
             a = b
             d *= 2
     while b - a > 1:
         m = (a + b) >> 1
-        if step(code, c, v, m)[1]:
+        if stepper(code, c, v, m)[1]:
             b = m
         else:
             a = m
     return b
 
 
-@njit
+@njit(inline="always")
 def _modular(p, xa, big_xa, target, mod):
     """The input x >= xa nearest xa (else below it) whose aligned input X = x << sh_in is target mod ``mod``
     (a power of two), given X(xa) = ``big_xa``; fmax + 1 if none."""
@@ -185,66 +201,84 @@ def _modular(p, xa, big_xa, target, mod):
 
 
 @njit(inline="always")
-def _ties_rows(code, cr, cm, c, c1, p, v, raw, out, cand):
-    """Rows of the 'ties' stimulus: out[t, n] from raw[t, n, :WORDS] and the potential v[n], which it advances."""
+def _ties_rows(stepper, code, cr, cm, c, c1, p, v, raw, out, s, lo, hi):
+    """Rows of the 'ties' stimulus: out[t, n] from raw[t, n, :WORDS] and the potential v[n], which it advances.
+
+    Each row goes in passes over the neurons (``s``: scratch rows), so that the step evaluations vectorise:
+    proposals, the threshold's guess checked (a scalar gallop only where it missed), the qualifying tests,
+    the choice and the step.
+    """
     one = np.int64(1)
+    x0s, xth, xf, xl, xn, ok, qual = s[0], s[1], s[2], s[3], s[4], s[5], s[6]
+    none = p.fmax + 1
     for t in range(out.shape[0]):
-        for n in range(out.shape[1]):
-            w0, w1, w2 = raw[t, n, 0], raw[t, n, 1], raw[t, n, 2]
-            x0 = p.fmin + np.int64(((w1 >> np.uint64(32)) * np.uint64(p.span)) >> np.uint64(32))
+        rt = raw[t]
+        for n in range(lo, hi):  # the anchor x0, the charge there, and the proposals
+            x0 = p.fmin + np.int64(((rt[n, 1] >> np.uint64(32)) * np.uint64(p.span)) >> np.uint64(32))
+            x0s[n] = x0
             vn = v[n]
-            x = x0
-            if (w0 >> np.uint64(11)) >= np.uint64(1 << 50):  # seven neuron-steps in eight: unit(w0) >= 1/8
-                xa = min(x0, p.fmax - p.D)  # the anchor, and a second point: the charge's slope
-                ha, hb = _charge(code, c, vn, xa), _charge(code, c, vn, xa + p.D)
-                slope = (hb - ha) / p.D
-                h_int = np.int64(0) if code & FLOAT32 else np.int64(charge_int(code, c, vn, xa)[0])
-                k = 0
-                target = np.float64(c.vth) if code & FLOAT32 else np.float64(c.VT)
-                cand[k] = _first_spike(code, c, p, vn, _toward(p, xa, target - ha, slope))
-                k += 1
-                if p.use_f:  # the final rescale (or float32 quantization) on a half LSB
-                    if p.flt:
-                        dist = 0.5 - (ha - np.floor(ha))
-                        dist = dist + 1.0 if dist < 0.0 else dist
-                    else:
-                        mod = one << p.sh_v
-                        dist = np.float64(((mod >> 1) - h_int) & (mod - 1))
-                    cand[k] = _toward(p, xa, dist, slope)
-                    if cand[k] > p.fmax:
-                        cand[k] = _toward(p, xa, dist - (1.0 if p.flt else np.float64(one << p.sh_v)), slope)
-                    k += 1
-                if p.use_l:  # decay_input: the leak R((X - d) * rtau, S) on a half LSB
-                    d = (vn << p.sh_v) - p.VR
-                    cand[k] = _modular(p, xa, xa << p.sh_in, d + (one << (p.S - 1 - p.e)), one << (p.S - p.e))
-                    k += 1
-                xn = p.fmax + 1
-                if p.use_n:  # no decay_input: the input whose potential ties the next step's leak
-                    xn = _modular(p, xa, h_int, p.VR + (one << (p.S - 1 - p.e)), one << (p.S - p.e))
-                    cand[k] = xn
-                    k += 1
-                cand[k] = x0
-                k += 1
-                nq = 0
-                for i in range(k):  # keep the qualifying ones, in order
-                    if cand[i] <= p.fmax and _qualifies(code, cr, cm, c, c1, p, vn, cand[i]):
-                        cand[nq] = cand[i]
-                        nq += 1
-                if nq:
-                    x = cand[np.int64(((w2 >> np.uint64(32)) * np.uint64(nq)) >> np.uint64(32))]
-                elif xn <= p.fmax:  # none qualifies: xn, if it leads the next step's leak onto a tie
-                    if _differ(cr, c, cm, c, np.int64(step(code, c, vn, xn)[0]), np.int64(0)):
-                        x = xn
+            h_int = np.int64(0) if code & FLOAT32 else np.int64(charge_int(code, c, vn, x0)[0])
+            ha = _charge(code, c, vn, x0) if code & FLOAT32 else np.float64(h_int)
+            target = np.float64(c.vth) if code & FLOAT32 else np.float64(c.VT)
+            xth[n] = _guess(p, x0, target - ha)
+            xf[n] = xl[n] = xn[n] = none
+            if p.use_f:  # the final rescale (or float32 quantization) on a half LSB
+                if p.flt:
+                    dist = 0.5 - (ha - np.floor(ha))
+                    dist = dist + 1.0 if dist < 0.0 else dist
+                    below = dist - 1.0
+                else:
+                    mod = one << p.sh_v
+                    dist = np.float64(((mod >> 1) - h_int) & (mod - 1))
+                    below = dist - np.float64(mod)
+                x = _toward(p, x0, dist)
+                xf[n] = x if x <= p.fmax else _toward(p, x0, below)
+            if p.use_l:  # decay_input: the leak R((X - d) * rtau, S) on a half LSB
+                d = (vn << p.sh_v) - p.VR
+                xl[n] = _modular(p, x0, x0 << p.sh_in, d + (one << (p.S - 1 - p.e)), one << (p.S - p.e))
+            if p.use_n:  # no decay_input: the input whose potential ties the next step's leak
+                xn[n] = _modular(p, x0, h_int, p.VR + (one << (p.S - 1 - p.e)), one << (p.S - p.e))
+        for n in range(lo, hi):  # the guess is the least input that fires: it fires, the one below not
+            g = xth[n]
+            below = stepper(code, c, v[n], max(g - 1, p.fmin))[1]
+            ok[n] = stepper(code, c, v[n], g)[1] & (g > p.fmin) & (not below)
+        for n in range(lo, hi):
+            if not ok[n]:
+                xth[n] = _first_spike(stepper, code, c, p, v[n], xth[n])
+        for n in range(lo, hi):  # which proposals qualify: bits 0..3 = threshold, rescale, leak, next
+            q = _qualifies(stepper, code, cr, cm, c, c1, p, v[n], xth[n], True) * one
+            if p.use_f:
+                q |= _qualifies(stepper, code, cr, cm, c, c1, p, v[n], xf[n], False) * 2
+            if p.use_l:
+                q |= _qualifies(stepper, code, cr, cm, c, c1, p, v[n], xl[n], False) * 4
+            if p.use_n:
+                q |= _qualifies(stepper, code, cr, cm, c, c1, p, v[n], xn[n], False) * 8
+                xc = min(xn[n], p.fmax)  # none qualifies: xn, if the next step's leak then ties
+                q |= (_differ(stepper, cr, c, cm, c, np.int64(stepper(code, c, v[n], xc)[0]), np.int64(0))
+                      & (xn[n] <= p.fmax)) * 16
+            qual[n] = q
+        for n in range(lo, hi):  # the choice, and the step
+            q = qual[n]
+            count = (q & 1) + ((q >> 1) & 1) + ((q >> 2) & 1) + ((q >> 3) & 1)
+            j = np.int64(((rt[n, 2] >> np.uint64(32)) * np.uint64(count)) >> np.uint64(32))
+            x = xn[n] if q & 16 else x0s[n]
+            for i, xi in enumerate((xth[n], xf[n], xl[n], xn[n])):
+                if (q >> i) & 1:
+                    if j == 0:
+                        x = xi
+                    j -= 1
+            if (rt[n, 0] >> np.uint64(11)) < np.uint64(1 << 50):  # one neuron-step in eight: unit(w0) < 1/8
+                x = x0s[n]
             out[t, n] = x
-            v[n] = step(code, c, vn, x)[0]
+            v[n] = stepper(code, c, v[n], x)[0]
 
 
 def _generic_kernel():
     source = kernels.SOURCE
 
-    def ties_generic(code, cr, cm, c, c1, p, v, raw, out, cand):
+    def ties_generic(code, cr, cm, c, c1, p, v, raw, out, scratch, lo, hi):
         source  # noqa: B018  (part of the cache key)
-        _ties_rows(code, cr, cm, c, c1, p, v, raw, out, cand)
+        _ties_rows(step, code, cr, cm, c, c1, p, v, raw, out, scratch, lo, hi)
 
     return kernels._compile(ties_generic)
 
@@ -254,19 +288,27 @@ _specialised: dict = {}
 
 
 def ties_kernel(probes, specialise: bool):
-    """``f(v, raw, out, cand)``: the generic ties kernel, or one compiled for these probes (frozen constants)."""
+    """``f(v, raw, out, scratch, lo, hi)`` on neurons lo..hi: the generic ties kernel, or one compiled for these
+    probes (constants frozen, only the half of the datapath the spec uses: two closures, as in kernels.py)."""
     if not specialise:
         return lambda *a: ties_generic(*probes, *a)
     kernel = _specialised.get(probes)
     if kernel is None:
         source = kernels.SOURCE
         code, cr, cm, c, c1, p = probes
+        if code & FLOAT32:
+            def ties_float32(v, raw, out, scratch, lo, hi):
+                source  # noqa: B018
+                _ties_rows(step_f32, code, cr, cm, c, c1, p, v, raw, out, scratch, lo, hi)
 
-        def ties_specialised(v, raw, out, cand):
-            source  # noqa: B018
-            _ties_rows(code, cr, cm, c, c1, p, v, raw, out, cand)
+            kernel = kernels._compile(ties_float32)
+        else:
+            def ties_int(v, raw, out, scratch, lo, hi):
+                source  # noqa: B018
+                _ties_rows(step_int, code, cr, cm, c, c1, p, v, raw, out, scratch, lo, hi)
 
-        kernel = _specialised[probes] = kernels._compile(ties_specialised)
+            kernel = kernels._compile(ties_int)
+        _specialised[probes] = kernel
     return kernel
 
 
@@ -280,15 +322,15 @@ class _Ties:
         self.probes = tie_probes(spec)
         self.v = _initial_v(spec, None, (n,))
         self.specialise = n >= SPECIALISE_NEURONS if specialise is None else specialise
-        self.cand = np.empty(8, np.int64)
+        self.scratch = np.empty((7, n), np.int64)
 
     def block(self, rng: _Rng, rows: int) -> np.ndarray:
-        out = np.empty((rows, self.n), np.int64)
+        n = self.n
+        out = np.empty((rows, n), np.int64)
         kernel = ties_kernel(self.probes, self.specialise)
-        chunk = max(1, RAW_CHUNK // self.n)  # rows drawn at once, so their memory stays small
+        chunk = max(1, RAW_CHUNK // n)  # rows drawn at once, so their memory stays small
         for t in range(0, rows, chunk):
-            m = min(chunk, rows - t)
-            kernel(self.v, rng.raw((m, self.n, WORDS)), out[t:t + m], self.cand)
+            kernel(self.v, rng.raw((min(chunk, rows - t), n, WORDS)), out[t:t + chunk], self.scratch, 0, n)
         return out
 
 
