@@ -6,6 +6,7 @@ The generators (``uniform``, ``poisson``, ``ties``, ``edges``, ``mixed``) are sp
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 
 import numpy as np
@@ -67,8 +68,9 @@ def _unit(raw: np.ndarray) -> np.ndarray:
 # fires, the input that puts the final rescale on a half LSB, the one that puts the decay_input leak on a half
 # LSB, the one that leads a no-decay leak to a tie at the next step) and golden's own step decides which of them
 # qualify (the probe codes below), so a wrong proposal costs a hit, never a wrong definition.
-TieParams = namedtuple("TieParams", "fmin fmax span sh_in sh_v S e VR th1 flt use_f use_l use_n slope")
-WORDS = 3  # raw words per neuron-step: the free-pick draw, the anchor value, the choice among qualifying inputs
+TieParams = namedtuple("TieParams", "fmin fmax span sh_in sh_v S e VR th1 flt use_f use_l use_n slope W "
+                                     "halvings")
+WORDS = 2  # raw words per neuron-step: w0 (free pick: its top 53 bits; choice: its low 32 bits), w1 (the anchor)
 RAW_CHUNK = 1 << 18  # neuron-steps whose raw words are drawn at once (any value gives the same stimulus)
 SPECIALISE_NEURONS = 256  # from this many 'ties' neurons a stimulus compiles the spec's own ties kernel (once)
 
@@ -97,6 +99,7 @@ def tie_probes(spec: Spec):
     slope = 2.0 ** (spec.fmt_v.frac - f.frac if flt else spec.shift_in)
     if lif and spec.decay_input:
         slope *= spec.fmt_v.real(rtau) if flt else rtau * 2.0 ** -spec.leak_s
+    W = min(span, math.ceil(1.0 / slope) + 2)  # the guess is off by about one LSB of the charge
     p = TieParams(
         f.min, f.max, span, spec.shift_in, spec.shift_v, S, e, spec.aligned(spec.v_reset),
         int(th1), int(flt),
@@ -104,6 +107,7 @@ def tie_probes(spec: Spec):
         int(lif and spec.decay_input and 0 <= e < S),  # decay_input: X - d = 2**(S-1-e) mod 2**(S-e) ties the leak
         int(not flt and lif and not spec.decay_input and spec.shift_v <= S - 1 - e),  # no-decay leak tie next step
         slope,
+        W, max(1, (2 * W - 1).bit_length()),  # the threshold's window: the guess +- W, halved until 1 apart
     )
     return code, code_rnd, code_min, c, c1, p
 
@@ -121,10 +125,8 @@ def _qualifies(stepper, code, cr, cm, c, c1, p, v, x, threshold):
     qualifies. Branch-free, so that a row of neurons vectorises."""
     xc = min(x, p.fmax)
     if threshold:
-        q = p.th1 == 1 and _differ(stepper, code, c, code, c1, v, xc)
-    else:
-        q = _differ(stepper, cr, c, cm, c, v, xc)
-    return q & (x <= p.fmax)
+        return (p.th1 == 1) & _differ(stepper, code, c, code, c1, v, xc) & (x <= p.fmax)
+    return _differ(stepper, cr, c, cm, c, v, xc) & (x <= p.fmax)
 
 
 @njit(inline="always")
@@ -201,19 +203,19 @@ def _modular(p, xa, big_xa, target, mod):
 
 
 @njit(inline="always")
-def _ties_rows(stepper, code, cr, cm, c, c1, p, v, raw, out, s, lo, hi):
+def _ties_rows(stepper, code, cr, cm, c, c1, p, v, raw, out, s):
     """Rows of the 'ties' stimulus: out[t, n] from raw[t, n, :WORDS] and the potential v[n], which it advances.
 
     Each row goes in passes over the neurons (``s``: scratch rows), so that the step evaluations vectorise:
-    proposals, the threshold's guess checked (a scalar gallop only where it missed), the qualifying tests,
-    the choice and the step.
+    proposals, the threshold's window bisected (a scalar gallop only where it missed), the qualifying tests,
+    the choice and the step. Every loop indexes from 0 (no wraparound test to block vectorising).
     """
     one = np.int64(1)
     x0s, xth, xf, xl, xn, ok, qual = s[0], s[1], s[2], s[3], s[4], s[5], s[6]
     none = p.fmax + 1
     for t in range(out.shape[0]):
         rt = raw[t]
-        for n in range(lo, hi):  # the anchor x0, the charge there, and the proposals
+        for n in range(out.shape[1]):  # the anchor x0, the charge there, and the proposals
             x0 = p.fmin + np.int64(((rt[n, 1] >> np.uint64(32)) * np.uint64(p.span)) >> np.uint64(32))
             x0s[n] = x0
             vn = v[n]
@@ -238,14 +240,21 @@ def _ties_rows(stepper, code, cr, cm, c, c1, p, v, raw, out, s, lo, hi):
                 xl[n] = _modular(p, x0, x0 << p.sh_in, d + (one << (p.S - 1 - p.e)), one << (p.S - p.e))
             if p.use_n:  # no decay_input: the input whose potential ties the next step's leak
                 xn[n] = _modular(p, x0, h_int, p.VR + (one << (p.S - 1 - p.e)), one << (p.S - p.e))
-        for n in range(lo, hi):  # the guess is the least input that fires: it fires, the one below not
-            g = xth[n]
-            below = stepper(code, c, v[n], max(g - 1, p.fmin))[1]
-            ok[n] = stepper(code, c, v[n], g)[1] & (g > p.fmin) & (not below)
-        for n in range(lo, hi):
-            if not ok[n]:
-                xth[n] = _first_spike(stepper, code, c, p, v[n], xth[n])
-        for n in range(lo, hi):  # which proposals qualify: bits 0..3 = threshold, rescale, leak, next
+        for n in range(out.shape[1]):  # the least input that fires: bisection in a window around the guess
+            vn, g = v[n], xth[n]
+            a, b = max(g - p.W, p.fmin), min(g + p.W, p.fmax)
+            ok[n] = (not stepper(code, c, vn, a)[1]) & stepper(code, c, vn, b)[1]
+            for _ in range(p.halvings):  # branch-free, so that the row vectorises
+                m = (a + b) >> 1
+                fires = stepper(code, c, vn, m)[1]
+                a = a if fires else m
+                b = m if fires else b
+            xth[n] = b if ok[n] else g
+        for n in range(out.shape[1]):
+            if not ok[n]:  # outside the window: galloping from the guess, if fmt_in decides the spike at all
+                decided = (not stepper(code, c, v[n], p.fmin)[1]) and stepper(code, c, v[n], p.fmax)[1]
+                xth[n] = _first_spike(stepper, code, c, p, v[n], xth[n]) if decided else none
+        for n in range(out.shape[1]):  # which proposals qualify: bits 0..3 = threshold, rescale, leak, next
             q = _qualifies(stepper, code, cr, cm, c, c1, p, v[n], xth[n], True) * one
             if p.use_f:
                 q |= _qualifies(stepper, code, cr, cm, c, c1, p, v[n], xf[n], False) * 2
@@ -257,10 +266,10 @@ def _ties_rows(stepper, code, cr, cm, c, c1, p, v, raw, out, s, lo, hi):
                 q |= (_differ(stepper, cr, c, cm, c, np.int64(stepper(code, c, v[n], xc)[0]), np.int64(0))
                       & (xn[n] <= p.fmax)) * 16
             qual[n] = q
-        for n in range(lo, hi):  # the choice, and the step
+        for n in range(out.shape[1]):  # the choice, and the step
             q = qual[n]
             count = (q & 1) + ((q >> 1) & 1) + ((q >> 2) & 1) + ((q >> 3) & 1)
-            j = np.int64(((rt[n, 2] >> np.uint64(32)) * np.uint64(count)) >> np.uint64(32))
+            j = np.int64(((rt[n, 0] & np.uint64(0xFFFFFFFF)) * np.uint64(count)) >> np.uint64(32))
             x = xn[n] if q & 16 else x0s[n]
             for i, xi in enumerate((xth[n], xf[n], xl[n], xn[n])):
                 if (q >> i) & 1:
@@ -276,9 +285,9 @@ def _ties_rows(stepper, code, cr, cm, c, c1, p, v, raw, out, s, lo, hi):
 def _generic_kernel():
     source = kernels.SOURCE
 
-    def ties_generic(code, cr, cm, c, c1, p, v, raw, out, scratch, lo, hi):
+    def ties_generic(code, cr, cm, c, c1, p, v, raw, out, scratch):
         source  # noqa: B018  (part of the cache key)
-        _ties_rows(step, code, cr, cm, c, c1, p, v, raw, out, scratch, lo, hi)
+        _ties_rows(step, code, cr, cm, c, c1, p, v, raw, out, scratch)
 
     return kernels._compile(ties_generic)
 
@@ -288,7 +297,7 @@ _specialised: dict = {}
 
 
 def ties_kernel(probes, specialise: bool):
-    """``f(v, raw, out, scratch, lo, hi)`` on neurons lo..hi: the generic ties kernel, or one compiled for these
+    """``f(v, raw, out, scratch)``: the generic ties kernel, or one compiled for these
     probes (constants frozen, only the half of the datapath the spec uses: two closures, as in kernels.py)."""
     if not specialise:
         return lambda *a: ties_generic(*probes, *a)
@@ -297,15 +306,15 @@ def ties_kernel(probes, specialise: bool):
         source = kernels.SOURCE
         code, cr, cm, c, c1, p = probes
         if code & FLOAT32:
-            def ties_float32(v, raw, out, scratch, lo, hi):
+            def ties_float32(v, raw, out, scratch):
                 source  # noqa: B018
-                _ties_rows(step_f32, code, cr, cm, c, c1, p, v, raw, out, scratch, lo, hi)
+                _ties_rows(step_f32, code, cr, cm, c, c1, p, v, raw, out, scratch)
 
             kernel = kernels._compile(ties_float32)
         else:
-            def ties_int(v, raw, out, scratch, lo, hi):
+            def ties_int(v, raw, out, scratch):
                 source  # noqa: B018
-                _ties_rows(step_int, code, cr, cm, c, c1, p, v, raw, out, scratch, lo, hi)
+                _ties_rows(step_int, code, cr, cm, c, c1, p, v, raw, out, scratch)
 
             kernel = kernels._compile(ties_int)
         _specialised[probes] = kernel
@@ -330,7 +339,7 @@ class _Ties:
         kernel = ties_kernel(self.probes, self.specialise)
         chunk = max(1, RAW_CHUNK // n)  # rows drawn at once, so their memory stays small
         for t in range(0, rows, chunk):
-            kernel(self.v, rng.raw((min(chunk, rows - t), n, WORDS)), out[t:t + chunk], self.scratch, 0, n)
+            kernel(self.v, rng.raw((min(chunk, rows - t), n, WORDS)), out[t:t + chunk], self.scratch)
         return out
 
 
