@@ -343,6 +343,25 @@ class _Ties:
         return out
 
 
+def _edges_kernel():
+    def edges_rows(values, raw, out):
+        """'edges': neuron n at step t holds values[idx] of its last change; idx is the integer in
+        0..len(values)-1 of raw[t, n, 0], a change is unit(raw[t, n, 1]) < 1/8 (raw < 2**61), row 0 always."""
+        span = np.uint64(values.size)
+        for t in range(out.shape[0]):
+            for n in range(out.shape[1]):
+                i = np.int64(((raw[t, n, 0] >> np.uint64(32)) * span) >> np.uint64(32))
+                if t == 0 or raw[t, n, 1] < np.uint64(1 << 61):
+                    out[t, n] = values[i]
+                else:
+                    out[t, n] = out[t - 1, n]
+
+    return kernels._compile(edges_rows)
+
+
+edges_rows = _edges_kernel()
+
+
 class Stimulus:
     """Blocks of raw inputs for ``generator`` (see README): deterministic in (spec, N, seed), independent of
     chunking."""
@@ -384,12 +403,9 @@ class Stimulus:
                 x[:, c] = np.where(rng.unit((rows, n)) < rate, amp, 0)
             elif g == "edges":
                 values = np.array([f.min, f.min, f.min + 1, -1, 0, 1, f.max - 1, f.max, f.max], np.int64)
-                raw = rng.raw((rows, n, 2))  # step by step, so a longer run extends a shorter one
-                idx = _ints(raw[:, :, 0], 0, values.size - 1)
-                change = _unit(raw[:, :, 1]) < 0.125
-                change[0] = True
-                last = np.maximum.accumulate(np.where(change, np.arange(rows)[:, None], 0), axis=0)
-                x[:, c] = values[np.take_along_axis(idx, last, axis=0)]
+                out = np.empty((rows, n), np.int64)
+                edges_rows(values, rng.raw((rows, n, 2)), out)  # step by step: a longer run extends a shorter one
+                x[:, c] = out
             else:
                 x[:, c] = self.state[g].block(rng, rows)
         return x.astype(f.dtype)

@@ -151,3 +151,25 @@ def test_bad_inputs_name_the_cause(args, message):
     with pytest.raises(golden.SpecError) as e:
         vectors.stimulus(*args)
     assert str(e.value).startswith(message)
+
+
+# ------------------------------------------------------------ edges
+def edges_reference(values, raw):
+    """The 'edges' definition in plain NumPy (vectors/README.md): hold values[idx] from the last change."""
+    idx = stimuli._ints(raw[:, :, 0], 0, values.size - 1)
+    change = stimuli._unit(raw[:, :, 1]) < 0.125
+    change[0] = True
+    last = np.maximum.accumulate(np.where(change, np.arange(raw.shape[0])[:, None], 0), axis=0)
+    return values[np.take_along_axis(idx, last, axis=0)]
+
+
+@given(rows=st.integers(1, 40), n=st.integers(1, 9), seed=st.integers(0, 2**32), bits=st.integers(2, 32))
+def test_edges_kernel_equals_its_numpy_definition(rows, n, seed, bits):
+    f = golden.QFormat(bits, 0)
+    values = np.array([f.min, f.min, f.min + 1, -1, 0, 1, f.max - 1, f.max, f.max], np.int64)
+    raw = stimuli._Rng(seed, (3, 0)).raw((rows, n, 2))
+    raw[::3, :, 1] = np.uint64(1 << 61) - np.uint64(1)  # the change test's edge: the largest raw below 1/8
+    raw[1::5, :, 1] = np.uint64(1 << 61)  # and the smallest at 1/8
+    out = np.empty((rows, n), np.int64)
+    stimuli.edges_rows(values, raw, out)
+    assert np.array_equal(out, edges_reference(values, raw))
