@@ -91,9 +91,11 @@ def test_ties_pick_a_qualifying_input_whenever_one_exists(spec, seed):
         assert got.sum() >= 0.5 * possible.sum(), (got.sum(), possible.sum())
 
 
-def test_specialised_kernel_equals_generic():
-    """A wide stimulus compiles the spec's own kernel (constants frozen): the same numbers as the generic one."""
-    spec = NAMED["codegen LIF int16 (the bench's)"]
+@pytest.mark.parametrize("name", ["codegen LIF int16 (the bench's)", "torch-eval LIF float32"])
+def test_specialised_kernel_equals_generic(name):
+    """A wide stimulus compiles the spec's own kernel (constants frozen, the int or the float32 half of the
+    datapath): the same numbers as the generic one."""
+    spec = NAMED[name]
     rng = stimuli._Rng(4, (2, 0))
     a = stimuli._Ties(spec, 40, specialise=False).block(rng, 50)
     rng = stimuli._Rng(4, (2, 0))
