@@ -88,13 +88,14 @@ def test_edges_hit_full_scale():
 
 
 def test_ties_land_on_rescale_ties():
-    # IF with q_in = q_v + 2: the rescale R(H, 2) ties exactly when x = 2 (mod 4).
+    # IF with q_in = q_v + 2: the rescale R(H, 2) ties exactly when x = 2 (mod 4). Ties also picks the least
+    # input that fires (the threshold) among its qualifying candidates, so not every pick is a rescale tie.
     spec = golden.hardware("IF", bits=8, q_v=6, q_in=8, v_threshold=0.25)
     ties = vectors.stimulus(spec, 64, 32, 5, "ties")
     uniform = vectors.stimulus(spec, 64, 32, 5, "uniform")
     def frac(x):
         return np.mean(x.astype(np.int64) % 4 == 2)
-    assert frac(ties) > 0.8 and frac(uniform) < 0.4
+    assert frac(ties) > 0.6 and frac(uniform) < 0.4
 
 
 def test_ties_land_on_leak_ties():

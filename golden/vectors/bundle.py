@@ -39,9 +39,10 @@ LAYOUT = "time-major, neuron-minor: element (t, n) at flat index t*neurons + n"
 COMPARED = ("out", "v", "spikes")
 MAX_STEPS = MAX_NEURONS = 1 << 40
 # Peak memory of a generate block, measured with tracemalloc (N = 16384, T = 1024): 32 B per neuron-step for
-# uniform and poisson, 57 for edges; the ties stimulus adds ~35 KiB per neuron (4096 candidates per step).
+# uniform, poisson and edges, 16.3 for ties and 14 for mixed; the ties state adds 64 B per neuron (its potential
+# and seven scratch rows) and the raw words it draws at once: at most 4 MiB, 16 B per neuron beyond 2**18 neurons.
 BYTES_PER_NEURON_STEP = 64
-TIES_BYTES_PER_NEURON = 4096 * 8 * 4
+TIES_BYTES_PER_NEURON = 64 + 16
 
 
 def sha256_file(path: Path) -> str:
