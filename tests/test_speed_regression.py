@@ -101,9 +101,9 @@ def test_bench_reports_every_stimulus():
     from golden.stimuli import STIMULI
 
     bench = harness()
-    st = bench.stimulus_rows(min_time=0.01, n=64)
+    st = bench.stimulus_rows(min_time=0.01, n=64, steps=1500)  # two blocks, the second one partial
     assert list(st["rates"]) == list(STIMULI)
-    assert all(r["rate"] > 0 and r["rows"] >= 1 for r in st["rates"].values())
+    assert all(r["rate"] > 0 and r["rows"] == 1500 and r["passes"] >= 1 for r in st["rates"].values())
     assert st["rates"]["uniform"]["ratio"] == 1.0
     text = "\n".join(bench.stimuli_markdown(st))
     assert all(f"| {g} |" in text for g in STIMULI)
