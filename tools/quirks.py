@@ -382,6 +382,26 @@ def _outputs(trace, name: str, fmt, idx: tuple) -> str:
     return s
 
 
+def _accumulator(ex: NetExample, ta, tb, f) -> list:
+    """For a Linear: the exact sum, what b's narrow accumulator holds, and golden's own wrap counters."""
+    from golden.network.layers import Linear
+
+    la, lb = ex.a[f.layer].layer, ex.b[f.layer].layer
+    if not isinstance(la, Linear) or la.fmt_b is not None:
+        return []
+    w = ex.a.params[f.layer]["weight"][f.index[0]]
+    acc = int(sum(int(wi) * int(xi) for wi, xi in zip(w, ex.x[0, f.t])))
+    m = 1 << (lb.acc_bits - 1)
+    wrapped = (acc + m) % (2 * m) - m
+    wa, wb = ta.layers[f.layer].overflow["acc"], tb.layers[f.layer].overflow["acc"]
+    if (wa, wb) != (0, 1) or wrapped == acc:
+        raise SystemExit(f"network example {ex.slug!r}: expected one accumulator wrap in b only, got {wa}, {wb}")
+    F = la.acc_frac
+    return [f"- accumulator (frac {F}): exact sum W x = {acc} ({_num(acc / 2 ** F)}); b's {lb.acc_bits}-bit "
+            f"LONG holds {wrapped} ({_num(wrapped / 2 ** F)}); golden counts {wb} accumulator wrap in b "
+            f"(`LayerTrace.overflow['acc']`), {wa} in a; the output quantizer saturates both"]
+
+
 def float32_example():
     """A 16-bit Linear (1 -> 1, no bias) whose exact product float32 cannot hold, found from golden's bound.
 
@@ -429,7 +449,7 @@ def network_section() -> list:
     """docs/quirks.md's whole-network section: one example per cause diff_networks names, plus float32."""
     import numpy as np
 
-    from golden.network.diff import diff_networks
+    from golden.network.diff import CAUSES, diff_networks
     from golden.network.layers import F32_EXACT
 
     rows, details = [], []
@@ -452,6 +472,7 @@ def network_section() -> list:
             f"- minimal input (raw, per step): {x}",
             f"- a at `{f.layer}`{list(f.index)} (raw, real): {_outputs(ta, f.layer, fmt, f.index)}",
             f"- b at `{f.layer}`{list(f.index)} (raw, real): {_outputs(tb, f.layer, fmt, f.index)}",
+            *_accumulator(ex, ta, tb, f),
             f"- diff_networks: `{line}`",
             f"- reproduce: `golden diff --net-a {SAVE_DIR}/{ex.slug}/a --net-b {SAVE_DIR}/{ex.slug}/b "
             f"--input {SAVE_DIR}/{ex.slug}/x.npy`",
@@ -475,6 +496,10 @@ def network_section() -> list:
     half = 1 << (s - 1)
     f32_out = (r + half) >> s
     fo = lin.fmt_out
+    rows.append(f"| float32 accumulation | 16-bit Linear 1 -> 1 | `{xr}` ({a.fmt_input}) | t=0: {exact} "
+                f"({_num(fo.real(exact))}) | t=0: {exact} ({_num(fo.real(exact))}) | identical; f32_risk "
+                f"{d.f32_risk['lin']}: float32 rounds the sum {P} to {r}, output {f32_out} "
+                f"({_num(fo.real(f32_out))}) |")
     details += [
         "### float32 accumulation: a 16-bit Linear 1 -> 1",
         "",
@@ -513,7 +538,9 @@ def network_section() -> list:
         "then smallest |x|, every candidate simulated), and the generator fails unless `diff_networks` names the "
         "cause. Outputs are raw (real) at the diverging layer. Save all the networks with "
         f"`python tools/quirks.py --save {SAVE_DIR}`, then run each example's `golden diff` line (exit 1: they "
-        "differ).",
+        "differ). A real torch-eval / codegen pair differs in several knobs at once; there `diff_networks` names "
+        "the first cause, in the order " + ", ".join(f"'{c}'" for c in CAUSES if c != "other")
+        + ", whose knob alone restores a's value.",
         "",
         "| cause | layer | minimal input | a | b | diff_networks |",
         "|---|---|---|---|---|---|",
