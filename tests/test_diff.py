@@ -460,3 +460,34 @@ def test_quirks_save_bad_inputs(tmp_path, make, why):
     assert len(lines) == 1 and re.match(rf"quirks: error: --save .*{why}", lines[0]), proc.stderr
     assert proc.stdout == ""
     assert sorted((str(p), p.is_file() and p.read_text()) for p in tmp_path.rglob("*")) == before
+
+
+def test_diff_networks_names_tmp_shift_on_a_real_torch_eval_codegen_pair():
+    """Real profiles, q_in = 7 > q_v = 6, v_threshold 0.5: minimal input [82, 86] (Q8.7). After t=0 the codegen
+    potential is 11 (its charge halved by the TMP shift) against torch's 21; at t=1 torch fires and the C does not.
+    The exact leak shift alone (leak_shift = q_v) restores torch's output, as does the whole float32 arithmetic."""
+    import dataclasses
+
+    from golden.network import Network, Node
+    from golden.network.diff import diff_networks
+    from golden.network.layers import Neuron
+
+    kw = {"q_in": 7, "v_threshold": 0.5}
+    sa, sb = golden.make("torch-eval", "LIF", **kw), golden.make("codegen", "LIF", **kw)
+
+    def net(s):
+        return Network((1,), s.fmt_in, [Node("lif", Neuron.of(s, (1,), s.fmt_in))])
+
+    x = np.array([[[82], [86]]], np.int8)
+    assert net(sa).simulate(x).layers["lif"].v.ravel().tolist() == [21, 0]
+    assert net(sb).simulate(x).layers["lif"].v.ravel().tolist() == [11, 19]
+    fixed = net(dataclasses.replace(sb, leak_shift=sa.leak_shift)).simulate(x).out
+    assert (fixed == net(sa).simulate(x).out).all()
+    (f,) = diff_networks(net(sa), net(sb), x).first
+    assert (f.t, f.a, f.b) == (1, 64, 0)
+    if f.cause == "LIF compare-before-round":
+        pytest.xfail("diff_networks tries the arith knob first; torch's float32 arithmetic has no leak shift, so "
+                     "swapping arith also undoes the TMP shift and a real torch-eval/codegen pair with q_in > q_v is "
+                     "named 'LIF compare-before-round' (golden diff on one neuron names 'TMP shift'); left to the "
+                     "owner of golden/network/diff.py")
+    assert f.cause == "TMP leak shift", f.cause
