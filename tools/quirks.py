@@ -496,6 +496,8 @@ def network_section() -> list:
     half = 1 << (s - 1)
     f32_out = (r + half) >> s
     fo = lin.fmt_out
+    if f32_out != exact + 1:
+        raise SystemExit(f"float32 example: float32 output {f32_out}, golden {exact}: expected one LSB apart")
     rows.append(f"| float32 accumulation | 16-bit Linear 1 -> 1 | `{xr}` ({a.fmt_input}) | t=0: {exact} "
                 f"({_num(fo.real(exact))}) | t=0: {exact} ({_num(fo.real(exact))}) | identical; f32_risk "
                 f"{d.f32_risk['lin']}: float32 rounds the sum {P} to {r}, output {f32_out} "
@@ -512,8 +514,9 @@ def network_section() -> list:
         f"- a `lin`: `{lin.describe()}`; weight raw {w} ({_num(lin.fmt_w.real(w))})",
         f"- golden's float32 bound for `lin` (`Network.float32_bounds`): {bound} = 2^{math.log2(bound):.2f} "
         f"> 2^24: float32 may round",
-        f"- minimal input (raw): `{xr}` ({a.fmt_input}, {_num(a.fmt_input.real(xr))}), found from the bound: the "
-        f"smallest product P >= 2^24 just below an output rounding half with both factors in Q16.8",
+        f"- input (raw): `{xr}` ({a.fmt_input}, {_num(a.fmt_input.real(xr))}), chosen from the bound: the "
+        f"smallest product P >= 2^24 just below an output rounding half that factors into a Q16.8 input and "
+        f"weight (the input is the smallest such factor)",
         f"- diff_networks: {'IDENTICAL' if d.identical else 'they differ'}, f32_risk `lin` = {d.f32_risk['lin']}",
         f"- exact accumulator (golden, a and b): P = {xr} x {w} = {P} (units of 2^-{lin.acc_frac}); output "
         f"floor(P / 2^{s} + 1/2) = {exact} ({_num(fo.real(exact))})",
