@@ -409,15 +409,15 @@ def float32_example():
     The smallest product P >= 2**24 just below a rounding half (P = k 2**s + 2**(s-1) - 1) with both factors
     in the format: float32 rounds it up to the half, so 'nearest' rounds the output one LSB up.
     """
+    from golden.network.layers import F32_EXACT
     from golden.spec import QFormat
 
     f_in, f_w, f_out = QFormat(16, 8), QFormat(16, 8), QFormat(16, 6)
     s = f_in.frac + f_w.frac - f_out.frac
-    k = (1 << 24) >> s
+    k = F32_EXACT >> s
     while True:
         P = (k << s) + (1 << (s - 1)) - 1
-        lo, hi = _f32_neighbours(P)
-        if P >= 1 << 24 and _f32_round(P) >= (k << s) + (1 << (s - 1)):
+        if P >= F32_EXACT and _f32_round(P) >= (k << s) + (1 << (s - 1)):
             xs = [x for x in range(-(-P // f_w.max), f_in.max + 1) if P % x == 0]
             if xs:
                 break
