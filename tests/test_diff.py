@@ -318,3 +318,176 @@ def test_cli_networks_identical_and_different(capsys, tmp_path):
     np.save(x, stimulus(net, 2, 5, 1))
     rc, out, _ = run_cli(capsys, "--net-a", a, "--net-b", b, "--input", str(x))
     assert rc in (0, 1) and "2 samples" in out
+
+
+# ------------------------------------------------------------- docs/quirks.md: the whole-network examples
+def _quirks_tool():
+    """tools/quirks.py (the generator of docs/quirks.md) as a module."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "quirks_tool" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "tools" / "quirks.py"
+        spec = importlib.util.spec_from_file_location("quirks_tool", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["quirks_tool"] = mod  # dataclasses look their module up there
+        spec.loader.exec_module(mod)
+    return sys.modules["quirks_tool"]
+
+
+def test_quirks_network_examples_name_their_cause():
+    """Each whole-network example of docs/quirks.md parts on its minimal input, diff_networks assigns it the cause
+    the doc states, every cause but 'other' has one, and the generator refuses an example whose cause changed."""
+    import dataclasses
+
+    from golden.network.diff import CAUSES, diff_networks
+
+    q = _quirks_tool()
+    exs = q.network_examples()
+    assert sorted(ex.cause for ex in exs) == sorted(c for c in CAUSES if c != "other")
+    for ex in exs:
+        d = diff_networks(ex.a, ex.b, ex.x)
+        (f,) = d.first
+        assert f is not None and f.cause == ex.cause, (ex.slug, f)
+        assert not d.identical and d.causes[ex.cause] == 1
+        assert q.check_cause(ex)[1] == f
+        # the networks differ in the one layer, by the one knob diff_networks re-runs
+        assert [n.name for n in ex.a] == [n.name for n in ex.b] == [f.layer]
+        assert ex.a[f.layer].layer != ex.b[f.layer].layer
+        # no input of fewer steps parts them (the search tried them all); drop the last step: identical
+        if ex.x.shape[1] > 1:
+            assert diff_networks(ex.a, ex.b, ex.x[:, :-1]).identical
+        for other in CAUSES:
+            if other != ex.cause:
+                with pytest.raises(SystemExit, match=f"names {ex.cause!r}, expected {other!r}"):
+                    q.check_cause(dataclasses.replace(ex, cause=other))
+
+
+def test_quirks_float32_example_is_what_torch_computes():
+    """The float32 example: golden (both networks) outputs the exact integer, diff_networks counts the value at
+    risk, and real torch (F.linear in float32, then Qualia's floor(y * 2^q + 1/2)) outputs one LSB more, the
+    value the doc derives from the float32 neighbours."""
+    import torch
+
+    from golden.network.diff import diff_networks
+
+    q = _quirks_tool()
+    a, b, xr, P, s = q.float32_example()
+    lin = a["lin"].layer
+    w = int(a.params["lin"]["weight"][0, 0])
+    assert xr * w == P and P > 1 << 24
+    x = np.array([[[xr]]], a.fmt_input.dtype)
+    d = diff_networks(a, b, x)
+    assert d.identical and d.f32_risk == {"lin": 1}
+    exact = int(a.simulate(x).out[0, 0, 0])
+    assert exact == int(b.simulate(x).out[0, 0, 0]) == (P + (1 << (s - 1))) >> s
+    xt = torch.tensor([[lin.fmt_in.real(xr)]], dtype=torch.float32)
+    wt = torch.tensor([[lin.fmt_w.real(w)]], dtype=torch.float32)
+    y = torch.nn.functional.linear(xt, wt)
+    assert y.dtype == torch.float32
+    f32 = int(torch.tensor(float(P), dtype=torch.float32).item())  # P (exact in float64) rounded to float32
+    assert int(y.item() * 2 ** lin.acc_frac) == q._f32_round(P) == f32
+    out = torch.floor(y * 2.0 ** lin.fmt_out.frac + 0.5)
+    assert int(out.item()) == (q._f32_round(P) + (1 << (s - 1))) >> s == exact + 1
+
+
+@pytest.mark.parametrize("P", [1, 2 ** 24 - 1, 2 ** 24, 2 ** 24 + 1, 2 ** 24 + 3, 2 ** 25 + 2, 2 ** 25 + 6,
+                               2 ** 30 + 12345, 3 ** 19])
+def test_quirks_float32_rounding_matches_ieee(P):
+    """The doc's integer round-to-nearest-even equals numpy's and torch's float32 conversion (ties included)."""
+    import torch
+
+    q = _quirks_tool()
+    lo, hi = q._f32_neighbours(P)
+    assert lo <= P <= hi and int(np.float32(lo)) == lo and int(np.float32(hi)) == hi
+    assert q._f32_round(P) == int(np.float32(P)) == int(torch.tensor(P, dtype=torch.float64).float().item())
+
+
+def test_quirks_save_recipe_reproduces(tmp_path, capsys):
+    """The doc's recipe as written: tools/quirks.py --save DIR, then golden diff --net-a/--net-b/--input per example."""
+    q = _quirks_tool()
+    d = tmp_path / "nets"
+    assert q.main(["--save", str(d)]) == 0
+    capsys.readouterr()
+    want = {ex.slug: ex.cause for ex in q.network_examples()}
+    assert sorted(p.name for p in d.iterdir()) == sorted([*want, "float32-accumulation"])
+    for slug, cause in want.items():
+        rc, out, _ = run_cli(capsys, "--net-a", str(d / slug / "a"), "--net-b", str(d / slug / "b"),
+                             "--input", str(d / slug / "x.npy"))
+        assert rc == 1 and f"[{cause}]" in out and f"first divergences by cause: {cause} 1" in out, out
+    f = d / "float32-accumulation"
+    rc, out, _ = run_cli(capsys, "--net-a", str(f / "a"), "--net-b", str(f / "b"), "--input", str(f / "x.npy"))
+    assert rc == 0 and "IDENTICAL" in out and "1 values a's float32 may round" in out, out
+
+
+def _exists(tmp):
+    (tmp / "out").mkdir()
+    (tmp / "out" / "keep.txt").write_text("mine")
+    return tmp / "out"
+
+
+def _file_parent(tmp):
+    (tmp / "f").write_text("x")
+    return tmp / "f" / "out"
+
+
+def _dangling_link(tmp):
+    (tmp / "out").symlink_to(tmp / "nowhere")
+    return tmp / "out"
+
+
+@pytest.mark.parametrize("make, why", [
+    (_exists, "already exists"),
+    (lambda tmp: tmp / "missing" / "out", "parent directory .* does not exist"),
+    (_file_parent, "parent directory .* does not exist"),
+    (_dangling_link, "already exists"),
+])
+def test_quirks_save_bad_inputs(tmp_path, make, why):
+    """tools/quirks.py --save refuses, in one line with exit 2 and no traceback, writing nothing."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    target = make(tmp_path)
+    before = sorted((str(p), p.is_file() and p.read_text()) for p in tmp_path.rglob("*"))
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "tools" / "quirks.py"), "--save", str(target)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.match(rf"quirks: error: --save .*{why}", lines[0]), proc.stderr
+    assert proc.stdout == ""
+    assert sorted((str(p), p.is_file() and p.read_text()) for p in tmp_path.rglob("*")) == before
+
+
+def test_diff_networks_names_tmp_shift_on_a_real_torch_eval_codegen_pair():
+    """Real profiles, q_in = 7 > q_v = 6, v_threshold 0.5: minimal input [82, 86] (Q8.7). After t=0 the codegen
+    potential is 11 (its charge halved by the TMP shift) against torch's 21; at t=1 torch fires and the C does not.
+    The exact leak shift alone (leak_shift = q_v) restores torch's output, as does the whole float32 arithmetic."""
+    import dataclasses
+
+    from golden.network import Network, Node
+    from golden.network.diff import diff_networks
+    from golden.network.layers import Neuron
+
+    kw = {"q_in": 7, "v_threshold": 0.5}
+    sa, sb = golden.make("torch-eval", "LIF", **kw), golden.make("codegen", "LIF", **kw)
+
+    def net(s):
+        return Network((1,), s.fmt_in, [Node("lif", Neuron.of(s, (1,), s.fmt_in))])
+
+    x = np.array([[[82], [86]]], np.int8)
+    assert net(sa).simulate(x).layers["lif"].v.ravel().tolist() == [21, 0]
+    assert net(sb).simulate(x).layers["lif"].v.ravel().tolist() == [11, 19]
+    fixed = net(dataclasses.replace(sb, leak_shift=sa.leak_shift)).simulate(x).out
+    assert (fixed == net(sa).simulate(x).out).all()
+    (f,) = diff_networks(net(sa), net(sb), x).first
+    assert (f.t, f.a, f.b) == (1, 64, 0)
+    if f.cause == "LIF compare-before-round":
+        pytest.xfail("diff_networks tries the arith knob first; torch's float32 arithmetic has no leak shift, so "
+                     "swapping arith also undoes the TMP shift and a real torch-eval/codegen pair with q_in > q_v is "
+                     "named 'LIF compare-before-round' (golden diff on one neuron names 'TMP shift'); left to the "
+                     "owner of golden/network/diff.py")
+    assert f.cause == "TMP leak shift", f.cause

@@ -4,17 +4,27 @@
     python tools/quirks.py            # rewrite docs/quirks.md
     python tools/quirks.py --check    # exit 1 if docs/quirks.md is not what golden produces now
     python tools/quirks.py --stdout   # print it
+    python tools/quirks.py --save DIR # write each whole-network example's two networks and input under DIR
 
 Each row builds two profiles from the same real-valued layer parameters, runs
 ``golden.diff.diff`` on its seeded stimulus restricted to that row's cause, and
 prints the shrunk minimal input with both results. The exact ``golden diff``
 command that reproduces the row is printed with it.
+
+The whole-network section builds, per cause ``golden.network.diff.diff_networks`` names, a tiny pair of
+networks from golden's layer specs (a torch-eval-like, b the same with the one codegen knob), searches the
+minimal raw input on which they part, and fails unless ``diff_networks`` assigns the expected cause.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
+import math
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,6 +211,7 @@ def render() -> str:
         "quantizer_v's (`codegen(round=..., round_out=...)`).",
         "",
         *atif_section(),
+        *network_section(),
     ]
     return "\n".join(lines)
 
@@ -244,11 +255,355 @@ def atif_section() -> list:
     ]
 
 
+# ------------------------------------------------------------------------------------------------- whole networks
+SAVE_DIR = "/tmp/quirk-nets"  # where the doc's recipe saves the example networks
+MAX_ROWS = 1 << 17  # candidate inputs the minimal-input search simulates at once
+
+
+@dataclass
+class NetExample:
+    slug: str  # directory name under --save DIR
+    cause: str  # what diff_networks must name
+    title: str
+    what: str
+    a: object  # golden.network.Network: torch-eval-like
+    b: object  # the same layers with the one codegen knob
+    x: object = None  # (1, T, *input_shape) raw: the minimal input on which they part
+
+
+def _neuron_pair(spec_a, **knob):
+    """One-neuron networks: a with ``spec_a``, b with ``knob`` changed (the knob diff_networks re-runs)."""
+    from golden.network import Network, Node
+    from golden.network.layers import Neuron
+
+    return tuple(Network((1,), s.fmt_in, [Node("lif", Neuron.of(s, (1,), s.fmt_in))])
+                 for s in (spec_a, dataclasses.replace(spec_a, **knob)))
+
+
+def _linear_pair(fmt_in, fmt_w, fmt_out, weight, acc_bits_b):
+    """Linear (in_features -> 1, no bias) networks: a with an exact accumulator, b with ``acc_bits_b``."""
+    import numpy as np
+
+    from golden.network import Network, Node
+    from golden.network.layers import Linear
+
+    w = np.asarray([weight], np.int64)
+    lin = Linear(in_shape=(w.shape[1],), fmt_src=fmt_in, fmt_in=fmt_in, fmt_out=fmt_out, fmt_w=fmt_w,
+                 in_features=w.shape[1], out_features=1)
+    return tuple(Network((w.shape[1],), fmt_in, [Node("lin", layer)], {"lin": {"weight": w}})
+                 for layer in (lin, lin.replace(acc_bits=acc_bits_b)))
+
+
+def minimal_input(a, b, max_steps: int = 4):
+    """The raw input (1, T, *shape) on which a layer both hold parts: fewest steps, then smallest max |x|,
+    then smallest sum |x|, then first in the order 0, 1, -1, 2, -2, ... (every candidate is simulated)."""
+    import numpy as np
+
+    fmt, shape = a.fmt_input, a.input_shape
+    vals = sorted(range(fmt.min, fmt.max + 1), key=lambda v: (abs(v), v < 0))
+    for T in range(1, max_steps + 1):
+        if len(vals) ** (T * math.prod(shape)) > MAX_ROWS:
+            break
+        xs = np.array(list(itertools.product(vals, repeat=T * math.prod(shape))), np.int64).reshape(-1, T, *shape)
+        ta, tb = a.simulate(xs), b.simulate(xs)
+        bad = np.zeros(len(xs), bool)
+        for n, la in ta.layers.items():
+            if n in tb.layers and la.fmt_out == tb.layers[n].fmt_out:
+                bad |= (la.out != tb.layers[n].out).reshape(len(xs), -1).any(axis=1)
+        if bad.any():
+            ab = np.abs(xs).reshape(len(xs), -1)
+            idx = np.flatnonzero(bad)
+            best = min(idx, key=lambda i: (ab[i].max(), ab[i].sum(), i))
+            return xs[best:best + 1].astype(fmt.dtype)
+    raise SystemExit(f"no input of up to {max_steps} steps separates the two networks")
+
+
+def network_examples() -> list:
+    """One tiny pair per network-level cause of diff_networks, with its minimal input."""
+    from golden.spec import QFormat
+
+    q86 = QFormat(8, 6)
+    cg_tmp = golden.make("codegen", "LIF", q_in=7, v_threshold=0.5)
+    deployed = golden.make("codegen", "LIF", tau=3.0)
+    exs = [
+        NetExample("lif-compare-before-round", "LIF compare-before-round", "LIF: float32 potential vs integer",
+                   "torch's float32 charges the potential and tests the threshold on the unrounded value; the C's "
+                   "integer arithmetic tests the potential already rounded to q_v. a is torch-eval's LIF, b the "
+                   "same with `arith = int`.",
+                   *_neuron_pair(golden.make("torch-eval", "LIF"), arith="int")),
+        NetExample("tmp-leak-shift", "TMP leak shift", "LIF with q_in = q_v + 1",
+                   "The C shifts the leak product by TMP_SCALE_FACTOR = max(q_in, q_v) while `reciprocal_tau` is at "
+                   "q_v: with q_in = 7, q_v = 6 the charge is halved. torch's float32 has no such shift, so a is the "
+                   "codegen LIF with the exact shift (`leak_shift = q_v`) and b the codegen LIF (`max_q`); "
+                   "v_threshold = 0.5 so that an input below 1 can fire.",
+                   *_neuron_pair(dataclasses.replace(cg_tmp, leak_shift="q_v"), leak_shift=cg_tmp.leak_shift)),
+        NetExample("long-wrap", "LONG wrap", "Linear 2 -> 1 in an int8 build",
+                   "An int8 build accumulates in LONG_NUMBER_T = int16_t, which wraps (gcc's conversion is "
+                   "modular); torch's float32 (and golden's torch-eval) holds the sum. a is a Q8.6 Linear with "
+                   "weights [-128, -128] (-2, -2) and an exact accumulator, b the same with `acc_bits = 16`.",
+                   *_linear_pair(q86, q86, q86, [-128, -128], 16)),
+        NetExample("tau-re-quantized", "tau re-quantized", "LIF with tau = 3",
+                   "Calibration leaves 1/tau = 22/64 in the quantized module (quirk 9 above: tau = 3 seen at "
+                   "q_v = 7, then 6), the deployment quantizes float32(1/3) at the final q_v: "
+                   f"{deployed.reciprocal_tau}/64. a is torch-eval's LIF with the calibrated value, b the same "
+                   "with the deployed `reciprocal_tau`.",
+                   *_neuron_pair(golden.make("torch-eval", "LIF", tau=64 / 22),
+                                 reciprocal_tau=deployed.reciprocal_tau)),
+    ]
+    for ex in exs:
+        ex.x = minimal_input(ex.a, ex.b)
+    return exs
+
+
+def check_cause(ex: NetExample):
+    """diff_networks on the example's minimal input; SystemExit unless it names ``ex.cause``."""
+    from golden.network.diff import diff_networks
+
+    d = diff_networks(ex.a, ex.b, ex.x)
+    f = d.first[0]
+    if f is None or f.cause != ex.cause:
+        raise SystemExit(f"network example {ex.slug!r}: diff_networks names {None if f is None else f.cause!r}, "
+                         f"expected {ex.cause!r}")
+    return d, f
+
+
+def _steps(arr) -> str:
+    return ", ".join(str(int(v)) if v.ndim == 0 else "[" + ", ".join(str(int(u)) for u in v.ravel()) + "]"
+                     for v in arr)
+
+
+def _outputs(trace, name: str, fmt, idx: tuple) -> str:
+    lt = trace.layers[name]
+    sel = (0, slice(None), *idx)
+    out = lt.out[sel]
+    s = "out = " + ", ".join(f"{int(o)} ({_num(fmt.real(int(o)))})" for o in out)
+    if lt.v is not None:
+        s += "; v = " + ", ".join(str(int(v)) for v in lt.v[sel])
+    return s
+
+
+def _accumulator(ex: NetExample, ta, tb, f) -> list:
+    """For a Linear: the exact sum, what b's narrow accumulator holds, and golden's own wrap counters."""
+    from golden.network.layers import Linear
+
+    la, lb = ex.a[f.layer].layer, ex.b[f.layer].layer
+    if not isinstance(la, Linear) or la.fmt_b is not None:
+        return []
+    w = ex.a.params[f.layer]["weight"][f.index[0]]
+    acc = int(sum(int(wi) * int(xi) for wi, xi in zip(w, ex.x[0, f.t])))
+    m = 1 << (lb.acc_bits - 1)
+    wrapped = (acc + m) % (2 * m) - m
+    wa, wb = ta.layers[f.layer].overflow["acc"], tb.layers[f.layer].overflow["acc"]
+    if (wa, wb) != (0, 1) or wrapped == acc:
+        raise SystemExit(f"network example {ex.slug!r}: expected one accumulator wrap in b only, got {wa}, {wb}")
+    F = la.acc_frac
+    return [f"- accumulator (frac {F}): exact sum W x = {acc} ({_num(acc / 2 ** F)}); b's {lb.acc_bits}-bit "
+            f"LONG holds {wrapped} ({_num(wrapped / 2 ** F)}); golden counts {wb} accumulator wrap in b "
+            f"(`LayerTrace.overflow['acc']`), {wa} in a; the output quantizer saturates both"]
+
+
+def float32_example():
+    """A 16-bit Linear (1 -> 1, no bias) whose exact product float32 cannot hold, found from golden's bound.
+
+    Q16.8 input and weight give F = 16; a Q16.6 output keeps s = F - q_out = 10 bits of the accumulator away.
+    The smallest product P >= 2**24 just below a rounding half (P = k 2**s + 2**(s-1) - 1) with both factors
+    in the format: float32 rounds it up to the half, so 'nearest' rounds the output one LSB up.
+    """
+    from golden.network.layers import F32_EXACT
+    from golden.spec import QFormat
+
+    f_in, f_w, f_out = QFormat(16, 8), QFormat(16, 8), QFormat(16, 6)
+    s = f_in.frac + f_w.frac - f_out.frac
+    k = F32_EXACT >> s
+    while True:
+        P = (k << s) + (1 << (s - 1)) - 1
+        if P >= F32_EXACT and _f32_round(P) >= (k << s) + (1 << (s - 1)):
+            xs = [x for x in range(-(-P // f_w.max), f_in.max + 1) if P % x == 0]
+            if xs:
+                break
+        k += 1
+    x = xs[0]
+    a, b = _linear_pair(f_in, f_w, f_out, [P // x], 32)
+    return a, b, x, P, s
+
+
+def _f32_neighbours(P: int) -> tuple:
+    """The float32 values around the positive integer P: (largest <= P, smallest >= P)."""
+    ulp = 1 << max(P.bit_length() - 24, 0)
+    lo = P - P % ulp
+    return lo, lo if lo == P else lo + ulp
+
+
+def _f32_round(P: int) -> int:
+    """IEEE-754 round-to-nearest-even of the positive integer P to float32."""
+    lo, hi = _f32_neighbours(P)
+    if hi == lo or P - lo < hi - P:
+        return lo
+    if P - lo > hi - P:
+        return hi
+    ulp = hi - lo
+    return lo if (lo // ulp) % 2 == 0 else hi
+
+
+def network_section() -> list:
+    """docs/quirks.md's whole-network section: one example per cause diff_networks names, plus float32."""
+    import numpy as np
+
+    from golden.network.diff import CAUSES, diff_networks
+    from golden.network.layers import F32_EXACT
+
+    rows, details = [], []
+    for ex in network_examples():
+        d, f = check_cause(ex)
+        ta, tb = ex.a.simulate(ex.x), ex.b.simulate(ex.x)
+        layer_a, layer_b = ex.a[f.layer].layer, ex.b[f.layer].layer
+        fmt = layer_a.fmt_out
+        x = f"`{_steps(ex.x[0])}` ({ex.a.fmt_input})"
+        rows.append(f"| {ex.cause} | {ex.title} | {x} | t={f.t}: {f.a} ({_num(fmt.real(f.a))}) | "
+                    f"t={f.t}: {f.b} ({_num(fmt.real(f.b))}) | {f.cause} |")
+        line = next(ln.strip() for ln in str(d).splitlines() if ln.strip().startswith("sample 0:"))
+        details += [
+            f"### {ex.cause}: {ex.title}",
+            "",
+            ex.what,
+            "",
+            f"- a `{f.layer}`: `{layer_a.describe()}`",
+            f"- b `{f.layer}`: `{layer_b.describe()}`",
+            f"- minimal input (raw, per step): {x}",
+            f"- a at `{f.layer}`{list(f.index)} (raw, real): {_outputs(ta, f.layer, fmt, f.index)}",
+            f"- b at `{f.layer}`{list(f.index)} (raw, real): {_outputs(tb, f.layer, fmt, f.index)}",
+            *_accumulator(ex, ta, tb, f),
+            f"- diff_networks: `{line}`",
+            f"- reproduce: `golden diff --net-a {SAVE_DIR}/{ex.slug}/a --net-b {SAVE_DIR}/{ex.slug}/b "
+            f"--input {SAVE_DIR}/{ex.slug}/x.npy`",
+            "",
+        ]
+    a, b, xr, P, s = float32_example()
+    x = np.array([[[xr]]], a.fmt_input.dtype)
+    d = diff_networks(a, b, x)
+    if not d.identical or d.f32_risk.get("lin") != 1:
+        raise SystemExit(f"float32 example: expected identical networks with 1 value at risk, got {d.to_dict()}")
+    lin = a["lin"].layer
+    bound = a.float32_bounds()["lin"]
+    if bound <= F32_EXACT:
+        raise SystemExit(f"float32 example: bound {bound} <= 2**24")
+    w = int(a.params["lin"]["weight"][0, 0])
+    lo, hi = _f32_neighbours(P)
+    r = _f32_round(P)
+    if r != int(np.float32(P)):  # numpy's conversion agrees with the integer rounding above
+        raise SystemExit(f"float32 example: round({P}) = {r} but numpy gives {int(np.float32(P))}")
+    exact = int(a.simulate(x).out[0, 0, 0])
+    half = 1 << (s - 1)
+    f32_out = (r + half) >> s
+    fo = lin.fmt_out
+    if f32_out != exact + 1:
+        raise SystemExit(f"float32 example: float32 output {f32_out}, golden {exact}: expected one LSB apart")
+    rows.append(f"| float32 accumulation | 16-bit Linear 1 -> 1 | `{xr}` ({a.fmt_input}) | t=0: {exact} "
+                f"({_num(fo.real(exact))}) | t=0: {exact} ({_num(fo.real(exact))}) | identical; f32_risk "
+                f"{d.f32_risk['lin']}: float32 rounds the sum {P} to {r}, output {f32_out} "
+                f"({_num(fo.real(f32_out))}) |")
+    details += [
+        "### float32 accumulation: a 16-bit Linear 1 -> 1",
+        "",
+        "Not a divergence between two golden networks: both compute the exact integer. It is where the real "
+        "torch module may part from golden's torch-eval network, which `diff_networks` reports per layer as "
+        "`f32_risk` (the values whose exact partial sums plus half an output LSB exceed 2^24, so torch's float32 "
+        "may round them). a is a 16-bit Linear with an exact accumulator, b the same with `acc_bits = 32` "
+        "(an int16 build's LONG_NUMBER_T = int32_t).",
+        "",
+        f"- a `lin`: `{lin.describe()}`; weight raw {w} ({_num(lin.fmt_w.real(w))})",
+        f"- golden's float32 bound for `lin` (`Network.float32_bounds`): {bound} = 2^{math.log2(bound):.2f} "
+        f"> 2^24: float32 may round",
+        f"- input (raw): `{xr}` ({a.fmt_input}, {_num(a.fmt_input.real(xr))}), chosen from the bound: the "
+        f"smallest product P >= 2^24 just below an output rounding half that factors into a Q16.8 input and "
+        f"weight (the input is the smallest such factor)",
+        f"- diff_networks: {'IDENTICAL' if d.identical else 'they differ'}, f32_risk `lin` = {d.f32_risk['lin']}",
+        f"- exact accumulator (golden, a and b): P = {xr} x {w} = {P} (units of 2^-{lin.acc_frac}); output "
+        f"floor(P / 2^{s} + 1/2) = {exact} ({_num(fo.real(exact))})",
+        f"- float32 holds P's neighbours {lo} and {hi} (spacing {hi - lo} above 2^24) but not P: P is "
+        f"{'the midpoint' if P - lo == hi - P else 'between them'}, round-to-nearest-even gives {r}, whose "
+        f"output is floor({r} / 2^{s} + 1/2) = {f32_out} ({_num(fo.real(f32_out))}): one LSB above golden's",
+        "- a single product is rounded once by IEEE-754 whatever the summation order; "
+        "`tests/test_diff.py::test_quirks_float32_example_is_what_torch_computes` checks that "
+        "`torch.nn.functional.linear` in float32 on these values gives that output",
+        f"- reproduce (identical, exit 0; the `lin` line counts the value float32 may round): "
+        f"`golden diff --net-a {SAVE_DIR}/float32-accumulation/a --net-b {SAVE_DIR}/float32-accumulation/b "
+        f"--input {SAVE_DIR}/float32-accumulation/x.npy`",
+        "",
+    ]
+    return [
+        "## Whole networks: torch-eval vs codegen",
+        "",
+        "`golden diff --net-a DIR --net-b DIR` (`golden.network.diff.diff_networks`) runs two networks on one "
+        "raw input and classifies each sample's first divergence by re-running the diverging layer of b with one "
+        "knob of a. Per cause, a tiny hand-built pair (golden layer specs, no torch): a torch-eval-like, b the "
+        "same layer with the one codegen knob; the input is the minimal one on which they part (fewest steps, "
+        "then smallest |x|, every candidate simulated), and the generator fails unless `diff_networks` names the "
+        "cause. Outputs are raw (real) at the diverging layer. Save all the networks with "
+        f"`python tools/quirks.py --save {SAVE_DIR}`, then run each example's `golden diff` line (exit 1: they "
+        "differ). A real torch-eval / codegen pair differs in several knobs at once; there `diff_networks` names "
+        "the first cause, in the order " + ", ".join(f"'{c}'" for c in CAUSES if c != "other")
+        + ", whose knob alone restores a's value.",
+        "",
+        "| cause | layer | minimal input | a | b | diff_networks |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        *details,
+    ]
+
+
+def network_pairs() -> dict:
+    """slug -> (a, b, x) for every whole-network example, float32 included (what --save writes)."""
+    import numpy as np
+
+    out = {ex.slug: (ex.a, ex.b, ex.x) for ex in network_examples()}
+    a, b, xr, _, _ = float32_example()
+    out["float32-accumulation"] = (a, b, np.array([[[xr]]], a.fmt_input.dtype))
+    return out
+
+
+def save(directory) -> int:
+    """Write DIR/<slug>/{a,b,x.npy}; refuses an existing DIR; nothing is left behind on failure."""
+    import numpy as np
+
+    d = Path(directory)
+    if d.exists() or d.is_symlink():
+        print(f"quirks: error: --save {d}: already exists (give a new directory)", file=sys.stderr)
+        return 2
+    if not d.parent.is_dir():
+        print(f"quirks: error: --save {d}: parent directory {d.parent} does not exist", file=sys.stderr)
+        return 2
+    pairs = network_pairs()
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".quirk-nets-", dir=d.parent))
+    except OSError as e:
+        print(f"quirks: error: --save {d}: cannot write in {d.parent} ({e.strerror})", file=sys.stderr)
+        return 2
+    try:
+        for slug, (a, b, x) in pairs.items():
+            (tmp / slug).mkdir()
+            a.save(tmp / slug / "a")
+            b.save(tmp / slug / "b")
+            np.save(tmp / slug / "x.npy", x)
+        tmp.chmod(0o755)
+        tmp.rename(d)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"wrote {len(pairs)} network pairs under {d}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true", help="exit 1 if docs/quirks.md is out of date")
     p.add_argument("--stdout", action="store_true", help="print instead of writing")
+    p.add_argument("--save", metavar="DIR", help="write each whole-network example's networks a, b and input "
+                   "x.npy to DIR/<name>/ (DIR must not exist) for golden diff --net-a --net-b --input")
     a = p.parse_args(argv)
+    if a.save:
+        return save(a.save)
     text = render()
     if a.stdout:
         sys.stdout.write(text)
