@@ -485,9 +485,4 @@ def test_diff_networks_names_tmp_shift_on_a_real_torch_eval_codegen_pair():
     assert (fixed == net(sa).simulate(x).out).all()
     (f,) = diff_networks(net(sa), net(sb), x).first
     assert (f.t, f.a, f.b) == (1, 64, 0)
-    if f.cause == "LIF compare-before-round":
-        pytest.xfail("diff_networks tries the arith knob first; torch's float32 arithmetic has no leak shift, so "
-                     "swapping arith also undoes the TMP shift and a real torch-eval/codegen pair with q_in > q_v is "
-                     "named 'LIF compare-before-round' (golden diff on one neuron names 'TMP shift'); left to the "
-                     "owner of golden/network/diff.py")
     assert f.cause == "TMP leak shift", f.cause

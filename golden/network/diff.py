@@ -3,11 +3,11 @@
 :func:`diff_networks` runs both on the same raw input and reports, per layer both hold at the same
 format, the mismatch rate; per sample the first divergence (step, layer, index), ordered by step then
 layer, so that the diverging layer's inputs are still equal in both; and its cause, found by
-re-running only that layer of the second network with one knob of the first:
+re-running only that layer of the second network with one knob of the first, in this order:
 
+- ``TMP leak shift``: the neuron's ``leak_shift`` (the C shifts the leak by max(q_in, q_v));
 - ``LIF compare-before-round``: the neuron's ``arith`` (torch's float32 compares the unrounded
   potential, the C the rounded one);
-- ``TMP leak shift``: the neuron's ``leak_shift`` (the C shifts the leak by max(q_in, q_v));
 - ``LONG wrap``: a Linear/Conv/BatchNorm/Add/GlobalSumPool accumulator (``acc_bits``), or the
   neuron's LONG potential arithmetic;
 - ``tau re-quantized``: the LIF's ``reciprocal_tau`` (a tau off the power-of-two grid: the
@@ -31,7 +31,7 @@ from . import kernels, ops
 from .graph import Network, Node, _run_neuron
 from .layers import Neuron
 
-CAUSES = ("LIF compare-before-round", "TMP leak shift", "LONG wrap", "tau re-quantized", "other")
+CAUSES = ("TMP leak shift", "LIF compare-before-round", "LONG wrap", "tau re-quantized", "other")  # tried in this order
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,10 @@ def _cause(net_a: Network, net_b: Network, tb, name: str, s: int, t: int, idx: t
     tries = []
     if isinstance(lb, Neuron) and isinstance(node_a.layer, Neuron):
         sa, sb = node_a.layer.spec, lb.spec
-        tries = [("LIF compare-before-round", {"arith": sa.arith}), ("TMP leak shift", {"leak_shift": sa.leak_shift}),
+        # the leak shift before arith: torch's float32 datapath has no leak shift, so taking a's arith would also
+        # undo a TMP shift (a q_in > q_v pair would always read "compare-before-round"); with q_in = q_v the
+        # leak-shift swap changes nothing
+        tries = [("TMP leak shift", {"leak_shift": sa.leak_shift}), ("LIF compare-before-round", {"arith": sa.arith}),
                  ("LONG wrap", {"acc_bits": 64}), ("tau re-quantized", {"reciprocal_tau": sa.reciprocal_tau})]
         tries = [(c, lb.replace(spec=dataclasses.replace(sb, **k))) for c, k in tries]
     elif lb.acc_bits < 64:
