@@ -51,7 +51,9 @@ def test_golden_kernel_keeps_up_with_c(profile):
 
 LANES = [("codegen", "LIF", {"width": 8}, 16), ("hardware", "LIF", {"bits": 8}, 16),
          ("codegen", "LIF", {"width": 16}, 32), ("hardware", "IF", {"bits": 16}, 32),
-         ("torch-eval", "LIF", {}, 32), ("torch-train", "ATIF", {"v_reset": None}, 32)]
+         ("torch-eval", "LIF", {}, 32), ("torch-train", "ATIF", {"v_reset": None}, 32),
+         # soft reset with q_in < q_v (every Qualia model's second LIF): scalar 64-bit code before narrow lanes
+         ("codegen", "LIF", {"v_reset": None, "q_v": 5, "q_in": 4, "tau": 2.0}, 16)]
 
 
 @pytest.mark.parametrize("profile,kind,params,bits", LANES)
