@@ -308,23 +308,30 @@ def write_bundle(out, spec: Spec, x, trace, stimulus: str = "custom", seed=None,
     return out
 
 
+def verified(bundle: Path):
+    """The verify result of a bundle that ``export`` may read from: refuses a symlink, or a bundle that does not
+    verify (single-layer and network bundles alike)."""
+    from .verify import verify_bundle  # verify imports this module
+
+    if bundle.is_symlink():
+        raise BundleError(f"{bundle}: is a symlink; export the bundle at its real path ({os.path.realpath(bundle)})")
+    res = verify_bundle(bundle)
+    if res.count:
+        raise BundleError(f"{bundle}: does not verify ({res.first_text()}); refusing to export from it")
+    return res
+
+
 def export(bundle, fmt, *, prefix: str | None = None) -> list:
     """Add exports (``hex``, ``h``, ``csv``; a list or comma-separated) to a bundle that verifies.
 
     The bundle must obey the directory rule (verify checks it): only its listed regular files are
     copied, without following symlinks, into a new bundle that replaces it atomically.
     """
-    from .verify import verify_bundle  # verify imports this module
-
     bundle = Path(bundle)
     names = [f for f in parse_formats(fmt) if f in EXPORTS]
     if not names:
         raise SpecError(f"format: expected some of {', '.join(EXPORTS)}")
-    if bundle.is_symlink():
-        raise BundleError(f"{bundle}: is a symlink; export the bundle at its real path ({os.path.realpath(bundle)})")
-    res = verify_bundle(bundle)
-    if res.count:
-        raise BundleError(f"{bundle}: does not verify ({res.first_text()}); refusing to export from it")
+    res = verified(bundle)
     m, spec = res.manifest, res.spec
     prefix = check_prefix(prefix or m["exports"].get("h", {}).get("prefix", "golden"))
     replaced = {f for n in names if n in m["exports"] for f in EXPORTS[n].files(m)}

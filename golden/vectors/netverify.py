@@ -26,7 +26,7 @@ import numpy as np
 from ..network.graph import Network
 from ..spec import SpecError
 from . import network as nb
-from .bundle import _build, check_disk, sha256_file
+from .bundle import _build, check_disk, sha256_file, verified
 from .formats import check_prefix, check_width, parse_formats, parse_h, parse_hex, safe_text
 from .npy import MAX_ELEMENTS, BundleError, le, npy_header, open_nofollow
 from .verify import Result, _count, _need, _strict_diff
@@ -313,8 +313,6 @@ def _locate(res: Result, name: str, path: Path, m: dict, arrays: dict, prefix: s
 # ------------------------------------------------------------------ export
 def export_network(bundle, fmt, *, prefix: str | None = None) -> list:
     """Add ``hex`` / ``h`` exports to a network bundle that verifies (replaced atomically, like ``export``)."""
-    from .verify import verify_bundle
-
     bundle = Path(bundle)
     names = [f for f in parse_formats(fmt) if f != "npy"]
     for f in names:
@@ -323,11 +321,7 @@ def export_network(bundle, fmt, *, prefix: str | None = None) -> list:
                             f"{', '.join(nb.EXPORT_NAMES)})")
     if not names:
         raise SpecError(f"format: expected some of {', '.join(nb.EXPORT_NAMES)}")
-    if bundle.is_symlink():
-        raise BundleError(f"{bundle}: is a symlink; export the bundle at its real path ({os.path.realpath(bundle)})")
-    res = verify_bundle(bundle)
-    if res.count:
-        raise BundleError(f"{bundle}: does not verify ({res.first_text()}); refusing to export from it")
+    res = verified(bundle)
     m = res.manifest
     prefix = check_prefix(prefix or m["exports"].get("h", {}).get("prefix", "golden"))
     replaced = {f for n in names if n in m["exports"] for f in nb.export_files(n, m)}

@@ -29,7 +29,7 @@ import ctypes
 import logging
 import os
 import subprocess
-import time
+import sys
 import warnings
 from pathlib import Path
 
@@ -164,18 +164,8 @@ def _c_sampler(c: ModelC, xc, out, min_time: float):
 
 
 def _py_sampler(fn, min_time: float):
-    t0 = time.perf_counter()
-    fn()
-    once = time.perf_counter() - t0
-    reps = max(1, int(min_time / max(once, 1e-7)))
-
-    def sample():
-        t = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        return (time.perf_counter() - t) / reps
-
-    return sample
+    """harness's ``_sampler`` (this module is loaded by ``harness.netc_module``, so the harness is loaded)."""
+    return sys.modules["golden_bench_harness"]._sampler(fn, min_time)
 
 
 def _rounds(samplers: dict, rounds: int) -> dict:
