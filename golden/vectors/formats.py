@@ -22,6 +22,13 @@ SPIKE_FMT = {"bits": 1, "frac": 0}
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 
+def c_preamble(P: str) -> list:
+    """The lines every golden C header opens with after its comments: include guard, <stdint.h>, ``P_UNUSED``."""
+    return ["#pragma once", "#include <stdint.h>", "",
+            f"#ifndef {P}_UNUSED", "#if defined(__GNUC__) || defined(__clang__)",
+            f"#define {P}_UNUSED __attribute__((unused))", "#else", f"#define {P}_UNUSED", "#endif", "#endif", ""]
+
+
 def safe_text(what: str, value) -> str:
     """Free text that reaches spec.toml, C and Verilog: a plain token, or SpecError (nothing is ever escaped)."""
     if not isinstance(value, str) or not _TOKEN.fullmatch(value):
@@ -404,9 +411,7 @@ def h_preamble(spec: Spec, m: dict, prefix: str) -> str:
               f"stimulus {safe_text('stimulus.generator', st['generator'])} seed {int_or_none(st['seed'])}"),
              f"// Layout: time-major, neuron-minor; element (t, n) at index t * {P}_NEURONS + n.",
              "// The arrays are static const: include this header from any number of translation units.",
-             "#pragma once", "#include <stdint.h>", "",
-             f"#ifndef {P}_UNUSED", "#if defined(__GNUC__) || defined(__clang__)",
-             f"#define {P}_UNUSED __attribute__((unused))", "#else", f"#define {P}_UNUSED", "#endif", "#endif", ""]
+             *c_preamble(P)]
     for k, v in defs:
         val = f"({v})" if isinstance(v, int) and v < 0 else str(v)
         lines.append(f"#define {(P + '_' + k).ljust(width)} {val}")

@@ -24,7 +24,7 @@ from ..network.layers import Flatten, NetworkError, Neuron, type_name
 from ..spec import QFormat, Spec, SpecError
 from ..stimuli import BLOCK, Stimulus, check_seed
 from .bundle import FORMAT, SCHEMA, _build, _parent, check_disk, dump_manifest, sha256_file
-from .formats import _CTYPE, _c_numbers, check_prefix, hex_bytes, hex_digits, parse_formats, safe_text
+from .formats import _CTYPE, _c_numbers, c_preamble, check_prefix, hex_bytes, hex_digits, parse_formats, safe_text
 from .npy import BundleError, NpyWriter, open_nofollow
 
 KIND = "network"
@@ -275,9 +275,7 @@ def render_h(m: dict, arrays: dict, prefix: str) -> bytes:
              f"layer's output is in the bundle's .npy / .hex files ({P}_<C layer name>_SIZE values per step).",
              "// Every sample starts from fresh state: call reset() between samples.",
              "// The arrays are static const: include this header from any number of translation units.",
-             "#pragma once", "#include <stdint.h>", "",
-             f"#ifndef {P}_UNUSED", "#if defined(__GNUC__) || defined(__clang__)",
-             f"#define {P}_UNUSED __attribute__((unused))", "#else", f"#define {P}_UNUSED", "#endif", "#endif", ""]
+             *c_preamble(P)]
     for k, v in defs:
         val = f"({v})" if isinstance(v, int) and v < 0 else str(v)
         lines.append(f"#define {(P + '_' + k).ljust(width)} {val}")
