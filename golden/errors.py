@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class GoldenError(Exception):
     """Base of every error golden raises deliberately: a message that names the field and the fix."""
+
+
+class BundleError(GoldenError):
+    """A bundle or a file golden writes that cannot be read, trusted or written (exit 2): one line naming it."""

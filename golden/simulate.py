@@ -183,7 +183,7 @@ def load_npy(path, what: str = "input") -> np.ndarray:
         raise SpecError(f"{what} file {path}: not a valid .npy array ({e})") from None
 
 
-def _initial_v(spec: Spec, v0, shape) -> np.ndarray:
+def initial_v(spec: Spec, v0, shape) -> np.ndarray:
     if v0 is None:
         return np.full(int(np.prod(shape, dtype=np.int64)), spec.v_start, np.int64)
     v0 = check_raw(v0, spec.fmt_v, "v0", "potential")
@@ -209,7 +209,7 @@ def simulate(spec: Spec, x, v0=None, *, parallel: bool | None = None, out: Trace
         raise SpecError(f"x: shape {x.shape} holds no neuron-step; expected (T, *neurons) with T >= 1 and neurons")
     full = x.shape
     into = None if out is None else _buffers(out, spec, full)
-    v = _initial_v(spec, v0, full[1:])
+    v = initial_v(spec, v0, full[1:])
     flat = None if into is None else tuple(a.reshape(full[0], -1) for a in into)
     o, vt, spikes, counts = runner.run(x.reshape(full[0], -1), v, parallel=parallel, into=flat)
     overflow = dict(zip(STAGES, counts.tolist()))
@@ -256,7 +256,7 @@ class Simulator:
 
     def reset(self, v0=None) -> None:
         """Back to the initial potential (the spec's, or ``v0``) and t = 0."""
-        v = _initial_v(self.spec, v0, self.shape)
+        v = initial_v(self.spec, v0, self.shape)
         self._v = v if self._kernel is None else v.astype(self.spec.fmt_v.dtype)
         self.t = 0
         self.spikes = np.zeros(self.shape, bool)

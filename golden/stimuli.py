@@ -14,7 +14,7 @@ from numba import njit
 
 from . import kernels
 from .datapath import FLOAT32, charge_f32, charge_int, constants, encode, step, step_f32, step_int
-from .simulate import _initial_v
+from .simulate import initial_v
 from .spec import Arith, Kind, Spec, SpecError
 
 BLOCK = 1024  # time steps per stimulus block: block k draws from its own stream, so chunking never matters
@@ -329,7 +329,7 @@ class _Ties:
     def __init__(self, spec: Spec, n: int, specialise: bool | None = None):
         self.n = n
         self.probes = tie_probes(spec)
-        self.v = _initial_v(spec, None, (n,))
+        self.v = initial_v(spec, None, (n,))
         self.specialise = n >= SPECIALISE_NEURONS if specialise is None else specialise
         self.scratch = np.empty((7, n), np.int64)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import golden
-from golden import cli, vectors
+from golden import cli, fileio, vectors
 from golden.vectors import BundleError
 
 from bundle_edits import edit_manifest, rehash
@@ -540,7 +540,7 @@ def test_write_atomic_into_a_missing_directory(tmp_path):
 
 def test_8_16_verify_reports_golden_work_directories_and_symlinked_dirs(tmp_path):
     gen(tmp_path / "root" / "b")
-    work = vectors.atomic.work_dir(tmp_path / "root" / "x")  # as if a run were writing x right now
+    work = fileio.work_dir(tmp_path / "root" / "x")  # as if a run were writing x right now
     shutil.copytree(tmp_path / "root" / "b", work / "bundle")
     (tmp_path / "root" / "link").symlink_to(tmp_path / "root" / "b")
     rc, out, err = verify(tmp_path / "root")
@@ -551,13 +551,13 @@ def test_8_16_verify_reports_golden_work_directories_and_symlinked_dirs(tmp_path
 def test_2_a_failed_final_rename_puts_the_previous_bundle_back(tmp_path, monkeypatch):
     b = gen(tmp_path / "b")
     before = {p.name: p.read_bytes() for p in b.iterdir()}
-    real = vectors.atomic.rename_noreplace
+    real = fileio.rename_noreplace
 
     def failing(src, dst):
         if Path(src).name == "bundle":
             raise OSError(5, "Input/output error")
         return real(src, dst)
-    monkeypatch.setattr(vectors.atomic, "rename_noreplace", failing)
+    monkeypatch.setattr(fileio, "rename_noreplace", failing)
     with pytest.raises(BundleError, match="previous bundle is back"):
         gen(b, steps=9, force=True)
     assert {p.name: p.read_bytes() for p in b.iterdir()} == before and leftovers(tmp_path) == []
@@ -565,14 +565,14 @@ def test_2_a_failed_final_rename_puts_the_previous_bundle_back(tmp_path, monkeyp
 
 def test_2_user_file_added_after_the_check_is_kept(tmp_path, monkeypatch):
     b = gen(tmp_path / "b")
-    real, calls = vectors.atomic.check_replaceable, []
+    real, calls = fileio.check_replaceable, []
 
     def then_intrude(out, force):  # the last check before the move passes, then a user writes into the bundle
         real(out, force)
         calls.append(out)
         if len(calls) == 2:
             (out / "tb.v").write_text("module tb; endmodule")
-    monkeypatch.setattr(vectors.atomic, "check_replaceable", then_intrude)
+    monkeypatch.setattr(fileio, "check_replaceable", then_intrude)
     with pytest.raises(BundleError, match="changed while golden was writing"):
         gen(b, steps=9, force=True)
     assert (b / "tb.v").read_text() == "module tb; endmodule"

@@ -17,9 +17,9 @@ import numpy as np
 
 from .. import profiles
 from ..errors import GoldenError
+from ..fileio import write_atomic
 from ..simulate import load_npy, simulate
 from ..spec import Kind, Spec
-from ..vectors.atomic import write_atomic
 from .options import OutputError, Parser, UsageError, add_layer_options, kind, layer_params, natural_int, positive_int
 
 DEMO = dict(profile="codegen", kind="LIF", neurons=1024, steps=200, seed=0)

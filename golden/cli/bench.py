@@ -65,7 +65,7 @@ def build_parser() -> Parser:
 
 
 def cli(argv) -> int:
-    from ..vectors.atomic import write_atomic
+    from ..fileio import write_atomic
 
     a = build_parser().parse_args(list(argv))
     for name in ("json", "markdown"):  # refuse an unwritable output before minutes of timing, not after

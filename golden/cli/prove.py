@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from ..errors import GoldenError
+from ..fileio import write_atomic
 from ..prove import REFERENCES, ProveError, divergence_map, plot_map, prove
 from ..spec import Spec
-from ..vectors.atomic import write_atomic
 from .options import Parser
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import kernels, ops
-from .graph import INPUT, Network, _run_neuron
+from .graph import INPUT, Network, run_neuron
 from .layers import NetworkError, Neuron, type_name
 
 F32 = "float32 accumulation"
@@ -225,7 +225,7 @@ def replay(net: Network, x_raw: np.ndarray, recorded: dict) -> dict:
     for n in net:
         xs = [raws[i] for i in n.inputs]
         if isinstance(n.layer, Neuron):
-            lt = _run_neuron(kernels, n, xs[0], S, T)
+            lt = run_neuron(kernels, n, xs[0], S, T)
             res[n.name] = {"out": lt.out, "v": lt.v, "spikes": lt.spikes, "f32_exact": None}
         else:
             r = ops.run(kernels, n.layer, net.params.get(n.name, {}), xs, n.name, bounds=True)

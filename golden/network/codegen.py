@@ -109,9 +109,9 @@ def _weighted(lp, io, prev_c, where):
     common = dict(io, fmt_w=QFormat(W, q_w), fmt_b=QFormat(W, q_b) if use_bias else None, tmp_frac=tmp)
     if lp.ctype == "TDenseLayer":
         if prev_c is not None and prev_c.ctype == "TFlattenLayer" and len(prev_c.in_c_shapes[0]) >= 2:
-            from golden.refs.codegen_model import _flatten_perm
+            from golden.refs.codegen_model import flatten_perm
 
-            perm = _flatten_perm(prev_c.in_c_shapes[0])
+            perm = flatten_perm(prev_c.in_c_shapes[0])
             wt = np.empty_like(w)
             wt[:, perm] = w
             w = wt

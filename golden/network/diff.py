@@ -28,7 +28,7 @@ import numpy as np
 
 from ..spec import SpecError
 from . import kernels, ops
-from .graph import Network, Node, _run_neuron
+from .graph import Network, Node, run_neuron
 from .layers import Neuron
 
 CAUSES = ("TMP leak shift", "LIF compare-before-round", "LONG wrap", "tau re-quantized", "other")  # tried in this order
@@ -88,7 +88,7 @@ class NetworkDiff:
 
 def _rerun(net: Network, node: Node, layer, xs_rows, S, T):
     if isinstance(layer, Neuron):
-        return _run_neuron(kernels, Node(node.name, layer, node.inputs), xs_rows[0], S, T).out
+        return run_neuron(kernels, Node(node.name, layer, node.inputs), xs_rows[0], S, T).out
     res = ops.run(kernels, layer, net.params.get(node.name, {}), xs_rows, node.name)
     return res["out"].reshape(S, T, *layer.out_shape)
 

@@ -223,7 +223,7 @@ class Network:
         for node in self.nodes:
             xs = [rows[i] for i in node.inputs]
             if isinstance(node.layer, Neuron):
-                lt = _run_neuron(impl, node, xs[0], S, T, specialise)
+                lt = run_neuron(impl, node, xs[0], S, T, specialise)
                 rows[node.name] = lt.out.reshape(S * T, *node.layer.out_shape).astype(np.int64)
             else:
                 res = ops.run(impl, node.layer, self.params.get(node.name, {}), xs, node.name, bounds)
@@ -318,10 +318,10 @@ class Network:
                    doc.get("output"), doc.get("meta"))
 
 
-def _run_neuron(impl, node: Node, x, S: int, T: int, specialise: bool = False) -> LayerTrace:
+def run_neuron(impl, node: Node, x, S: int, T: int, specialise: bool = False) -> LayerTrace:
     """A neuron layer over every sample at once: (T, S * N), the samples side by side, each from the spec's initial
     potential (as ``golden.simulate`` runs it, without its input check: ``quantize`` keeps x in the format)."""
-    from ..simulate import Runner, _initial_v
+    from ..simulate import Runner, initial_v
 
     layer = node.layer
     q, sat = ops.quantize(impl, x, layer.fmt_src, layer.fmt_in, layer.round_in)
@@ -332,7 +332,7 @@ def _run_neuron(impl, node: Node, x, S: int, T: int, specialise: bool = False) -
     runner = Runner(layer.spec)
     if specialise:
         layer_kernels.specialised(runner.code, runner.consts)  # compiled once per spec, then the disk cache
-    out, vt, spikes, counts = runner.run(steps, _initial_v(layer.spec, None, (S * n,)))
+    out, vt, spikes, counts = runner.run(steps, initial_v(layer.spec, None, (S * n,)))
 
     def back(a):
         return np.ascontiguousarray(a.reshape(T, S, *shape).swapaxes(0, 1))

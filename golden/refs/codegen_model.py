@@ -597,7 +597,7 @@ def _raw(t, q: int) -> np.ndarray:
     return r.astype(np.int64)
 
 
-def _flatten_perm(src_shape: tuple[int, ...]) -> np.ndarray:
+def flatten_perm(src_shape: tuple[int, ...]) -> np.ndarray:
     """C (channels-last) flat index j -> torch (channels-first) flat index."""
     n = int(np.prod(src_shape))
     nd = len(src_shape)
@@ -622,7 +622,7 @@ def _torch_ints(m, la: CLayer, prev: CLayer | None) -> dict[str, np.ndarray]:
             elif la.ctype == "TConv2DLayer":
                 k = k.transpose(0, 2, 3, 1)
             elif prev is not None and prev.ctype == "TFlattenLayer" and len(prev.in_c_shapes[0]) >= 2:
-                k = k[:, _flatten_perm(prev.in_c_shapes[0])]
+                k = k[:, flatten_perm(prev.in_c_shapes[0])]
             out = {"kernel": k}
             if b is not None:
                 out["bias"] = _raw(b, qb)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ..stimuli import BASE_STIMULI, BLOCK, STIMULI, Stimulus, stimulus
 from . import bundle as _bundle
-from .atomic import clean_stale, foreign_entries, golden_manifest, write_atomic
+from ..fileio import clean_stale, foreign_entries, golden_manifest, write_atomic
 from .bundle import (
     COMPARED,
     FORMAT,

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..simulate import Runner, _initial_v, check_raw
+from ..simulate import Runner, initial_v, check_raw
 from ..spec import STAGES, Spec, SpecError
 from ..stimuli import BLOCK, Stimulus, check_dims, check_seed
-from . import atomic
+from .. import fileio as atomic
 from .formats import (
     DEFAULT_FORMATS,
     EXPORTS,
@@ -241,7 +241,7 @@ def generate(spec, steps: int, neurons: int, seed: int, stimulus: str, out, form
     def fill(d: Path) -> None:
         meta = m["arrays"]
         writers = {k: NpyWriter(d / meta[k]["file"], meta[k]["dtype"], (steps, neurons)) for k in FIELDS}
-        v = _initial_v(spec, None, (neurons,))
+        v = initial_v(spec, None, (neurons,))
         counts = np.zeros(len(STAGES), np.int64)
         bar = _Progress(steps, progress, f"golden vectors {out.name}")
         try:

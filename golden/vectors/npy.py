@@ -15,11 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GoldenError
-
-
-class BundleError(GoldenError):
-    """A bundle that cannot be read or trusted (exit code 2): one line naming the bundle and file."""
+from ..errors import BundleError
 
 
 MAX_ELEMENTS = 1 << 40  # a bound on T * N that keeps every size computation far from overflow

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..simulate import Runner, SimulationOverflow, _initial_v
+from ..simulate import Runner, SimulationOverflow, initial_v
 from ..spec import STAGES, Spec, SpecError
-from . import atomic
+from .. import fileio as atomic
 from .bundle import (
     COMPARED,
     FORMAT,
@@ -306,7 +306,7 @@ def verify_bundle(bundle, progress: bool | None = None) -> Result:
         if f.read() != m["spec"]["toml"].encode():
             res.add(Diff(name, None, None, "spec.toml", "the manifest's spec.toml", "different text"))
     runner = Runner(spec)
-    v = _initial_v(spec, None, (N,))
+    v = initial_v(spec, None, (N,))
     counts = np.zeros(len(STAGES), np.int64)
     bar = _Progress(T, progress, f"golden vectors verify {bundle.name}")
     try:

@@ -276,7 +276,7 @@ def layer_profile(net, x_raw, min_time: float, rounds: int = 3) -> list:
     for node in net.nodes:
         xs = [rows[i] for i in node.inputs]
         if isinstance(node.layer, Neuron):
-            fns[node.name] = lambda node=node, xs=xs: graph._run_neuron(kernels, node, xs[0], S, T, True)
+            fns[node.name] = lambda node=node, xs=xs: graph.run_neuron(kernels, node, xs[0], S, T, True)
         else:
             fns[node.name] = lambda node=node, xs=xs: ops.run(kernels, node.layer, net.params.get(node.name, {}), xs,
                                                               node.name)

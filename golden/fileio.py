@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .npy import BundleError
+from .errors import BundleError
 
 MARKER = "golden-owner.json"
 _TAG = ".golden-"
