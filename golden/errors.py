@@ -15,3 +15,19 @@ class GoldenError(Exception):
 
 class BundleError(GoldenError):
     """A bundle or a file golden writes that cannot be read, trusted or written (exit 2): one line naming it."""
+
+
+class SpecError(GoldenError, ValueError):
+    """An invalid spec, always naming the offending field."""
+
+
+class NetworkError(SpecError):
+    """A network or layer golden refuses; the message names the layer (and the fix)."""
+
+
+class SimulationOverflow(GoldenError, OverflowError):
+    """A strict overflow policy was violated; names the stage(s), step and neuron (flat index)."""
+
+    def __init__(self, stages: list, t: int, neuron: int):
+        super().__init__(f"strict overflow at stage {'/'.join(stages)}, step t={t}, neuron {neuron}")
+        self.stages, self.stage, self.t, self.neuron = stages, stages[0], t, neuron
