@@ -12,9 +12,6 @@ from . import datapath, kernels
 from .errors import SimulationOverflow, SpecError
 from .spec import STAGES, Spec
 
-__all__ = ["SimulationOverflow", "Runner", "Simulator", "Trace", "check_raw", "initial_v", "layer_shape", "load_npy",
-           "simulate"]
-
 SPECIALISE_NEURONS = 4096  # neurons from which a Simulator takes its spec's specialised kernel on construction
 
 

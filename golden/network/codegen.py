@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import profiles
-from ..errors import NetworkError
+from ..errors import NetworkError, SpecError
 from ..refs.codegen_model import deployment_params, flatten_perm
 from ..registry import Registry
 from ..spec import QUALIA_ROUND, QFormat, Round
@@ -122,7 +122,7 @@ def _neuron(node: CNode) -> tuple[Layer, dict]:
         kw.update(tau=1.0 / real("reciprocal_tau"), decay_input=bool(lp.attrs.get("decay_input", True)))
     try:
         spec = profiles.codegen(kind, **kw)
-    except Exception as e:
+    except SpecError as e:
         raise NetworkError(f"{where}: the neuron codegen profile refuses it: {e}") from None
     # the deployment's integers, exactly (the profile re-derives them from reals: check, then take the C's)
     held = {"v_threshold": int(ints["v_threshold"]), "v_reset": 0 if soft else int(ints["v_reset"])}

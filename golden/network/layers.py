@@ -175,7 +175,8 @@ class Layer:
         """
         return 0
 
-    def _x_max(self, x_max) -> int:
+    def input_max(self, x_max: int | None = None) -> int:
+        """The largest |x| an input may have: ``x_max``, or full scale of ``fmt_in``."""
         return max(-self.fmt_in.min, self.fmt_in.max) if x_max is None else x_max
 
     def half_lsb(self) -> int:
@@ -266,7 +267,7 @@ class Weighted(Layer):
     def float32_bound(self, params: dict, x_max: int | None = None) -> int:
         F = self.acc_frac
         w = np.abs(np.asarray(params["weight"], np.int64)).reshape(np.shape(params["weight"])[0], -1)
-        per = w.sum(axis=1) * self._x_max(x_max) << (F - self.fmt_in.frac - self.fmt_w.frac)
+        per = w.sum(axis=1) * self.input_max(x_max) << (F - self.fmt_in.frac - self.fmt_w.frac)
         if self.has_bias:
             per = per + (np.abs(np.asarray(params["bias"], np.int64)) << (F - self.fmt_b.frac))
         return int(per.max()) + self.half_lsb()
@@ -498,7 +499,7 @@ class Add(Layer):
     def float32_bound(self, params, x_max=None) -> int:
         F = self.acc_frac
         xb = max(-self.fmt_in_b.min, self.fmt_in_b.max)
-        return (self._x_max(x_max) << (F - self.fmt_in.frac)) + (xb << (F - self.fmt_in_b.frac)) + self.half_lsb()
+        return (self.input_max(x_max) << (F - self.fmt_in.frac)) + (xb << (F - self.fmt_in_b.frac)) + self.half_lsb()
 
 
 @register("GlobalSumPool1d", "GlobalSumPool2d")
@@ -529,7 +530,7 @@ class GlobalSumPool(Layer):
         return _wrap_acc(impl, acc, self.acc_bits if acc_bits is None else acc_bits)
 
     def float32_bound(self, params, x_max=None) -> int:
-        return self._x_max(x_max) * math.prod(self.in_shape[1:]) + self.half_lsb()
+        return self.input_max(x_max) * math.prod(self.in_shape[1:]) + self.half_lsb()
 
 
 @register("Flatten")
