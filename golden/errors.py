@@ -31,3 +31,7 @@ class SimulationOverflow(GoldenError, OverflowError):
     def __init__(self, stages: list, t: int, neuron: int):
         super().__init__(f"strict overflow at stage {'/'.join(stages)}, step t={t}, neuron {neuron}")
         self.stages, self.stage, self.t, self.neuron = stages, stages[0], t, neuron
+
+
+class CKernelError(GoldenError, RuntimeError):
+    """golden's C step (golden.ckernel) cannot be written for this spec, or does not compile."""
