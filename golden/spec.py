@@ -157,6 +157,7 @@ ROUND_MODES, RESETS, OVERFLOWS = Round.values(), Reset.values(), Overflow.values
 ORDERS, ARITHS, LEAK_SHIFTS, CHARGE_FORMS, V_INITS = (o.values() for o in (Order, Arith, LeakShift, ChargeForm, VInit))
 # The one Qualia round table: Qualia's roundtype name -> the Round member it computes.
 QUALIA_ROUND = {"floor": Round.TRN, "nearest": Round.RND, "ceil": Round.TRN_INF}
+QUALIA_NAME = {mode: name for name, mode in QUALIA_ROUND.items()}  # its inverse: Round member -> Qualia roundtype
 
 # Overflow stages, in the order Trace.overflow reports them.
 STAGES = ("align", "leak", "charge", "reset", "v")
