@@ -23,7 +23,7 @@ from golden.network import Identity, Layer, Linear, Network, Neuron, Node, ops, 
 from golden.network import kernels as layer_kernels
 from golden.network import layers as layers_mod
 from golden.network.codegen import C_READERS
-from golden.spec import QUALIA_ROUND, Overflow, QFormat, Round
+from golden.spec import QUALIA_NAME, QUALIA_ROUND, Overflow, QFormat, Round
 
 
 # --------------------------------------------------- the kernel and the reference function
@@ -142,6 +142,7 @@ def test_layers_hold_round_and_overflow_members_and_take_their_toml_strings():
     assert layer.out_overflow is Overflow.SATURATE and layer.acc_overflow is Overflow.WRAP
     assert layer.replace(round_out="TRN_INF").round_out is Round.TRN_INF
     assert set(layers_mod.ROUNDS) == set(QUALIA_ROUND.values())
+    assert all(QUALIA_ROUND[QUALIA_NAME[m]] is m for m in layers_mod.ROUNDS)
     with pytest.raises(NetworkError, match=r"^round_out: 'RND_CONV' is not one of TRN, TRN_INF, RND$"):
         layer.replace(round_out="RND_CONV")
     with pytest.raises(NetworkError, match=r"^acc_overflow: 'saturate' is not one of wrap, strict$"):
