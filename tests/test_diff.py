@@ -222,6 +222,133 @@ def test_cli_errors_exit_2(capsys, argv, message):
     assert err.startswith("golden: error: ") and message in err and "Traceback" not in err
 
 
+def _sparse_npy(path, shape, dtype=np.int8):
+    """A .npy whose header declares ``shape`` and whose file really holds that many bytes, sparse (no disk)."""
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1,) * len(shape), dtype))
+    header["shape"] = tuple(shape)
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.truncate(f.tell() + int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize)
+    return str(path)
+
+
+def _net_dirs(tmp_path):
+    from golden.network.demo import DATA, DEFAULT
+    return ["--net-a", str(DATA / DEFAULT), "--net-b", str(DATA / DEFAULT)]
+
+
+def _precious(tmp_path):
+    (tmp_path / "precious.txt").write_text("mine")
+    (tmp_path / "p.png").symlink_to(tmp_path / "precious.txt")
+    return ["--plot", str(tmp_path / "p.png")]
+
+
+def _existing_png(tmp_path):
+    (tmp_path / "old.png").write_text("not golden's")
+    return ["--plot", str(tmp_path / "old.png")]
+
+
+def _plot_dir(tmp_path):
+    (tmp_path / "DIR").mkdir()
+    return ["--plot", str(tmp_path / "DIR")]
+
+
+#: (setup(tmp_path) -> extra argv, message): each refused up front, one line, exit 2, nothing written or changed
+BAD_INPUTS = [
+    (lambda tmp: ["--exhaustive", "--bits", "16", "--q-v", "12"], "4294967296 (v, x) pairs"),
+    (lambda tmp: ["--exhaustive", "--bits", "16", "--q-v", "12"], "give --allow-long"),
+    (lambda tmp: ["--exhaustive", "--bits", "14", "--width", "16", "--q-v", "12"], "268435456 (v, x) pairs"),
+    (lambda tmp: ["--input", _sparse_npy(tmp / "big.npy", (100_000, 100_000))], "more than golden diff holds"),
+    (lambda tmp: ["--neurons", "100000", "--steps", "100000"], "more than golden diff holds"),
+    (lambda tmp: [*_net_dirs(tmp), "--samples", "10000000000"], "10000000000 samples x 60 steps"),
+    (lambda tmp: [*_net_dirs(tmp), "--input", _sparse_npy(tmp / "big.npy", (1 << 20, 1 << 10, 1, 16))],
+     "1048576 samples x 1024 steps"),
+    (_precious, "is a symlink; golden never writes through one"),
+    (_plot_dir, "is a directory"),
+    (lambda tmp: ["--plot", str(tmp / "x.json")], "give a file name ending in .png"),
+    (_existing_png, "already exists; give --force"),
+    (lambda tmp: ["--plot", str(tmp / "missing" / "d.png")], "does not exist"),
+    (lambda tmp: [*_net_dirs(tmp), "--plot", str(tmp / "n.png")], "not available for --net-a/--net-b"),
+    (lambda tmp: ["--cause", "TMP leek shift"], "unknown cause 'TMP leek shift'"),
+]
+
+
+def _tree(tmp_path) -> list:
+    def head(p):
+        with open(p, "rb") as f:
+            return f.read(64)
+    return sorted((str(p), p.is_symlink(), p.is_file() and not p.is_symlink() and (p.stat().st_size, head(p)))
+                  for p in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize(("setup", "message"), BAD_INPUTS)
+def test_cli_bad_inputs_refused_up_front(capsys, tmp_path, setup, message):
+    """Refused before any run or allocation: one line on stderr naming the cause and the fix, exit 2, no output,
+    and nothing in the directory changed (the symlink's target included)."""
+    import time
+
+    argv = setup(tmp_path)
+    before = _tree(tmp_path)
+    t0 = time.perf_counter()
+    rc, out, err = run_cli(capsys, *SMALL, *argv)
+    assert rc == 2 and out == "", out
+    assert len(err.splitlines()) == 1 and err.startswith("golden: error: ") and message in err, err
+    assert time.perf_counter() - t0 < 30  # refused, not run
+    assert _tree(tmp_path) == before
+    if (tmp_path / "precious.txt").exists():
+        assert (tmp_path / "precious.txt").read_text() == "mine"
+
+
+def test_cli_cause_aliases_are_the_same_cause(capsys):
+    """The names earlier releases printed (network diff) select the same cause."""
+    assert gcauses.canonical("TMP leak shift") == "TMP shift"
+    assert gcauses.canonical("LONG wrap + init potential") == "init potential + saturation width"
+    rc, out, _ = run_cli(capsys, "--q-in", "7", *SMALL, "--cause", "TMP leak shift")
+    assert rc == 1 and next(ln for ln in out.splitlines() if ln.startswith("  first of it ")).endswith(
+        "cause: TMP shift")
+
+
+def test_one_vocabulary_for_a_layer_a_map_and_a_network():
+    """Each network example of docs/quirks.md differs in one cause's knobs: the single-layer diff of its two
+    layer specs, the exhaustive map of them and diff_networks all name that cause, and nothing else."""
+    from golden.network.diff import diff_networks
+    from golden.network.layers import Neuron
+    from golden.prove import divergence_map
+
+    for ex in _quirks_tool().network_examples():
+        (f,) = diff_networks(ex.a, ex.b, ex.x).first
+        assert f.cause == ex.cause
+        la, lb = ex.a[f.layer].layer, ex.b[f.layer].layer
+        if not isinstance(la, Neuron):
+            continue
+        r = gdiff.diff(la.spec, lb.spec, steps=40, neurons=256, seed=2)
+        assert set(r.causes) == {ex.cause}, (ex.slug, r.causes)
+        m = divergence_map(la.spec, lb.spec)
+        if ex.cause == "init potential":  # one step from the same (v, x): only v0 differs
+            assert m.any == 0 and m.v0[0] != m.v0[1]
+        else:
+            assert set(m.causes) == {ex.cause}, (ex.slug, m.causes)
+
+
+def test_divergence_map_cost_is_stated_before_it_runs():
+    from golden.budget import refuse
+    from golden.prove import divergence_cost
+
+    c = divergence_cost(golden.torch_eval("LIF", bits=16, q_v=12), golden.codegen("LIF", width=16, q_v=12))
+    assert "4294967296 (v, x) pairs" in str(c) and c.bytes >= 2 * (1 << 32) and c.seconds > 3600
+    with pytest.raises(golden.GoldenError, match="past the 2 min budget"):
+        refuse(c, "map")
+
+
+def test_cli_plot_force_replaces_an_existing_png(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "d.png"
+    png.write_text("old")
+    rc, _, _ = run_cli(capsys, *SMALL, "--plot", str(png), "--force")
+    assert rc == 1 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]  # no temporary file left
+
+
 def test_cli_plot(capsys, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "d.png"

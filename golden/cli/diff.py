@@ -200,7 +200,7 @@ def _networks(a) -> int:
         if shape is not None and len(shape) >= 2:
             _fits(diff_cost(net_a, net_b, shape[0], shape[1]), f"golden diff --input {a.input}", a)
     else:
-        _fits(diff_cost(net_a, net_b, a.samples, a.steps), "golden diff --samples x --steps", a)
+        _fits(diff_cost(net_a, net_b, a.samples, a.steps), "golden diff --net-a/--net-b", a)
     x = load_npy(a.input) if a.input else stimulus(net_a, a.samples, a.steps, a.seed)
     d = diff_networks(net_a, net_b, x)
     print(json.dumps(d.to_dict(), indent=2) if a.json else d)
