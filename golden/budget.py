@@ -46,7 +46,8 @@ class Cost:
     seconds: float
 
     def __str__(self) -> str:
-        return f"{self.work}: about {_size(self.bytes)} of memory and {_time(self.seconds)}"
+        return f"{self.work}: about {_size(self.bytes)} of memory" + (
+            f" and {_time(self.seconds)}" if self.seconds else "")
 
 
 def available_memory() -> int:
@@ -82,7 +83,7 @@ def refuse(cost: Cost, what: str, *, allow_long: bool = False, seconds: float = 
     ``allow_long``) takes more than ``seconds``; ``fix`` is the option that lifts the time budget."""
     free = available_memory()
     if cost.bytes > free:
-        raise BudgetError(f"{what}: {cost}, more than the {_size(free)} this machine can give; make it smaller")
+        raise BudgetError(f"{what}: {cost}, more than the {_size(free)} this process can get (free memory, ulimit -v); make it smaller")
     if not allow_long and cost.seconds > seconds:
         raise BudgetError(f"{what}: {cost}, past the {_time(seconds)} budget; make it smaller, or give {fix} "
                           f"to run it anyway")

@@ -27,6 +27,7 @@ from ..spec import Spec, SpecError
 from .options import OutputError, Parser, add_layer_options, layer_params, natural_int, positive_int
 
 LONG_NOTICE = 10.0  # seconds: an accepted job estimated longer says so on stderr first
+PLOT_BYTES_PER_PAIR = 48  # a divergence map's plot: float64 normalised copy, RGBA colours, masks
 
 
 def _spec(which: str, a) -> Spec:
@@ -176,7 +177,11 @@ def _exhaustive(spec_a: Spec, spec_b: Spec, a) -> int:
     """The whole state space: one step from every (v, x), the exact divergence map (golden.prove)."""
     from ..prove import divergence_cost, divergence_map, plot_map
 
-    _fits(divergence_cost(spec_a, spec_b), "golden diff --exhaustive", a)
+    cost = divergence_cost(spec_a, spec_b)
+    if a.plot:  # matplotlib normalises the whole map to float64 and colours it (RGBA) before it resamples
+        pairs = 1 << (spec_a.fmt_v.bits + spec_a.fmt_in.bits)
+        cost = Cost(f"{cost.work} and its plot", cost.bytes + pairs * PLOT_BYTES_PER_PAIR, cost.seconds)
+    _fits(cost, "golden diff --exhaustive", a)
     m = divergence_map(spec_a, spec_b, progress=_progress if sys.stderr.isatty() else None)
     if a.plot:
         plot_map(m, a.plot)
@@ -197,8 +202,9 @@ def _networks(a) -> int:
         raise NetworkError(f"--net-b: input shape {net_b.input_shape} differs from --net-a's {net_a.input_shape}")
     if a.input:
         shape = npy_shape(a.input)
-        if shape is not None and len(shape) >= 2:
-            _fits(diff_cost(net_a, net_b, shape[0], shape[1]), f"golden diff --input {a.input}", a)
+        if shape is not None and len(shape) >= 1:  # (samples, steps, *input_shape); checked in full after loading
+            c = diff_cost(net_a, net_b, shape[0], shape[1] if len(shape) > 1 else 1)
+            _fits(Cost(c.work, c.bytes + 8 * math.prod(shape), c.seconds), f"golden diff --input {a.input}", a)
     else:
         _fits(diff_cost(net_a, net_b, a.samples, a.steps), "golden diff --net-a/--net-b", a)
     x = load_npy(a.input) if a.input else stimulus(net_a, a.samples, a.steps, a.seed)
