@@ -83,7 +83,8 @@ def refuse(cost: Cost, what: str, *, allow_long: bool = False, seconds: float = 
     ``allow_long``) takes more than ``seconds``; ``fix`` is the option that lifts the time budget."""
     free = available_memory()
     if cost.bytes > free:
-        raise BudgetError(f"{what}: {cost}, more than the {_size(free)} this process can get (free memory, ulimit -v); make it smaller")
+        raise BudgetError(f"{what}: {cost}, more than the {_size(free)} this process can get (free memory, "
+                          f"ulimit -v); make it smaller")
     if not allow_long and cost.seconds > seconds:
         raise BudgetError(f"{what}: {cost}, past the {_time(seconds)} budget; make it smaller, or give {fix} "
                           f"to run it anyway")
