@@ -11,15 +11,11 @@ import os
 import resource
 from dataclasses import dataclass
 
-from .errors import GoldenError
+from .errors import BudgetError
 
 __all__ = ["DEFAULT_SECONDS", "BudgetError", "Cost", "available_memory", "refuse"]
 
 DEFAULT_SECONDS = 120.0  # a job estimated longer is refused unless told
-
-
-class BudgetError(GoldenError, ValueError):
-    """A job that does not fit its memory or time budget, refused before anything is allocated."""
 
 
 def _size(n: float) -> str:
