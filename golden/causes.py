@@ -23,6 +23,7 @@ from itertools import combinations
 
 import numpy as np
 
+from .errors import GoldenError
 from .spec import QFormat, Spec, SpecError
 
 __all__ = ["CAUSES", "UNEXPLAINED", "Cause", "FirstDivergence", "Steps", "attribute", "canonical", "differing",
@@ -163,8 +164,8 @@ def attribute(todo: np.ndarray, variants: Iterable, restores: Callable) -> tuple
     """The one attribution engine: per item, the first variant that restores a's value there.
 
     ``todo``: bool mask of the items that differ. ``variants``: (label, variant) in priority order.
-    ``restores(variant, idx) -> bool mask`` over the item indices ``idx`` (an exception derived from ValueError,
-    e.g. a spec or network error, means the variant cannot run: it restores nothing).
+    ``restores(variant, idx) -> bool mask`` over the item indices ``idx`` (a GoldenError, e.g. a spec, network or
+    format refusing the variant, means the variant cannot run: it restores nothing).
     Returns (``code`` int16 per item: 0 where it does not differ, else 1 + the index in ``labels``; ``labels``:
     the labels that won some item, in priority order, :data:`UNEXPLAINED` last when some item has none).
     """
@@ -177,7 +178,7 @@ def attribute(todo: np.ndarray, variants: Iterable, restores: Callable) -> tuple
         idx = np.nonzero(todo)[0]
         try:
             ok = np.asarray(restores(variant, idx), bool)
-        except ValueError:
+        except GoldenError:
             continue
         if ok.any():
             labels.append(label)

@@ -22,6 +22,7 @@ import numpy as np
 from .. import diff as gdiff
 from .. import profiles
 from ..budget import Cost, refuse
+from ..causes import CAUSES
 from ..simulate import load_npy
 from ..spec import Spec, SpecError
 from .options import OutputError, Parser, add_layer_options, layer_params, natural_int, positive_int
@@ -64,7 +65,8 @@ def build_parser() -> Parser:
     s.add_argument("--allow-long", action="store_true",
                    help="run a job estimated past the time budget (it is still refused if it cannot fit in memory)")
     s.add_argument("--no-shrink", action="store_true", help="skip the minimal-input search")
-    s.add_argument("--cause", help="report the first divergence of this cause (e.g. 'TMP shift') instead")
+    s.add_argument("--cause", help="report the first divergence of this cause instead: "
+                   + ", ".join(f"'{c.name}'" for c in CAUSES) + " (several joined with ' + ')")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--plot", metavar="FILE.png", help="draw both potential traces (needs the 'plot' extra)")
     s.add_argument("--force", action="store_true", help="replace an existing --plot file")
