@@ -302,6 +302,28 @@ def test_cli_bad_inputs_refused_up_front(capsys, tmp_path, setup, message):
         assert (tmp_path / "precious.txt").read_text() == "mine"
 
 
+def test_cli_input_past_a_memory_limit_is_refused_before_loading(tmp_path):
+    """Under ``ulimit -v`` (3 GiB), a 40M neuron-step --input (a 40 MB file, about 3.6 GiB to diff) is refused
+    from its header, in one line, before anything is loaded."""
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((400, 100_000), np.int8))
+    root = Path(__file__).resolve().parents[1]
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    proc = subprocess.run([sys.executable, "-m", "golden", "diff", "--input", str(x)], capture_output=True,
+                          text=True, cwd=root, preexec_fn=limit, env={"PYTHONPATH": str(root), "PATH": "/usr/bin"})
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout + proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert "40000000 neuron-steps" in line and "this process can get" in line and "ulimit -v" in line
+
+
 def test_cli_cause_aliases_are_the_same_cause(capsys):
     """The names earlier releases printed (network diff) select the same cause."""
     assert gcauses.canonical("TMP leak shift") == "TMP shift"
@@ -343,13 +365,17 @@ def test_divergence_map_cost_is_stated_before_it_runs():
         refuse(c, "map")
 
 
-def test_cli_plot_force_replaces_an_existing_png(capsys, tmp_path):
+def test_cli_plot_force_replaces_golden_s_png(capsys, tmp_path):
+    """A plot golden wrote is refused without --force (unchanged), replaced with it; no temporary file is left."""
     pytest.importorskip("matplotlib")
     png = tmp_path / "d.png"
-    png.write_text("old")
-    rc, _, _ = run_cli(capsys, *SMALL, "--plot", str(png), "--force")
-    assert rc == 1 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]  # no temporary file left
+    assert run_cli(capsys, *SMALL, "--plot", str(png))[0] == 1
+    first = png.read_bytes()
+    rc, out, err = run_cli(capsys, *SMALL, "--seed", "1", "--plot", str(png))
+    assert rc == 2 and out == "" and "already exists; give --force" in err and png.read_bytes() == first
+    rc, _, _ = run_cli(capsys, *SMALL, "--seed", "1", "--plot", str(png), "--force")
+    assert rc == 1 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.read_bytes() != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]
 
 
 def test_cli_plot(capsys, tmp_path):
