@@ -26,8 +26,8 @@ import numpy as np
 from .errors import GoldenError
 from .spec import QFormat, Spec, SpecError
 
-__all__ = ["CAUSES", "UNEXPLAINED", "Cause", "FirstDivergence", "Steps", "attribute", "canonical", "differing",
-           "spec_variants"]
+__all__ = ["CAUSES", "HYPER", "INIT", "LEAK", "ORDER", "SPIKE", "TMP", "UNEXPLAINED", "WIDTH", "Cause",
+           "FirstDivergence", "Steps", "aligned", "attribute", "canonical", "differing", "spec_variants"]
 
 UNEXPLAINED = "unexplained"  # no knob set restores a's value
 
