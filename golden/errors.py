@@ -35,3 +35,7 @@ class SimulationOverflow(GoldenError, OverflowError):
 
 class CKernelError(GoldenError, RuntimeError):
     """golden's C step (golden.ckernel) cannot be written for this spec, or does not compile."""
+
+
+class BudgetError(GoldenError, ValueError):
+    """A job that does not fit its memory or time budget, refused before anything is allocated (golden.budget)."""
