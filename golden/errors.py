@@ -15,3 +15,7 @@ class GoldenError(Exception):
 
 class BundleError(GoldenError):
     """A bundle or a file golden writes that cannot be read, trusted or written (exit 2): one line naming it."""
+
+
+class NetProveError(GoldenError, ValueError):
+    """``golden prove --network`` cannot run: a bad network, reference or output path (the message names the fix)."""
