@@ -33,7 +33,7 @@ import numpy as np
 from .errors import NetProveError
 from .network import kernels
 
-__all__ = ["AGAINST", "KIND", "NetProveError", "prove_network", "write_certificate"]
+__all__ = ["AGAINST", "KIND", "NetProveError", "check_out", "prove_network", "summary", "to_json", "write_certificate"]
 
 AGAINST = ("torch-eval", "codegen")
 KIND = "golden-network-certificate"
@@ -708,6 +708,23 @@ def summary(cert: dict) -> str:
     return "\n".join(lines)
 
 
+def check_out(path, *, force: bool = False) -> None:
+    """Refuse, before any work, an output the certificate must not be written to: a symlink, a directory, a
+    device, a missing directory, or an existing file that is not a golden network certificate (unless force)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_symlink():
+        raise NetProveError(f"--out: {path} is a symlink; refusing to write through it (give the real path)")
+    if p.exists() and not p.is_file():
+        raise NetProveError(f"--out: {path} is not a regular file (a directory or device); give a file path")
+    if not p.absolute().parent.is_dir():
+        raise NetProveError(f"--out: the directory {p.absolute().parent} does not exist; create it first")
+    if p.exists() and not force and not _is_certificate(p):
+        raise NetProveError(f"--out: {path} exists and is not a golden network certificate; refusing to overwrite "
+                            f"it (remove it, pick another path, or pass --force)")
+
+
 def write_certificate(cert: dict, path, *, force: bool = False):
     """Write the certificate (JSON) atomically. A file that is not a golden network certificate is the user's:
     refused unless ``force``; a symlink, directory or device is always refused."""
@@ -715,14 +732,9 @@ def write_certificate(cert: dict, path, *, force: bool = False):
 
     from .fileio import write_atomic
 
-    p = Path(path)
-    if p.is_symlink():
-        raise NetProveError(f"--out: {path} is a symlink; refusing to write through it (give the real path)")
-    if p.exists() and p.is_file() and not force and not _is_certificate(p):
-        raise NetProveError(f"--out: {path} exists and is not a golden network certificate; refusing to overwrite "
-                            f"it (remove it, pick another path, or pass --force)")
+    check_out(path, force=force)
     data = to_json(cert).encode()
-    return write_atomic(p, lambda f: f.write(data))
+    return write_atomic(Path(path), lambda f: f.write(data))
 
 
 def _is_certificate(p) -> bool:
