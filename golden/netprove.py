@@ -699,8 +699,9 @@ def summary(cert: dict) -> str:
     lines = [f"golden prove --network: {cert['layers'] and len(cert['layers'])} layers against {cert['against']} "
              f"(network {cert['network_sha256'][:12]})"]
     for d in cert["layers"]:
-        lines.append(f"  {d['name']:<24} {d['type']:<16} {d['values']:>10} values {d['mismatches']:>4} differ  "
-                     f"{d['result']}")
+        pairs = d.get("proof", {}).get("compared")
+        what = f"{d['values']:>10} values" if pairs is None else f"{pairs:>10} pairs "
+        lines.append(f"  {d['name']:<24} {d['type']:<16} {what} {d['mismatches']:>4} differ  {d['result']}")
     c = cert["counts"]
     lines.append(f"  {c['values']} layer values and {c['neuron_pairs']} neuron pairs compared on the reference, "
                  f"{c['mismatches']} mismatches; {c['proven']} of {c['layers']} layers proven")
