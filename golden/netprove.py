@@ -516,7 +516,8 @@ def _neuron(node, against, X, proofs):
         if pairs > proofs["__max_pairs__"]:
             proofs[key] = {"proven": False, "pairs": pairs, "result":
                            f"not proven: 16-bit plane (2^{spec.fmt_v.bits + spec.fmt_in.bits} pairs) needs the "
-                           f"distributed engine (not run here; allow it with neuron_pairs=)"}
+                           f"distributed engine (not run here: raise neuron_pairs / --neuron-pairs to 2^"
+                           f"{spec.fmt_v.bits + spec.fmt_in.bits} to run it on one process, 0.5 to 1.5 h)"}
         else:
             try:
                 c = prove(spec, against)
@@ -531,7 +532,9 @@ def _neuron(node, against, X, proofs):
     e.d["proof"] = p
     if not p["proven"]:
         e.fail(f"neuron spec {spec.digest()[:12]}: {p['result']}")
-    return e.finish(), Values.of([0, spec.spike_out])
+    d = e.finish()
+    d["mismatches"] += p.get("differences", 0) + p.get("undefined", 0)
+    return d, Values.of([0, spec.spike_out])
 
 
 # ------------------------------------------------------------------------------------------------ deployment

@@ -97,9 +97,6 @@ def run(argv) -> int:
 
 
 def cli(argv) -> int:
-    if any(a == "--network" or a.startswith("--network=") for a in argv):  # the whole-network proof
-        from . import netprove
-        return netprove.cli(argv)
     try:
         return run(argv)
     except SystemExit as e:  # --help
