@@ -211,6 +211,17 @@ def _no_ub(e: _Entry, L: int, bound: int, what: str) -> bool:
                  f"behaviour: no result to compare)")
 
 
+def _shifts_defined(e: _Entry, L: int, shifts: dict) -> bool:
+    """number.hh's scale: ``1 << (s - 1)`` is an int (s <= 31), ``n >> s`` needs s below the promoted width, and
+    with a 16-bit LONG ``n << k`` runs in int on |n| <= 2^15 (k <= 15); wider LONGs are bounded by the values."""
+    width = max(L, 32)
+    bad = {k: s for k, s in shifts.items() if (s > 0 and (s > 31 or s >= width))
+           or (s <= 0 and (-s >= width or (L <= 16 and -s > 15)))}
+    return e.pre("shift amounts defined", not bad,
+                 "every scale / scale_and_clamp_to shift is one C defines at int" + str(L) + "_t (" +
+                 ", ".join(f"{k} {s}" for k, s in shifts.items()) + ")" + (f"; undefined: {bad}" if bad else ""))
+
+
 def _all_long(L: int) -> Values:
     return Values(-(1 << (L - 1)), (1 << (L - 1)) - 1)
 
@@ -266,6 +277,11 @@ def _weighted_c(e, layer, params, X, max_values):
         return None
     r = _weighted_ranges(layer, params, X, mode, L)
     k = r["k"]
+    shifts = {"product sum": -k, "output": F - qo}
+    if layer.has_bias:
+        shifts["bias"] = layer.fmt_b.frac - F
+    if not _shifts_defined(e, L, shifts):
+        return None
     half = 1 << (F - qo - 1) if F > qo else 0
     acc_lo, acc_hi = (r["s_lo"] << k) + r["b"], (r["s_hi"] << k) + r["b"]
     bound = max(int((np.maximum(-r["p_lo"], r["p_hi"]) << k).max()), int(np.abs(r["b"]).max()),
@@ -290,8 +306,13 @@ def _weighted_c(e, layer, params, X, max_values):
                    shift=F - qo, mode=mode, dom=dom, golden_fn=lambda v: requant(v, F - qo, mode, W, True, L))
     if L <= 16:  # the image over every LONG value is no bound on the outputs: use the reachable accumulators
         reach = _shifted(r, max_values)
-        return None if reach is None else Values.of(requant(reach.array(), F - qo, mode, W, True, L))
+        return None if reach is None else Values.of(requant(_wrap(reach.array(), L), F - qo, mode, W, True, L))
     return Values.of(out)
+
+
+def _wrap(v, L: int) -> np.ndarray:
+    """Exact accumulators as golden's LONG holds them: wrapped to L bits."""
+    return requant(v, 0, "TRN", L, False, 64)
 
 
 def _weighted_torch(e, name, layer, params, X, bounds, max_values):
@@ -483,7 +504,8 @@ def _sum_like(node, base, torch, X, bounds, max_values):
     if not e.pre("C widths", W in (8, 16, 32) and L in (16, 32, 64) and L > W,
                  f"NUMBER_T int{W}_t, LONG_NUMBER_T int{L}_t wider"):
         return e.finish(), None
-    if not _no_ub(e, L, bound, f"inputs {', '.join(v.describe() for v in ins)}"):
+    shifts = {"output": F - qo} if base != "Add" else {"a": -sh[0], "b": -sh[1], "output": F - qo}
+    if not _shifts_defined(e, L, shifts) or not _no_ub(e, L, bound, f"inputs {', '.join(v.describe() for v in ins)}"):
         return e.finish(), None
     cdom = _all_long(L) if L <= 16 else dom
     if cdom is None:
@@ -496,7 +518,7 @@ def _sum_like(node, base, torch, X, bounds, max_values):
                      golden_fn=lambda x, s=s: requant(x, -s, mode, L, False, L))
     _c_check(e, "output requantization (scale_and_clamp_to)", "scale_and_clamp_to", width=W, long_width=L,
              shift=F - qo, mode=mode, dom=cdom, golden_fn=lambda v: requant(v, F - qo, mode, W, True, L))
-    return e.finish(), None if dom is None else Values.of(requant(dom.array(), F - qo, mode, W, True, L))
+    return e.finish(), None if dom is None else Values.of(requant(_wrap(dom.array(), L), F - qo, mode, W, True, L))
 
 
 def _neuron(node, against, X, proofs):
@@ -557,6 +579,9 @@ def _export_checks(net, dep) -> dict:
             res.append(("exported layer present", False, f"the C node {lp.c_name} ({lp.ctype}) has no layer here"))
             continue
         p = net.params.get(name, {})
+        srcs = [layer.fmt_src] + ([layer.fmt_src_b] if hasattr(layer, "fmt_src_b") else [])
+        res.append(("input formats", list(lp.q_in) == [f.frac for f in srcs],
+                    f"C INPUT_SCALE_FACTOR(s) {list(lp.q_in)}; network fmt_src {[str(f) for f in srcs]}"))
         res.append(("output format", lp.q_out == layer.fmt_out.frac and lp.width == layer.fmt_out.bits,
                     f"C: int{lp.width}_t at q {lp.q_out}; network: {layer.fmt_out}"))
         if lp.ctype in ("TLifLayer", "TIfLayer"):
@@ -567,6 +592,8 @@ def _export_checks(net, dep) -> dict:
                 want["v_reset"] = s.v_reset
             if "reciprocal_tau" in ints:
                 want["reciprocal_tau"] = s.reciprocal_tau
+            res.append(("LONG width", lp.long_width == s.acc_bits,
+                        f"C int{lp.long_width}_t; network spec acc_bits {s.acc_bits}"))
             res.append(("neuron integers", lp.q_weights == s.fmt_v.frac and all(ints[k] == v for k, v in want.items())
                         and bool(lp.attrs.get("soft_reset")) == (_rname(s.reset) == "soft"),
                         f"C: q_v {lp.q_weights}, {ints}, soft_reset {lp.attrs.get('soft_reset')}; network: q_v "
@@ -577,6 +604,9 @@ def _export_checks(net, dep) -> dict:
         if hasattr(layer, "acc_bits") and lp.ctype != "TFlattenLayer":
             res.append(("LONG width", lp.long_width == layer.acc_bits,
                         f"C int{lp.long_width}_t; network acc_bits {layer.acc_bits}"))
+        geometry = _geometry(lp, layer)
+        if geometry is not None:
+            res.append(("geometry", geometry[0], geometry[1]))
         if "kernel" not in lp.ints:
             continue
         qw = lp.q_weights
@@ -612,6 +642,26 @@ def _export_checks(net, dep) -> dict:
         if node.name not in seen:
             out[node.name] = [("exported layer present", False, "no C node of the deployment is this layer")]
     return out
+
+
+def _geometry(lp, layer):
+    """(holds, detail) for the strides / padding / pool size the C was rendered with, or None."""
+    def tup(v, n):
+        v = tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v),)
+        return v * n if len(v) == 1 else v
+
+    if lp.ctype in ("TConv1DLayer", "TConv2DLayer"):
+        n = layer.dims
+        pad = lp.attrs.get("padding", "valid")
+        pad = (0,) * n if pad == "valid" else tuple(int(p[0]) if isinstance(p, (tuple, list)) else int(p)
+                                                      for p in (pad if n == 2 else (tuple(pad),)))
+        c = (tup(lp.attrs.get("strides", 1), n), pad)
+        return c == (layer.stride, layer.padding), f"C strides/padding {c}; network {(layer.stride, layer.padding)}"
+    if lp.ctype in ("TMaxPooling1DLayer", "TMaxPooling2DLayer"):
+        n = layer.dims
+        c = (tup(lp.attrs["pool_size"], n), tup(lp.attrs["strides"], n))
+        return c == (layer.kernel, layer.stride), f"C pool_size/strides {c}; network {(layer.kernel, layer.stride)}"
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ entry point

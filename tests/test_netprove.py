@@ -188,6 +188,9 @@ def test_the_deployment_is_checked_and_a_tampered_export_is_named(deployed):
     cert = NP.prove_network(net, "codegen", deployment=dep)
     _tally(cert)
     assert cert["proven"], NP.summary(cert)
+    names = {p["name"] for d in cert["layers"] for p in d["preconditions"]}
+    assert {"export: geometry", "export: input formats", "export: output format", "export: weights", "export: bias",
+            "export: shifts", "export: LONG width", "export: rounding", "export: neuron integers"} <= names
     fc = _layer(cert, "layers.fc1")
     perm = [p for p in fc["preconditions"] if p["name"] == "export: weights"][0]
     assert perm["holds"] and "channels-last order of the flattened (4, 4, 6)" in perm["detail"]
