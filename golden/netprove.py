@@ -65,6 +65,14 @@ COMPOSITION = ("every feed-forward layer equals the reference on every input tup
                "equals it on one step from every (v, x), from the same v0, with no hidden state (golden prove); "
                "by induction over the layers in execution order and over the steps, every layer's output equals "
                "the reference's on every input sequence of the input format, of any length")
+C_SEMANTICS = [
+    "gcc converts an out-of-range value to a signed integer type modulo 2^N (GCC manual, 'Integers implementation')",
+    "gcc's >> of a negative signed value is arithmetic (sign-extending) (same section)",
+    "gcc does not treat signed << as undefined beyond overflow (same section); the primitives were run on every "
+    "value of their domain, negatives included",
+    "the primitives' driver is built with gcc -O2 with the shift and rounding mode as compile-time constants, as the "
+    "layer templates' #defines make them in the deployed model",
+]
 RING = ("two's-complement wrap to L bits is the ring homomorphism Z -> Z/2^L: wrap(a + b) = wrap(wrap(a) + "
         "wrap(b)), wrap(a * b) = wrap(wrap(a) * wrap(b)), wrap(a << k) = wrap(wrap(a) << k); so the C's LONG "
         "sum, however it wraps along the way, equals golden's exact sum wrapped once")
@@ -683,6 +691,7 @@ def prove_network(network, against: str = "codegen", *, deployment=None, neuron_
         raise NetProveError(f"against: {against!r} is not one of {', '.join(AGAINST)}")
     if deployment is not None and against != "codegen":
         raise NetProveError("deployment: the converter's export is compared only when proving against codegen")
+    _available(against)
     t0 = time.perf_counter()
     bounds = network.float32_bounds()
     exports = _export_checks(network, deployment) if deployment is not None else {}
@@ -710,6 +719,7 @@ def prove_network(network, against: str = "codegen", *, deployment=None, neuron_
         "input": {"shape": list(network.input_shape), "format": str(network.fmt_input)},
         "versions": _versions(against),
         "composition": COMPOSITION,
+        **({"c_semantics": C_SEMANTICS} if against == "codegen" else {}),
         "deployment": ("checked: every layer's integers, shifts, widths, rounding and the channels-last layout "
                        "equal the converter's export" if deployment is not None else
                        "not given: the proof is of this network's own integers against the reference's arithmetic"),
@@ -724,6 +734,22 @@ def prove_network(network, against: str = "codegen", *, deployment=None, neuron_
     }
 
 
+def _available(against: str) -> None:
+    if against == "codegen":
+        from .refs import codegen_c
+
+        if not codegen_c.c_available():
+            raise NetProveError("against codegen: gcc or the qualia-codegen-core / qualia-codegen-plugin-snn packages "
+                                "are not available; install gcc and the test extras")
+    else:
+        from .refs import torch_ref
+
+        if not torch_ref.torch_available():
+            raise NetProveError("against torch-eval: the torch reference stack (torch 2.13 CPU, spikingjelly "
+                                "0.0.0.0.14, qualia-plugin-snn 2.6, no torchvision) does not import; install the "
+                                "test extras")
+
+
 def _fmt_of(net, name):
     return net.fmt_input if name == "input" else net[name].layer.fmt_out
 
@@ -734,6 +760,10 @@ def _versions(against: str) -> dict:
     names = ["golden"] + (["torch", "spikingjelly", "qualia-core", "qualia-plugin-snn"] if against == "torch-eval"
                           else ["qualia-codegen-core", "qualia-codegen-plugin-snn"])
     out = {}
+    if against == "codegen":
+        from .netprove_c import compiler_id
+
+        out["gcc"] = compiler_id()
     for n in names:
         try:
             out[n] = importlib.metadata.version(n)

@@ -66,6 +66,13 @@ def template_sha256(relpath: str) -> str | None:
     return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
 
 
+@functools.cache
+def compiler_id() -> str:
+    """The first line of ``gcc --version`` (recorded in certificates)."""
+    out = subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=False).stdout
+    return out.splitlines()[0] if out else "gcc"
+
+
 def _driver(width: int, long_width: int, primitive: str, shift: int, mode: str) -> str:
     num, lng = _CTYPES[width], _CTYPES[long_width]
     return f"""
@@ -97,7 +104,7 @@ def _binary(width: int, long_width: int, primitive: str, shift: int, mode: str) 
     source = "#define SINGLE_FILE\n" + number_hh(width, long_width) + _driver(width, long_width, primitive, shift,
                                                                              mode)
     h = hashlib.sha256()
-    for part in (source, "gcc", "\0".join(CFLAGS)):
+    for part in (source, compiler_id(), "\0".join(CFLAGS)):
         h.update(part.encode())
         h.update(b"\0\1")
     d = codegen_c.cache_dir() / ("prim-" + h.hexdigest()[:24])
