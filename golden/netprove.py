@@ -55,6 +55,9 @@ TEMPLATES = {
     "layers/maxpool2d.cc": "fcee63c0dc14ebe83bb851c5ae607e057bdacab917a5920dc00e1391404e35f1",
     "layers/flatten.cc": "1fc1535854780521d9420b94d1e7d433984798c5f9edf441a313e902239d9b1c",
 }
+BASE = {"Conv1d": "Conv", "Conv2d": "Conv", "BatchNorm1d": "BatchNorm", "BatchNorm2d": "BatchNorm",
+        "MaxPool1d": "MaxPool", "MaxPool2d": "MaxPool", "GlobalSumPool1d": "GlobalSumPool",
+        "GlobalSumPool2d": "GlobalSumPool"}  # saved-network type -> the proof that covers it
 _TEMPLATE_OF = {"Linear": "layers/fc.cc", "Conv1d": "layers/conv1d.cc", "Conv2d": "layers/conv2d.cc",
                 "BatchNorm1d": "layers/batchnorm1d.cc", "BatchNorm2d": "layers/batchnorm2d.cc",
                 "Add": "layers/add.cc", "GlobalSumPool1d": "layers/sum.cc", "GlobalSumPool2d": "layers/sum.cc",
@@ -64,7 +67,8 @@ COMPOSITION = ("every feed-forward layer equals the reference on every input tup
                "superset is enumerated, propagated from every value of the input format); every neuron spec "
                "equals it on one step from every (v, x), from the same v0, with no hidden state (golden prove); "
                "by induction over the layers in execution order and over the steps, every layer's output equals "
-               "the reference's on every input sequence of the input format, of any length")
+               "the reference's on every input sequence of the input format, of any length (every neuron starts each "
+               "sample from v0 in both: spikingjelly's reset_net, the C's reset())")
 C_SEMANTICS = [
     "gcc converts an out-of-range value to a signed integer type modulo 2^N (GCC manual, 'Integers implementation')",
     "gcc's >> of a negative signed value is arithmetic (sign-extending) (same section)",
@@ -413,7 +417,7 @@ _ARG = {
 
 def _prove_layer(node, net, against, X, bounds, neuron_proofs, max_values) -> tuple[dict, Values | None]:
     layer, name, t = node.layer, node.name, _type(node.layer)
-    base = t.rstrip("12d") if t[-2:] in ("1d", "2d") else t
+    base = BASE.get(t, t)
     torch = against == "torch-eval"
     params = net.params.get(name, {})
     if base in ("Linear", "Conv", "BatchNorm"):
@@ -567,111 +571,6 @@ def _neuron(node, against, X, proofs):
     return d, Values.of([0, spec.spike_out])
 
 
-# ------------------------------------------------------------------------------------------------ deployment
-def _export_checks(net, dep) -> dict:
-    """Per layer name: [(name, holds, detail)] comparing the network with what the converter exported."""
-    from .refs.codegen_model import deployment_params
-
-    rounds = {"nearest": "RND", "floor": "TRN", "none": "TRN"}
-    lps = deployment_params(dep)
-    by_c = {la.c_name: la for la in dep.layers}
-    out: dict = {}
-    seen = set()
-    for i, lp in enumerate(lps[1:], 1):
-        name = lp.torch_name or lp.c_name
-        seen.add(name)
-        res = out.setdefault(name, [])
-        try:
-            layer = net[name].layer
-        except KeyError:
-            res.append(("exported layer present", False, f"the C node {lp.c_name} ({lp.ctype}) has no layer here"))
-            continue
-        p = net.params.get(name, {})
-        srcs = [layer.fmt_src] + ([layer.fmt_src_b] if hasattr(layer, "fmt_src_b") else [])
-        res.append(("input formats", list(lp.q_in) == [f.frac for f in srcs],
-                    f"C INPUT_SCALE_FACTOR(s) {list(lp.q_in)}; network fmt_src {[str(f) for f in srcs]}"))
-        res.append(("output format", lp.q_out == layer.fmt_out.frac and lp.width == layer.fmt_out.bits,
-                    f"C: int{lp.width}_t at q {lp.q_out}; network: {layer.fmt_out}"))
-        if lp.ctype in ("TLifLayer", "TIfLayer"):
-            s = layer.spec
-            ints = {k: int(np.asarray(v)) for k, v in lp.ints.items()}
-            want = {"v_threshold": s.v_threshold}
-            if "v_reset" in ints:
-                want["v_reset"] = s.v_reset
-            if "reciprocal_tau" in ints:
-                want["reciprocal_tau"] = s.reciprocal_tau
-            res.append(("LONG width", lp.long_width == s.acc_bits,
-                        f"C int{lp.long_width}_t; network spec acc_bits {s.acc_bits}"))
-            res.append(("neuron integers", lp.q_weights == s.fmt_v.frac and all(ints[k] == v for k, v in want.items())
-                        and bool(lp.attrs.get("soft_reset")) == (_rname(s.reset) == "soft"),
-                        f"C: q_v {lp.q_weights}, {ints}, soft_reset {lp.attrs.get('soft_reset')}; network: q_v "
-                        f"{s.fmt_v.frac}, {want}, reset {_rname(s.reset)}"))
-            continue
-        res.append(("rounding", rounds.get(lp.round_out or "nearest") == _rname(layer.round_out),
-                    f"C OUTPUT_ROUND_MODE {lp.round_out}; network round_out {_rname(layer.round_out)}"))
-        if hasattr(layer, "acc_bits") and lp.ctype != "TFlattenLayer":
-            res.append(("LONG width", lp.long_width == layer.acc_bits,
-                        f"C int{lp.long_width}_t; network acc_bits {layer.acc_bits}"))
-        geometry = _geometry(lp, layer)
-        if geometry is not None:
-            res.append(("geometry", geometry[0], geometry[1]))
-        if "kernel" not in lp.ints:
-            continue
-        qw = lp.q_weights
-        qb = lp.q_bias if lp.q_bias is not None else qw
-        tmp = max(qw, lp.q_bias) if lp.q_bias is not None else qw
-        res.append(("shifts", qw == layer.fmt_w.frac and tmp == layer.tmp_frac
-                    and (layer.fmt_b is None or qb == layer.fmt_b.frac),
-                    f"C: WEIGHTS {qw}, BIASES {qb}, TMP {tmp}; network: q_w {layer.fmt_w.frac}, q_b "
-                    f"{None if layer.fmt_b is None else layer.fmt_b.frac}, tmp_frac {layer.tmp_frac}"))
-        wc, wt = np.asarray(lp.ints["kernel"], np.int64), np.asarray(p["weight"], np.int64)
-        how = "C kernel == network weight"
-        if lp.ctype == "TDenseLayer":
-            prev = by_c[dep.layers[i].innodes[0]]
-            if prev.ctype == "TFlattenLayer" and len(prev.in_c_shapes[0]) >= 2:
-                cl = prev.in_c_shapes[0]  # channels-last (*spatial, C); torch flattens (C, *spatial)
-                idx = np.moveaxis(np.arange(math.prod(cl)).reshape(cl[-1], *cl[:-1]), 0, -1).ravel()
-                wt = wt[:, idx]
-                how = (f"C kernel[:, j] == network weight[:, t(j)], t = the channels-last order of the "
-                       f"flattened {tuple(cl)}")
-        elif lp.ctype in ("TConv1DLayer", "TConv2DLayer"):
-            wt = np.moveaxis(wt, 1, -1)
-            how = "C kernel (O, *K, I) == network weight (O, I, *K) with I moved last"
-        else:
-            wt = wt.reshape(wc.shape) if wt.size == wc.size else wt
-        same = wc.shape == wt.shape and bool(np.array_equal(wc, wt))
-        res.append(("weights", same, f"{how}: {'equal' if same else 'DIFFER'} ({wc.size} values)"))
-        if "bias" in lp.ints or layer.has_bias:
-            bc = np.asarray(lp.ints.get("bias", []), np.int64)
-            bt = np.asarray(p.get("bias", []), np.int64)
-            same = bc.shape == bt.shape and bool(np.array_equal(bc, bt))
-            res.append(("bias", same, f"C bias == network bias: {'equal' if same else 'DIFFER'} ({bc.size} values)"))
-    for node in net.nodes:
-        if node.name not in seen:
-            out[node.name] = [("exported layer present", False, "no C node of the deployment is this layer")]
-    return out
-
-
-def _geometry(lp, layer):
-    """(holds, detail) for the strides / padding / pool size the C was rendered with, or None."""
-    def tup(v, n):
-        v = tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v),)
-        return v * n if len(v) == 1 else v
-
-    if lp.ctype in ("TConv1DLayer", "TConv2DLayer"):
-        n = layer.dims
-        pad = lp.attrs.get("padding", "valid")
-        pad = (0,) * n if pad == "valid" else tuple(int(p[0]) if isinstance(p, (tuple, list)) else int(p)
-                                                      for p in (pad if n == 2 else (tuple(pad),)))
-        c = (tup(lp.attrs.get("strides", 1), n), pad)
-        return c == (layer.stride, layer.padding), f"C strides/padding {c}; network {(layer.stride, layer.padding)}"
-    if lp.ctype in ("TMaxPooling1DLayer", "TMaxPooling2DLayer"):
-        n = layer.dims
-        c = (tup(lp.attrs["pool_size"], n), tup(lp.attrs["strides"], n))
-        return c == (layer.kernel, layer.stride), f"C pool_size/strides {c}; network {(layer.kernel, layer.stride)}"
-    return None
-
-
 # ------------------------------------------------------------------------------------------------ entry point
 def prove_network(network, against: str = "codegen", *, deployment=None, neuron_pairs: int = NEURON_PAIRS,
                   max_values: int = MAX_VALUES) -> dict:
@@ -683,6 +582,7 @@ def prove_network(network, against: str = "codegen", *, deployment=None, neuron_
     largest (v, x) plane a neuron proof runs here (default 2^24: the 16-bit plane, 2^32, is stated not proven).
     ``max_values``: the largest domain one layer check enumerates.
     """
+    from .netprove_export import export_checks
     from .network import Network
 
     if not isinstance(network, Network):
@@ -694,7 +594,7 @@ def prove_network(network, against: str = "codegen", *, deployment=None, neuron_
     _available(against)
     t0 = time.perf_counter()
     bounds = network.float32_bounds()
-    exports = _export_checks(network, deployment) if deployment is not None else {}
+    exports = export_checks(network, deployment) if deployment is not None else {}
     proofs: dict = {"__max_pairs__": int(neuron_pairs)}
     reach = {"input": Values.fmt(network.fmt_input)}
     layers = []
@@ -710,7 +610,11 @@ def prove_network(network, against: str = "codegen", *, deployment=None, neuron_
                     f"export: {pname}: {detail}"
         reach[node.name] = out
         layers.append(d)
-    neuron_specs = [{"spec_sha256": spec.digest(), "describe": spec.describe(), **p}
+    users: dict = {}
+    for d in layers:
+        if "spec_sha256" in d:
+            users.setdefault(d["spec_sha256"], []).append(d["name"])
+    neuron_specs = [{"spec_sha256": spec.digest(), "describe": spec.describe(), "layers": users[spec.digest()], **p}
                     for (spec, _a), p in ((k, v) for k, v in proofs.items() if k != "__max_pairs__")]
     proven = all(d["proven"] for d in layers)
     failing = [d["name"] for d in layers if not d["proven"]]
