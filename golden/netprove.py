@@ -79,7 +79,8 @@ C_SEMANTICS = [
 ]
 RING = ("two's-complement wrap to L bits is the ring homomorphism Z -> Z/2^L: wrap(a + b) = wrap(wrap(a) + "
         "wrap(b)), wrap(a * b) = wrap(wrap(a) * wrap(b)), wrap(a << k) = wrap(wrap(a) << k); so the C's LONG "
-        "sum, however it wraps along the way, equals golden's exact sum wrapped once")
+        "sum, however it wraps along the way, equals golden's exact sum wrapped once (golden sums in int64: "
+        "should that ever wrap, it wraps modulo 2^64, and 2^L divides 2^64)")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -315,11 +316,16 @@ def _weighted_c(e, layer, params, X, max_values):
         _c_check(e, "bias to q_in + TMP (scale)", "scale", width=W, long_width=L, shift=qb - F, mode=mode,
                  dom=Values.fmt(layer.fmt_b), golden_fn=lambda v: requant(v, qb - F, mode, L, False, L))
     out = _c_check(e, "output requantization (scale_and_clamp_to)", "scale_and_clamp_to", width=W, long_width=L,
-                   shift=F - qo, mode=mode, dom=dom, golden_fn=lambda v: requant(v, F - qo, mode, W, True, L))
+                   shift=F - qo, mode=mode, dom=dom, golden_fn=lambda v: requant(v, F - qo, mode, W, _sat(layer), L))
     if L <= 16:  # the image over every LONG value is no bound on the outputs: use the reachable accumulators
         reach = _shifted(r, max_values)
-        return None if reach is None else Values.of(requant(_wrap(reach.array(), L), F - qo, mode, W, True, L))
+        return None if reach is None else Values.of(requant(_wrap(reach.array(), L), F - qo, mode, W, _sat(layer), L))
     return Values.of(out)
+
+
+def _sat(layer) -> bool:
+    """golden's output stage saturates (as Qualia's Quantizer clamps and the C's clamp_to does) or wraps."""
+    return _rname(layer.out_overflow) == "saturate"
 
 
 def _wrap(v, L: int) -> np.ndarray:
@@ -356,7 +362,7 @@ def _torch_out(e, layer, dom: Values | None, F: int, mode: str, max_values: int)
     got = netprove_torch.run_quantizer(frac=F, bits=W, q=qo, mode=mode, values=vals)
     out = e.check("output quantizer", f"qualia_core Quantizer(bits={W}, force_q={qo}, roundtype="
                   f"{netprove_torch.QUALIA_ROUND[mode]}) on float32(n * 2^-{F})", dom.describe(), vals,
-                  requant(vals, F - qo, mode, W, True), got)
+                  requant(vals, F - qo, mode, W, _sat(layer)), got)
     return Values.of(out)
 
 
@@ -441,10 +447,11 @@ def _prove_layer(node, net, against, X, bounds, neuron_proofs, max_values) -> tu
         _templates(e, t)
         out = None
         if _c_in(e, layer, X[0]) and e.pre("no padding", not any(layer.padding),
-                                           f"the C's maxpool has no padding; the layer has {layer.padding}"):
+                                           f"the C's maxpool has no padding; the layer has {layer.padding}") \
+                and _shifts_defined(e, layer.acc_bits, {"output": F - qo}):
             res = _c_check(e, "output requantization (scale_and_clamp_to)", "scale_and_clamp_to", width=W,
                            long_width=layer.acc_bits, shift=F - qo, mode=mode, dom=X[0],
-                           golden_fn=lambda v: requant(v, F - qo, mode, W, True, layer.acc_bits))
+                           golden_fn=lambda v: requant(v, F - qo, mode, W, _sat(layer), layer.acc_bits))
             out = Values.of(res)
         return e.finish(), out
     if base in ("Add", "GlobalSumPool"):
@@ -529,8 +536,9 @@ def _sum_like(node, base, torch, X, bounds, max_values):
                      mode=mode, dom=_all_long(L) if L <= 16 else v,
                      golden_fn=lambda x, s=s: requant(x, -s, mode, L, False, L))
     _c_check(e, "output requantization (scale_and_clamp_to)", "scale_and_clamp_to", width=W, long_width=L,
-             shift=F - qo, mode=mode, dom=cdom, golden_fn=lambda v: requant(v, F - qo, mode, W, True, L))
-    return e.finish(), None if dom is None else Values.of(requant(_wrap(dom.array(), L), F - qo, mode, W, True, L))
+             shift=F - qo, mode=mode, dom=cdom, golden_fn=lambda v: requant(v, F - qo, mode, W, _sat(layer), L))
+    out = None if dom is None else Values.of(requant(_wrap(dom.array(), L), F - qo, mode, W, _sat(layer), L))
+    return e.finish(), out
 
 
 def _neuron(node, against, X, proofs):

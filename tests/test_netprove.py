@@ -147,6 +147,17 @@ def test_every_layer_type_is_proven(against):
                                                       "output requantization (scale_and_clamp_to)"]
 
 
+@CODEGEN
+def test_an_output_stage_the_c_does_not_have_is_caught():
+    net = _mixed("codegen")
+    bn = dataclasses.replace(net["bn"].layer, out_overflow="wrap")  # golden would wrap where the C clamps
+    cert = NP.prove_network(_swap(net, "bn", bn), "codegen")
+    assert cert["result"] == "not proven: bn"
+    check = [c for c in _layer(cert, "bn")["checks"] if c["what"].startswith("output requantization")][0]
+    assert check["values"] == 65536 and check["mismatches"] > 0 and len(check["first"]) == 5
+    assert cert["counts"]["mismatches"] == check["mismatches"]
+
+
 @TORCH
 def test_a_failing_float32_bound_is_named_never_hidden():
     q = QFormat
