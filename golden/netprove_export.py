@@ -66,7 +66,12 @@ def _neuron(lp, s) -> list:
         want["v_reset"] = s.v_reset
     if "reciprocal_tau" in ints:
         want["reciprocal_tau"] = s.reciprocal_tau
+    decay = bool(lp.attrs.get("decay_input", False)) if "reciprocal_tau" in ints else None
     return [("LONG width", lp.long_width == s.acc_bits, f"C int{lp.long_width}_t; network spec acc_bits {s.acc_bits}"),
+            ("rounding", _ROUNDS.get(lp.round_weights or "nearest") == _rname(s.round)
+             and (decay is None or decay == bool(s.decay_input)),
+             f"C round mode {lp.round_weights}, decay_input {decay}; network round {_rname(s.round)}, decay_input "
+             f"{s.decay_input if decay is not None else None}"),
             ("neuron integers", lp.q_weights == s.fmt_v.frac and all(ints[k] == v for k, v in want.items())
              and bool(lp.attrs.get("soft_reset")) == (_rname(s.reset) == "soft"),
              f"C: q_v {lp.q_weights}, {ints}, soft_reset {lp.attrs.get('soft_reset')}; network: q_v "
