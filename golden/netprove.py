@@ -144,7 +144,7 @@ def _progressions(lo, hi, step, offset, max_values: int) -> Values | None:
     n = int(np.maximum(m_hi - m_lo + 1, 0).sum())
     if n > max_values:
         return None
-    if np.all(step == 1) and np.all(offset == offset.flat[0]) and n == int((m_hi - m_lo + 1).sum()) and len(lo) == 1:
+    if len(lo) == 1 and step[0] == 1:  # one interval: kept implicit
         return Values(int(lo[0] + offset[0]), int(hi[0] + offset[0]))
     parts = [np.arange(a, b + 1, dtype=np.int64) * s + o for a, b, s, o in zip(m_lo, m_hi, step, offset)]
     return Values.of(np.concatenate(parts))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GoldenError
+from .errors import PrimitiveError
 
 PRIMITIVES = ("scale", "scale_and_clamp_to")
 C_MODES = {"RND": "NEAREST", "TRN": "FLOOR"}  # golden round -> number.hh round_mode_t (NONE acts as FLOOR)
@@ -36,9 +36,6 @@ CFLAGS = ("-O2", "-std=c11", "-Wall", "-Wextra")
 CHUNK = 1 << 22  # values per driver call
 _CTYPES = {8: "int8_t", 16: "int16_t", 32: "int32_t", 64: "int64_t"}
 
-
-class PrimitiveError(GoldenError, RuntimeError):
-    """The C primitive could not be rendered, compiled or run: the message names the cause."""
 
 
 @functools.cache

@@ -13,15 +13,12 @@ import warnings
 
 import numpy as np
 
-from .errors import GoldenError
+from .errors import QuantizerError
 
 QUALIA_ROUND = {"RND": "nearest", "TRN": "floor", "TRN_INF": "ceil"}  # golden -> Qualia roundtype
 CHUNK = 1 << 22
 F32_EXACT = 1 << 24
 
-
-class QuantizerError(GoldenError, RuntimeError):
-    """The real Quantizer could not be built or run on the range: the message names the cause."""
 
 
 def quantizer(bits: int, q: int, mode: str):
