@@ -347,8 +347,23 @@ def _weighted_torch(e, name, layer, params, X, bounds, max_values):
         e.why[-1] = (f"float32 accumulation can round: {name}'s float32 bound 2^{math.log2(fb):.2f} exceeds 2^24 "
                      f"(float32's exact integers)")
         return None
-    dom = _shifted(_weighted_ranges(layer, params, X, mode, None), max_values)
-    return _torch_out(e, layer, dom, F, mode, max_values)
+    if layer.has_bias and layer.tmp_frac is not None and layer.fmt_b.frac > F:
+        e.fail(f"bias alignment: golden rounds the bias to 2^-{F} (tmp_frac, the C's datapath); torch adds it exactly")
+        return None
+    r = _weighted_ranges(layer, params, X, mode, layer.acc_bits)
+    half = 1 << (F - layer.fmt_out.frac - 1) if F > layer.fmt_out.frac else 0
+    acc_lo, acc_hi = (r["s_lo"] << r["k"]) + r["b"], (r["s_hi"] << r["k"]) + r["b"]
+    if not _golden_exact(e, layer, int(np.maximum(-acc_lo, acc_hi + half).max())):
+        return None
+    return _torch_out(e, layer, _shifted(r, max_values), F, mode, max_values)
+
+
+def _golden_exact(e: _Entry, layer, bound: int) -> bool:
+    """torch never wraps: golden's accumulator (acc_bits, and the output's rounding addend in it) must not either."""
+    L = layer.acc_bits
+    return e.pre("golden's accumulator exact", L >= 64 or bound < (1 << (L - 1)),
+                 f"every reachable accumulator plus the rounding half is at most {bound} in magnitude; golden "
+                 f"holds it in acc_bits = {L} (torch's float32 never wraps)")
 
 
 def _torch_out(e, layer, dom: Values | None, F: int, mode: str, max_values: int):
@@ -362,7 +377,7 @@ def _torch_out(e, layer, dom: Values | None, F: int, mode: str, max_values: int)
     got = netprove_torch.run_quantizer(frac=F, bits=W, q=qo, mode=mode, values=vals)
     out = e.check("output quantizer", f"qualia_core Quantizer(bits={W}, force_q={qo}, roundtype="
                   f"{netprove_torch.QUALIA_ROUND[mode]}) on float32(n * 2^-{F})", dom.describe(), vals,
-                  requant(vals, F - qo, mode, W, _sat(layer)), got)
+                  requant(vals, F - qo, mode, W, _sat(layer), layer.acc_bits), got)
     return Values.of(out)
 
 
@@ -399,8 +414,10 @@ _ARG = {
                         "; the two scale calls and scale_and_clamp_to are run on every value of their domain",
     "weighted-torch": "torch computes Qact(op(Qi(x), Qw(W)) + Qb(B)) in float32: every product and partial sum is "
                       "an integer multiple of 2^-F, exact in float32 while below 2^24 in magnitude (the float32 "
-                      "bound), so any summation order gives the exact sum; the input quantizer is checked on every "
-                      "reachable input and the output quantizer on every reachable sum",
+                      "bound), so any summation order gives the exact sum (assumed: torch evaluates sums of products, "
+                      "as its CPU GEMM / direct convolution kernels do, not a transform-domain algorithm such as "
+                      "Winograd or FFT); the input quantizer is checked on every reachable input and the output "
+                      "quantizer on every reachable sum",
     "maxpool": "the max of values on one grid is exact in any arithmetic (it selects one of them; padding cells are "
                "ignored: torch pads with -inf, the C does not pad); both then apply the output quantizer to that "
                "value, checked on every value the max can take",
@@ -517,7 +534,8 @@ def _sum_like(node, base, torch, X, bounds, max_values):
                      f"{'<=' if bound <= F32_EXACT else '>'} 2^24"):
             e.why[-1] = f"float32 accumulation can round: {name}'s float32 bound 2^{math.log2(bound):.2f} exceeds 2^24"
             return e.finish(), None
-        out = _torch_out(e, layer, dom, F, mode, max_values)
+        out = _torch_out(e, layer, dom, F, mode, max_values) if _golden_exact(e, layer, max(-lo, hi + half)) \
+            else None
         return e.finish(), out
     _templates(e, _type(layer))
     if not e.pre("C widths", W in (8, 16, 32) and L in (16, 32, 64) and L > W,
