@@ -438,7 +438,7 @@ _ARG = {
 }
 
 
-def _prove_layer(node, net, against, X, bounds, neuron_proofs, max_values) -> tuple[dict, Values | None]:
+def _prove_layer(node, net, against, X, bounds, neuron_proofs, neuron_pairs, max_values) -> tuple[dict, Values | None]:
     layer, name, t = node.layer, node.name, _type(node.layer)
     base = BASE.get(t, t)
     torch = against == "torch-eval"
@@ -487,7 +487,7 @@ def _prove_layer(node, net, against, X, bounds, neuron_proofs, max_values) -> tu
         out = _torch_in(e, layer.fmt_src, layer.fmt_out, _rname(layer.round_out), X[0])
         return e.finish(), out
     if base == "Neuron":
-        return _neuron(node, against, X, neuron_proofs)
+        return _neuron(node, against, X, neuron_proofs, neuron_pairs)
     e = _Entry(name, node, "none", "")
     e.fail(f"no network proof for layer type {t}")
     return e.finish(), None
@@ -559,7 +559,7 @@ def _sum_like(node, base, torch, X, bounds, max_values):
     return e.finish(), out
 
 
-def _neuron(node, against, X, proofs):
+def _neuron(node, against, X, proofs, neuron_pairs):
     from .prove import ProveError, prove
 
     layer, name = node.layer, node.name
@@ -573,11 +573,13 @@ def _neuron(node, against, X, proofs):
     pairs = 1 << (spec.fmt_v.bits + spec.fmt_in.bits)
     key = (spec, against)
     if key not in proofs:
-        if pairs > proofs["__max_pairs__"]:
+        if pairs > neuron_pairs:
+            bv, bx = spec.fmt_v.bits, spec.fmt_in.bits
+            plane = f"{bv}-bit plane" if bv == bx else f"{bv}x{bx}-bit plane"
             proofs[key] = {"proven": False, "pairs": pairs, "result":
-                           f"not proven: 16-bit plane (2^{spec.fmt_v.bits + spec.fmt_in.bits} pairs) needs the "
-                           f"distributed engine (not run here: raise neuron_pairs / --neuron-pairs to 2^"
-                           f"{spec.fmt_v.bits + spec.fmt_in.bits} to run it on one process, 0.5 to 1.5 h)"}
+                           f"not proven: {plane} (2^{bv + bx} pairs) needs the distributed engine (not run here: "
+                           f"raise neuron_pairs / --neuron-pairs to 2^{bv + bx} to run it on one process, 0.5 to "
+                           f"1.5 h at 16 bits)"}
         else:
             try:
                 c = prove(spec, against)
@@ -621,12 +623,12 @@ def prove_network(network, against: str = "codegen", *, deployment=None, neuron_
     t0 = time.perf_counter()
     bounds = network.float32_bounds()
     exports = export_checks(network, deployment) if deployment is not None else {}
-    proofs: dict = {"__max_pairs__": int(neuron_pairs)}
+    proofs: dict = {}  # (spec, against) -> the one-step proof's summary: each distinct spec proven once
     reach = {"input": Values.fmt(network.fmt_input)}
     layers = []
     for node in network.nodes:
         X = [reach[i] if reach.get(i) is not None else Values.fmt(_fmt_of(network, i)) for i in node.inputs]
-        d, out = _prove_layer(node, network, against, X, bounds, proofs, max_values)
+        d, out = _prove_layer(node, network, against, X, bounds, proofs, int(neuron_pairs), max_values)
         d["reachable_inputs"] = [x.describe() for x in X]
         for pname, holds, detail in exports.get(node.name, []):
             d["preconditions"].append({"name": f"export: {pname}", "holds": bool(holds), "detail": detail})
@@ -641,7 +643,7 @@ def prove_network(network, against: str = "codegen", *, deployment=None, neuron_
         if "spec_sha256" in d:
             users.setdefault(d["spec_sha256"], []).append(d["name"])
     neuron_specs = [{"spec_sha256": spec.digest(), "describe": spec.describe(), "layers": users[spec.digest()], **p}
-                    for (spec, _a), p in ((k, v) for k, v in proofs.items() if k != "__max_pairs__")]
+                    for (spec, _a), p in proofs.items()]
     proven = all(d["proven"] for d in layers)
     failing = [d["name"] for d in layers if not d["proven"]]
     return {
@@ -709,7 +711,7 @@ def to_json(cert: dict) -> str:
 
 def summary(cert: dict) -> str:
     """One line per layer: name, type, method, values checked, mismatches, result."""
-    lines = [f"golden prove --network: {cert['layers'] and len(cert['layers'])} layers against {cert['against']} "
+    lines = [f"golden prove --network: {len(cert['layers'])} layers against {cert['against']} "
              f"(network {cert['network_sha256'][:12]})"]
     for d in cert["layers"]:
         pairs = d.get("proof", {}).get("compared")
