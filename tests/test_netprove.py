@@ -279,4 +279,14 @@ def test_api_refuses_bad_arguments():
     with pytest.raises(NP.NetProveError, match="only when proving against codegen"):
         NP.prove_network(net, "torch-eval", deployment=object())
     assert golden.prove_network is NP.prove_network
+
+
+@CODEGEN
+def test_a_neuron_plane_above_the_limit_is_stated_not_run():
+    cert = NP.prove_network(_mixed("codegen"), "codegen", neuron_pairs=1 << 15)
+    assert cert["result"] == "not proven: lif, if"
+    for n in ("lif", "if"):
+        d = _layer(cert, n)
+        assert "8-bit plane (2^16 pairs) needs the distributed engine" in d["result"] and "compared" not in d["proof"]
+    assert cert["counts"]["neuron_pairs"] == 0
     assert isinstance(NP.NetProveError("x"), golden.GoldenError)
