@@ -37,7 +37,7 @@ __all__ = ["AGAINST", "KIND", "NetProveError", "check_out", "prove_network", "su
 
 AGAINST = ("torch-eval", "codegen")
 KIND = "golden-network-certificate"
-MAX_VALUES = 1 << 26  # values enumerated per check (a 16-bit LONG is 1 << 16)
+MAX_VALUES = 1 << 25  # values enumerated per check (a 16-bit LONG is 1 << 16; float32's exact sums 1 << 25)
 NEURON_PAIRS = 1 << 24  # above this a neuron spec is not run here (the 16-bit plane: 1 << 32)
 F32_EXACT = 1 << 24
 _MODE = {"TRN": kernels.TRN, "TRN_INF": kernels.TRN_INF, "RND": kernels.RND}
@@ -138,14 +138,16 @@ class Values:
 
 
 def _progressions(lo, hi, step, offset, max_values: int) -> Values | None:
-    """The union over rows of ``{offset + m * step : lo <= m * step <= hi}``; None when larger than max_values."""
+    """The union over rows of ``{offset + m * step : lo <= m * step <= hi}`` (with step 1 everywhere: the hull of
+    the intervals, a superset); None when larger than max_values."""
     lo, hi, step, offset = (np.asarray(a, np.int64) for a in (lo, hi, step, offset))
     m_lo, m_hi = -((-lo) // step), hi // step
     n = int(np.maximum(m_hi - m_lo + 1, 0).sum())
     if n > max_values:
         return None
-    if len(lo) == 1 and step[0] == 1:  # one interval: kept implicit
-        return Values(int(lo[0] + offset[0]), int(hi[0] + offset[0]))
+    if np.all(step == 1):  # intervals: their hull (a superset, kept implicit)
+        hull = Values(int((lo + offset).min()), int((hi + offset).max()))
+        return hull if hull.size <= max_values else None
     parts = [np.arange(a, b + 1, dtype=np.int64) * s + o for a, b, s, o in zip(m_lo, m_hi, step, offset)]
     return Values.of(np.concatenate(parts))
 
