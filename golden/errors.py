@@ -39,3 +39,15 @@ class CKernelError(GoldenError, RuntimeError):
 
 class BudgetError(GoldenError, ValueError):
     """A job that does not fit its memory or time budget, refused before anything is allocated (golden.budget)."""
+
+
+class NetProveError(GoldenError, ValueError):
+    """``golden prove --network`` cannot run: a bad network, reference or output path (the message names the fix)."""
+
+
+class PrimitiveError(GoldenError, RuntimeError):
+    """number.hh's primitive could not be rendered, compiled or run (netprove): the message names the cause."""
+
+
+class QuantizerError(GoldenError, RuntimeError):
+    """The real Qualia Quantizer could not be built or run on a range (netprove): the message names the cause."""
