@@ -3,9 +3,11 @@
 One test (or table) per numbered item of the issue; each failed on the code before the fix.
 """
 
+import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -452,20 +454,78 @@ def test_16_out_dot_force_leaves_nothing_behind(tmp_path, monkeypatch):
 # ================================================ golden simulate output (17-18)
 def test_17_write_atomic_leaves_the_target_untouched_on_failure(tmp_path):
     target = tmp_path / "x.npz"
-    target.write_bytes(b"previous")
+    fileio.write_atomic(target, lambda f: f.write(b"previous"))
 
     def full(f):
         f.write(b"partial")
         raise OSError(28, "No space left on device")
     with pytest.raises(BundleError, match="No space left on device"):
-        vectors.write_atomic(target, full)
+        fileio.write_atomic(target, full, force=True)
     assert target.read_bytes() == b"previous" and sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
-    vectors.write_atomic(target, lambda f: f.write(b"new"))
+    fileio.write_atomic(target, lambda f: f.write(b"new"), force=True)
     assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
 
 
+@pytest.mark.parametrize("how, force, cause", [
+    ("user", False, "already exists (use --force"),
+    ("user", True, "not golden's to replace"),
+    ("golden", False, "already exists (use --force"),
+    ("edited", True, "not golden's to replace"),   # golden wrote it, a user changed it since: it is the user's now
+    ("copied", True, "not golden's to replace"),   # the same bytes without golden's stamp
+])
+def test_21_write_atomic_replaces_only_golden_files_and_only_with_force(tmp_path, how, force, cause):
+    t = tmp_path / "t.json"
+    if how == "user" or how == "copied":
+        t.write_bytes(b"thesis")
+    else:
+        fileio.write_atomic(t, lambda f: f.write(b"thesis"))
+        if how == "edited":
+            with open(t, "ab") as f:
+                f.write(b" v2")
+    before = t.read_bytes()
+    with pytest.raises(BundleError, match=re.escape(cause)):
+        fileio.write_atomic(t, lambda f: f.write(b"new"), force=force)
+    assert t.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["t.json"]
+
+
+def test_21_write_atomic_owned_file_is_stamped_with_its_hash(tmp_path):
+    t = fileio.write_atomic(tmp_path / "t.bin", lambda f: f.write(b"abc"), mode=0o640)
+    assert fileio.owned_file(t) is not None and (t.stat().st_mode & 0o777) == 0o640
+    assert json.loads(os.getxattr(t, fileio.STAMP))["sha256"] == hashlib.sha256(b"abc").hexdigest()
+    (tmp_path / "l").symlink_to(t)
+    assert fileio.owned_file(tmp_path / "l") is None  # a symlink to golden's file is not golden's file
+
+
+def test_21_write_atomic_a_file_swapped_in_after_the_check_is_put_back(tmp_path, monkeypatch):
+    t = fileio.write_atomic(tmp_path / "t.txt", lambda f: f.write(b"golden"))
+
+    def writer(f):  # while golden writes, a user replaces the vetted file with his own
+        os.unlink(t)
+        t.write_bytes(b"user's")
+        f.write(b"new")
+    with pytest.raises(BundleError, match="changed while golden was writing"):
+        fileio.write_atomic(t, writer, force=True)
+    assert t.read_bytes() == b"user's" and sorted(p.name for p in tmp_path.iterdir()) == ["t.txt"]
+
+
+def test_21_kill_9_during_a_single_file_write_leaves_a_part_file_the_next_write_removes(tmp_path):
+    code = ("import os, signal; from golden.fileio import write_atomic\n"
+            f"write_atomic({str(tmp_path / 'x.bin')!r}, lambda f: (f.write(b'half'), f.flush(), "
+            "os.kill(os.getpid(), signal.SIGKILL)))\n")
+    r = subprocess.run([sys.executable, "-c", code], check=False, env=ENV, capture_output=True, text=True)
+    assert r.returncode == -signal.SIGKILL
+    parts = [p.name for p in tmp_path.iterdir()]
+    assert len(parts) == 1 and parts[0].startswith(".x.bin.golden-") and parts[0].endswith(".part")
+    live = tmp_path / f".y.golden-{os.getpid()}-abc.part"  # a live writer's part file is left alone
+    live.write_bytes(b"busy")
+    err = io.StringIO()
+    fileio.write_atomic(tmp_path / "z.bin", lambda f: f.write(b"z"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "z.bin"]
+    assert fileio.clean_stale(tmp_path, err) == []
+
+
 def test_17_write_atomic_under_ulimit_f(tmp_path):
-    code = ("import resource, numpy as np; from golden.vectors import write_atomic\n"
+    code = ("import resource, numpy as np; from golden.fileio import write_atomic\n"
             "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
             f"write_atomic({str(tmp_path / 'x.npz')!r}, lambda f: np.savez(f, a=np.zeros(100000)))\n")
     r = subprocess.run([sys.executable, "-c", code], check=False, env=ENV, capture_output=True, text=True)
@@ -484,7 +544,7 @@ def test_17_write_atomic_refuses_anything_but_a_regular_file(tmp_path, kind):
         (tmp_path / "real").write_text("keep")
         t.symlink_to(tmp_path / "real")
     with pytest.raises(BundleError, match=kind):
-        vectors.write_atomic(t, lambda f: f.write(b"x"))
+        fileio.write_atomic(t, lambda f: f.write(b"x"))
     assert kind != "symlink" or (tmp_path / "real").read_text() == "keep"
     assert leftovers(tmp_path) == [] and os.path.lexists(t)
 
@@ -534,7 +594,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, cause):
 
 def test_write_atomic_into_a_missing_directory(tmp_path):
     with pytest.raises(BundleError, match="does not exist"):
-        vectors.write_atomic(tmp_path / "no" / "x.npz", lambda f: f.write(b"x"))
+        fileio.write_atomic(tmp_path / "no" / "x.npz", lambda f: f.write(b"x"))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -548,7 +608,19 @@ def test_8_16_verify_reports_golden_work_directories_and_symlinked_dirs(tmp_path
     assert "golden work directory" in err and "symlinked directory, not followed" in err
 
 
-def test_2_a_failed_final_rename_puts_the_previous_bundle_back(tmp_path, monkeypatch):
+def test_2_a_failed_final_swap_leaves_the_previous_bundle(tmp_path, monkeypatch):
+    b = gen(tmp_path / "b")
+    before = {p.name: p.read_bytes() for p in b.iterdir()}
+
+    def failing(a, b):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(fileio, "exchange", failing)
+    with pytest.raises(BundleError, match="previous bundle is untouched"):
+        gen(b, steps=9, force=True)
+    assert {p.name: p.read_bytes() for p in b.iterdir()} == before and leftovers(tmp_path) == []
+
+
+def test_2_without_rename_exchange_a_failed_final_rename_puts_the_previous_bundle_back(tmp_path, monkeypatch):
     b = gen(tmp_path / "b")
     before = {p.name: p.read_bytes() for p in b.iterdir()}
     real = fileio.rename_noreplace
@@ -557,10 +629,43 @@ def test_2_a_failed_final_rename_puts_the_previous_bundle_back(tmp_path, monkeyp
         if Path(src).name == "bundle":
             raise OSError(5, "Input/output error")
         return real(src, dst)
+    monkeypatch.setattr(fileio, "exchange", lambda a, b: False)  # a file system without RENAME_EXCHANGE
     monkeypatch.setattr(fileio, "rename_noreplace", failing)
     with pytest.raises(BundleError, match="previous bundle is back"):
         gen(b, steps=9, force=True)
     assert {p.name: p.read_bytes() for p in b.iterdir()} == before and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("how", ["swap", "swap-intruder", "aside"])
+def test_21_kill_9_while_replacing_a_bundle_keeps_it_recoverable(tmp_path, how):
+    """Killed right after the previous bundle left its name: the next golden write restores or keeps it."""
+    b = gen(tmp_path / "b")
+    before = {p.name: p.read_bytes() for p in b.iterdir()}
+    intrude = "open(os.path.join(b, 'tb.v'), 'w').write('module tb; endmodule')\n    " if how == "swap-intruder" else ""
+    kill = ("import os, signal, golden\nfrom golden import fileio, vectors\n"
+            + (f"real = fileio.exchange\ndef ex(a, b):\n    {intrude}real(a, b); os.kill(os.getpid(), signal.SIGKILL)\n"
+               "fileio.exchange = ex\n" if how != "aside" else
+               "fileio.exchange = lambda a, b: False\nreal = os.rename\n"
+               "def mv(a, b):\n    real(a, b)\n"
+               "    if str(b).endswith('/old'): os.kill(os.getpid(), signal.SIGKILL)\n"
+               "os.rename = mv\n")
+            + f"vectors.generate(golden.codegen('LIF', q_in=8), 9, 5, 7, 'mixed', {str(b)!r}, ('npy',), "
+              "progress=False, force=True)\n")
+    r = subprocess.run([sys.executable, "-c", kill], check=False, env=ENV, capture_output=True, text=True)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    err = io.StringIO()
+    fileio.clean_stale(tmp_path, err)  # what the next golden write in this directory does first
+    if how == "aside":  # the previous bundle is back, byte for byte
+        assert {p.name: p.read_bytes() for p in b.iterdir()} == before and "restored" in err.getvalue()
+        assert leftovers(tmp_path) == []
+        return
+    assert json.loads((b / "manifest.json").read_text())["steps"] == 9 and verify(b)[0] == 0  # the new one, whole
+    if how == "swap":  # the previous bundle was golden's to replace: gone with the work directory
+        assert leftovers(tmp_path) == []
+    else:  # it held a user's file: kept beside, with the file
+        kept = [p for p in tmp_path.iterdir() if ".previous-" in p.name]
+        assert len(kept) == 1 and (kept[0] / "tb.v").read_text() == "module tb; endmodule", err.getvalue()
+        assert {p.name: p.read_bytes() for p in kept[0].iterdir() if p.name != "tb.v"} == before
 
 
 def test_2_user_file_added_after_the_check_is_kept(tmp_path, monkeypatch):
