@@ -36,6 +36,7 @@ from typing import NamedTuple
 from .errors import BundleError
 
 MARKER = "golden-owner.json"
+SWAPPING = "golden-swapping"  # in a work directory during a swap: what work/bundle is ("bundle", ...)
 _TAG = ".golden-"
 MAX_MANIFEST = 64 << 20  # bytes: a manifest is a few KiB; anything far larger is refused before parsing
 
@@ -172,12 +173,16 @@ def _rescue(d: Path, info: dict, err) -> bool:
     """Move out of dead work directory ``d`` any previous bundle a killed run had taken in; True when ``d`` may go.
 
     Two cases: ``old`` (moved aside where ``RENAME_EXCHANGE`` is missing) is always a previous
-    bundle; ``bundle`` is normally golden's own unfinished output, but right after a swap it is the
-    previous bundle, which must be kept when it holds anything beyond its manifest's files.
+    bundle; ``bundle`` is normally golden's own unfinished output, but during a swap (``SWAPPING``
+    present) it may be the previous one: kept unless it is a bundle that obeys the directory rule.
     """
     keep = [d / "old"] if (d / "old").is_dir() and not (d / "old").is_symlink() else []
     b = d / "bundle"
-    if b.is_dir() and not b.is_symlink() and golden_manifest(b) is not None and foreign_entries(b):
+    try:
+        swapping = (d / SWAPPING).read_text().strip()
+    except OSError:
+        swapping = None
+    if swapping is not None and b.is_dir() and not b.is_symlink() and (swapping != "bundle" or foreign_entries(b)):
         keep.append(b)
     name = str(info.get("target", ""))
     for old in keep:
@@ -255,26 +260,36 @@ def _foreign_below(d: Path, rel: str, files: dict) -> list:
     return bad
 
 
-def check_replaceable(out: Path, force: bool) -> None:
-    """Refuse, naming what is in the way, unless ``out`` is absent or (with ``force``) a golden bundle."""
+def check_replaceable(out: Path, force: bool, foreign=None, *, what: str = "bundle", flag: str = "--force") -> None:
+    """Refuse, naming what is in the way, unless ``out`` is absent or (with ``force``) golden's to replace.
+
+    ``foreign(d)`` lists what in directory ``d`` is not golden's ([] when golden may replace it):
+    :func:`foreign_entries` (a bundle) unless given (a saved network directory has its own).
+    """
+    foreign = foreign or foreign_entries
     if not (out.exists() or out.is_symlink()):
         return
     if not force:
-        raise BundleError(f"{out}: already exists (use --force to replace a golden bundle)")
+        raise BundleError(f"{out}: already exists (use {flag} to replace a golden {what})")
     if out.is_symlink():
         raise BundleError(f"{out}: is a symlink; refusing to replace it (give the real path)")
     if not out.is_dir():
         raise BundleError(f"{out}: exists and is not a directory; refusing to replace it")
     try:
-        bad = foreign_entries(out)
+        bad = foreign(out)
     except OSError as e:
         raise BundleError(f"{out}: cannot list it ({e.strerror or e}); refusing to replace it") from None
     if bad:
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-        raise BundleError(f"{out}: not golden's to replace: {', '.join(bad[:3])}{more}")
+        raise BundleError(f"{out}: not golden's to replace (not a {what} golden wrote): {', '.join(bad[:3])}{more}")
 
 
-def commit(built: Path, out: Path, work: Path, force: bool) -> None:
+def remove_work_dir(work: Path) -> None:
+    """Remove a finished (or failed) run's own work directory."""
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def commit(built: Path, out: Path, work: Path, force: bool, foreign=None, *, what: str = "bundle") -> None:
     """Move the finished bundle ``built`` to ``out``: never over anything but the golden bundle checked before.
 
     A replacement is one atomic swap (``RENAME_EXCHANGE``): at every instant ``out`` is either the
@@ -292,25 +307,32 @@ def commit(built: Path, out: Path, work: Path, force: bool) -> None:
         return
     if not force:
         raise BundleError(f"{out}: appeared while golden was writing (another run or a user); left it untouched")
-    check_replaceable(out, force)
+    foreign = foreign or foreign_entries
+    check_replaceable(out, force, foreign, what=what)
+    swapping = work / SWAPPING  # while it exists, work/bundle may be the previous one: clean_stale keeps it
+    swapping.write_text(what + "\n")
     try:
         swapped = exchange(built, out)
     except OSError as e:
-        raise BundleError(f"{out}: cannot move the new bundle into place ({e.strerror or e}); "
-                          f"the previous bundle is untouched") from None
+        swapping.unlink()
+        raise BundleError(f"{out}: cannot move the new {what} into place ({e.strerror or e}); "
+                          f"the previous {what} is untouched") from None
     if swapped:
-        bad = foreign_entries(built)  # built now holds what was at out
+        bad = foreign(built)  # built now holds what was at out
         if bad:
             exchange(built, out)
+            swapping.unlink()
             raise BundleError(f"{out}: changed while golden was writing ({', '.join(bad[:3])}); left it as it was")
+        swapping.unlink()
         return
-    _commit_moving_aside(built, out, work)  # pragma: no cover - a file system without RENAME_EXCHANGE
+    swapping.unlink()
+    _commit_moving_aside(built, out, work, foreign)  # pragma: no cover - a file system without RENAME_EXCHANGE
 
 
-def _commit_moving_aside(built: Path, out: Path, work: Path) -> None:  # pragma: no cover - no RENAME_EXCHANGE
+def _commit_moving_aside(built: Path, out: Path, work: Path, foreign) -> None:  # pragma: no cover
     old = work / "old"
     os.rename(out, old)  # now private: re-check what we moved, in case something arrived after the check
-    bad = foreign_entries(old)
+    bad = foreign(old)
     if bad:
         _restore(old, out)
         raise BundleError(f"{out}: changed while golden was writing ({', '.join(bad[:3])}); left it as it was")
