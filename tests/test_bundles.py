@@ -25,6 +25,11 @@ from golden.vectors import BundleError
 from bundle_edits import edit_manifest, rehash
 from proofs import missing_gcc, requires
 
+
+def vcli(argv) -> int:
+    """``golden vectors ...`` as the command runs it (one-line errors, exit 2)."""
+    return cli.main(["vectors", *argv])
+
 ROOT = Path(__file__).resolve().parent.parent
 ALL = ("npy", "hex", "h", "csv")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -57,7 +62,7 @@ def leftovers(d):
 
 
 def bundle_module():
-    return getattr(vectors, "bundle", vectors)
+    return vectors.layer
 
 
 @pytest.fixture
@@ -105,7 +110,7 @@ def test_2_force_refuses_a_directory_with_a_foreign_manifest(tmp_path, capsys):
     (web / "src").mkdir(parents=True)
     (web / "manifest.json").write_text('{"name":"pwa"}')
     (web / "src" / "app.js").write_text("code")
-    rc = vectors.cli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "4", "--neurons", "3", "--seed",
+    rc = vcli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "4", "--neurons", "3", "--seed",
                       "0", "--stimulus", "uniform", "--out", str(web), "--force"])
     err = capsys.readouterr().err
     assert rc == 2 and "not golden's to replace" in err and len(err.strip().splitlines()) == 1
@@ -120,7 +125,7 @@ def test_2_force_refuses_a_bundle_holding_user_files(tmp_path, capsys, intruder)
         (b / intruder).mkdir()
     else:
         (b / intruder).write_text("mine")
-    rc = vectors.cli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "4", "--neurons", "3", "--seed",
+    rc = vcli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "4", "--neurons", "3", "--seed",
                       "0", "--stimulus", "uniform", "--out", str(b), "--force"])
     err = capsys.readouterr().err
     assert rc == 2 and intruder.rstrip("/") in err
@@ -154,7 +159,7 @@ def test_3_export_refuses_subdirectory_symlink_and_fifo(tmp_path, capsys):
     (b / "link").symlink_to(outside)
     os.mkfifo(b / "fifo")
     before = sorted(p.name for p in b.iterdir())
-    rc = vectors.cli(["export", str(b), "--format", "csv"])
+    rc = vcli(["export", str(b), "--format", "csv"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("golden: error:") and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in b.iterdir()) == before
@@ -167,9 +172,9 @@ def test_3_export_through_a_symlinked_bundle_path_keeps_the_symlink(tmp_path, ca
     b = gen(tmp_path / "b", formats=("npy",))
     link = tmp_path / "link"
     link.symlink_to(b)
-    assert vectors.cli(["export", str(link), "--format", "csv"]) == 2
+    assert vcli(["export", str(link), "--format", "csv"]) == 2
     assert link.is_symlink() and "symlink" in capsys.readouterr().err
-    assert vectors.cli(["export", str(b), "--format", "csv"]) == 0  # at its real path it works
+    assert vcli(["export", str(b), "--format", "csv"]) == 0  # at its real path it works
     assert (b / "vectors.csv").is_file() and link.is_symlink() and verify(link)[0] == 0
 
 
@@ -371,8 +376,8 @@ def test_13_an_unreadable_file_names_bundle_and_file_and_the_rest_is_checked(tmp
 
 # ====================================================== resource limits (14-16)
 def test_14_too_many_neurons_are_refused_up_front_naming_the_memory(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(vectors.bundle, "available_memory", lambda: 8 << 30)
-    rc = vectors.cli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "10", "--neurons", "10000000",
+    monkeypatch.setattr(vectors.core, "available_memory", lambda: 8 << 30)
+    rc = vcli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "10", "--neurons", "10000000",
                       "--seed", "0", "--stimulus", "uniform", "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
     assert rc == 2 and "GiB" in err and "8.0 GiB available" in err and len(err.strip().splitlines()) == 1
@@ -380,14 +385,14 @@ def test_14_too_many_neurons_are_refused_up_front_naming_the_memory(tmp_path, ca
 
 
 def test_14_block_memory_grows_with_neurons():
-    assert vectors.bundle.block_memory(10_000_000, "uniform") > 70 << 30
-    assert vectors.bundle.block_memory(1024, "uniform") < 100 << 20
+    assert vectors.layer.block_memory(10_000_000, "uniform") > 70 << 30
+    assert vectors.layer.block_memory(1024, "uniform") < 100 << 20
 
 
 def test_15_a_bundle_larger_than_the_free_disk_is_refused_naming_both(tmp_path, capsys, monkeypatch):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=50 << 20))
-    rc = vectors.cli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "1000000", "--neurons", "64",
+    rc = vcli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "1000000", "--neurons", "64",
                       "--seed", "0", "--stimulus", "uniform", "--out", str(tmp_path / "new" / "b")])
     err = capsys.readouterr().err
     assert rc == 2 and "needs up to" in err and "50.0 MiB free" in err
@@ -395,7 +400,7 @@ def test_15_a_bundle_larger_than_the_free_disk_is_refused_naming_both(tmp_path, 
 
 
 def test_15_steps_beyond_any_disk(tmp_path, capsys):
-    rc = vectors.cli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", str(10 ** 12), "--neurons", "1",
+    rc = vcli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", str(10 ** 12), "--neurons", "1",
                       "--seed", "0", "--stimulus", "uniform", "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
     assert rc == 2 and ("free on that disk" in err or "beyond" in err)
@@ -586,7 +591,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, cause):
     (tmp_path / "empty").mkdir()
     names = {"missing": tmp_path / "nope", "file": tmp_path / "f.toml", "b": b, "empty": tmp_path / "empty"}
     before = sorted(p.name for p in b.iterdir())
-    rc = vectors.cli([a.format(**names) for a in args])
+    rc = vcli([a.format(**names) for a in args])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("golden: error:") and cause in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in b.iterdir()) == before and leftovers(tmp_path) == []
@@ -672,8 +677,8 @@ def test_2_user_file_added_after_the_check_is_kept(tmp_path, monkeypatch):
     b = gen(tmp_path / "b")
     real, calls = fileio.check_replaceable, []
 
-    def then_intrude(out, force):  # the last check before the move passes, then a user writes into the bundle
-        real(out, force)
+    def then_intrude(out, force, *args, **kw):  # the last check before the swap passes, then a user writes into it
+        real(out, force, *args, **kw)
         calls.append(out)
         if len(calls) == 2:
             (out / "tb.v").write_text("module tb; endmodule")
@@ -686,38 +691,68 @@ def test_2_user_file_added_after_the_check_is_kept(tmp_path, monkeypatch):
 
 # ============================================================ the Format design
 class SumFormat(vectors.Format):
-    """A toy export: per-step sums of each field, one line per step. The only code a new format needs."""
+    """A toy export: the sum of every named array, one line each. The only code a new format needs, and it serves
+    single-layer and network bundles alike (it sees only the bundle's named arrays)."""
 
     name = "sum"
     FILE = "sums.txt"
 
-    def files(self, m):
+    def files(self, view):
         return [self.FILE]
 
-    def meta(self, m, prefix):
+    def meta(self, view, prefix):
         return {"file": self.FILE}
 
-    def render(self, arrays, spec, m, prefix):
-        for t in range(m["steps"]):
-            yield self.FILE, (" ".join(str(int(np.asarray(arrays[k][t]).astype(np.int64).sum()))
-                                       for k in vectors.FIELDS) + "\n").encode()
+    def render(self, view, prefix):
+        for key, a in view.arrays.items():
+            yield self.FILE, f"{key} {sum(int(c.astype(np.int64).sum()) for c in a.chunks())}\n".encode()
 
-    def parse(self, path, m, prefix):
+    def parse(self, path, view, prefix):
         return {}
 
-    def size_bound(self, m):
-        return m["steps"] * 100
+    def size_bound(self, view):
+        return 64 * len(view.arrays) + 64
 
 
-def test_adding_a_format_is_adding_one_object(tmp_path, monkeypatch):
+def _net():
+    from golden.network import Flatten, Linear, Network, Neuron, Node
+    from golden.spec import QFormat
+
+    q = QFormat(8, 5)
+    spec = golden.codegen("LIF", q_in=5)
+    neuron = Neuron.of(spec, (6,), q)
+    fc = Linear(in_shape=(6,), fmt_src=spec.fmt_out, fmt_in=spec.fmt_out, fmt_out=q, fmt_w=QFormat(8, 6),
+                in_features=6, out_features=3)
+    flat = Flatten(in_shape=(6,), fmt_src=spec.fmt_out, fmt_in=spec.fmt_out, fmt_out=spec.fmt_out)
+    rng = np.random.default_rng(0)
+    return Network((6,), q, [Node("n", neuron), Node("f", flat, ("n",)), Node("fc", fc, ("f",))],
+                   {"fc": {"weight": rng.integers(-20, 20, (3, 6))}})
+
+
+@pytest.mark.parametrize("kind", ["layer", "network"])
+def test_adding_a_format_is_adding_one_object(tmp_path, monkeypatch, kind):
+    """README recipe "An export format": one Format object in EXPORTS; generate, verify and export take it, for a
+    single-layer bundle and for a network bundle."""
     monkeypatch.setitem(vectors.EXPORTS, "sum", SumFormat())
-    b = gen(tmp_path / "b", formats=("npy", "sum"))
-    assert json.loads((b / "manifest.json").read_text())["exports"] == {"sum": {"file": "sums.txt"}}
+
+    def make(out, formats):
+        if kind == "layer":
+            return gen(out, formats=formats)
+        return vectors.generate_network(_net(), out, samples=2, steps=4, seed=1, stimulus="uniform", formats=formats)
+    b = make(tmp_path / "b", ("npy", "sum"))
+    m = json.loads((b / "manifest.json").read_text())
+    assert m["exports"] == {"sum": {"file": "sums.txt"}}
+    lines = (b / "sums.txt").read_text().splitlines()
+    keys = ["x", "out", "v", "spikes"] if kind == "layer" else ["x", "n.out", "n.v", "n.spikes", "f.out", "fc.out"]
+    assert [ln.split()[0] for ln in lines] == keys
     assert verify(b)[0] == 0
     p = b / "sums.txt"
     p.write_text(p.read_text().replace("\n", " \n", 1))
     rehash(b, "sums.txt")
     rc, out, _ = verify(b)
     assert rc == 1 and "field=sums.txt" in out
-    c = gen(tmp_path / "c", formats=("npy",))
-    assert sorted(vectors.export(c, "sum,csv")) == ["sums.txt", "vectors.csv"] and verify(c)[0] == 0
+    c = make(tmp_path / "c", ("npy",))
+    assert sorted(vectors.export(c, "sum,hex")) == sorted(["sums.txt", *(f"{k}.hex" for k in keys), "bundle.vh"])
+    assert verify(c)[0] == 0
+
+

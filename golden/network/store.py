@@ -191,8 +191,8 @@ def read(directory) -> Doc:
     try:
         dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
-        raise NetworkError(f"{d}: no network.toml: not a readable directory ({e.strerror or e}); expected a saved "
-                           f"golden network (network.toml + weights.npz)") from None
+        raise NetworkError(f"{d}: not a directory, so no network.toml ({e.strerror or e}); expected a saved golden "
+                           f"network (network.toml + weights.npz)") from None
     try:
         raw = _read_at(dfd, d, TOML, MAX_TOML)
         doc = parse_toml(raw, d / TOML)
