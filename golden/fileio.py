@@ -320,7 +320,14 @@ def commit(built: Path, out: Path, work: Path, force: bool, foreign=None, *, wha
     if swapped:
         bad = foreign(built)  # built now holds what was at out
         if bad:
-            exchange(built, out)
+            try:
+                exchange(built, out)
+            except OSError:  # cannot swap back: keep what was there beside, never in the work directory
+                kept = out.parent / f".{out.name}.previous-{os.getpid()}"
+                os.rename(built, kept)
+                swapping.unlink()
+                raise BundleError(f"{out}: changed while golden was writing ({', '.join(bad[:3])}); its previous "
+                                  f"content is kept in {kept}") from None
             swapping.unlink()
             raise BundleError(f"{out}: changed while golden was writing ({', '.join(bad[:3])}); left it as it was")
         swapping.unlink()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import errno
 import hashlib
 import io
 import json
@@ -220,7 +221,7 @@ def _read_at(dfd: int, d: Path, name: str, limit: int) -> bytes:
             raise NetworkError(f"{d}: no network.toml (not a golden network directory)") from None
         raise NetworkError(f"{d / name}: missing weights file") from None
     except OSError as e:
-        why = "a symlink; copy the network directory" if e.errno == 40 else (e.strerror or str(e))
+        why = "a symlink; copy the network directory" if e.errno == errno.ELOOP else (e.strerror or str(e))
         raise NetworkError(f"{d / name}: cannot open it ({why})") from None
     try:
         st = os.fstat(fd)
@@ -480,13 +481,17 @@ def _npy_header(hdr: bytes, what: str) -> tuple:
 
 
 def _emit(doc: dict, prefix: str) -> list:
-    lines = [f"{json.dumps(k) if '.' in k else k} = {_value(v)}" for k, v in doc.items()
-             if not isinstance(v, dict) and v is not None]
+    lines = [f"{_key(k)} = {_value(v)}" for k, v in doc.items() if not isinstance(v, dict) and v is not None]
     for k, v in doc.items():
         if isinstance(v, dict):
-            head = f"{prefix}.{k}" if prefix else k
+            head = f"{prefix}.{_key(k)}" if prefix else _key(k)
             lines += [f"[{head}]"] + _emit(v, head)
     return lines
+
+
+def _key(k: str) -> str:
+    """A TOML key: bare when it may be, else quoted (a meta key with a space or a dot stays readable back)."""
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
 
 
 def _value(v) -> str:
