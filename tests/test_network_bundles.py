@@ -602,7 +602,8 @@ GENERATE_ROWS = {
         w, _npy_member(np.int8, (3, 2, 3), bytes(50 << 20)), compress=True))}), "its header promises"),
     "an extra array, re-hashed": (lambda w: _gen_args(w, **{"--network": str(_bad_weights(
         w, _npy_member(np.int8, (1,), b"\0"), name="extra.npy", extra=True))}), "does not list"),
-    "layer name ..": (lambda w: _gen_args(w, **{"--network": str(_evil_net(w, "a..b"))}), "layer name"),
+    "layer name ..": (lambda w: _gen_args(w, **{"--network": str(_evil_net(w, ".."))}), "layer name"),
+    "layer name a..b": (lambda w: _gen_args(w, **{"--network": str(_evil_net(w, "a..b"))}), "layer name"),
     "layer names whose macros meet": (lambda w: _gen_args(w, **{"--network": str(_renamed_net(
         w, {"neuron": "n", "flatten": "n_v"}))}), "GV_CNN_N_V_BITS"),
     "prefix injection": (lambda w: _gen_args(w, **{"--prefix": 'g;system("x")'}), "not a C identifier"),

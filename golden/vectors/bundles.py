@@ -18,10 +18,10 @@ from . import core, layer, network
 from .core import BundleError, Result
 from .formats import EXPORTS, export_files, parse_formats, write_exports
 
-KINDS = {layer.KIND: layer, network.KIND: network}
+KINDS: dict[str, core.BundleKind] = {layer.KIND: layer, network.KIND: network}
 
 
-def kind_of(m: dict):
+def kind_of(m: dict) -> core.BundleKind:
     """The kind module of a manifest: ``network`` for ``kind: network``, else a single layer (its neuron kind)."""
     return network if m.get("kind") == network.KIND else layer
 

@@ -17,6 +17,7 @@ import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from .. import fileio
 from .npy import BundleError, open_nofollow
@@ -319,3 +320,24 @@ class Result:
 
     def first_text(self) -> str:
         return self.first.text() if self.first else "no difference"
+
+
+class BundleKind(Protocol):
+    """What a bundle kind offers ``bundles.py`` (implemented by the modules ``layer`` and ``network``).
+
+    ``KIND``: its name; ``view(manifest, arrays)``: its named arrays and parameters for the exports
+    (:class:`~golden.vectors.formats.View`); ``verify(bundle, manifest, progress)``: the whole check, a
+    :class:`Result` (BundleError when the bundle cannot be trusted); ``export_plan(result, names,
+    prefix)``: (prefix, the manifest without its files and the replaced exports, a size bound);
+    ``export_view(copy_dir, result, manifest)``: the view of a verified bundle's copy.
+    """
+
+    KIND: str
+
+    def view(self, m: dict, *args): ...
+
+    def verify(self, bundle: Path, m: dict, progress: bool | None = None) -> Result: ...
+
+    def export_plan(self, res: Result, names, prefix: str | None) -> tuple: ...
+
+    def export_view(self, d: Path, res: Result, m: dict): ...
