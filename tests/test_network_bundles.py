@@ -744,3 +744,17 @@ def test_every_flip_of_the_manifest_and_sampled_flips_of_every_file_are_caught(t
         f.write_bytes(data)
     assert verify_bundle(b).count == 0
     record("network-bundle-flips", "verify of a flipped network bundle", flips, 0, unit="flips")
+
+
+def test_weights_declared_beyond_any_network_are_refused_before_reading():
+    """A layer that declares 2**20 x 2**20 weights, and a member whose header agrees: refused on the header alone."""
+    from golden.network import NetworkError, store
+
+    big = 1 << 20
+    fc = Linear(in_shape=(big,), fmt_src=QFormat(8, 5), fmt_in=QFormat(8, 5), fmt_out=QFormat(8, 4),
+                fmt_w=QFormat(8, 6), in_features=big, out_features=big)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("fc.weight.npy", _npy_member(np.int8, (big, big)))
+    with pytest.raises(NetworkError, match="more than any saved network holds"):
+        store.read_weights(buf.getvalue(), Path("w.npz"), {"fc": (fc, {"weight": "0" * 64})})

@@ -452,6 +452,8 @@ def _member(z: zipfile.ZipFile, info: zipfile.ZipInfo, shape: tuple, what: str) 
             if got != shape:
                 raise NetworkError(f"{what}: shape {got}, the layer declares {shape}")
             n = math.prod(shape) * dtype.itemsize
+            if n > MAX_WEIGHTS:
+                raise NetworkError(f"{what}: {n} bytes of weights, more than any saved network holds ({MAX_WEIGHTS})")
             if info.file_size != len(head) + len(hlen_bytes) - 2 + hlen + n:
                 raise NetworkError(f"{what}: {info.file_size} bytes, its header promises "
                                    f"{len(head) + len(hlen_bytes) - 2 + hlen + n}")
