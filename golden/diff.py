@@ -346,7 +346,7 @@ def _steps(x: np.ndarray, ra, rb, n: int) -> Steps:
 
 
 # ------------------------------------------------------------------------------------------------------ plot
-def plot(report: DiffReport, path) -> None:
+def plot(report: DiffReport, path, *, force: bool = False) -> None:
     """Both potential traces of the first diverging neuron over the whole stimulus, spikes and the first
     divergence marked; a second panel shows the minimal input's traces. A PNG written through golden's one
     writer (:func:`golden.fileio.write_atomic`: never through a symlink, all or nothing). Needs matplotlib
@@ -390,6 +390,6 @@ def plot(report: DiffReport, path) -> None:
         ax2.legend(fontsize=7)
     fig.tight_layout()
     try:
-        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110), force=force)
     finally:
         plt.close(fig)

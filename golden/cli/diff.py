@@ -104,7 +104,7 @@ def cli(argv) -> int:
     report = gdiff.diff(spec_a, spec_b, x, steps=a.steps, neurons=a.neurons, seed=a.seed, shrink=not a.no_shrink,
                         cause=a.cause)
     if a.plot:
-        gdiff.plot(report, a.plot)
+        gdiff.plot(report, a.plot, force=a.force)
     if a.json:
         d = report.to_dict()
         if a.plot:
