@@ -23,11 +23,13 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 
 from . import reference as _reference
 from .errors import GoldenError
+from .fileio import write_atomic
 from .simulate import Runner
 from .spec import QUALIA_ROUND, QFormat, Spec, SpecError, quantize_real
 
@@ -910,5 +912,7 @@ def plot_map(m: DivergenceMap, path) -> None:
     if names:
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:  # one atomic write: never through a symlink, nothing half-written
+        write_atomic(Path(path), lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)

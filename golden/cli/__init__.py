@@ -141,7 +141,53 @@ def _one_line(e: BaseException) -> str:
     return text
 
 
+# Lines the Qualia packages print on import when TensorFlow is absent (golden never uses Keras): dropped from
+# golden's stderr, exactly, so that an error stays one line; any other text passes through untouched.
+IMPORT_NOISE = frozenset({
+    "Warning: cannot find TensorFlow, Keras models will be unavailable",  # qualia_core.learningmodel (print)
+    "Warning: cannot find TensorFlow.Keras, Keras models will be unavailable",
+    "Cannot find TensorFlow, Keras framework will be unavailable",  # qualia_codegen_core.graph (logging)
+    "Cannot find Keras, Keras framework will be unavailable",
+})
+
+
+class QuietStderr:
+    """A stderr that drops the exact lines of :data:`IMPORT_NOISE` and passes everything else on at once (text that
+    could still become a noise line is held until its line ends)."""
+
+    def __init__(self, stream):
+        self.stream, self.held = stream, ""
+
+    def write(self, text: str) -> int:
+        self.held += text
+        *lines, self.held = self.held.split("\n")
+        for line in lines:
+            if line not in IMPORT_NOISE:
+                self.stream.write(line + "\n")
+        if self.held and not any(n.startswith(self.held) for n in IMPORT_NOISE):
+            self.stream.write(self.held)
+            self.held = ""
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name):  # isatty, fileno, encoding, ...: the real stream's
+        return getattr(self.stream, name)
+
+
 def main(argv=None) -> int:
+    real = sys.stderr
+    sys.stderr = QuietStderr(real)
+    try:
+        return _main(argv)
+    finally:
+        if sys.stderr.held:
+            real.write(sys.stderr.held)
+        sys.stderr = real
+
+
+def _main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv and argv[0] in SUBCOMMANDS:
@@ -151,6 +197,9 @@ def main(argv=None) -> int:
     except (GoldenError, OSError) as e:  # OSError: a file golden did not open through its own checks
         print(f"golden: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # Ctrl-C: one line saying what was kept (longrun.Interrupted), exit 130
+        print(f"golden: interrupted{': ' + _one_line(e) if str(e) else ''}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
