@@ -7,7 +7,10 @@ float residue) with hyperparameters that do not move, then they agree on every i
 
 :func:`prove` enumerates the pairs (or only the ``v`` reachable from ``v0``), evaluates one step through golden's
 kernel and through the reference, checks each precondition on the reference itself, and returns a
-:class:`Certificate` (deterministic JSON). References: ``reference`` (golden's plain-Python oracle),
+:class:`Certificate` (deterministic JSON). The work is a :class:`Proof` of chunks (rows of the (v, x) plane), each
+a pure function of (spec, reference, chunk index) with a JSON-able result (:class:`Chunk`), merged in index
+order: so a long proof can be timed from its first chunk, saved and resumed, or run chunk by chunk elsewhere.
+References: ``reference`` (golden's plain-Python oracle),
 ``torch-eval`` / ``torch-train`` (the real Qualia module, its ``v`` set per neuron), ``codegen`` (the real
 ``lif.cc`` / ``if.cc`` rendered from the installed packages, compiled with gcc, run once on all pairs), or another
 :class:`~golden.spec.Spec`. :func:`divergence_map` lists exactly where two specs differ on the whole state space,

@@ -504,6 +504,38 @@ def test_interrupted_proof_resumes_to_the_same_certificate(tmp_path, monkeypatch
     assert not (tmp_path / "c.json.state").exists()
 
 
+def test_real_ctrl_c_in_a_child_then_the_restart_skips_the_saved_chunks(tmp_path):
+    """A real SIGINT to ``golden prove`` on a 2**32-pair proof (16 bits against the oracle, --allow-long): one line,
+    exit 130, no certificate; the restart counts only the chunks left (its estimate names them, then it is refused
+    by a tiny budget, leaving the state as it was)."""
+    import signal
+
+    (tmp_path / "w.toml").write_text(golden.codegen("IF", width=16, q_v=11, tau=None, v_reset=None).to_toml())
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = [sys.executable, "-m", "golden", "prove", "--spec", "w.toml", "--against", "reference", "--out", "c.json"]
+    child = subprocess.Popen([*argv, "--allow-long"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    state = tmp_path / "c.json.state"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (state.exists() and state.read_text().count("\n") >= 4):
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 130 and out == "", (child.returncode, out, err)
+    said = err.splitlines()  # the cost, stated before the run (it is long), then the interruption
+    assert len(said) == 2 and said[0].startswith("golden prove: 4294967296 pairs in 65536 chunks of 65536"), err
+    assert "Ctrl-C stops, the same command resumes (c.json.state" in said[0]
+    assert said[1].startswith("golden: interrupted: prove: stopped after "), err
+    saved = state.read_text().count("\n") - 1
+    assert saved >= 3 and f"stopped after {saved} of 65536 chunks" in err
+    assert sorted(os.listdir(tmp_path)) == ["c.json.state", "w.toml"]
+    before = state.read_bytes()
+    r = subprocess.run([*argv, "--budget", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"for the {65536 - saved - 2} left" in r.stderr  # the two timed chunks are not saved: refused
+    assert state.read_bytes() == before and not (tmp_path / "c.json").exists()
+
+
 def test_state_of_another_proof_or_damaged_is_refused(tmp_path, monkeypatch, capsys):
     _small_chunks(monkeypatch)
     real, calls = P.Proof.run_chunk, []

@@ -1,9 +1,10 @@
 """The ``golden`` command line. Every error is one clear line on stderr and exit code 2, never a traceback.
 
-``main`` parses the subcommand and catches :class:`~golden.errors.GoldenError` once. ``demo``, ``spec new``
-and ``simulate`` live here; ``diff``, ``bench`` and ``vectors`` each have their module in this package
-(``golden.cli.<name>.cli(argv) -> int``, raising GoldenError on bad input); the layer options and the
-one-line parser they share are in :mod:`golden.cli.options`.
+``main`` parses the subcommand and catches :class:`~golden.errors.GoldenError` once (Ctrl-C: one line, exit
+130). ``demo``, ``spec new`` and ``simulate`` live here; ``diff``, ``bench``, ``vectors`` and ``prove`` each have
+their module in this package (``golden.cli.<name>.cli(argv) -> int``, raising GoldenError on bad input); the
+layer options and the one-line parser they share are in :mod:`golden.cli.options`; what a long or large job
+checks before it starts (memory, output paths, budget, progress, resume state) in :mod:`golden.cli.longrun`.
 """
 
 from __future__ import annotations

@@ -84,9 +84,10 @@ def measure(proof: Proof, done: dict, a) -> float:
         t0 = time.perf_counter()
         done[i] = proof.run_chunk(i, proof.keep(done, i))
         per = time.perf_counter() - t0 if n == 0 else min(per, time.perf_counter() - t0)
-        left = len(proof.needed(done))
-        if per * left <= a.budget or a.allow_long or not left:
+        if per * len(proof.needed(done)) <= a.budget:
             return per
+    if a.allow_long or not proof.needed(done):
+        return per
     raise ResourceError(f"prove: {_cost(proof, per, len(proof.needed(done)))}; more than --budget {a.budget:g} s: "
                         f"pass --budget {per * len(proof.needed(done)) * 1.2:.0f} or --allow-long"
                         + ("" if a.out else " (with --out it can be stopped by Ctrl-C and resumed)"))
