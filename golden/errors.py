@@ -15,3 +15,7 @@ class GoldenError(Exception):
 
 class BundleError(GoldenError):
     """A bundle or a file golden writes that cannot be read, trusted or written (exit 2): one line naming it."""
+
+
+class BudgetError(GoldenError, ValueError):
+    """A job that does not fit its memory or time budget, refused before anything is allocated (golden.budget)."""

@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 
 import golden
-from golden import cli
-from golden.cli import longrun
+from golden import budget, cli
 
 simulate = importlib.import_module("golden.simulate")  # the module (golden.simulate is the function)
 
@@ -46,7 +45,7 @@ def _deny(monkeypatch, what):
         raise PermissionError(13, "Permission denied", str(a[0]) if a else None)
 
     if what == "lowmem":
-        monkeypatch.setattr(longrun, "memory_available", lambda: 1 << 30)
+        monkeypatch.setattr(budget, "available_memory", lambda: 1 << 30)
     elif what == "spec":
         monkeypatch.setattr(pathlib.Path, "read_bytes", denied)
     elif what == "input":
@@ -135,7 +134,7 @@ TABLE = [
     (["prove", "--spec", SPEC, "--against", SPEC, "--config", "cfg.json"], ["drop --config"]),
     (["prove", "--spec", SPEC, "--against", "reference", "--budget", "0"], ["--budget", "> 0"]),
     (["prove", "--spec", "wide.toml", "--against", "reference", "--out", "w.json"],
-     ["4294967296 pairs", "more than --budget 600 s", "--allow-long"]),
+     ["4294967296 pairs", "more than --budget 120 s", "--allow-long"]),
     (["prove", "--spec", "wide.toml", "--against", "wide.toml"], ["divergence map", "memory"]),
     (["prove", "--spec", "wide.toml", "--against", "reference", "--out", "s.json"], ["s.json.state", "not golden's"]),
     # --- diff

@@ -1,7 +1,7 @@
 """What a long or large command needs before it starts: the memory it may use, its paths, a budget, progress.
 
 - :func:`check_memory`: refuse a job whose estimated peak memory exceeds what this process may get
-  (``ulimit -v`` and the machine's available memory), before allocating anything.
+  (:func:`golden.budget.available_memory`: ``ulimit -v`` and free memory), before allocating anything.
 - :func:`check_new_file`: refuse an output path before the run (lstat: never follow a symlink).
 - :class:`Progress`: one line on stderr, rewritten in place, only when stderr is a terminal (nothing in CI logs).
 - :class:`Journal`: the finished chunks of a long proof, one JSON line each, appended beside the certificate,
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import stat
 import sys
 import time
 from pathlib import Path
 
-from ..errors import GoldenError
+from .. import budget
+from ..errors import BudgetError, GoldenError
 from .options import OutputError, UsageError
 
 GIB = 1 << 30
@@ -27,10 +27,6 @@ GIB = 1 << 30
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C: the message says what was kept (``golden.cli.main`` prints it as one line, exit 130)."""
-
-
-class ResourceError(GoldenError, MemoryError):
-    """A job that needs more memory or time than it may take: refused before it starts, naming the fix."""
 
 
 def gib(n: float) -> str:
@@ -45,41 +41,12 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _rss() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
-        return 0
-
-
-def memory_available() -> int | None:
-    """Bytes this process may still allocate: the smaller of ``ulimit -v`` headroom and MemAvailable (None:
-    unknown)."""
-    limits = []
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft != resource.RLIM_INFINITY:
-        try:
-            with open("/proc/self/statm") as f:
-                vsize = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
-            vsize = 0
-        limits.append(soft - vsize)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    limits.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError):  # pragma: no cover - not Linux
-        pass
-    return min(limits) if limits else None
-
-
 def check_memory(need: int, what: str, fix: str) -> None:
-    """Refuse ``what`` (one line naming ``fix``) when its estimated peak ``need`` bytes exceed what is available."""
-    have = memory_available()
-    if have is not None and need > have:
-        raise ResourceError(f"{what} needs about {gib(need)} of memory, and this process may get {gib(max(have, 0))} "
+    """Refuse ``what`` (one line naming ``fix``) when its estimated peak ``need`` bytes exceed what this process
+    may get (:func:`golden.budget.available_memory`: free memory, ``ulimit -v``)."""
+    have = budget.available_memory()
+    if need > have:
+        raise BudgetError(f"{what} needs about {gib(need)} of memory, and this process may get {gib(max(have, 0))} "
                             f"(free memory, ulimit -v): {fix}")
 
 
@@ -118,8 +85,8 @@ class Progress:
     """``update(done, total)`` rewrites one stderr line (done/total, elapsed, time left) when stderr is a terminal;
     otherwise it prints nothing, so that logs hold only results."""
 
-    def __init__(self, what: str, stream=None):
-        self.what, self.stream = what, stream or sys.stderr
+    def __init__(self, what: str, stream=None, unit: str = "chunks"):
+        self.what, self.stream, self.unit = what, stream or sys.stderr, unit
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.t0, self.first, self.shown = time.perf_counter(), None, False
 
@@ -132,7 +99,7 @@ class Progress:
         d0, t0 = self.first
         rate = (done - d0) / (now - t0) if now > t0 and done > d0 else 0
         left = f", about {duration((total - done) / rate)} left" if rate else ""
-        self.stream.write(f"\r\033[K{self.what}: {done}/{total} chunks ({100 * done / total:.1f}%), "
+        self.stream.write(f"\r\033[K{self.what}: {done}/{total} {self.unit} ({100 * done / total:.1f}%), "
                           f"{duration(now - self.t0)}{left}")
         self.stream.flush()
         self.shown = True

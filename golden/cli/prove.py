@@ -14,16 +14,17 @@ import sys
 import time
 from pathlib import Path
 
+from ..budget import DEFAULT_SECONDS, refuse
+from ..errors import BudgetError
 from ..fileio import write_atomic
-from ..prove import REFERENCES, Chunk, Proof, ProveError, check_config, divergence_map, plot_map
+from ..prove import REFERENCES, Chunk, Proof, ProveError, check_config, divergence_cost, divergence_map, plot_map
 from ..spec import Spec
-from .longrun import Interrupted, Journal, Progress, ResourceError, check_memory, check_new_file, duration, gib
+from .longrun import Interrupted, Journal, Progress, check_memory, check_new_file, duration, gib
 from .options import Parser, positive_float
 
-BUDGET = 600.0  # seconds: a proof estimated longer is refused unless --budget or --allow-long says otherwise
+BUDGET = DEFAULT_SECONDS  # a proof estimated longer is refused unless --budget or --allow-long says otherwise
 NOTE = 30.0  # seconds: a proof estimated longer states its cost on stderr before it runs
 MAX_CONFIG = 1 << 20  # bytes: a layer config is a few hundred
-MAP_BYTES_PER_PAIR = 96  # a divergence map holds whole-plane arrays: (v, x) int64, 2 x 3 results, flags, causes
 
 
 def build_parser() -> Parser:
@@ -88,7 +89,7 @@ def measure(proof: Proof, done: dict, a) -> float:
             return per
     if a.allow_long or not proof.needed(done):
         return per
-    raise ResourceError(f"prove: {_cost(proof, per, len(proof.needed(done)))}; more than --budget {a.budget:g} s: "
+    raise BudgetError(f"prove: {_cost(proof, per, len(proof.needed(done)))}; more than --budget {a.budget:g} s: "
                         f"pass --budget {per * len(proof.needed(done)) * 1.2:.0f} or --allow-long"
                         + ("" if a.out else " (with --out it can be stopped by Ctrl-C and resumed)"))
 
@@ -148,17 +149,17 @@ def run(argv) -> int:
     elif a.plot:
         raise ProveError("--plot: the heat map compares two specs; give --against a spec .toml")
     config = read_config(a.config, against)
-    if other is not None:
-        pairs = 1 << (spec.fmt_v.bits + spec.fmt_in.bits)
-        check_memory(pairs * MAP_BYTES_PER_PAIR, f"the divergence map of {pairs} pairs",
-                     "prove the two specs against each other at fewer bits, or compare them with golden diff")
+    if other is not None:  # the map runs after the proof: refused now if it cannot fit
+        refuse(divergence_cost(spec, other), "--against SPEC", allow_long=a.allow_long, seconds=a.budget)
     proof = Proof(spec, against, reachable_only=a.reachable, config=config)
     check_memory(proof.chunk_bytes, f"a chunk of {proof.chunk_pairs} pairs", "free memory or raise ulimit -v")
     cert, journal, resumed = run_proof(proof, a)
     doc = cert.to_dict()
     dmap = None
     if other is not None:
-        dmap = divergence_map(spec, other)
+        progress = Progress(f"golden prove {a.spec}: divergence map", unit="pairs")
+        dmap = divergence_map(spec, other, progress=progress.update if progress.tty else None)
+        progress.clear()
         doc["divergence"] = dmap.to_dict()
         if plot:
             plot_map(dmap, plot)
