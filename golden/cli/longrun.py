@@ -124,6 +124,7 @@ class Journal:
     def __init__(self, cert: Path):
         self.path = cert.with_name(cert.name + ".state")
         self.fd = None
+        self.saved = 0  # chunks the file holds
 
     def load(self, key: dict, parse) -> dict:
         """The saved chunks (index -> ``parse(dict)``) when the journal exists and belongs to ``key``; else {}."""
@@ -157,6 +158,7 @@ class Journal:
                 raise OutputError(f"{self.path}: line {n} is damaged ({str(e)[:80]}); remove the file to start "
                                   f"over") from None
             done[chunk.index] = chunk
+        self.saved = len(done)
         return done
 
     def open(self, key: dict) -> None:
@@ -167,15 +169,17 @@ class Journal:
                 self.fd = os.open(self.path, flags)
             else:
                 self.fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o666)
-                self.append({"format": self.FORMAT, "key": key})
+                self.append({"format": self.FORMAT, "key": key}, chunk=False)
         except OSError as e:
             raise OutputError(f"{self.path}: cannot write the resume state ({e.strerror})") from None
 
-    def append(self, record: dict) -> None:
+    def append(self, record: dict, chunk: bool = True) -> None:
         data = (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
         try:
             os.write(self.fd, data)  # one write of one line: O_APPEND makes it whole or absent
             os.fsync(self.fd)
+            if chunk:
+                self.saved += 1
         except OSError as e:
             raise OutputError(f"{self.path}: cannot save a finished chunk ({e.strerror}); the chunks before it "
                               f"are kept") from None

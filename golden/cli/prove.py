@@ -89,13 +89,15 @@ def measure(proof: Proof, done: dict, a) -> float:
             return per
     if a.allow_long or not proof.needed(done):
         return per
-    raise BudgetError(f"prove: {_cost(proof, per, len(proof.needed(done)))}; more than --budget {a.budget:g} s: "
-                        f"pass --budget {per * len(proof.needed(done)) * 1.2:.0f} or --allow-long"
-                        + ("" if a.out else " (with --out it can be stopped by Ctrl-C and resumed)"))
+    left = len(proof.needed(done))
+    raise BudgetError(f"prove: {_cost(proof, per, left)}; more than --budget {a.budget:g} s: pass --budget "
+                      f"{per * left * 1.2:.0f} or --allow-long"
+                      + ("" if a.out else " (with --out it can be stopped by Ctrl-C and resumed)"))
 
 
 def run_proof(proof: Proof, a) -> tuple:
-    """The certificate, and whether it used chunks saved by an earlier run."""
+    """(the certificate, the journal or None, how many chunks an earlier run had saved): the chunks not saved run
+    here, timed and checked against the budget first, each saved as it finishes (with --out)."""
     journal = Journal(Path(a.out)) if a.out and proof.chunks > 1 else None
     done = journal.load(proof.key(), Chunk.from_dict) if journal else {}
     resumed = len(done)
@@ -123,10 +125,11 @@ def run_proof(proof: Proof, a) -> tuple:
         cert = proof.run(done, on_chunk=finished)
     except KeyboardInterrupt:
         progress.clear()
-        if journal and journal.fd is not None:
+        if journal is not None:
             journal.close(remove=False)
-            raise Interrupted(f"prove: stopped after {len(done)} of {proof.chunks} chunks, saved in {journal.path}; "
-                              f"the same command resumes") from None
+            if journal.saved:
+                raise Interrupted(f"prove: stopped after {journal.saved} of {proof.chunks} chunks, saved in "
+                                  f"{journal.path}; the same command resumes") from None
         raise Interrupted("prove: stopped; nothing was written") from None
     progress.clear()
     return cert, journal, resumed
