@@ -22,18 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import kernels as layer_kernels
-from ..spec import STAGES, QFormat, Spec, SpecError, quantize_real, tomllib
-from . import kernels, ops
+from .. import kernels as neuron_kernels
+from ..errors import NetworkError, SpecError
+from ..simulate import Runner, initial_v
+from ..spec import STAGES, QFormat, Round, Spec, quantize_real, tomllib
+from . import kernels as layer_kernels
+from . import ops
 from .layers import (
     F32_EXACT,
     ROUNDS,
-    TYPES,
-    Add,
     Layer,
-    NetworkError,
     Neuron,
     float32_bound,
+    layer_class,
     type_name,
 )
 
@@ -96,7 +97,7 @@ def _digest(arr: np.ndarray) -> str:
 class Network:
     """Layers as data: ``nodes`` in execution order, raw integer ``params[name][array]``, the input format."""
 
-    def __init__(self, input_shape, fmt_input: QFormat, nodes, params=None, round_input: str = "RND",
+    def __init__(self, input_shape, fmt_input: QFormat, nodes, params=None, round_input: Round = Round.RND,
                  output: str | None = None, meta: dict | None = None):
         self.input_shape = tuple(int(n) for n in input_shape)
         self.fmt_input, self.round_input = fmt_input, round_input
@@ -104,14 +105,19 @@ class Network:
         self.params = {k: dict(v) for k, v in (params or {}).items()}
         self.output = output or (self.nodes[-1].name if self.nodes else None)
         self.meta = dict(meta or {})
+        # neuron-steps this network has simulated: from neuron_kernels.SPECIALISE_AT on, each neuron layer takes its
+        # spec's specialised kernel (chosen for the network's lifetime, as a Simulator's); it changes no value
+        self.neuron_steps = 0
         self._check()
 
     # ------------------------------------------------------------- validation
     def _check(self) -> None:
         if not isinstance(self.fmt_input, QFormat):
             raise NetworkError("fmt_input: expected a QFormat")
-        if self.round_input not in ROUNDS:
+        rnd = next((m for m in ROUNDS if isinstance(self.round_input, str) and self.round_input == m), None)
+        if rnd is None:
             raise NetworkError(f"round_input: {self.round_input!r} is not one of {', '.join(ROUNDS)}")
+        self.round_input = rnd
         if not self.nodes:
             raise NetworkError("nodes: a network needs at least one layer")
         seen = {INPUT: (self.input_shape, self.fmt_input)}
@@ -121,12 +127,9 @@ class Network:
                 raise NetworkError(f"layer name {n!r}: empty, reserved or repeated")
             if not isinstance(layer, Layer):
                 raise NetworkError(f"{n}: expected a layer spec, got {type(layer).__name__}")
-            want = 2 if isinstance(layer, Add) else 1
-            if len(node.inputs) != want:
-                raise NetworkError(f"{n}: {type_name(layer)} takes {want} input(s), got {list(node.inputs)}")
-            srcs = [(layer.in_shape, layer.fmt_src)]
-            if isinstance(layer, Add):
-                srcs.append((layer.in_shape, layer.fmt_src_b))
+            srcs = [(layer.in_shape, fmt_src) for fmt_src, _ in layer.sources()]
+            if len(node.inputs) != len(srcs):
+                raise NetworkError(f"{n}: {type_name(layer)} takes {len(srcs)} input(s), got {list(node.inputs)}")
             for src, (shape, fmt) in zip(node.inputs, srcs):
                 if src not in seen:
                     raise NetworkError(f"{n}: input {src!r} is not an earlier layer (nor {INPUT!r})")
@@ -204,7 +207,7 @@ class Network:
 
     def simulate(self, x_raw, *, bounds: bool = False, impl=None) -> Trace:
         """Raw input (S, T, *input_shape) -> :class:`Trace`. ``bounds``: mark values float32 holds exactly."""
-        impl = kernels if impl is None else impl
+        impl = layer_kernels if impl is None else impl
         x = np.asarray(x_raw)
         if x.dtype.kind not in "iu":
             raise NetworkError(f"x_raw: expected raw integers, got dtype {x.dtype} (use net.quantize_input)")
@@ -213,16 +216,13 @@ class Network:
         if x.size and (x.min() < self.fmt_input.min or x.max() > self.fmt_input.max):
             raise NetworkError(f"x_raw: values outside the input format {self.fmt_input}")
         S, T = x.shape[:2]
-        # the neuron kernels are chosen for the network's lifetime, as a Simulator's: each neuron layer takes its
-        # spec's specialised kernel once this network has run kernels.SPECIALISE_AT neuron-steps in all
-        steps = S * T * sum(math.prod(n.layer.in_shape) for n in self.nodes if isinstance(n.layer, Neuron))
-        self._neuron_steps = getattr(self, "_neuron_steps", 0) + steps
-        specialise = self._neuron_steps >= layer_kernels.SPECIALISE_AT
+        self.neuron_steps += S * T * sum(math.prod(n.layer.in_shape) for n in self.nodes if isinstance(n.layer, Neuron))
+        specialise = self.neuron_steps >= neuron_kernels.SPECIALISE_AT
         rows = {INPUT: np.ascontiguousarray(x, np.int64).reshape(S * T, *self.input_shape)}
         layers = OrderedDict()
         for node in self.nodes:
             xs = [rows[i] for i in node.inputs]
-            if isinstance(node.layer, Neuron):
+            if isinstance(node.layer, Neuron):  # the one stateful layer: all its steps in one kernel call
                 lt = run_neuron(impl, node, xs[0], S, T, specialise)
                 rows[node.name] = lt.out.reshape(S * T, *node.layer.out_shape).astype(np.int64)
             else:
@@ -321,8 +321,6 @@ class Network:
 def run_neuron(impl, node: Node, x, S: int, T: int, specialise: bool = False) -> LayerTrace:
     """A neuron layer over every sample at once: (T, S * N), the samples side by side, each from the spec's initial
     potential (as ``golden.simulate`` runs it, without its input check: ``quantize`` keeps x in the format)."""
-    from ..simulate import Runner, initial_v
-
     layer = node.layer
     q, sat = ops.quantize(impl, x, layer.fmt_src, layer.fmt_in, layer.round_in)
     shape = layer.in_shape
@@ -331,7 +329,7 @@ def run_neuron(impl, node: Node, x, S: int, T: int, specialise: bool = False) ->
     steps.reshape(T, S, n)[...] = q.reshape(S, T, n).swapaxes(0, 1)  # one pass: transpose and narrow
     runner = Runner(layer.spec)
     if specialise:
-        layer_kernels.specialised(runner.code, runner.consts)  # compiled once per spec, then the disk cache
+        neuron_kernels.specialised(runner.code, runner.consts)  # compiled once per spec, then the disk cache
     out, vt, spikes, counts = runner.run(steps, initial_v(layer.spec, None, (S * n,)))
 
     def back(a):
@@ -379,9 +377,7 @@ def _layer_doc(layer: Layer) -> dict:
 
 
 def _layer_from_doc(tname: str, doc: dict) -> Layer:
-    if tname not in TYPES:
-        raise NetworkError(f"unknown layer type {tname!r} (known: {', '.join(TYPES)})")
-    cls = TYPES[tname]
+    cls = layer_class(tname)
     kw = {}
     for k, v in doc.items():
         if k == "spec":
