@@ -32,7 +32,8 @@ def build_parser() -> Parser:
         "Prove a spec bit-exact against a reference on one step from every (v, x) of its formats, hence on every "
         "input sequence (induction; its preconditions are checked on the reference). Exit 0: proven; 1: not "
         "proven (a pair differs, a pair is undefined in the reference, or a precondition fails); 2: error; "
-        "130: interrupted (with --out, the same command resumes)."))
+        "130: interrupted (with --out, the same command resumes). A whole network: golden prove --network NETDIR "
+        "(see golden prove --network x --help)."))
     p.add_argument("--spec", required=True, help="the spec (.toml) to prove")
     p.add_argument("--against", required=True,
                    help=f"{' | '.join(REFERENCES)} | another spec .toml (then also the divergence map by cause)")
