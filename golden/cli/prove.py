@@ -136,6 +136,24 @@ def run_proof(proof: Proof, a) -> tuple:
     return cert, journal, resumed
 
 
+def write_results(cert, other: Spec | None, out: Path | None, plot: Path | None, name: str) -> tuple:
+    """(the divergence map or None, the certificate JSON): against a spec the map (and its plot) first, then the
+    certificate, each written whole."""
+    doc = cert.to_dict()
+    dmap = None
+    if other is not None:
+        progress = Progress(f"golden prove {name}: divergence map", unit="pairs")
+        dmap = divergence_map(cert.spec, other, progress=progress.update if progress.tty else None)
+        progress.clear()
+        doc["divergence"] = dmap.to_dict()
+        if plot:
+            plot_map(dmap, plot)
+    text = json.dumps(doc, sort_keys=True, indent=1) + "\n"
+    if out:
+        write_atomic(out, lambda f: f.write(text.encode()))
+    return dmap, text
+
+
 def run(argv) -> int:
     a = build_parser().parse_args(list(argv))
     out = check_new_file(a.out, "--out", force=a.force)
@@ -158,18 +176,11 @@ def run(argv) -> int:
     proof = Proof(spec, against, reachable_only=a.reachable, config=config)
     check_memory(proof.chunk_bytes, f"a chunk of {proof.chunk_pairs} pairs", "free memory or raise ulimit -v")
     cert, journal, resumed = run_proof(proof, a)
-    doc = cert.to_dict()
-    dmap = None
-    if other is not None:
-        progress = Progress(f"golden prove {a.spec}: divergence map", unit="pairs")
-        dmap = divergence_map(spec, other, progress=progress.update if progress.tty else None)
-        progress.clear()
-        doc["divergence"] = dmap.to_dict()
-        if plot:
-            plot_map(dmap, plot)
-    text = json.dumps(doc, sort_keys=True, indent=1) + "\n"
-    if out:
-        write_atomic(out, lambda f: f.write(text.encode()))
+    try:
+        dmap, text = write_results(cert, other, out, plot, a.spec)
+    except KeyboardInterrupt:
+        where = f"; its chunks are saved in {journal.path}: the same command resumes" if journal else ""
+        raise Interrupted(f"prove: stopped after the proof, before its results were written{where}") from None
     if journal:
         journal.close(remove=True)
     if a.json:
