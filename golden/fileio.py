@@ -418,7 +418,7 @@ def owned_file(path) -> tuple | None:
         os.close(fd)
 
 
-def _check_target(path: Path, force: bool | None):
+def _check_target(path: Path, force: bool):
     """Refuse what ``path`` may not be replaced by; the checked identity of a golden file to replace, or None."""
     try:
         st = os.lstat(path)
@@ -432,8 +432,6 @@ def _check_target(path: Path, force: bool | None):
         raise BundleError(f"{path}: is a directory; refusing to write over it (give a file name)")
     if not stat.S_ISREG(st.st_mode):
         raise BundleError(f"{path}: is not a regular file (a device or fifo); refusing to replace it")
-    if force is None:  # legacy callers: any regular file, still swapped atomically and re-checked
-        return _Vetted(_identity(st), stamped=False)
     if not force:
         raise BundleError(f"{path}: already exists (use --force to replace a file golden wrote)")
     ident = owned_file(path)
@@ -441,6 +439,45 @@ def _check_target(path: Path, force: bool | None):
         raise BundleError(f"{path}: not golden's to replace (it carries no intact golden stamp: a file golden did "
                           f"not write, or one changed since); delete or move it yourself")
     return _Vetted(ident, stamped=True)
+
+
+def check_new_file(path, option: str, *, force: bool, suffix: str | None = None) -> Path | None:
+    """Refuse, before any work, a file golden must not or cannot write, by the rule :func:`write_atomic` applies
+    at the end (so a long run never ends in a refusal): a symlink (never followed), a directory, a device or
+    fifo, a wrong extension, a missing or unwritable directory; an existing file unless ``force``, and with
+    ``force`` unless it is golden's own (:func:`owned_file`). ``option`` names the path in the message
+    (``--out``). None passes through (no output asked for)."""
+    if path is None:
+        return None
+    target = Path(path)
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise BundleError(f"{option} {path}: cannot check it ({e.strerror or e})") from None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise BundleError(f"{option} {path}: is a symlink; refusing to write through it (give the real path)")
+        if stat.S_ISDIR(st.st_mode):
+            raise BundleError(f"{option} {path}: is a directory; give the file to write")
+        if not stat.S_ISREG(st.st_mode):
+            raise BundleError(f"{option} {path}: is not a regular file (a device or fifo); refusing to replace it")
+    if suffix and target.suffix.lower() != suffix:
+        raise BundleError(f"{option} {path}: expected a {suffix} file name (the format is {suffix[1:].upper()})")
+    if st is not None:
+        if not force:
+            raise BundleError(f"{option} {path}: already exists; refusing to replace it (use --force to replace "
+                              f"a file golden wrote)")
+        if owned_file(target) is None:
+            raise BundleError(f"{option} {path}: not golden's to replace (it carries no intact golden stamp: a file "
+                              f"golden did not write, or one changed since); delete or move it yourself")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise BundleError(f"{option} {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise BundleError(f"{option} {path}: its directory is not writable")
+    return target
 
 
 class _Vetted(NamedTuple):
@@ -473,7 +510,7 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path, writer, *, force: bool | None = None, mode: int | None = None) -> Path:
+def write_atomic(path, writer, *, force: bool, mode: int | None = None) -> Path:
     """Write one file all or nothing, never over anything golden does not own.
 
     ``writer(f)`` fills a temporary file beside ``path``
@@ -491,9 +528,8 @@ def write_atomic(path, writer, *, force: bool | None = None, mode: int | None = 
     the error is a :class:`BundleError` naming the path. A ``.part`` file left by a writer that was
     killed is removed by the next golden write in that directory (:func:`clean_stale`).
 
-    ``force=None`` (the default, for callers written before this rule) keeps the old behaviour:
-    an existing regular file is replaced whoever wrote it. Pass ``force=False``/``True`` (the
-    command's ``--force``) to apply the rule; None will become False once every caller passes it.
+    ``force`` is required (the command's ``--force``): every caller states it. A command checks its
+    target up front with :func:`check_new_file` (the same rule), so a long run never ends in a refusal.
     """
     path = Path(path)
     old = _check_target(path, force)

@@ -727,20 +727,12 @@ def summary(cert: dict) -> str:
 
 
 def check_out(path, *, force: bool = False) -> None:
-    """Refuse, before any work, an output the certificate must not be written to: a symlink, a directory, a
-    device, a missing directory, or an existing file that is not a golden network certificate (unless force)."""
-    from pathlib import Path
+    """Refuse, before any work, an output the certificate must not be written to: golden's one rule
+    (:func:`golden.fileio.check_new_file`: never a symlink, a directory or a device; an existing file only
+    with ``force`` and only if golden wrote it)."""
+    from .fileio import check_new_file
 
-    p = Path(path)
-    if p.is_symlink():
-        raise NetProveError(f"--out: {path} is a symlink; refusing to write through it (give the real path)")
-    if p.exists() and not p.is_file():
-        raise NetProveError(f"--out: {path} is not a regular file (a directory or device); give a file path")
-    if not p.absolute().parent.is_dir():
-        raise NetProveError(f"--out: the directory {p.absolute().parent} does not exist; create it first")
-    if p.exists() and not force and not _is_certificate(p):
-        raise NetProveError(f"--out: {path} exists and is not a golden network certificate; refusing to overwrite "
-                            f"it (remove it, pick another path, or pass --force)")
+    check_new_file(path, "--out", force=force)
 
 
 def write_certificate(cert: dict, path, *, force: bool = False):
@@ -752,13 +744,4 @@ def write_certificate(cert: dict, path, *, force: bool = False):
 
     check_out(path, force=force)
     data = to_json(cert).encode()
-    return write_atomic(Path(path), lambda f: f.write(data))
-
-
-def _is_certificate(p) -> bool:
-    try:
-        if p.stat().st_size > 1 << 28:
-            return False
-        return json.loads(p.read_text()).get("kind") == KIND
-    except (OSError, ValueError, AttributeError):
-        return False
+    return write_atomic(Path(path), lambda f: f.write(data), force=force)

@@ -903,7 +903,7 @@ def divergence_map(spec_a: Spec, spec_b: Spec, *, classify: bool = True, progres
     return DivergenceMap(spec_a, spec_b, n, spike, out, v_, any_, causes, lut[code].reshape(shape))
 
 
-def plot_map(m: DivergenceMap, path) -> None:
+def plot_map(m: DivergenceMap, path, *, force: bool = False) -> None:
     """Heat map of the (v, x) plane, one colour per cause (white: agree). Needs matplotlib (the 'plot' extra)."""
     try:
         import matplotlib
@@ -929,6 +929,6 @@ def plot_map(m: DivergenceMap, path) -> None:
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     try:  # golden's one writer: never through a symlink, all or nothing
-        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110), force=force)
     finally:
         plt.close(fig)

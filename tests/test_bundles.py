@@ -459,7 +459,7 @@ def test_16_out_dot_force_leaves_nothing_behind(tmp_path, monkeypatch):
 # ================================================ golden simulate output (17-18)
 def test_17_write_atomic_leaves_the_target_untouched_on_failure(tmp_path):
     target = tmp_path / "x.npz"
-    fileio.write_atomic(target, lambda f: f.write(b"previous"))
+    fileio.write_atomic(target, lambda f: f.write(b"previous"), force=False)
 
     def full(f):
         f.write(b"partial")
@@ -483,7 +483,7 @@ def test_21_write_atomic_replaces_only_golden_files_and_only_with_force(tmp_path
     if how == "user" or how == "copied":
         t.write_bytes(b"thesis")
     else:
-        fileio.write_atomic(t, lambda f: f.write(b"thesis"))
+        fileio.write_atomic(t, lambda f: f.write(b"thesis"), force=False)
         if how == "edited":
             with open(t, "ab") as f:
                 f.write(b" v2")
@@ -494,7 +494,7 @@ def test_21_write_atomic_replaces_only_golden_files_and_only_with_force(tmp_path
 
 
 def test_21_write_atomic_owned_file_is_stamped_with_its_hash(tmp_path):
-    t = fileio.write_atomic(tmp_path / "t.bin", lambda f: f.write(b"abc"), mode=0o640)
+    t = fileio.write_atomic(tmp_path / "t.bin", lambda f: f.write(b"abc"), force=False, mode=0o640)
     assert fileio.owned_file(t) is not None and (t.stat().st_mode & 0o777) == 0o640
     assert json.loads(os.getxattr(t, fileio.STAMP))["sha256"] == hashlib.sha256(b"abc").hexdigest()
     (tmp_path / "l").symlink_to(t)
@@ -502,7 +502,7 @@ def test_21_write_atomic_owned_file_is_stamped_with_its_hash(tmp_path):
 
 
 def test_21_write_atomic_a_file_swapped_in_after_the_check_is_put_back(tmp_path, monkeypatch):
-    t = fileio.write_atomic(tmp_path / "t.txt", lambda f: f.write(b"golden"))
+    t = fileio.write_atomic(tmp_path / "t.txt", lambda f: f.write(b"golden"), force=False)
 
     def writer(f):  # while golden writes, a user replaces the vetted file with his own
         os.unlink(t)
@@ -516,7 +516,7 @@ def test_21_write_atomic_a_file_swapped_in_after_the_check_is_put_back(tmp_path,
 def test_21_kill_9_during_a_single_file_write_leaves_a_part_file_the_next_write_removes(tmp_path):
     code = ("import os, signal; from golden.fileio import write_atomic\n"
             f"write_atomic({str(tmp_path / 'x.bin')!r}, lambda f: (f.write(b'half'), f.flush(), "
-            "os.kill(os.getpid(), signal.SIGKILL)))\n")
+            "os.kill(os.getpid(), signal.SIGKILL)), force=False)\n")
     r = subprocess.run([sys.executable, "-c", code], check=False, env=ENV, capture_output=True, text=True)
     assert r.returncode == -signal.SIGKILL
     parts = [p.name for p in tmp_path.iterdir()]
@@ -524,7 +524,7 @@ def test_21_kill_9_during_a_single_file_write_leaves_a_part_file_the_next_write_
     live = tmp_path / f".y.golden-{os.getpid()}-abc.part"  # a live writer's part file is left alone
     live.write_bytes(b"busy")
     err = io.StringIO()
-    fileio.write_atomic(tmp_path / "z.bin", lambda f: f.write(b"z"))
+    fileio.write_atomic(tmp_path / "z.bin", lambda f: f.write(b"z"), force=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "z.bin"]
     assert fileio.clean_stale(tmp_path, err) == []
 
@@ -532,7 +532,7 @@ def test_21_kill_9_during_a_single_file_write_leaves_a_part_file_the_next_write_
 def test_17_write_atomic_under_ulimit_f(tmp_path):
     code = ("import resource, numpy as np; from golden.fileio import write_atomic\n"
             "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
-            f"write_atomic({str(tmp_path / 'x.npz')!r}, lambda f: np.savez(f, a=np.zeros(100000)))\n")
+            f"write_atomic({str(tmp_path / 'x.npz')!r}, lambda f: np.savez(f, a=np.zeros(100000)), force=False)\n")
     r = subprocess.run([sys.executable, "-c", code], check=False, env=ENV, capture_output=True, text=True)
     assert r.returncode != 0 and "x.npz: cannot write" in r.stderr
     assert list(tmp_path.iterdir()) == []
@@ -549,7 +549,7 @@ def test_17_write_atomic_refuses_anything_but_a_regular_file(tmp_path, kind):
         (tmp_path / "real").write_text("keep")
         t.symlink_to(tmp_path / "real")
     with pytest.raises(BundleError, match=kind):
-        fileio.write_atomic(t, lambda f: f.write(b"x"))
+        fileio.write_atomic(t, lambda f: f.write(b"x"), force=False)
     assert kind != "symlink" or (tmp_path / "real").read_text() == "keep"
     assert leftovers(tmp_path) == [] and os.path.lexists(t)
 
@@ -599,7 +599,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, cause):
 
 def test_write_atomic_into_a_missing_directory(tmp_path):
     with pytest.raises(BundleError, match="does not exist"):
-        fileio.write_atomic(tmp_path / "no" / "x.npz", lambda f: f.write(b"x"))
+        fileio.write_atomic(tmp_path / "no" / "x.npz", lambda f: f.write(b"x"), force=False)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -158,8 +158,8 @@ TABLE = [
     (["bench", "--min-time", "-1"], ["--min-time", "> 0"]),
     (["bench", "--kinds", "XIF"], ["--kinds", "XIF"]),
     (["bench", "--profiles", "pytorch"], ["--profiles", "pytorch"]),
-    (["bench", "--json", "nodir/b.json"], ["--json", "no such directory"]),
-    (["bench", "--markdown", "nodir/b.md"], ["--markdown", "no such directory"]),
+    (["bench", "--json", "nodir/b.json"], ["--json", "does not exist"]),
+    (["bench", "--markdown", "nodir/b.md"], ["--markdown", "does not exist"]),
 ]
 
 
@@ -234,12 +234,17 @@ def test_simulate_output_replaces_atomically_only_with_force(tmp_path, capsys):
     spec = golden.codegen("IF")
     (tmp_path / "s.toml").write_text(spec.to_toml())
     np.save(tmp_path / "x.npy", np.ones((5, 3), np.int8))
-    (tmp_path / "t.npz").write_bytes(b"old")
+    (tmp_path / "u.npz").write_bytes(b"old")  # a user's file: refused, with --force too
     args = ["simulate", "--spec", str(tmp_path / "s.toml"), "--input", str(tmp_path / "x.npy")]
-    assert cli.main([*args, "--out", str(tmp_path / "t.npz")]) == 2
-    assert "already exists" in capsys.readouterr().err and (tmp_path / "t.npz").read_bytes() == b"old"
+    for force in ([], ["--force"]):
+        assert cli.main([*args, "--out", str(tmp_path / "u.npz"), *force]) == 2
+        assert "u.npz" in capsys.readouterr().err and (tmp_path / "u.npz").read_bytes() == b"old"
+    assert cli.main([*args, "--out", str(tmp_path / "t.npz")]) == 0
+    first = (tmp_path / "t.npz").read_bytes()
+    assert cli.main([*args, "--out", str(tmp_path / "t.npz")]) == 2  # golden's own: only with --force
+    assert "already exists" in capsys.readouterr().err and (tmp_path / "t.npz").read_bytes() == first
     assert cli.main([*args, "--out", str(tmp_path / "t.npz"), "--force"]) == 0
-    assert sorted(os.listdir(tmp_path)) == ["s.toml", "t.npz", "x.npy"]
+    assert sorted(os.listdir(tmp_path)) == ["s.toml", "t.npz", "u.npz", "x.npy"]
     assert np.array_equal(np.load(tmp_path / "t.npz")["v"], golden.simulate(spec, np.ones((5, 3), np.int8)).v)
 
 

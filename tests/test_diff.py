@@ -266,10 +266,10 @@ BAD_INPUTS = [
     (lambda tmp: [*_net_dirs(tmp), "--input", _sparse_npy(tmp / "flat.npy", (1 << 33,))], "8589934592 samples"),
     (lambda tmp: ["--exhaustive", "--bits", "16", "--q-v", "12", "--allow-long", "--plot", str(tmp / "m.png")],
      "and its plot: about 2"),
-    (_precious, "is a symlink; golden never writes through one"),
+    (_precious, "is a symlink; refusing to write through it"),
     (_plot_dir, "is a directory"),
-    (lambda tmp: ["--plot", str(tmp / "x.json")], "give a file name ending in .png"),
-    (_existing_png, "already exists; give --force"),
+    (lambda tmp: ["--plot", str(tmp / "x.json")], "expected a .png file name"),
+    (_existing_png, "already exists; refusing to replace it (use --force"),
     (lambda tmp: ["--plot", str(tmp / "missing" / "d.png")], "does not exist"),
     (lambda tmp: [*_net_dirs(tmp), "--plot", str(tmp / "n.png")], "not available for --net-a/--net-b"),
     (lambda tmp: ["--cause", "TMP leek shift"], "unknown cause 'TMP leek shift'"),
@@ -372,7 +372,7 @@ def test_cli_plot_force_replaces_golden_s_png(capsys, tmp_path):
     assert run_cli(capsys, *SMALL, "--plot", str(png))[0] == 1
     first = png.read_bytes()
     rc, out, err = run_cli(capsys, *SMALL, "--seed", "1", "--plot", str(png))
-    assert rc == 2 and out == "" and "already exists; give --force" in err and png.read_bytes() == first
+    assert rc == 2 and out == "" and "already exists; refusing" in err and png.read_bytes() == first
     rc, _, _ = run_cli(capsys, *SMALL, "--seed", "1", "--plot", str(png), "--force")
     assert rc == 1 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.read_bytes() != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]

@@ -231,13 +231,15 @@ def test_cli_writes_and_rewrites_its_certificate(tmp_path, capsys):
     assert main(["prove", "--network", SMLP, "--against", "codegen", "--out", str(out)]) == 0
     first = out.read_text()
     assert json.loads(first)["kind"] == NP.KIND and json.loads(first)["proven"] is True
-    assert main(["prove", "--network", SMLP, "--against", "codegen", "--out", str(out)]) == 0
-    assert out.read_text() == first  # deterministic, and its own certificate is replaced
-    user = tmp_path / "notes.json"
-    user.write_text("{}")
-    assert main(["prove", "--network", SMLP, "--against", "codegen", "--out", str(user), "--force"]) == 0
-    assert json.loads(user.read_text())["kind"] == NP.KIND
     assert "result: PROVEN" in capsys.readouterr().out
+    assert main(["prove", "--network", SMLP, "--against", "codegen", "--out", str(out)]) == 2  # exists: --force
+    assert "already exists" in capsys.readouterr().err
+    assert main(["prove", "--network", SMLP, "--against", "codegen", "--out", str(out), "--force"]) == 0
+    assert out.read_text() == first  # deterministic, and golden's own certificate is replaced with --force
+    user = tmp_path / "notes.json"
+    user.write_text("{}")  # a user's file: never replaced, --force or not
+    assert main(["prove", "--network", SMLP, "--against", "codegen", "--out", str(user), "--force"]) == 2
+    assert "not golden's to replace" in capsys.readouterr().err and user.read_text() == "{}"
 
 
 def _bad_rows(tmp: Path):
@@ -249,10 +251,10 @@ def _bad_rows(tmp: Path):
         (["--network", str(tmp), "--against", "codegen"], "no network.toml"),
         (["--network", SMLP, "--against", "torch"], "invalid choice: 'torch'"),
         (["--network", SMLP], "--against"),
-        (["--network", SMLP, "--against", "codegen", "--out", str(user)], "is not a golden network certificate"),
+        (["--network", SMLP, "--against", "codegen", "--out", str(user)], "already exists; refusing"),
         (["--network", SMLP, "--against", "codegen", "--out", str(tmp / "link.json")], "is a symlink"),
         (["--network", SMLP, "--against", "codegen", "--out", str(tmp / "no" / "c.json")], "does not exist"),
-        (["--network", SMLP, "--against", "codegen", "--out", str(tmp)], "not a regular file"),
+        (["--network", SMLP, "--against", "codegen", "--out", str(tmp)], "is a directory"),
         (["--network", SMLP, "--against", "codegen", "--max-values", "0"], "--max-values"),
     ]
 

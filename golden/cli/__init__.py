@@ -19,10 +19,10 @@ import numpy as np
 
 from .. import profiles
 from ..errors import GoldenError
-from ..fileio import write_atomic
+from ..fileio import check_new_file, write_atomic
 from ..simulate import load_npy, simulate
 from ..spec import Kind, Spec
-from .longrun import check_memory, check_new_file
+from .longrun import check_memory
 from .options import OutputError, Parser, UsageError, add_layer_options, kind, layer_params, natural_int, positive_int
 
 DEMO = dict(profile="codegen", kind="LIF", neurons=1024, steps=200, seed=0)
@@ -126,7 +126,7 @@ def cmd_simulate(a) -> int:
     v0 = load_npy(a.v0, "v0") if a.v0 else None
     trace = simulate(spec, x, v0)
     write_atomic(out, lambda f: np.savez(f, out=trace.out, v=trace.v, spikes=trace.spikes, spec=spec.to_toml(),
-                                         **{f"overflow_{k}": v for k, v in trace.overflow.items()}))
+                                         **{f"overflow_{k}": v for k, v in trace.overflow.items()}), force=a.force)
     print(f"{out}: {x.shape[0]} steps x {int(np.prod(x.shape[1:]))} neurons, spike rate {trace.spike_rate:.4f}")
     return 0
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
-import stat
 import sys
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from .. import diff as gdiff
 from .. import profiles
 from ..budget import Cost, refuse
 from ..causes import CAUSES
+from ..fileio import check_new_file
 from ..simulate import load_npy
 from ..spec import Spec, SpecError
 from .options import OutputError, Parser, add_layer_options, layer_params, natural_int, positive_int
@@ -119,28 +118,9 @@ def cli(argv) -> int:
 
 # ---------------------------------------------------------------------------------------- checks before a run
 def check_plot_target(path: str, force: bool) -> Path:
-    """Refuse, before any run, a --plot target golden must not write: a symlink (never followed), a directory,
-    anything but a regular file, a name that does not end in .png, an existing file without ``--force``, a
-    missing parent directory; and a missing matplotlib (the 'plot' extra)."""
-    p = Path(path)
-    try:
-        st = os.lstat(p)
-    except FileNotFoundError:
-        st = None
-    except OSError as e:
-        raise OutputError(f"--plot {p}: cannot check it ({e.strerror}); give another file name") from None
-    if st is not None and stat.S_ISLNK(st.st_mode):
-        raise OutputError(f"--plot {p}: is a symlink; golden never writes through one (give a new file name)")
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        raise OutputError(f"--plot {p}: is a directory; give a file name such as {p / 'diff.png'}")
-    if p.suffix.lower() != ".png":
-        raise OutputError(f"--plot {p}: the plot is a PNG; give a file name ending in .png")
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise OutputError(f"--plot {p}: is not a regular file (a device or fifo); give a new file name")
-    if st is not None and not force:
-        raise OutputError(f"--plot {p}: already exists; give --force to replace it, or a new file name")
-    if not p.absolute().parent.is_dir():
-        raise OutputError(f"--plot {p}: the directory {p.absolute().parent} does not exist")
+    """Refuse, before any run, a --plot target golden must not write (golden's one rule,
+    :func:`golden.fileio.check_new_file`, with a .png name), and a missing matplotlib (the 'plot' extra)."""
+    p = check_new_file(path, "--plot", force=force, suffix=".png")
     if importlib.util.find_spec("matplotlib") is None:
         raise SpecError("--plot needs matplotlib: pip install 'golden[plot]'")
     return p

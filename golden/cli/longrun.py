@@ -2,7 +2,6 @@
 
 - :func:`check_memory`: refuse a job whose estimated peak memory exceeds what this process may get
   (:func:`golden.budget.available_memory`: ``ulimit -v`` and free memory), before allocating anything.
-- :func:`check_new_file`: refuse an output path before the run (lstat: never follow a symlink).
 - :class:`Progress`: one line on stderr, rewritten in place, only when stderr is a terminal (nothing in CI logs).
 - :class:`Journal`: the finished chunks of a long proof, one JSON line each, appended beside the certificate,
   so that an interrupted run resumes where it stopped (``golden prove``).
@@ -48,37 +47,6 @@ def check_memory(need: int, what: str, fix: str) -> None:
     if need > have:
         raise BudgetError(f"{what} needs about {gib(need)} of memory, and this process may get {gib(max(have, 0))} "
                             f"(free memory, ulimit -v): {fix}")
-
-
-def check_new_file(path: str | None, option: str, *, force: bool, suffix: str | None = None) -> Path | None:
-    """Refuse, before any work, an output we must not or cannot write: a symlink (never followed), a directory,
-    a device or fifo, a wrong extension, a missing or unwritable directory, or an existing file without --force."""
-    if path is None:
-        return None
-    target = Path(path)
-    if suffix and target.suffix.lower() != suffix:
-        raise OutputError(f"{option} {path}: expected a {suffix} file name (the format is {suffix[1:].upper()})")
-    try:
-        st = os.lstat(target)
-    except FileNotFoundError:
-        st = None
-    except OSError as e:
-        raise OutputError(f"{option} {path}: cannot check it ({e.strerror})") from None
-    if st is not None:
-        if stat.S_ISLNK(st.st_mode):
-            raise OutputError(f"{option} {path}: is a symlink; refusing to write through it (give the real path)")
-        if stat.S_ISDIR(st.st_mode):
-            raise OutputError(f"{option} {path}: is a directory; give the file to write")
-        if not stat.S_ISREG(st.st_mode):
-            raise OutputError(f"{option} {path}: is not a regular file (a device or fifo); refusing to replace it")
-        if not force:
-            raise OutputError(f"{option} {path}: already exists; refusing to replace it (use --force)")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"{option} {path}: the directory {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (st is not None and not os.access(target, os.W_OK)):
-        raise OutputError(f"{option} {path}: is not writable")
-    return target
 
 
 class Progress:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from ..budget import DEFAULT_SECONDS, refuse
 from ..errors import BudgetError
-from ..fileio import write_atomic
+from ..fileio import check_new_file, write_atomic
 from ..prove import REFERENCES, Chunk, Proof, ProveError, check_config, divergence_cost, divergence_map, plot_map
 from ..spec import Spec
-from .longrun import Interrupted, Journal, Progress, check_memory, check_new_file, duration, gib
+from .longrun import Interrupted, Journal, Progress, check_memory, duration, gib
 from .options import Parser, positive_float
 
 BUDGET = DEFAULT_SECONDS  # a proof estimated longer is refused unless --budget or --allow-long says otherwise
@@ -136,7 +136,7 @@ def run_proof(proof: Proof, a) -> tuple:
     return cert, journal, resumed
 
 
-def write_results(cert, other: Spec | None, out: Path | None, plot: Path | None, name: str) -> tuple:
+def write_results(cert, other: Spec | None, out: Path | None, plot: Path | None, name: str, force: bool) -> tuple:
     """(the divergence map or None, the certificate JSON): against a spec the map (and its plot) first, then the
     certificate, each written whole."""
     doc = cert.to_dict()
@@ -147,10 +147,10 @@ def write_results(cert, other: Spec | None, out: Path | None, plot: Path | None,
         progress.clear()
         doc["divergence"] = dmap.to_dict()
         if plot:
-            plot_map(dmap, plot)
+            plot_map(dmap, plot, force=force)
     text = json.dumps(doc, sort_keys=True, indent=1) + "\n"
     if out:
-        write_atomic(out, lambda f: f.write(text.encode()))
+        write_atomic(out, lambda f: f.write(text.encode()), force=force)
     return dmap, text
 
 
@@ -177,7 +177,7 @@ def run(argv) -> int:
     check_memory(proof.chunk_bytes, f"a chunk of {proof.chunk_pairs} pairs", "free memory or raise ulimit -v")
     cert, journal, resumed = run_proof(proof, a)
     try:
-        dmap, text = write_results(cert, other, out, plot, a.spec)
+        dmap, text = write_results(cert, other, out, plot, a.spec, a.force)
     except KeyboardInterrupt:
         where = f"; its chunks are saved in {journal.path}: the same command resumes" if journal else ""
         raise Interrupted(f"prove: stopped after the proof, before its results were written{where}") from None
