@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GoldenError
+from .errors import GoldenError, SpecError  # noqa: F401  (SpecError lives in errors.py; re-exported)
 
 try:  # Python >= 3.11
     import tomllib
@@ -159,10 +159,6 @@ QUALIA_ROUND = {"floor": Round.TRN, "nearest": Round.RND, "ceil": Round.TRN_INF}
 
 # Overflow stages, in the order Trace.overflow reports them.
 STAGES = ("align", "leak", "charge", "reset", "v")
-
-
-class SpecError(GoldenError, ValueError):
-    """An invalid spec, always naming the offending field."""
 
 
 

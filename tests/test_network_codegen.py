@@ -149,7 +149,7 @@ def test_from_torch_deploys_a_built_model():
 
 def _eval_vs_c_masks(dep, x):
     """Per layer: (real torch != real C) and (golden torch-eval != golden codegen), raw at the C's q."""
-    from golden.network.from_torch import network_from_torch
+    from golden.qualia.network import network_from_module as network_from_torch
     from golden.refs import codegen_model as cm
     from golden.refs.qualia_models import run_torch
 
@@ -269,7 +269,7 @@ def test_diff_networks_reproduces_and_classifies_the_real_divergences(model, neu
     """8 bits, default LONG: golden's torch-eval vs codegen diff has the real torch-vs-C mismatch count per layer and
     the same first divergence per sample; every first divergence is classified, here all by one cause."""
     from golden.network.diff import diff_networks
-    from golden.network.from_torch import network_from_torch
+    from golden.qualia.network import network_from_module as network_from_torch
     from golden.refs import codegen_model as cm
 
     dep = _deployed(model, neuron, 8)
@@ -301,3 +301,28 @@ def test_diff_networks_names_the_tmp_leak_shift():
     d = diff_networks(qv, net, cm.quantize_input(dep, dep.built.sample_inputs(8, seed=X_SEED)))
     n_div = sum(f is not None for f in d.first)
     assert n_div > 0 and d.causes["TMP leak shift"] == n_div, d.causes
+
+
+@pytest.mark.parametrize("model,neuron,bits", [("SCNN2d-bn", "LIF-soft", 8), ("SMLP", "IF-hard", 16)])
+def test_separate_bias_quantizer_deploys_and_equals_the_real_c(model, neuron, bits):
+    """``bias.quant_enable = true`` (every EuroSAT config): the bias has its own quantizer and its own q (here
+    apart from the weights'); golden reads it with that quantizer, torch-eval and codegen, and equals the C."""
+    from golden.refs import codegen_model as cm
+
+    qm = _qm()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = qm.build(**qm.MODELS[model], **qm.neuron_kwargs(neuron, bits), bits=bits, seed=0,
+                     overrides={"bias": {"quant_enable": True}})
+        dep = cm.deploy(b)
+    parted = [la for la in dep.layers if la.q_bias is not None and la.q_bias != la.q_weights]
+    assert parted, "the bias q must differ from the weights' somewhere, or the test proves nothing"
+    assert all(not any(lp.differs.values()) for lp in cm.deployment_params(dep)), "torch and the C hold other ints"
+    net, r, tr, counts, rates = compare_c(dep)
+    values = sum(v for v, _ in counts.values())
+    record("network codegen", "the whole model's C from Qualia's deployment path (gcc), every layer at every step",
+           values, sum(m for _, m in counts.values()), unit="layer values")
+    assert {n: m for n, (_, m) in counts.items() if m} == {}, counts
+    assert max(rates.values()) >= 0.02, rates
+    report = golden.check_model(b.model, b.sample_inputs(SAMPLES, seed=X_SEED), network=True)
+    assert report.ok, str(report)

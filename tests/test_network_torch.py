@@ -40,7 +40,7 @@ def _grid():
 
 def _check(model_name, neuron, bits, mode, samples=3):
     import golden
-    from golden.network.check import BUG, F32, OFF_GRID
+    from golden.qualia.check import BUG, F32, OFF_GRID
     from golden.refs import qualia_models as qm
 
     kw = dict(qm.configs([model_name], [neuron], (bits,), (mode,), (0,))[0][1])
@@ -139,11 +139,11 @@ def test_single_neuron_module_still_gives_a_spec():
 @pytest.mark.parametrize("theta", [45.44, 45.5, 45.0, 45.7, 57.25])
 def test_atif_learned_threshold_off_the_grid(roundtype, theta):
     """A single QuantizedATIF whose threshold is off the q_v grid (ties included): golden's spec equals the module,
-    and the two integers it holds are the closed forms of golden.network.atif."""
+    and the two integers it holds are the closed forms of golden.qualia.atif."""
     import torch
 
     import golden
-    from golden.network.atif import atif_threshold, closed_form
+    from golden.qualia.atif import atif_threshold, closed_form
     from golden.refs import torch_ref
     from golden.spec import QFormat
 

@@ -66,8 +66,8 @@ from typing import Any
 
 import numpy as np
 
-from golden.errors import GoldenError
-from golden.refs.codegen_c import _atomic_write, _compiler_id, cache_dir
+from golden.errors import DeployError
+from golden.refs.codegen_c import atomic_write, cache_dir, compiler_id
 from golden.refs.qualia_models import Built, float_model
 
 __all__ = [
@@ -93,10 +93,6 @@ _MAGIC = 0x474F4C44454E4D31  # "GOLDENM1"
 _NAME = "golden"
 _PREFIX = "cnn_"
 _CHDIR_LOCK = threading.Lock()
-
-
-class DeployError(GoldenError, RuntimeError):
-    """The deployment path, the compiler or the compiled model failed; the message says where."""
 
 
 @dataclass(frozen=True)
@@ -334,7 +330,7 @@ int main(void) {{
 
 def _compile(source: str, harness: str) -> CompiledModel:
     h = hashlib.sha256()
-    for part in (source, harness, _compiler_id("gcc"), "\0".join(CFLAGS)):
+    for part in (source, harness, compiler_id("gcc"), "\0".join(CFLAGS)):
         h.update(part.encode())
         h.update(b"\0\1")
     key = "model-" + h.hexdigest()[:24]
@@ -343,8 +339,8 @@ def _compile(source: str, harness: str) -> CompiledModel:
     src, main, binary, log = d / "full_model.h", d / "main.c", d / "model.bin", d / "build.log"
     if binary.exists() and log.exists():
         return CompiledModel(binary, main, log.read_text(), 0.0, True, key)
-    _atomic_write(src, source.encode())
-    _atomic_write(main, harness.encode())
+    atomic_write(src, source.encode())
+    atomic_write(main, harness.encode())
     tmp = d / f"model.bin.{os.getpid()}.tmp"
     cmd = ["gcc", *CFLAGS, "-I", str(d), str(main), "-o", str(tmp), "-lm"]
     t0 = time.perf_counter()
@@ -355,7 +351,7 @@ def _compile(source: str, harness: str) -> CompiledModel:
         errs = [ln for ln in proc.stderr.splitlines() if "error" in ln][:3]
         raise DeployError(f"gcc failed in {d}: {' | '.join(errs) or proc.stderr.strip()[-300:]}")
     os.replace(tmp, binary)
-    _atomic_write(log, proc.stderr.encode())
+    atomic_write(log, proc.stderr.encode())
     return CompiledModel(binary, main, proc.stderr, dt, False, key)
 
 
@@ -589,11 +585,11 @@ _ATTRS = ("strides", "padding", "pool_size", "kernel_size", "groups", "use_bias"
           "epsilon", "units", "filters")
 
 
-def _raw(t, q: int) -> np.ndarray:
+def _raw(t, q: int, where: str) -> np.ndarray:
     a = t.detach().double().numpy() * 2.0 ** q
     r = np.round(a)
     if not np.array_equal(a, r):
-        raise DeployError(f"torch value off the q={q} grid")
+        raise DeployError(f"{where}: torch value off the q={q} grid (the deployment's q for it)")
     return r.astype(np.int64)
 
 
@@ -605,18 +601,26 @@ def flatten_perm(src_shape: tuple[int, ...]) -> np.ndarray:
     return np.arange(n).reshape(cf_shape).transpose(*range(1, nd), 0).ravel()
 
 
+def _weights_and_bias(m, w, b):
+    """(quantized weight, quantized bias) as the layer's forward makes them: a separate bias quantizer
+    (``bias.quant_enable = true``) quantizes the bias alone, otherwise quantizer_w quantizes both together."""
+    if b is None:
+        return m.quantizer_w(w), None
+    if getattr(m, "quantizer_bias", None) is not None:
+        return m.quantizer_w(w), m.quantizer_bias(b)
+    return m.quantizer_w(w, bias_tensor=b)
+
+
 def _torch_ints(m, la: CLayer, prev: CLayer | None) -> dict[str, np.ndarray]:
     import torch
 
     qw = la.q_weights
     qb = la.q_bias if la.q_bias is not None else qw
+    where = f"{la.torch_name} ({la.ctype})"
     with torch.no_grad():
         if la.ctype in ("TDenseLayer", "TConv1DLayer", "TConv2DLayer"):
-            if m.bias is not None:
-                w, b = m.quantizer_w(m.weight, bias_tensor=m.bias)
-            else:
-                w, b = m.quantizer_w(m.weight), None
-            k = _raw(w, qw)
+            w, b = _weights_and_bias(m, m.weight, m.bias)
+            k = _raw(w, qw, f"{where} weight")
             if la.ctype == "TConv1DLayer":
                 k = k.transpose(0, 2, 1)
             elif la.ctype == "TConv2DLayer":
@@ -625,20 +629,18 @@ def _torch_ints(m, la: CLayer, prev: CLayer | None) -> dict[str, np.ndarray]:
                 k = k[:, flatten_perm(prev.in_c_shapes[0])]
             out = {"kernel": k}
             if b is not None:
-                out["bias"] = _raw(b, qb)
+                out["bias"] = _raw(b, qb, f"{where} bias")
             return out
         if la.ctype.startswith("TBatchNormalization"):
             alpha, beta = m.compute_fused_params(weight=m.weight, bias=m.bias, mean=m.running_mean,
                                                  var=m.running_var, eps=m.eps)
-            if getattr(m, "quantizer_bias", None) is not None:
-                a, b = m.quantizer_w(alpha), m.quantizer_bias(beta)
-            else:
-                a, b = m.quantizer_w(alpha, bias_tensor=beta)
-            return {"kernel": _raw(a, qw).reshape(-1), "bias": _raw(b, qb).reshape(-1)}
+            a, b = _weights_and_bias(m, alpha, beta)
+            return {"kernel": _raw(a, qw, f"{where} alpha").reshape(-1),
+                    "bias": _raw(b, qb, f"{where} beta").reshape(-1)}
         if la.ctype in ("TLifLayer", "TIfLayer"):
             hp = m.get_hyperparams_tensor(device=torch.device("cpu"), dtype=torch.float32)
             _, q = m.quantizer_v(torch.zeros(1), bias_tensor=hp)
-            raw = _raw(q, qw)
+            raw = _raw(q, qw, f"{where} hyperparameters")
             names = ["v_threshold"] + (["reciprocal_tau"] if la.ctype == "TLifLayer" else [])
             names += [] if m.v_reset is None else ["v_reset"]
             return {n: raw[i].reshape(()) for i, n in enumerate(names)}

@@ -71,7 +71,7 @@ from typing import Any
 
 import numpy as np
 
-from golden.errors import GoldenError
+from golden.errors import ModelConfigError
 
 __all__ = [
     "KINDS",
@@ -87,10 +87,6 @@ __all__ = [
     "neuron_kwargs",
     "run_torch",
 ]
-
-class ModelConfigError(GoldenError, ValueError):
-    """A build() argument outside what the factory supports; the message names the argument."""
-
 
 TEMPLATES = ("SMLP", "SCNN", "SResNet")
 KINDS = ("LIF", "IF", "ATIF")
