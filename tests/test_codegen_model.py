@@ -274,3 +274,26 @@ def test_deep_grid_facts(model, seed):
                                                                       "TBatchNormalization1DLayer",
                                                                       "TBatchNormalization2DLayer")
             _CACHE.clear()
+
+
+# ------------------------------------------------------------------------------------------------
+# any quantized model deploys: the float twin golden derives gives Qualia's deployment, byte for byte
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model,neuron,bits", [(m, "LIF-soft", 8) for m in qm.MODELS] + [("SResNet2d", "IF-hard", 16)])
+def test_float_twin_deploys_byte_identical_to_the_float_template(model, neuron, bits):
+    """A bare calibrated quantized model (no constructor arguments kept): golden derives the float twin by Qualia's
+    ``Quantized<X>`` <-> ``<X>`` pairing; Qualia's converter renders exactly the C (and reads exactly the activation
+    ranges) it renders from the float template rebuilt with the original arguments."""
+    import golden
+    from golden.qualia.twin import float_twin
+
+    dep = _deployed(model, neuron, bits)
+    bare = cm.deploy(dep.built.model, compile=False)
+    assert bare.source == dep.source and bare.activations_range == dep.activations_range
+    assert bare.layers == dep.layers and bare.built is None and bare.compiled is None
+    twin, ref = float_twin(dep.built.model).state_dict(), qm.float_model(dep.built).state_dict()
+    assert set(twin) == set(ref) and all(bool((twin[k] == ref[k]).all()) for k in ref)
+    net = golden.from_torch(dep.built.model, profile="codegen")
+    assert net.digest() == golden.from_torch(dep, profile="codegen").digest()

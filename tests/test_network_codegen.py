@@ -213,7 +213,9 @@ def _refused_bn():
 
 
 _BAD = [
-    ("atif", lambda: _atif(), {}, r"^model: its neurons are QuantizedATIF, which qualia-codegen has no C mapping"),
+    ("atif", lambda: _atif(), {}, r"^layers\.neuron1 \(QuantizedATIF\): qualia-codegen has no C mapping for ATIF"),
+    ("4-bit model", lambda: _qm().build("SMLP", kind="IF", bits=4, seed=0, calib_batches=1), {},
+     r"^model: quantizers of 4 bits; QualiaCodeGen's C numbers are int8 or int16 only"),
     ("width 12", lambda: _deployed("SMLP", "IF-hard", 8).built, {"width": 12},
      r"^width: 12 is not a QualiaCodeGen NUMBER_T"),
     ("width True", lambda: _deployed("SMLP", "IF-hard", 8).built, {"width": True}, r"^width: True"),
@@ -225,8 +227,6 @@ _BAD = [
      r"^unknown override\(s\) q_in for a whole model's codegen profile"),
     ("redeploy needed", lambda: _deployed("SMLP", "IF-hard", 8), {"long_width": 64},
      r"^width/long_width: the model is deployed at int8/int16"),
-    ("bare module", lambda: _deployed("SMLP", "IF-hard", 8).built.model, {},
-     r"^profile: 'codegen' of a whole model needs the deployable model"),
     ("converter refuses", _refused_bn, {},
      (r"^layers\.bn2 \(QuantizedBatchNorm1d\): weights q = -2 < 0, which qualia-codegen cannot export: .*"
       r"negative shift count")),
@@ -326,3 +326,49 @@ def test_separate_bias_quantizer_deploys_and_equals_the_real_c(model, neuron, bi
     assert max(rates.values()) >= 0.02, rates
     report = golden.check_model(b.model, b.sample_inputs(SAMPLES, seed=X_SEED), network=True)
     assert report.ok, str(report)
+
+
+def _c_counts(dep, x):
+    from golden.refs import codegen_model as cm
+
+    net = golden.from_torch(dep, profile="codegen")
+    xr = cm.quantize_input(dep, x)
+    r, tr = cm.run(dep, xr), net.simulate(xr)
+    counts = {n: (int(r.cf[n].size), int((r.cf[n] != lt.out).sum())) for n, lt in tr.layers.items()}
+    values = sum(v for v, _ in counts.values())
+    record("network codegen", "the whole model's C from Qualia's deployment path (gcc), every layer at every step",
+           values, sum(m for _, m in counts.values()), unit="layer values")
+    assert {n: m for n, (_, m) in counts.items() if m} == {}, counts
+    rates = {n: lt.spike_rate for n, lt in tr.layers.items() if lt.spikes is not None}
+    assert min(rates.values()) > 0, rates
+    return net
+
+
+def test_disabled_input_quantizers_deploy_and_equal_the_real_c():
+    """``input.quant_enable = false``: the C takes each layer's input at its producer's q, as golden does."""
+    from golden.refs import codegen_model as cm
+
+    qm = _qm()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = qm.build(**qm.MODELS["SCNN2d"], kind="LIF", bits=8, seed=0, overrides={"input": {"quant_enable": False}})
+        dep = cm.deploy(b)
+    _c_counts(dep, b.sample_inputs(SAMPLES, seed=X_SEED))
+
+
+def test_never_spiked_layer_codegen_follows_the_converter():
+    """global_max == 0: torch-eval runs the layer at q = 0 (torch's scale 1); the deployment uses fractional_bits
+    (6 here), and the codegen network follows the deployment, equal to the C; the torch-eval network's metadata
+    names where the two part."""
+    from test_network_torch import never_spiked
+
+    from golden.refs import codegen_model as cm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b, x = never_spiked("SCNN2d")
+        dep = cm.deploy(b)
+    net_c = _c_counts(dep, x)
+    net_t = golden.from_torch(b.model)
+    assert net_t["layers.neuron2"].layer.fmt_out.frac == 0 and net_c["layers.neuron2"].layer.fmt_out.frac == 6
+    assert "layers.neuron2.quantizer_act: scale 1 (q=0) while fractional_bits=6" in net_t.meta["scale_one"]

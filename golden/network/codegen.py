@@ -205,7 +205,7 @@ def network_from_deployment(dep) -> Network:
         bad = {k: v for k, v in lp.differs.items() if v}
         if bad:
             differs[name] = bad
-    meta = {"source": type(dep.built.model).__name__, "profile": "codegen", "width": W,
+    meta = {"source": type(dep.model).__name__, "profile": "codegen", "width": W,
             "long_width": int(lps[1].long_width), "step_mode": "s", "layout": "channels-first; C: channels-last"}
     if differs:
         meta["differs"] = ";".join(f"{n}:{','.join(f'{k}={v}' for k, v in d.items())}" for n, d in differs.items())

@@ -120,6 +120,16 @@ def scale_one_notes(order) -> str:
     return ";".join(notes)
 
 
+def torch_input_shape(model) -> tuple:
+    """One sample at one step, channels-first: the Qualia SNN template's ``input_shape`` (timesteps, *channels-last)
+    with its channel axis moved first."""
+    shp = getattr(model, "input_shape", None)
+    if shp is None:
+        raise NetworkError("input_shape: the model does not record it; pass input_shape=(C, ...) channels-first")
+    shp = tuple(int(a) for a in shp)[1:]
+    return shp if len(shp) < 2 else (shp[-1], *shp[:-1])
+
+
 def network_from_module(model, input_shape=None) -> Network:
     """The :class:`Network` a calibrated quantized Qualia model computes in ``.eval()`` (see the module doc).
 
@@ -128,13 +138,7 @@ def network_from_module(model, input_shape=None) -> Network:
     """
     r = _readers()
     s = stack()
-    if input_shape is None:
-        shp = getattr(model, "input_shape", None)
-        if shp is None:
-            raise NetworkError("input_shape: the model does not record it; pass input_shape=(C, ...) channels-first")
-        shp = tuple(int(a) for a in shp)[1:]  # Qualia SNN: (timesteps, *channels-last)
-        input_shape = shp if len(shp) < 2 else (shp[-1], *shp[:-1])
-    input_shape = tuple(int(a) for a in input_shape)
+    input_shape = torch_input_shape(model) if input_shape is None else tuple(int(a) for a in input_shape)
     was = model.training
     model.eval()
     try:

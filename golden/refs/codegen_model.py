@@ -54,6 +54,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -66,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-from golden.errors import DeployError
+from golden.errors import DeployError, GoldenError
 from golden.refs.codegen_c import atomic_write, cache_dir, compiler_id
 from golden.refs.qualia_models import Built, float_model
 
@@ -128,7 +129,7 @@ class CompiledModel:
 class Deployed:
     """A model deployed to C: the rendered source, its layers, the compiled binary, timings."""
 
-    built: Built
+    built: Built | None  # the test-factory model, or None for a model deployed as it is
     width: int
     long_width: int
     dump_featuremaps: bool
@@ -136,10 +137,13 @@ class Deployed:
     activations_range: str  # the exporter's text
     layers: tuple[CLayer, ...]
     modelgraph: Any  # the converter's ModelGraph after conversion (weights quantized)
-    compiled: CompiledModel
+    compiled: CompiledModel | None  # None: rendered with compile=False
     render_seconds: float
     input_q: int
     c_input_shape: tuple[int, ...]
+    model: Any = None  # the calibrated quantized model deployed
+    name: str = ""
+    torch_input_shape: tuple[int, ...] = ()  # one sample, one step, channels-first
 
     def layer(self, name: str) -> CLayer:
         for la in self.layers:
@@ -223,60 +227,98 @@ def _layers(modelgraph, fx: dict[str, str]) -> tuple[CLayer, ...]:
     return tuple(out)
 
 
-def deploy(built: Built, *, width: int | None = None, long_width: int | None = None,
-           dump_featuremaps: bool = True) -> Deployed:
-    """Render ``built`` through Qualia's deployment path and compile it (cached). See the module doc.
+class _Errors(logging.Handler):
+    """Collects the error records Qualia logs while converting (its converter logs the cause, then returns None)."""
 
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        try:
+            msg = record.getMessage()
+        except Exception:
+            msg = str(record.msg)
+        if msg.strip():
+            self.messages.append(" ".join(msg.split()))
+
+
+def _one_line(failed: str | None, logged: list[str]) -> str:
+    """The converter's own cause first (what it logged), then the exception, in one line."""
+    parts = [m for m in logged if m] + ([failed] if failed else [])
+    text = "; ".join(dict.fromkeys(parts)) or "it returned nothing and logged no error"
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def deploy(model, *, width: int | None = None, long_width: int | None = None, dump_featuremaps: bool = True,
+           compile: bool = True) -> Deployed:
+    """Render ``model`` through Qualia's deployment path and compile it (cached). See the module doc.
+
+    ``model``: a calibrated quantized Qualia model (its float twin is derived: :func:`golden.qualia.twin.float_twin`)
+    or a test-factory :class:`golden.refs.qualia_models.Built` (its float template rebuilt from its arguments).
     ``width``: 8 or 16 (the converter's ``quantize='int8'|'int16'``; default: the model's bits).
     ``long_width``: the LONG accumulator width (None: the converter default, 16 for int8, 32 for int16).
+    ``compile=False``: render only (``compiled`` is None), no compiler needed.
     """
-    width = built.config["bits"] if width is None else int(width)
-    if width not in (8, 16):
-        raise DeployError(f"width must be 8 or 16 (QualiaCodeGen quantize int8/int16), got {width!r}")
+    from golden.qualia.network import torch_input_shape
+    from golden.qualia.target import deployable_width
+    from golden.qualia.twin import float_twin
+
+    built = model if isinstance(model, Built) else None
+    qmodel = model.model if built is not None else model
+    name = built.name if built is not None else type(qmodel).__name__
+    try:
+        width = deployable_width(qmodel, width)
+    except GoldenError as e:
+        raise DeployError(str(e)) from None
     if long_width is not None and (long_width not in (16, 32, 64) or long_width < width):
         raise DeployError(f"long_width must be 16, 32 or 64 and >= width {width}, got {long_width!r}")
-    if built.config["kind"] == "ATIF":
-        raise DeployError("kind: qualia-codegen has no ATIF mapping (converting the float ATIF twin fails in "
-                          "torch.fx: TraceError); deploy LIF or IF models")
     from qualia_core.postprocessing.QuantizationAwareTraining import (
         QuantizationAwareTraining,
     )
     from qualia_plugin_snn.learningframework.SpikingJelly import SpikingJelly
 
     t0 = time.perf_counter()
-    fmodel = float_model(built)
+    fmodel = float_model(built) if built is not None else float_twin(qmodel)
+    in_shape = built.torch_input_shape if built is not None else torch_input_shape(qmodel)
+    qp = built.quantized_kwargs["quant_params"] if built is not None else {"bits": width}
     fx = _fx_names(fmodel)
+    errors = _Errors()
     with tempfile.TemporaryDirectory(prefix="golden-deploy-") as tmp, _in_dir(Path(tmp)):
         (Path("out") / "learningmodel").mkdir(parents=True)
-        qat = QuantizationAwareTraining(model={"params": {"quant_params": copy.deepcopy(
-            built.quantized_kwargs["quant_params"])}})
+        qat = QuantizationAwareTraining(model={"params": {"quant_params": copy.deepcopy(qp)}})
         sink = io.StringIO()
-        with contextlib.redirect_stdout(sink), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            qat._QuantizationAwareTraining__export_activation_ranges(built.model, save_name=_NAME)
-            ranges = (Path("out") / "learningmodel" / f"{_NAME}_activations_range.txt").read_text()
-            cg = _codegen_class()(quantize=f"int{width}", long_width=long_width, dump_featuremaps=dump_featuremaps)
-            failed = None
-            try:
-                ok = cg.convert(SpikingJelly(), fmodel, _NAME, None)
-            except Exception as e:  # any converter failure is the one-line DeployError below
-                failed = f"{type(e).__name__}: {e}"
-        if failed is not None:
+        root = logging.getLogger()
+        root.addHandler(errors)
+        try:
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                qat._QuantizationAwareTraining__export_activation_ranges(qmodel, save_name=_NAME)
+                ranges = (Path("out") / "learningmodel" / f"{_NAME}_activations_range.txt").read_text()
+                cg = _codegen_class()(quantize=f"int{width}", long_width=long_width,
+                                      dump_featuremaps=dump_featuremaps)
+                failed = None
+                try:
+                    ok = cg.convert(SpikingJelly(), fmodel, _NAME, None)
+                except Exception as e:  # any converter failure is the one-line DeployError below
+                    failed = f"{type(e).__name__}: {e}"
+        finally:
+            root.removeHandler(errors)
+        if failed is not None or ok is None or not cg.h:
             # raised outside the handler and unchained: the converter's traceback would keep Qualia's QAT log
             # handler alive, pointing into the deleted working directory, and a deployment in the same second
             # would reuse it (FileNotFoundError)
-            raise DeployError(f"QualiaCodeGen.convert failed for {built.name}: {failed}")
-        if ok is None or not cg.h:
-            raise DeployError(f"QualiaCodeGen.convert returned nothing for {built.name}")
+            failed = _one_line(failed, errors.messages)
+            raise DeployError(f"QualiaCodeGen.convert failed for {name}: {failed}")
         source = cg.h
     render_s = time.perf_counter() - t0
     layers = _layers(cg.modelgraph, fx)
     inp = layers[0]
     if inp.ctype != "TInputLayer":
         raise DeployError(f"first C node is {inp.ctype}, expected TInputLayer")
-    compiled = _compile(source, _harness_source(layers))
+    compiled = _compile(source, _harness_source(layers)) if compile else None
     return Deployed(built, width, int(layers[1].long_width), dump_featuremaps, source, ranges, layers, cg.modelgraph,
-                    compiled, render_s, int(inp.q_out), inp.c_shape)
+                    compiled, render_s, int(inp.q_out), inp.c_shape, qmodel, name, in_shape)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -378,7 +420,7 @@ def quantize_input(dep: Deployed, x: np.ndarray) -> np.ndarray:
     """
     import torch
 
-    first = next(m for m in dep.built.model.modules() if hasattr(m, "quantizer_input"))
+    first = next(m for m in dep.model.modules() if hasattr(m, "quantizer_input"))
     with torch.no_grad():
         xq = first.quantizer_input(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
     raw = xq.astype(np.float64) * 2.0 ** dep.input_q
@@ -394,7 +436,9 @@ def run(dep: Deployed, x_raw: np.ndarray) -> CRun:
     (with ``dump_featuremaps``; otherwise only the model output).
     """
     x = np.asarray(x_raw)
-    shape = dep.built.torch_input_shape
+    shape = dep.torch_input_shape
+    if dep.compiled is None:
+        raise DeployError("the model was deployed with compile=False: deploy it again to run it")
     if not np.issubdtype(x.dtype, np.integer) or x.ndim != 2 + len(shape) or tuple(x.shape[2:]) != shape:
         raise DeployError(f"x_raw must be raw integers (S, T, *{shape}), got {x.dtype} {x.shape}")
     lo, hi = -(2 ** (dep.width - 1)), 2 ** (dep.width - 1) - 1
@@ -649,7 +693,7 @@ def _torch_ints(m, la: CLayer, prev: CLayer | None) -> dict[str, np.ndarray]:
 
 def deployment_params(dep: Deployed) -> tuple[LayerParams, ...]:
     """Per C layer: the integers, Q formats, widths and rounding the deployment uses, and torch's view of them."""
-    mods = dict(dep.built.model.named_modules())
+    mods = dict(dep.model.named_modules())
     by_c = {la.c_name: la for la in dep.layers}
     out = []
     prev: CLayer | None = None
