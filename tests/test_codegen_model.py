@@ -297,3 +297,23 @@ def test_float_twin_deploys_byte_identical_to_the_float_template(model, neuron, 
     assert set(twin) == set(ref) and all(bool((twin[k] == ref[k]).all()) for k in ref)
     net = golden.from_torch(dep.built.model, profile="codegen")
     assert net.digest() == golden.from_torch(dep, profile="codegen").digest()
+
+
+def test_a_failed_deployment_shows_the_converters_own_error_in_one_line(capfd):
+    """The converter logs its cause and returns None; golden's error is that cause, one line, nothing on stderr."""
+    import torch
+
+    import golden
+    from golden.errors import DeployError, GoldenError
+
+    b = qm.build("SMLP", kind="IF", bits=8, calib_batches=1)
+    b.model.layers.neuron1 = torch.nn.Softplus()  # a layer qualia-codegen has no mapping for
+    capfd.readouterr()
+    with pytest.raises(DeployError, match=r"^QualiaCodeGen\.convert failed for QuantizedSMLP: Unsupported Torch layer "
+                                          r"type: <class 'torch\.nn\.modules\.activation\.Softplus'>") as e:
+        cm.deploy(b.model, compile=False)
+    assert "\n" not in str(e.value) and "returned nothing" not in str(e.value)
+    with pytest.raises(GoldenError, match=r"^model: the deployment refused it: .*Unsupported Torch layer type") as e:
+        golden.from_torch(b.model, profile="codegen")
+    assert "\n" not in str(e.value)
+    assert "Unsupported" not in capfd.readouterr().err

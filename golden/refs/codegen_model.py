@@ -243,6 +243,23 @@ class _Errors(logging.Handler):
             self.messages.append(" ".join(msg.split()))
 
 
+_QUALIA_LOGGERS = ("qualia_core", "qualia_plugin_snn", "qualia_codegen_core", "qualia_codegen_plugin_snn")
+
+
+def _capture_qualia_logs(handler: logging.Handler):
+    """Route Qualia's loggers to ``handler`` only (nothing of the converter's log reaches stderr); returns the undo."""
+    saved = []
+    for name in _QUALIA_LOGGERS:
+        lg = logging.getLogger(name)
+        saved.append((lg, lg.propagate, list(lg.handlers)))
+        lg.propagate, lg.handlers = False, [handler]
+
+    def undo():
+        for lg, propagate, handlers in saved:
+            lg.propagate, lg.handlers = propagate, handlers
+    return undo
+
+
 def _one_line(failed: str | None, logged: list[str]) -> str:
     """The converter's own cause first (what it logged), then the exception, in one line."""
     parts = [m for m in logged if m] + ([failed] if failed else [])
@@ -288,8 +305,7 @@ def deploy(model, *, width: int | None = None, long_width: int | None = None, du
         (Path("out") / "learningmodel").mkdir(parents=True)
         qat = QuantizationAwareTraining(model={"params": {"quant_params": copy.deepcopy(qp)}})
         sink = io.StringIO()
-        root = logging.getLogger()
-        root.addHandler(errors)
+        quiet = _capture_qualia_logs(errors)
         try:
             with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -303,7 +319,7 @@ def deploy(model, *, width: int | None = None, long_width: int | None = None, du
                 except Exception as e:  # any converter failure is the one-line DeployError below
                     failed = f"{type(e).__name__}: {e}"
         finally:
-            root.removeHandler(errors)
+            quiet()
         if failed is not None or ok is None or not cg.h:
             # raised outside the handler and unchained: the converter's traceback would keep Qualia's QAT log
             # handler alive, pointing into the deleted working directory, and a deployment in the same second
