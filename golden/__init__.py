@@ -31,7 +31,7 @@ def __getattr__(name):  # heavy, optional parts load on first use
     if name == "Network":
         from .network import Network
         return Network
-    if name in ("network", "prove", "strategies", "testing", "vectors"):
+    if name in ("network", "prove", "qualia", "strategies", "testing", "vectors"):
         import importlib
         return importlib.import_module(f"golden.{name}")
     raise AttributeError(name)

@@ -236,3 +236,24 @@ def test_never_spiked_layer_follows_torchs_scale_one(model_name):
     net = report.network
     assert "layers.neuron2.quantizer_act: scale 1 (q=0) while fractional_bits=6" in net.meta["scale_one"]
     assert net["layers.neuron2"].layer.fmt_out.frac == 0
+
+
+def test_torch_readers_dispatch_by_type_and_name_the_registry_in_refusals():
+    """One reader per Qualia module class, found by type (a subclass, e.g. the plugin's step-mode QuantizedConv2d,
+    is read by its registered base); an unknown layer is refused with the registry's list."""
+    import torch
+
+    import golden
+    from golden.network import NetworkError
+    from golden.qualia import readers
+    from golden.refs import qualia_models as qm
+
+    b = qm.build("SCNN", dims=2, kind="IF", bits=8, calib_batches=1)
+    conv = b.model.layers.conv1
+    assert type(conv) not in readers.TORCH_READERS and readers.TORCH_READERS.find(type(conv)) is not None
+    names = readers.TORCH_READERS.names()
+    assert {"QuantizedConv2d", "QuantizedLinear", "QuantizedAdd", "QuantizedLIFNode", "QuantizedATIF"} <= set(names)
+    b.model.layers.neuron1 = torch.nn.GELU()
+    with pytest.raises(NetworkError, match=r"^layers\.neuron1 \(GELU\): unsupported layer type; golden describes "
+                                           + readers.supported().replace("(", r"\(").replace(")", r"\)")):
+        golden.from_torch(b.model)
