@@ -22,8 +22,9 @@ quantizer's q frozen by ``force_q``: in ``.train()`` Qualia updates
 re-quantization) can move from one step to the next, which no fixed datapath
 describes. ``check_model`` refuses an unforced quantizer in train mode.
 
-Only torch, spikingjelly 0.0.0.0.14 and qualia-plugin-snn 2.6 are imported,
-lazily; nothing of Qualia (AGPL-3.0) is copied here.
+The rules for reading Qualia live in :mod:`golden.qualia`; this module is the facade over them. Only torch,
+spikingjelly 0.0.0.0.14 and qualia-plugin-snn 2.6 are imported, lazily; nothing of Qualia (AGPL-3.0) is copied
+here.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def check_model(model, inputs, profile: str = "torch-eval", *, network: bool = F
     channels-first; the model runs in its own step mode ('s' or 'm') with every
     sample in one batch; every layer (synaptic and neuron) is compared at every
     step, each replayed on the module's own inputs; returns a
-    :class:`golden.network.check.NetworkReport` (first divergence as sample, t,
+    :class:`golden.qualia.check.NetworkReport` (first divergence as sample, t,
     layer, index with its cause and a shrunk input). Otherwise: the per-neuron
     check below.
     """

@@ -347,7 +347,7 @@ def test_refuses_uncalibrated_quantizer():
 
 
 def test_refuses_lsq():
-    with pytest.raises(SpecError, match="LSQ=True"):
+    with pytest.raises(SpecError, match=r"LSQ=True .*Qualia's own converter \(QualiaCodeGen\) refuses LSQ too"):
         golden.from_torch(_lif(force_q=6, LSQ=True))
 
 
@@ -357,8 +357,19 @@ def test_refuses_asymmetric():
 
 
 def test_refuses_non_fxp_quantype():
-    with pytest.raises(SpecError, match="quantype='fake'"):
+    with pytest.raises(SpecError, match=r"quantype='fake'.*Qualia's own converter \(QualiaCodeGen\) refuses 'fake'"):
         golden.from_torch(_lif(force_q=6, quantype="fake"))
+
+
+def test_disabled_input_quantizer_takes_the_stated_producer_format():
+    """``input.quant_enable = false``: a lone neuron takes its producer's values as they are; without the producer
+    its format must be stated (q_in=), and then the spec is the one with that input format."""
+    m = _lif(force_q=6, input={"quant_enable": False})
+    with pytest.raises(SpecError, match=r"^QuantizedLIFNode\.quantizer_input: quant_enable=False.*state that format "
+                                        r"with q_in="):
+        golden.from_torch(m)
+    spec = golden.from_torch(m, q_in=5, bits_in=8)
+    assert spec == golden.from_torch(_lif(force_q=6), q_in=5)
 
 
 def test_refuses_unquantized_spikingjelly_node():

@@ -52,7 +52,9 @@ def quantizer_format(module, attr: str, profile: str = "torch-eval", need_q: boo
     """(bits, q, roundtype) of ``module.<attr>`` as torch computes it, or a TorchBridgeError naming the cause.
 
     ``profile``: "torch-train" reads a forced q even while global_max is still 0 (in train mode global_max is
-    updated before anything is quantized). ``need_q=False`` skips reading q (an override states it).
+    updated before anything is quantized); "codegen" reads, for global_max == 0, the ``fractional_bits`` the
+    activation-range exporter writes (what the deployed C uses). ``need_q=False`` skips reading q (an override
+    states it).
     """
     torch = stack().torch
     qz = getattr(module, attr, None)
@@ -80,8 +82,8 @@ def quantizer_format(module, attr: str, profile: str = "torch-eval", need_q: boo
     gm = float(qz.global_max)
     if qz.force_q is not None and (gm != 0 or profile == "torch-train"):
         return Format(bits, int(qz.force_q), qz.roundtype)
-    if gm == 0:  # compute_scale_and_offset: scale 1 whatever force_q says
-        return Format(bits, 0, qz.roundtype)
+    if gm == 0:  # compute_scale_and_offset: scale 1 whatever force_q says; the exporter writes fractional_bits
+        return Format(bits, int(qz.fractional_bits) if profile == "codegen" else 0, qz.roundtype)
     if math.isnan(gm) or gm == -math.inf:
         raise TorchBridgeError(f"{where}: uncalibrated quantizer (global_max={gm}, no force_q): Qualia would turn "
                                f"every value into NaN; calibrate it (run data through the model in train mode), set "
