@@ -208,12 +208,20 @@ def _atif():
     return _qm().build("SMLP", kind="ATIF", bits=8, seed=0)
 
 
+def _lsq_model():
+    b = _qm().build("SMLP", kind="IF", bits=8, seed=0, calib_batches=1)
+    b.model.layers.fc1.quantizer_w.LSQ = True
+    return b.model
+
+
 def _refused_bn():
     return _qm().build(**_qm().MODELS["SCNN1d-bn"], **_qm().neuron_kwargs("LIF-tau3", 8), bits=8, seed=0)
 
 
 _BAD = [
     ("atif", lambda: _atif(), {}, r"^layers\.neuron1 \(QuantizedATIF\): qualia-codegen has no C mapping for ATIF"),
+    ("LSQ model", lambda: _lsq_model(), {},
+     r"^layers\.fc1\.quantizer_w: LSQ=True; Qualia's own converter \(QualiaCodeGen\) refuses it too"),
     ("4-bit model", lambda: _qm().build("SMLP", kind="IF", bits=4, seed=0, calib_batches=1), {},
      r"^model: quantizers of 4 bits; QualiaCodeGen's C numbers are int8 or int16 only"),
     ("width 12", lambda: _deployed("SMLP", "IF-hard", 8).built, {"width": 12},

@@ -21,6 +21,13 @@ def deployable_width(model, width=None) -> int:
     if atif:
         raise DeployError(f"{atif[0]} (QuantizedATIF): qualia-codegen has no C mapping for ATIF neurons; use "
                           f"profile='torch-eval'")
+    for name, m in model.named_modules():
+        if hasattr(m, "compute_scale_and_offset") and getattr(m, "quant_enable", True):
+            why = ("LSQ=True" if getattr(m, "LSQ", False) else
+                   f"quantype={m.quantype!r}" if getattr(m, "quantype", "fxp") != "fxp" else None)
+            if why:
+                raise DeployError(f"{name}: {why}; Qualia's own converter (QualiaCodeGen) refuses it too: the "
+                                  f"codegen profile takes fixed-point ('fxp', LSQ=False) models")
     bits = model_bits(model)
     odd = sorted(bits - set(C_WIDTHS))
     if odd:
