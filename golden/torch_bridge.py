@@ -216,6 +216,64 @@ def check_model(model, inputs, profile: str = "torch-eval", *, network: bool = F
     return _check_neurons(model, inputs, profile)
 
 
+def _neuron_layers(model, profile: str):
+    """([(module, report, record)] of the layers to check, [every neuron layer's report]): a refused one is reported."""
+    layers, reports = [], []
+    for name, m in model.named_modules():
+        if not neurons.is_neuron(m):
+            continue
+        mode = getattr(m, "step_mode", "s")
+        if mode != "s":
+            raise TorchBridgeError(f"{name or type(m).__name__}: step_mode={mode!r}; check_model steps the model one "
+                                   f"time step at a time: call spikingjelly's functional.set_step_mode(model, 's')")
+        rep = LayerReport(name=name, kind=type(m).__name__)
+        reports.append(rep)
+        try:
+            rep.spec = from_torch(m, profile)
+            if profile == "torch-train":
+                for attr in ("quantizer_input", "quantizer_v", "quantizer_act"):
+                    if getattr(m, attr).force_q is None:
+                        raise TorchBridgeError(f"{type(m).__name__}.{attr}: no force_q; in train mode Qualia "
+                                               f"recalibrates q at every call, so torch-train is checked with every "
+                                               f"neuron quantizer's q frozen by force_q")
+        except SpecError as e:
+            rep.error = str(e)
+            continue
+        layers.append((m, rep, {"x": [], "out": [], "v": []}))
+    return layers, reports
+
+
+def _compare_layer(torch, rep: LayerReport, rec: dict, T: int) -> None:
+    """Replay one layer's recorded inputs through golden and fill ``rep`` (counts, first divergence, spike rate)."""
+    calls = len(rec["x"])
+    if calls != T:
+        rep.error = f"called {calls} times over {T} steps; check_model needs exactly one call per step"
+        return
+    spec = rep.spec
+    xs = torch.stack(rec["x"]).numpy()
+    shape = xs.shape
+    rep.steps, rep.neurons = T, int(np.prod(shape[1:], dtype=np.int64))
+    try:
+        raw = spec.quantize_input(xs)
+    except SpecError as e:
+        rep.error = f"recorded inputs: {e}"
+        return
+    trace = simulate(spec, raw)
+    rep.spike_rate = trace.spike_rate
+    first = None
+    for fname, q in (("out", spec.fmt_out.frac), ("v", spec.fmt_v.frac)):
+        have = torch.stack(rec[fname]).numpy().reshape(T, -1)
+        want = getattr(trace, fname).reshape(T, -1)
+        d, count = _raw_compare(fname, want, have, q)
+        rep.mismatches[fname] = count
+        if d is not None and (first is None or d[:2] < first[:2]):
+            first = d
+    if first is not None:
+        t, n, fname, exp, got, exp_real, got_real = first
+        index = tuple(int(i) for i in np.unravel_index(n, shape[1:]))
+        rep.divergence = Divergence(t, n, index, fname, exp, got, exp_real, got_real)
+
+
 def _check_neurons(model, inputs, profile: str = "torch-eval") -> CheckReport:
     """Run ``model`` step by step on ``inputs`` (T, batch, ...) and prove every quantized neuron layer against golden.
 
@@ -243,29 +301,7 @@ def _check_neurons(model, inputs, profile: str = "torch-eval") -> CheckReport:
         raise TorchBridgeError(f"inputs: expected shape (T, batch, ...), got {tuple(x.shape)}")
     T = int(x.shape[0])
 
-    layers, reports = [], []
-    for name, m in model.named_modules():
-        if not neurons.is_neuron(m):
-            continue
-        mode = getattr(m, "step_mode", "s")
-        if mode != "s":
-            raise TorchBridgeError(f"{name or type(m).__name__}: step_mode={mode!r}; check_model steps the model one "
-                                   f"time step at a time: call spikingjelly's functional.set_step_mode(model, 's')")
-        rep = LayerReport(name=name, kind=type(m).__name__)
-        reports.append(rep)
-        try:
-            rep.spec = from_torch(m, profile)
-            if profile == "torch-train":
-                for attr in ("quantizer_input", "quantizer_v", "quantizer_act"):
-                    if getattr(m, attr).force_q is None:
-                        raise TorchBridgeError(f"{type(m).__name__}.{attr}: no force_q; in train mode Qualia "
-                                               f"recalibrates q at every call, so torch-train is checked with every "
-                                               f"neuron quantizer's q frozen by force_q")
-        except SpecError as e:
-            rep.error = str(e)
-            continue
-        layers.append((m, rep, {"x": [], "out": [], "v": []}))
-
+    layers, reports = _neuron_layers(model, profile)
     def pre_hook(rec):
         def hook(module, args):
             rec["x"].append(args[0].detach().to(torch.float32).clone())
@@ -300,31 +336,5 @@ def _check_neurons(model, inputs, profile: str = "torch-eval") -> CheckReport:
         functional.reset_net(model)
 
     for _m, rep, rec in layers:
-        calls = len(rec["x"])
-        if calls != T:
-            rep.error = f"called {calls} times over {T} steps; check_model needs exactly one call per step"
-            continue
-        spec = rep.spec
-        xs = torch.stack(rec["x"]).numpy()
-        shape = xs.shape
-        rep.steps, rep.neurons = T, int(np.prod(shape[1:], dtype=np.int64))
-        try:
-            raw = spec.quantize_input(xs)
-        except SpecError as e:
-            rep.error = f"recorded inputs: {e}"
-            continue
-        trace = simulate(spec, raw)
-        rep.spike_rate = trace.spike_rate
-        first = None
-        for fname, q in (("out", spec.fmt_out.frac), ("v", spec.fmt_v.frac)):
-            have = torch.stack(rec[fname]).numpy().reshape(T, -1)
-            want = getattr(trace, fname).reshape(T, -1)
-            d, count = _raw_compare(fname, want, have, q)
-            rep.mismatches[fname] = count
-            if d is not None and (first is None or d[:2] < first[:2]):
-                first = d
-        if first is not None:
-            t, n, fname, exp, got, exp_real, got_real = first
-            index = tuple(int(i) for i in np.unravel_index(n, shape[1:]))
-            rep.divergence = Divergence(t, n, index, fname, exp, got, exp_real, got_real)
+        _compare_layer(torch, rep, rec, T)
     return CheckReport(profile, reports)

@@ -257,3 +257,14 @@ def test_torch_readers_dispatch_by_type_and_name_the_registry_in_refusals():
     with pytest.raises(NetworkError, match=r"^layers\.neuron1 \(GELU\): unsupported layer type; golden describes "
                                            + readers.supported().replace("(", r"\(").replace(")", r"\)")):
         golden.from_torch(b.model)
+
+
+@pytest.mark.parametrize("model_name,kind,bits", [("SCNN2d", "LIF", 4), ("SCNN1d", "IF", 6), ("SResNet1d", "LIF", 12)])
+def test_widths_other_than_8_and_16_in_torch_eval(model_name, kind, bits):
+    """The GSC configs quantize at 4, 6 and 12 bits: torch-eval reads any width, proven against the real model
+    (codegen refuses them: tests/test_network_codegen.py)."""
+    from golden.refs import qualia_models as qm
+
+    b = qm.build(**qm.MODELS[model_name], kind=kind, bits=bits, seed=0)
+    report = _exact_and_spiking(b, b.sample_inputs(3, seed=7), f"{model_name} {kind} {bits} bits")
+    assert {n.layer.fmt_out.bits for n in report.network} == {bits}
