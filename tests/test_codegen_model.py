@@ -202,8 +202,8 @@ def test_deployment_follows_the_float_twin_tau_not_the_calibrated_module():
 
 
 @pytest.mark.parametrize("kwargs,msg", [
-    ({"width": 4}, "width must be 8 or 16"),
-    ({"width": 32}, "width must be 8 or 16"),
+    ({"width": 4}, r"^width: 4 is not a QualiaCodeGen NUMBER_T \(int8 / int16\): use 8 or 16"),
+    ({"width": 32}, r"^width: 32 is not a QualiaCodeGen NUMBER_T"),
     ({"long_width": 8}, "long_width must be"),
     ({"long_width": 24}, "long_width must be"),
     ({"long_width": "32"}, "long_width must be"),
@@ -228,7 +228,8 @@ def test_upstream_failure_negative_weights_q():
 
 def test_atif_is_refused_with_the_reason():
     b = qm.build("SMLP", kind="ATIF")
-    with pytest.raises(cm.DeployError, match="no ATIF mapping"):
+    with pytest.raises(cm.DeployError, match=r"^layers\.neuron1 \(QuantizedATIF\): qualia-codegen has no C mapping for "
+                                             r"ATIF neurons"):
         cm.deploy(b)
 
 
