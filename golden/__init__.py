@@ -34,7 +34,7 @@ def __getattr__(name):  # heavy, optional parts load on first use
     if name == "prove_network":
         from .netprove import prove_network
         return prove_network
-    if name in ("network", "prove", "strategies", "testing", "vectors"):
+    if name in ("network", "prove", "qualia", "strategies", "testing", "vectors"):
         import importlib
         return importlib.import_module(f"golden.{name}")
     raise AttributeError(name)

@@ -51,3 +51,24 @@ class PrimitiveError(GoldenError, RuntimeError):
 
 class QuantizerError(GoldenError, RuntimeError):
     """The real Qualia Quantizer could not be built or run on a range (netprove): the message names the cause."""
+
+
+class TorchBridgeError(SpecError):
+    """A Qualia module golden refuses to describe; the message names the cause (and the fix, when there is one)."""
+
+
+class DeployError(GoldenError, RuntimeError):
+    """Qualia's deployment path, the compiler or the compiled model failed; the message says where."""
+
+
+class ModelConfigError(GoldenError, ValueError):
+    """A test-factory build() argument outside what the factory supports; the message names the argument."""
+
+
+class CRunError(GoldenError, RuntimeError):
+    """A compiled C driver exited with an error (e.g. a sanitizer trap)."""
+
+    def __init__(self, msg: str, returncode: int, stderr: str) -> None:
+        super().__init__(msg)
+        self.returncode = returncode
+        self.stderr = stderr

@@ -432,7 +432,7 @@ class _Codegen(_Reference):
         self.own_spec = _codegen_spec(self.config, spec)
         self.knobs_differing = _same_layer(spec, self.own_spec, self.name)
         self.versions = {**_versions("qualia-codegen-core", "qualia-codegen-plugin-snn"),
-                         "gcc": codegen_c._compiler_id("gcc")}
+                         "gcc": codegen_c.compiler_id("gcc")}
         self.notes.append("int8 builds evaluate in int from int16_t LONG values, which wrap by gcc's modular "
                           "conversion (defined); in wider builds a signed overflow or an oversized shift is undefined: "
                           "such pairs are found by replaying the C's integer expressions, excluded from the "

@@ -165,8 +165,6 @@ STAGES = ("align", "leak", "charge", "reset", "v")
 
 
 
-
-
 def _int(name: str, value) -> None:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise SpecError(f"{name}: expected an integer, got {value!r}")

@@ -245,8 +245,8 @@ ATIF_EXAMPLES = [(0.71, "nearest"), (45.5 / 64, "nearest"), (0.71, "floor"), (45
 
 def atif_section() -> list:
     """QuantizedATIF's learned threshold off the q_v grid: the two integers hardware holds, found by golden."""
-    from golden.network.atif import atif_threshold
     from golden.network.layers import QUALIA_ROUNDS
+    from golden.qualia.atif import atif_threshold
     from golden.spec import QFormat
 
     fmt = QFormat(8, 6)
@@ -263,7 +263,7 @@ def atif_section() -> list:
         "threshold, resets to `Qv(v - vth)` and outputs `Qact(z * Qv(vth))`. On the integer potential V "
         "(theta = vth * 2^q_v) firing and reset share one integer threshold C: `Qv(v - vth) = V - C` when it is "
         ">= 0, and it is < 0 exactly when V < C. golden finds C by evaluating the float32 expression on every V "
-        "of the format (`golden.network.atif.atif_threshold`, so float32 rounding is honoured) and checks that "
+        "of the format (`golden.qualia.atif.atif_threshold`, so float32 rounding is honoured) and checks that "
         "it has that form. Integer hardware holds two constants: C and the graded output `Qact(Qv(vth))`; "
         "golden's spec is ATIF with `v_threshold = C` and `spike_out = Qact(Qv(vth))`. In closed form: "
         "'nearest' C = ceil(theta - 1/2), output floor(theta + 1/2), apart exactly at ties; 'floor' C = "
