@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..simulate import Runner, SimulationOverflow, check_raw, initial_v
 from ..spec import OVERFLOWS, ROUND_MODES, STAGES, QFormat, Spec, SpecError
 from ..stimuli import BLOCK, Stimulus, check_dims, check_seed

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..network import store
 from ..network.graph import Network
 from ..network.layers import Flatten, NetworkError, Neuron, type_name
