@@ -15,3 +15,7 @@ class GoldenError(Exception):
 
 class BundleError(GoldenError):
     """A bundle or a file golden writes that cannot be read, trusted or written (exit 2): one line naming it."""
+
+
+class ProjectError(GoldenError, ValueError):
+    """A Qualia project (config + run directory) golden cannot rebuild: one line naming the cause and the fix."""
