@@ -88,6 +88,11 @@ def load_config(config) -> tuple[dict, str]:
 
         try:
             cfg, _ = parse_config(path)
+        except KeyError as e:  # parse_config merges [model_template] into the [[model]] list it expects
+            if e.args == ("model",):
+                raise ProjectError(f"{where}: no [[model]] entry; a Qualia config lists its models as [[model]] "
+                                   f"tables") from None
+            raise ProjectError(f"{path}: not a Qualia TOML configuration (missing {e})") from None
         except Exception as e:  # tomlkit's parse errors have no common base
             raise ProjectError(f"{path}: not a Qualia TOML configuration ({' '.join(str(e).split())})") from None
     if "includes" in cfg:
@@ -351,6 +356,11 @@ def rebuild(config, *, model=None, run_dir="out", iteration=None, input_shape=No
 
 
 def _rebuild(config, model, run_dir, iteration, input_shape):
+    with contextlib.redirect_stdout(io.StringIO()):  # Qualia prints its optional dependencies and model summaries
+        return _rebuild_quietly(config, model, run_dir, iteration, input_shape)
+
+
+def _rebuild_quietly(config, model, run_dir, iteration, input_shape):
     cfg, where = load_config(config)
     index, entry = select_model(cfg, model, where)
     entry = copy.deepcopy(entry)
@@ -391,7 +401,11 @@ def _rebuild(config, model, run_dir, iteration, input_shape):
                            f"table)") from None
     found = {}
 
-    def weights():
+    def weights():  # called by Qualia once it has merged the quantization params (so qat.lsq is the model's)
+        if qat.lsq:
+            raise ProjectError(f"{where}: [[model]] {name!r} is quantized with LSQ = true (a learned scale, no power "
+                               f"of two); golden models fixed-point quantizers, and Qualia's own converter "
+                               f"(QualiaCodeGen) refuses LSQ models too")
         found["name"] = qat.process_name(run_name)
         found["where"] = _locate(learning, found["name"], _iterations(cfg), iteration)
         return _load_state_dict(found["where"][1])
