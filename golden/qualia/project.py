@@ -25,6 +25,9 @@ and returns ``golden.from_torch(model.eval(), profile=...)``.
 What the artifacts cannot say: a quantizer whose run-time ``global_max`` was 0 (a layer that never spiked while
 it was calibrated) is written as q = bits - 2, like a range in [1, 2), while the run's torch model used scale 1.
 The rebuilt model follows the file, as Qualia's deployment does; ``net.meta["qualia_project"]`` says so.
+Nor does the file record a QuantizedAdd's two input quantizers: each takes the q of the layer output it
+re-quantizes (so that re-quantizing is the identity, as the deployment, which reads only the file, assumes).
+The tests compare the rebuilt network with the run's own model (pickled by the test driver), not with a rebuild.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ QAT = "QuantizationAwareTraining"
 FIELDS = ("input", "activation", "weights", "bias")  # the activation-range file's column groups, in order
 PROFILES = ("torch-eval", "codegen")
 NOTE = ("rebuilt from the run's .pth and activation-range file; a quantizer the run calibrated to global_max 0 "
-        "(scale 1 in torch) is recorded as q = bits - 2 and follows the file, as Qualia's deployment does")
+        "(scale 1 in torch) is recorded as q = bits - 2 and follows the file, as Qualia's deployment does; a "
+        "QuantizedAdd's input quantizers (not recorded) take their producer's output q")
 
 
 @dataclass(frozen=True)
@@ -341,11 +345,43 @@ def restore_ranges(model, path: Path) -> None:
                 diff = [f"column {k + 1}: file {a} != model {b}" for k, (a, b) in enumerate(zip(row, got)) if a != b]
                 raise ProjectError(f"{path}: layer {name} disagrees with the model the config builds "
                                    f"({'; '.join(diff)}); was the config changed after the run?")
+    restored |= _restore_add_inputs(model, restored)
     left = [n for n, qz in model.named_modules()
             if isinstance(qz, Quantizer) and qz.quant_enable and id(qz) not in restored and qz.force_q is None]
     if left:
         raise ProjectError(f"{path}: no range recorded for quantizer(s) {', '.join(left)}; Qualia's file lists every "
                            f"quantized layer, so this model is not the one the run calibrated")
+
+
+def _restore_add_inputs(model, restored: set) -> set:
+    """A QuantizedAdd's two input quantizers are the ones Qualia's file does not record: each gets the q of the
+    layer output it re-quantizes (its producer's ``activation_q``), so that re-quantizing is the identity, as
+    Qualia's deployment (which reads only the file) assumes."""
+    import torch
+    from qualia_core.learningmodel.pytorch.layers.QuantizedAdd import QuantizedAdd
+
+    from ..network.from_torch import graph
+
+    adds = [m for m in model.modules() if isinstance(m, QuantizedAdd)]
+    if not adds:
+        return set()
+    done = set()
+    order, _ = graph(model)
+    for name, module, srcs in order:
+        if not isinstance(module, QuantizedAdd):
+            continue
+        for attr, src in zip(("quantizer_input_a", "quantizer_input_b"), srcs):
+            qz = getattr(module, attr)
+            if not qz.quant_enable or id(qz) in restored:
+                continue
+            producer = dict(model.named_modules()).get(src)
+            q = getattr(producer, "activation_q", None)
+            if q is None:
+                raise ProjectError(f"{name}.{attr}: its input {src!r} records no output q in the activation-range "
+                                   f"file, and Qualia does not record the Add's own input ranges")
+            qz.global_max = torch.tensor(math.ldexp(1.0, int(qz.bits) - 2 - int(q)))
+            done.add(id(qz))
+    return done
 
 
 # ---------------------------------------------------------------- the rebuild
@@ -356,8 +392,44 @@ def rebuild(config, *, model=None, run_dir="out", iteration=None, input_shape=No
 
 
 def _rebuild(config, model, run_dir, iteration, input_shape):
-    with contextlib.redirect_stdout(io.StringIO()):  # Qualia prints its optional dependencies and model summaries
+    with _quiet():
         return _rebuild_quietly(config, model, run_dir, iteration, input_shape)
+
+
+QUIET_LOGGERS = ("qualia_core", "qualia_plugin_snn", "spikingjelly", "lightning", "pytorch_lightning")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Qualia as a library: its prints (model summaries, missing TensorFlow) and log lines silenced, so that
+    golden's one line is the only error; its CSV loggers (QuantizationAwareTraining opens one when constructed)
+    write into a temporary directory, removed after, never into the user's ``logs/``."""
+    import logging
+    import tempfile
+
+    loggers = [logging.getLogger(n) for n in QUIET_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    with tempfile.TemporaryDirectory(prefix="golden-qualia-logs-") as tmp, contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL + 1)
+        logpath = None
+        try:
+            from qualia_core.utils.logger import Logger
+
+            logpath, Logger.logpath = Logger.logpath, Path(tmp)
+            yield
+        finally:
+            if logpath is not None:
+                Logger.logpath = logpath
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+            for name in list(logging.root.manager.loggerDict):  # the file handlers opened in tmp
+                lg = logging.getLogger(name)
+                for h in list(lg.handlers):
+                    if isinstance(h, logging.FileHandler) and h.baseFilename.startswith(tmp):
+                        h.close()
+                        lg.removeHandler(h)
 
 
 def _rebuild_quietly(config, model, run_dir, iteration, input_shape):
