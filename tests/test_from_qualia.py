@@ -177,6 +177,15 @@ def _two_models(d: Path) -> str:
     return target.name
 
 
+def _bare_run(d: Path) -> str:
+    """A run directory holding the .pth and activation-range file but not the training set Qualia exported."""
+    bare = d / "two_models_bare"  # (the 'two_models' prefix marks what a row made, for the nothing-written check)
+    (bare / "learningmodel").mkdir(parents=True, exist_ok=True)
+    for f in (d / "out" / "learningmodel").glob("smlp_lif8_q8*"):
+        (bare / "learningmodel" / f.name).write_bytes(f.read_bytes())
+    return bare.name
+
+
 BAD = [  # (argv builder: project dir -> argv, what the one line must name)
     (lambda d: ["missing.toml"], "missing.toml: no such config file"),
     (lambda d: [_edit(d, "smlp_lif8", '[[model]]\nname = "smlp_lif8"\nparams.units = [16, 12]\n', "")],
@@ -197,6 +206,9 @@ BAD = [  # (argv builder: project dir -> argv, what the one line must name)
     (lambda d: [_edit(d, "smlp_lif8", 'kind = "QuantizationAwareTraining"', 'kind = "FuseBatchNorm"')],
      "0 [[postprocessing]] of kind 'QuantizationAwareTraining'"),
     (lambda d: ["smlp_lif8.toml", "--profile", "float"], "argument --profile: invalid choice"),
+    (lambda d: ["smlp_lif8.toml", "--run-dir", _bare_run(d)], "no training set Qualia exported"),
+    (lambda d: [_edit(d, "smlp_lif8", "[bench]", 'includes = ["other.toml"]\n[bench]')], "'includes' is not followed"),
+    (lambda d: [_edit(d, "smlp_lif8", "[bench]", "[bench\n")], "not a Qualia TOML configuration"),
 ]
 
 
@@ -208,14 +220,23 @@ def test_bad_input_is_one_line_exit_2_nothing_written(row, qualia_runs, monkeypa
     before = sorted(p for p in d.rglob("*") if p.name != "__pycache__")
     argv = build(d)
     made = {Path(a) for a in argv if a.startswith(("edited_", "two_models"))}
+    made |= {p.relative_to(d) for a in made for p in (d / a).rglob("*")}
     assert _cli("from-qualia", *argv, "--out", "bad_net") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("golden: error: ") and says in err, err
     assert not Path("bad_net").exists()
     after = sorted(p for p in d.rglob("*") if p.name != "__pycache__" and p.relative_to(d) not in made)
     assert after == before
-    for p in made:
-        p.unlink()
+    for p in sorted(made, key=lambda p: -len(p.parts)):
+        p.rmdir() if p.is_dir() else p.unlink()
+
+
+def test_the_api_refuses_a_profile_it_does_not_build(qualia_runs):
+    import golden
+    from golden.errors import ProjectError
+
+    with pytest.raises(ProjectError, match="profile: 'torch-train' is not one from_qualia builds"):
+        golden.from_qualia(qualia_runs["smlp_lif8"] / "smlp_lif8.toml", profile="torch-train")
 
 
 def test_out_is_refused_unless_a_golden_network_and_forced(qualia_runs, monkeypatch, capsys):
