@@ -37,20 +37,23 @@ REFUSED_CODEGEN = ("from_torch(model, profile='codegen') refuses models golden d
                    "fixed on branch 'qualia'")
 REFUSED_MIXED_MODES = ("golden refuses an 'm' SResNet, whose QuantizedAdd Qualia leaves in 's' ('layers in different "
                        "step modes'); issue 19 item 3.2, fixed on branch 'qualia'")
-GRID = {  # project -> why golden refuses it today (xfail strict: the lead sees it flip at merge), or None
-    "smlp_lif8": None,  # LIF hard, 8 bits, nearest, 's'
-    "smlp_lif12": None,  # LIF soft without decay_input, 12 bits
-    "scnn1d_if_noinput": REFUSED_INPUT_OFF,  # IF soft, floor, input.quant_enable = false, 'm'
-    "scnn2d_bn_lif16": None,  # batch_norm, 16 bits, one epoch of quantization-aware training
-    "scnn2d_gsp_forceq": None,  # strides, global sum pool, force_q = 4, floor
-    "sresnet1d_lif_m": REFUSED_MIXED_MODES,  # SResNet 1-D, LIF soft, 'm'
-    "sresnetstride2d_if_bias": None,  # SResNetStride 2-D, IF hard, a separate bias quantizer
+PROJECTS_RUN = ("smlp_lif8", "smlp_lif12", "scnn1d_if_noinput", "scnn2d_bn_lif16", "scnn2d_gsp_forceq",
+                "sresnet1d_lif_m", "sresnetstride2d_if_bias")  # tests/qualia_projects/<name>.toml
+GRID = {  # id -> (project, --model or None, why golden refuses it today or None): xfail strict, to flip at merge
+    "smlp_lif8": ("smlp_lif8", None, None),  # LIF hard, 8 bits, nearest, 's'
+    "smlp_lif12": ("smlp_lif12", "0", None),  # LIF soft without decay_input, 12 bits
+    "smlp_lif4_forceq2": ("smlp_lif12", "1", None),  # the same name, `update`: 4 bits, force_q = 2
+    "scnn1d_if_noinput": ("scnn1d_if_noinput", None, REFUSED_INPUT_OFF),  # IF soft, floor, input off, 'm'
+    "scnn2d_bn_lif16": ("scnn2d_bn_lif16", None, None),  # batch_norm, 16 bits, one epoch of QAT
+    "scnn2d_gsp_forceq": ("scnn2d_gsp_forceq", None, None),  # strides, global sum pool, force_q = 4, floor
+    "sresnet1d_lif_m": ("sresnet1d_lif_m", None, REFUSED_MIXED_MODES),  # SResNet 1-D, LIF soft, 'm'
+    "sresnetstride2d_if_bias": ("sresnetstride2d_if_bias", None, None),  # IF hard, a separate bias quantizer
 }
 
 
 def _grid():
-    return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=why)) if why else name
-            for name, why in GRID.items()]
+    return [pytest.param(key, marks=pytest.mark.xfail(strict=True, reason=why)) if why else key
+            for key, (_, _, why) in GRID.items()]
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +66,7 @@ def qualia_runs(tmp_path_factory):
         sys.path.remove(str(PROJECTS))
     root = tmp_path_factory.mktemp("qualia_projects")
     dirs = {}
-    for name in GRID:
+    for name in PROJECTS_RUN:
         d = root / name
         d.mkdir()
         (d / f"{name}.toml").write_text((PROJECTS / f"{name}.toml").read_text())
@@ -71,18 +74,18 @@ def qualia_runs(tmp_path_factory):
         dirs[name] = d
     env = {**os.environ, "PYTHONHASHSEED": str(SEED), "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
     cmd = [sys.executable, str(PROJECTS / "run_qualia.py"), "--record", "real", "preprocess_data,train",
-           *(f"{name}:{name}.toml" for name in GRID)]
+           *(f"{name}:{name}.toml" for name in PROJECTS_RUN)]
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         pytest.fail(f"Qualia's pipeline failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return dirs
 
 
-def _real_model(d: Path):
+def _real_model(d: Path, run_name: str):
+    """The quantized model the run's QuantizationAwareTraining returned, as the driver pickled it."""
     import torch
 
-    (pt,) = sorted((d / "real").glob("*.pt"))
-    return torch.load(pt, weights_only=False).eval()
+    return torch.load(d / "real" / f"{run_name}_r1.pt", weights_only=False).eval()
 
 
 def _inputs(net, seed: int) -> np.ndarray:
@@ -97,23 +100,25 @@ def _cli(*argv) -> int:
     return main(list(argv))
 
 
-@pytest.mark.parametrize("name", _grid())
-def test_from_qualia_every_layer_equals_the_runs_own_model(name, qualia_runs, monkeypatch, capsys):
+@pytest.mark.parametrize("key", _grid())
+def test_from_qualia_every_layer_equals_the_runs_own_model(key, qualia_runs, monkeypatch, capsys):
     import golden
     from golden.network.check import BUG, F32, OFF_GRID, check_network
 
+    name, model, _ = GRID[key]
     d = qualia_runs[name]
     monkeypatch.chdir(d)  # Qualia's out/ is relative to where it ran: so is --run-dir's default
-    assert _cli("from-qualia", f"{name}.toml", "--out", "net") == 0, capsys.readouterr().err
+    argv = ["from-qualia", f"{name}.toml", "--out", f"net_{key}"] + (["--model", model] if model else [])
+    assert _cli(*argv) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
-    net = golden.network.load("net")
+    net = golden.network.load(f"net_{key}")
     assert net.describe() in printed
     meta = net.meta["qualia_project"]
     assert meta["model"] == name and meta["iteration"] == 1 and meta["run_name"].startswith(f"{name}_q")
     x = _inputs(net, seed=7)
-    report = check_network(_real_model(d), x, net)
+    report = check_network(_real_model(d, meta["run_name"]), x, net)
     rates = {c.name: c.spike_rate for c in report.layers if c.spike_rate is not None}
-    print(f"\n{name}: {report.compared} values, {report.count(BUG)} mismatches, {report.count(F32)} float32 "
+    print(f"\n{key}: {report.compared} values, {report.count(BUG)} mismatches, {report.count(F32)} float32 "
           f"accumulation; spike rates " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in rates.items()))
     record("from-qualia torch-eval", "the models Qualia's own pipeline trained and calibrated, every layer at every "
            "step", report.compared, report.count(BUG) + report.count(OFF_GRID), unit="layer values")
