@@ -37,12 +37,13 @@ REFUSED_CODEGEN = ("from_torch(model, profile='codegen') refuses models golden d
                    "fixed on branch 'qualia'")
 REFUSED_MIXED_MODES = ("golden refuses an 'm' SResNet, whose QuantizedAdd Qualia leaves in 's' ('layers in different "
                        "step modes'); issue 19 item 3.2, fixed on branch 'qualia'")
-PROJECTS_RUN = ("smlp_lif8", "smlp_lif12", "scnn1d_if_noinput", "scnn2d_bn_lif16", "scnn2d_gsp_forceq",
+PROJECTS_RUN = ("smlp_lif8", "smlp_lif12", "scnn1d_lif6", "scnn1d_if_noinput", "scnn2d_bn_lif16", "scnn2d_gsp_forceq",
                 "sresnet1d_lif_m", "sresnetstride2d_if_bias")  # tests/qualia_projects/<name>.toml
 GRID = {  # id -> (project, --model or None, why golden refuses it today or None): xfail strict, to flip at merge
     "smlp_lif8": ("smlp_lif8", None, None),  # LIF hard, 8 bits, nearest, 's'
     "smlp_lif12": ("smlp_lif12", "0", None),  # LIF soft without decay_input, 12 bits
     "smlp_lif4_forceq2": ("smlp_lif12", "1", None),  # the same name, `update`: 4 bits, force_q = 2
+    "scnn1d_lif6": ("scnn1d_lif6", None, None),  # LIF hard, 6 bits, nearest, 's'
     "scnn1d_if_noinput": ("scnn1d_if_noinput", None, REFUSED_INPUT_OFF),  # IF soft, floor, input off, 'm'
     "scnn2d_bn_lif16": ("scnn2d_bn_lif16", None, None),  # batch_norm, 16 bits, one epoch of QAT
     "scnn2d_gsp_forceq": ("scnn2d_gsp_forceq", None, None),  # strides, global sum pool, force_q = 4, floor
@@ -202,7 +203,7 @@ BAD = [  # (argv builder: project dir -> argv, what the one line must name)
     (lambda d: ["smlp_lif8.toml", "--run-dir", "nowhere"], "nowhere/learningmodel: no such directory"),
     (lambda d: ["smlp_lif8.toml", "--run", "5"], "smlp_lif8_q8_force_qoff_e0_LSQFalse_r5.pth: not found"),
     (lambda d: [_edit(d, "smlp_lif8", "params.units = [16, 12]", "params.units = [16, 10]")],
-     "Qualia cannot build 'SMLP' 'smlp_lif8' with these weights"),
+     "Qualia cannot build 'SMLP' 'smlp_lif8' from this config and run"),
     (lambda d: [_edit(d, "smlp_lif8", 'roundtype = "nearest"', 'roundtype = "floor"')],
      "disagrees with the model the config builds"),
     (lambda d: [_edit(d, "smlp_lif8", "LSQ = false", "LSQ = true")], "Qualia's own converter (QualiaCodeGen) refuses"),

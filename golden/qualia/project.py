@@ -489,7 +489,7 @@ def _rebuild_quietly(config, model, run_dir, iteration, input_shape):
         except ProjectError:
             raise
         except (RuntimeError, TypeError, KeyError, AttributeError) as e:
-            raise ProjectError(f"{where}: Qualia cannot build {entry['kind']!r} {name!r} with these weights "
+            raise ProjectError(f"{where}: Qualia cannot build {entry['kind']!r} {name!r} from this config and run "
                                f"({' '.join(str(e).split())[:300]})") from None
     i, pth, ranges = found["where"]
     run = Run(where, name, index, found["name"], i, pth, ranges)
