@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from proofs import missing_torch, record, requires
+from proofs import missing_gcc, missing_torch, record, requires
 
 pytestmark = requires(missing_torch())
 
@@ -39,6 +39,7 @@ REFUSED_MIXED_MODES = ("golden refuses an 'm' SResNet, whose QuantizedAdd Qualia
                        "step modes'); issue 19 item 3.2, fixed on branch 'qualia'")
 PROJECTS_RUN = ("smlp_lif8", "smlp_lif12", "scnn1d_lif6", "scnn1d_if_noinput", "scnn2d_bn_lif16", "scnn2d_gsp_forceq",
                 "sresnet1d_lif_m", "sresnetstride2d_if_bias")  # tests/qualia_projects/<name>.toml
+DEPLOYED = ("smlp_lif8",)  # also `qualia CONFIG prepare_deploy`: Qualia's converter writes the C it deploys
 GRID = {  # id -> (project, --model or None, why golden refuses it today or None): xfail strict, to flip at merge
     "smlp_lif8": ("smlp_lif8", None, None),  # LIF hard, 8 bits, nearest, 's'
     "smlp_lif12": ("smlp_lif12", "0", None),  # LIF soft without decay_input, 12 bits
@@ -75,7 +76,8 @@ def qualia_runs(tmp_path_factory):
         dirs[name] = d
     env = {**os.environ, "PYTHONHASHSEED": str(SEED), "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
     cmd = [sys.executable, str(PROJECTS / "run_qualia.py"), "--record", "real", "preprocess_data,train",
-           *(f"{name}:{name}.toml" for name in PROJECTS_RUN)]
+           *(f"{name}:{name}.toml" + (":preprocess_data,train,prepare_deploy" if name in DEPLOYED else "")
+             for name in PROJECTS_RUN)]
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         pytest.fail(f"Qualia's pipeline failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -156,14 +158,30 @@ def test_the_command_as_a_user_runs_it_and_the_api_agree(qualia_runs, tmp_path):
 
 
 @pytest.mark.xfail(strict=True, reason=REFUSED_CODEGEN)
-def test_codegen_profile_takes_number_t_from_the_deploy_section(qualia_runs, monkeypatch, capsys):
+@requires(missing_gcc())
+def test_firmware_flow_from_a_qualia_project_to_the_c_qualia_deployed(qualia_runs, monkeypatch, capsys):
+    """The README's firmware flow from a Qualia project, commands only: ``golden from-qualia --profile codegen``
+    -> ``golden vectors generate`` -> tools/firmware/main.c compiled against the full_model.h that Qualia's own
+    ``prepare_deploy`` wrote -> every output of every step equal."""
     import golden
 
-    monkeypatch.chdir(qualia_runs["smlp_lif8"])
+    d = qualia_runs["smlp_lif8"]
+    monkeypatch.chdir(d)
     assert _cli("from-qualia", "smlp_lif8.toml", "--profile", "codegen", "--out", "cnet") == 0, \
         capsys.readouterr().err
     net = golden.network.load("cnet")
-    assert net.meta["profile"] == "codegen" and net.meta["qualia_project"]["model"] == "smlp_lif8"
+    assert net.meta["qualia_project"]["model"] == "smlp_lif8"
+    assert _cli("vectors", "generate", "--network", "cnet", "--samples", "4", "--steps", "4", "--seed", "5",
+                "--stimulus", "uniform", "--out", "bundle") == 0, capsys.readouterr().err
+    (model,) = (d / "out" / "qualia_codegen").glob("smlp_lif8_q8_force_qoff_e0_LSQFalse_r1_*/full_model.h")
+    main_c = Path(__file__).resolve().parent.parent / "tools" / "firmware" / "main.c"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", f"-I{model.parent}", "-Ibundle", str(main_c),
+                    "-o", "firmware_check"], check=True, capture_output=True, text=True)
+    done = subprocess.run(["./firmware_check"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("PASS"), done.stdout + done.stderr
+    values = int(done.stdout.split(" values compared")[0].rsplit(" ", 1)[1].replace(",", ""))
+    record("from-qualia codegen (firmware)", "the C Qualia's own prepare_deploy wrote, through tools/firmware/main.c",
+           values, 0, unit="output values")
 
 
 # ----------------------------------------------------------------------------- bad inputs

@@ -1,12 +1,14 @@
 """Run Qualia's own pipeline (its ``qualia`` command's ``main``) on project directories: the proofs' real artifacts.
 
-    python tests/qualia_projects/run_qualia.py ACTIONS WORKDIR:CONFIG [WORKDIR:CONFIG ...]
+    python tests/qualia_projects/run_qualia.py [--record DIR] ACTIONS WORKDIR:CONFIG[:ACTIONS] ...
 
-``ACTIONS`` is a comma-separated list (e.g. ``preprocess_data,train``). For each project, in its WORKDIR (Qualia
-writes ``out/`` and ``logs/`` relative to the working directory), ``qualia_core.main.main`` runs with
-``argv = [CONFIG, ACTION]``, exactly as ``qualia CONFIG ACTION`` does. One process runs them all (Qualia's
-imports cost seconds); run it with ``PYTHONHASHSEED`` and ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` set to the
-configs' ``[bench] seed``, or Qualia re-executes the interpreter to set them.
+``ACTIONS`` is a comma-separated list (e.g. ``preprocess_data,train``); a project's own list, if given,
+replaces it (e.g. ``...:preprocess_data,train,prepare_deploy`` to also run Qualia's deployment converter).
+For each project, in its WORKDIR (Qualia writes ``out/`` and ``logs/`` relative to the working directory),
+``qualia_core.main.main`` runs with ``argv = [CONFIG, ACTION]``, exactly as ``qualia CONFIG ACTION`` does. One
+process runs them all (Qualia's imports cost seconds); run it with ``PYTHONHASHSEED`` and
+``CUBLAS_WORKSPACE_CONFIG=:4096:8`` set to the configs' ``[bench] seed``, or Qualia re-executes the interpreter
+to set them.
 
 Two things around Qualia, nothing inside it:
 
@@ -83,10 +85,10 @@ def main(argv: list[str]) -> int:
         record_quantized_models(record)
     home = Path.cwd()
     for project in projects:
-        workdir, config = project.split(":", 1)
+        workdir, config, *own = project.split(":")
         os.chdir(home / workdir)
         try:
-            for action in actions:
+            for action in (own[0].split(",") if own else actions):
                 sys.argv = [script, config, action]
                 rc = qualia_main.main()
                 if rc:
