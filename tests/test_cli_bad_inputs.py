@@ -171,9 +171,9 @@ def test_bad_input_is_one_line_exit_2_nothing_written(row, workdir, capsys, monk
 
 
 def test_the_table_covers_every_subcommand():
-    """Every subcommand golden lists has rows above, but vectors (its table is in test_bundles.py) and prove
-    (test_prove.py)."""
-    names = {"demo", "spec", "simulate", *cli.SUBCOMMANDS} - {"vectors", "prove"}
+    """Every subcommand golden lists has rows above, but vectors (its table is in test_bundles.py), prove
+    (test_prove.py) and from-qualia (test_from_qualia.py)."""
+    names = {"demo", "spec", "simulate", *cli.SUBCOMMANDS} - {"vectors", "prove", "from-qualia"}
     assert names <= {r[0][0] for r in TABLE if r[0]}
 
 
