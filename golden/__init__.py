@@ -34,6 +34,9 @@ def __getattr__(name):  # heavy, optional parts load on first use
     if name == "Network":
         from .network import Network
         return Network
+    if name == "prove_network":
+        from .netprove import prove_network
+        return prove_network
     if name in ("network", "prove", "strategies", "testing", "vectors"):
         import importlib
         return importlib.import_module(f"golden.{name}")

@@ -262,9 +262,9 @@ def test_codegen_follows_the_deployment_where_it_differs_from_the_module():
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model,neuron,cause", [("SCNN1d", "LIF-soft", "LIF compare-before-round"),
-                                                ("SCNN2d", "IF-hard", "LONG wrap"),
-                                                ("SCNN1d", "LIF-tau3", "tau re-quantized")])
+@pytest.mark.parametrize("model,neuron,cause", [("SCNN1d", "LIF-soft", "leak rounding"),
+                                                ("SCNN2d", "IF-hard", "saturation width"),
+                                                ("SCNN1d", "LIF-tau3", "hyperparameter rounding")])
 def test_diff_networks_reproduces_and_classifies_the_real_divergences(model, neuron, cause):
     """8 bits, default LONG: golden's torch-eval vs codegen diff has the real torch-vs-C mismatch count per layer and
     the same first divergence per sample; every first divergence is classified, here all by one cause."""
@@ -286,7 +286,7 @@ def test_diff_networks_reproduces_and_classifies_the_real_divergences(model, neu
 
 def test_diff_networks_names_the_tmp_leak_shift():
     """The codegen network with its LIF leak shifted by q_v (torch's) instead of max(q_in, q_v): q_in > q_v models
-    diverge, and every first divergence is classified 'TMP leak shift'."""
+    diverge, and every first divergence is classified 'TMP shift'."""
     import dataclasses
 
     from golden.network import Node
@@ -300,4 +300,4 @@ def test_diff_networks_names_the_tmp_leak_shift():
     qv = Network(net.input_shape, net.fmt_input, nodes, net.params, net.round_input, net.output, net.meta)
     d = diff_networks(qv, net, cm.quantize_input(dep, dep.built.sample_inputs(8, seed=X_SEED)))
     n_div = sum(f is not None for f in d.first)
-    assert n_div > 0 and d.causes["TMP leak shift"] == n_div, d.causes
+    assert n_div > 0 and d.causes["TMP shift"] == n_div, d.causes

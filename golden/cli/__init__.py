@@ -145,6 +145,8 @@ def _one_line(e: BaseException) -> str:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if argv[:1] == ["prove"] and any(a == "--network" or a.startswith("--network=") for a in argv):
+            return subcommand("netprove").cli(argv[1:])  # golden prove --network: the whole-network proof
         if argv and argv[0] in SUBCOMMANDS:
             return subcommand(argv[0]).cli(argv[1:])
         a = build_parser().parse_args(argv)
