@@ -353,6 +353,15 @@ def restore_ranges(model, path: Path) -> None:
                            f"quantized layer, so this model is not the one the run calibrated")
 
 
+def _graph(model):
+    """golden's layer graph of a Qualia model: [(name, module, producer names)], output (torch.fx, layers as leaves)."""
+    try:  # the rules for reading Qualia (branch 'qualia' moves the graph there)
+        from .network import graph
+    except ImportError:  # until then: the network package's reader
+        from ..network.from_torch import graph
+    return graph(model)
+
+
 def _restore_add_inputs(model, restored: set) -> set:
     """A QuantizedAdd's two input quantizers are the ones Qualia's file does not record: each gets the q of the
     layer output it re-quantizes (its producer's ``activation_q``), so that re-quantizing is the identity, as
@@ -360,13 +369,11 @@ def _restore_add_inputs(model, restored: set) -> set:
     import torch
     from qualia_core.learningmodel.pytorch.layers.QuantizedAdd import QuantizedAdd
 
-    from ..network.from_torch import graph
-
     adds = [m for m in model.modules() if isinstance(m, QuantizedAdd)]
     if not adds:
         return set()
     done = set()
-    order, _ = graph(model)
+    order, _ = _graph(model)
     for name, module, srcs in order:
         if not isinstance(module, QuantizedAdd):
             continue
