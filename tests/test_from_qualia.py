@@ -39,7 +39,8 @@ REFUSED_MIXED_MODES = ("golden refuses an 'm' SResNet, whose QuantizedAdd Qualia
                        "step modes'); issue 19 item 3.2, fixed on branch 'qualia'")
 PROJECTS_RUN = ("smlp_lif8", "smlp_lif12", "scnn1d_lif6", "scnn1d_if_noinput", "scnn2d_bn_lif16", "scnn2d_gsp_forceq",
                 "sresnet1d_lif_m", "sresnetstride2d_if_bias")  # tests/qualia_projects/<name>.toml
-DEPLOYED = ("smlp_lif8",)  # also `qualia CONFIG prepare_deploy`: Qualia's converter writes the C it deploys
+# also `qualia CONFIG prepare_deploy`: Qualia's converter writes the C it deploys (int8; int16 for the 16-bit one)
+DEPLOYED = ("smlp_lif8", "scnn2d_bn_lif16", "sresnet1d_lif_m", "sresnetstride2d_if_bias")
 GRID = {  # id -> (project, --model or None, why golden refuses it today or None): xfail strict, to flip at merge
     "smlp_lif8": ("smlp_lif8", None, None),  # LIF hard, 8 bits, nearest, 's'
     "smlp_lif12": ("smlp_lif12", "0", None),  # LIF soft without decay_input, 12 bits
@@ -168,21 +169,22 @@ def test_the_command_as_a_user_runs_it_and_the_api_agree(qualia_runs, tmp_path):
 
 @pytest.mark.xfail(strict=True, reason=REFUSED_CODEGEN)
 @requires(missing_gcc())
-def test_firmware_flow_from_a_qualia_project_to_the_c_qualia_deployed(qualia_runs, monkeypatch, capsys):
+@pytest.mark.parametrize("name", DEPLOYED)
+def test_firmware_flow_from_a_qualia_project_to_the_c_qualia_deployed(name, qualia_runs, monkeypatch, capsys):
     """The README's firmware flow from a Qualia project, commands only: ``golden from-qualia --profile codegen``
     -> ``golden vectors generate`` -> tools/firmware/main.c compiled against the full_model.h that Qualia's own
     ``prepare_deploy`` wrote -> every output of every step equal."""
     import golden
 
-    d = qualia_runs["smlp_lif8"]
+    d = qualia_runs[name]
     monkeypatch.chdir(d)
-    assert _cli("from-qualia", "smlp_lif8.toml", "--profile", "codegen", "--out", "cnet") == 0, \
+    assert _cli("from-qualia", f"{name}.toml", "--profile", "codegen", "--out", "cnet") == 0, \
         capsys.readouterr().err
     net = golden.network.load("cnet")
-    assert net.meta["qualia_project"]["model"] == "smlp_lif8"
+    run_name = net.meta["qualia_project"]["run_name"]
     assert _cli("vectors", "generate", "--network", "cnet", "--samples", "4", "--steps", "4", "--seed", "5",
                 "--stimulus", "uniform", "--out", "bundle") == 0, capsys.readouterr().err
-    (model,) = (d / "out" / "qualia_codegen").glob("smlp_lif8_q8_force_qoff_e0_LSQFalse_r1_*/full_model.h")
+    (model,) = (d / "out" / "qualia_codegen").glob(f"{run_name}_r1_*/full_model.h")
     main_c = Path(__file__).resolve().parent.parent / "tools" / "firmware" / "main.c"
     subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", f"-I{model.parent}", "-Ibundle", str(main_c),
                     "-o", "firmware_check"], check=True, capture_output=True, text=True)
