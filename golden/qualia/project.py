@@ -442,35 +442,20 @@ def _quiet():
 def _rebuild_quietly(config, model, run_dir, iteration, input_shape):
     cfg, where = load_config(config)
     index, entry = select_model(cfg, model, where)
-    entry = copy.deepcopy(entry)
-    name = entry.get("name")
-    if not isinstance(name, str) or not name:
-        raise ProjectError(f"{where}: [[model]] {index} has no name; Qualia names its files after it")
-    if "kind" not in entry:
-        raise ProjectError(f"{where}: [[model]] {name!r} has no kind (e.g. 'SCNN'), nor has [model_template]")
+    entry = _checked_entry(copy.deepcopy(entry), index, where)
     before, qat_cls, qat_params, after = _postprocessings(cfg, where)
-    changing = [p.get("kind") for p in after
-                if _component(cfg, "postprocessing", p.get("kind", "")).process_model is not _base_process_model()]
-    if changing:
-        raise ProjectError(f"{where}: {', '.join(map(str, changing))} after {QAT} changes the model Qualia deploys; "
-                           f"golden rebuilds the model {QAT} exported and does not follow {changing[0]} yet")
+    _refuse_model_changes(cfg, after, where)
     run_dir = Path(run_dir)
     learning = run_dir / "learningmodel"
     if not learning.is_dir():
         raise ProjectError(f"{learning}: no such directory; run_dir (--run-dir) is the out/ directory Qualia's run "
                            f"wrote (its learningmodel/ holds the .pth and activation-range files)")
-    fw_cfg = cfg.get("learningframework", {})
-    if "kind" not in fw_cfg:
-        raise ProjectError(f"{where}: no [learningframework] kind (e.g. 'SpikingJelly')")
-    framework = _component(cfg, "learningframework", fw_cfg["kind"])(**fw_cfg.get("params", {}))
-    float_cls = getattr(framework.learningmodels, entry["kind"], None)
-    if float_cls is None:
-        raise ProjectError(f"{where}: model kind {entry['kind']!r} is not a model of {fw_cfg['kind']}")
-    params = entry.setdefault("params", {})
+    framework = _framework(cfg, entry, where)
+    params = entry.setdefault("params", {})  # what instantiate_model adds to the entry before QAT reads it
     params["input_shape"], params["output_shape"] = _shapes(cfg, entry, run_dir, input_shape)
-    if "iteration" in inspect.signature(float_cls).parameters:
+    if "iteration" in inspect.signature(getattr(framework.learningmodels, entry["kind"])).parameters:
         params["iteration"] = int(iteration) if iteration is not None else _iterations(cfg).start
-    run_name = name
+    run_name = entry["name"]
     for p in before:
         run_name = _postprocessing(cfg, p).process_name(run_name)
     try:
@@ -478,31 +463,68 @@ def _rebuild_quietly(config, model, run_dir, iteration, input_shape):
     except ValueError:
         raise ProjectError(f"{where}: the {QAT} postprocessing needs params.model.params.quant_params (a "
                            f"table)") from None
-    found = {}
+    qmodel, (name, i, pth, ranges) = _build(qat, framework, entry, where,
+                                            lambda n: _locate(learning, n, _iterations(cfg), iteration), run_name)
+    run = Run(where, entry["name"], index, name, i, pth, ranges)
+    _refuse_unsupported(qmodel, name)
+    restore_ranges(qmodel, ranges)
+    return qmodel.eval(), run, cfg
+
+
+def _checked_entry(entry: dict, index: int, where: str) -> dict:
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise ProjectError(f"{where}: [[model]] {index} has no name; Qualia names its files after it")
+    if "kind" not in entry:
+        raise ProjectError(f"{where}: [[model]] {name!r} has no kind (e.g. 'SCNN'), nor has [model_template]")
+    return entry
+
+
+def _refuse_model_changes(cfg: dict, after: list, where: str) -> None:
+    """A postprocessing after QAT that changes the model (its own ``process_model``, e.g. FuseBatchNorm)."""
+    changing = [p.get("kind") for p in after
+                if _component(cfg, "postprocessing", p.get("kind", "")).process_model is not _base_process_model()]
+    if changing:
+        raise ProjectError(f"{where}: {', '.join(map(str, changing))} after {QAT} changes the model Qualia deploys; "
+                           f"golden rebuilds the model {QAT} exported and does not follow {changing[0]} yet")
+
+
+def _framework(cfg: dict, entry: dict, where: str):
+    """The config's learningframework, instantiated as ``qualia_core.main.qualia`` does."""
+    fw_cfg = cfg.get("learningframework", {})
+    if "kind" not in fw_cfg:
+        raise ProjectError(f"{where}: no [learningframework] kind (e.g. 'SpikingJelly')")
+    framework = _component(cfg, "learningframework", fw_cfg["kind"])(**fw_cfg.get("params", {}))
+    if getattr(framework.learningmodels, entry["kind"], None) is None:
+        raise ProjectError(f"{where}: model kind {entry['kind']!r} is not a model of {fw_cfg['kind']}")
+    return framework
+
+
+def _build(qat, framework, entry: dict, where: str, locate, run_name: str):
+    """(the quantized model Qualia's ``_build_quantized_model`` makes, loaded with the run's exported weights;
+    (run name, i, .pth, activation-range file)). The run name is the one ``process_name`` gives once Qualia has
+    merged the entry's quantization params (its ``update`` may change the bits), as at train time."""
+    found = []
 
     def weights():  # called by Qualia once it has merged the quantization params (so qat.lsq is the model's)
         if qat.lsq:
-            raise ProjectError(f"{where}: [[model]] {name!r} is quantized with LSQ = true (a learned scale, no power "
-                               f"of two); golden models fixed-point quantizers, and Qualia's own converter "
-                               f"(QualiaCodeGen) refuses LSQ models too")
-        found["name"] = qat.process_name(run_name)
-        found["where"] = _locate(learning, found["name"], _iterations(cfg), iteration)
-        return _load_state_dict(found["where"][1])
+            raise ProjectError(f"{where}: [[model]] {entry['name']!r} is quantized with LSQ = true (a learned "
+                               f"scale, no power of two); golden models fixed-point quantizers, and Qualia's own "
+                               f"converter (QualiaCodeGen) refuses LSQ models too")
+        name = qat.process_name(run_name)
+        found.append((name, *locate(name)))
+        return _load_state_dict(found[-1][2])
 
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             qmodel, _ = qat._build_quantized_model(_ExportedWeights(weights), framework, entry)
         except ProjectError:
             raise
         except (RuntimeError, TypeError, KeyError, AttributeError) as e:
-            raise ProjectError(f"{where}: Qualia cannot build {entry['kind']!r} {name!r} from this config and run "
-                               f"({' '.join(str(e).split())[:300]})") from None
-    i, pth, ranges = found["where"]
-    run = Run(where, name, index, found["name"], i, pth, ranges)
-    _refuse_unsupported(qmodel, found["name"])
-    restore_ranges(qmodel, ranges)
-    return qmodel.eval(), run, cfg
+            raise ProjectError(f"{where}: Qualia cannot build {entry['kind']!r} {entry['name']!r} from this config "
+                               f"and run ({' '.join(str(e).split())[:300]})") from None
+    return qmodel, found[-1]
 
 
 def _postprocessing(cfg: dict, p: dict):
