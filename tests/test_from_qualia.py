@@ -133,8 +133,11 @@ def test_from_qualia_every_layer_equals_the_runs_own_model(key, qualia_runs, mon
     rates = {c.name: c.spike_rate for c in report.layers if c.spike_rate is not None}
     print(f"\n{key}: {report.compared} values, {report.count(BUG)} mismatches, {report.count(F32)} float32 "
           f"accumulation; spike rates " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in rates.items()))
+    bad = report.count(BUG) + report.count(OFF_GRID)
     record("from-qualia torch-eval", "the models Qualia's own pipeline trained and calibrated, every layer at every "
-           "step", report.compared, report.count(BUG) + report.count(OFF_GRID), unit="layer values")
+           "step", report.compared, bad, unit="layer values")
+    record(f"from-qualia torch-eval {key}", "its run's own model; neuron-layer spike rates "
+           + " / ".join(f"{100 * v:.1f}%" for v in rates.values()), report.compared, bad, unit="layer values")
     assert report.count(BUG) == 0 and report.count(OFF_GRID) == 0, str(report)
     assert report.end_to_end_mismatches == 0, str(report)
     assert [c.name for c in report.layers] == [n.name for n in net]
