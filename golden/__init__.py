@@ -27,6 +27,9 @@ def __getattr__(name):  # heavy, optional parts load on first use
     if name in ("from_torch", "check_model"):
         from . import torch_bridge
         return getattr(torch_bridge, name)
+    if name == "from_qualia":
+        from .qualia.project import from_qualia
+        return from_qualia
     if name == "Network":
         from .network import Network
         return Network

@@ -72,3 +72,7 @@ class CRunError(GoldenError, RuntimeError):
         super().__init__(msg)
         self.returncode = returncode
         self.stderr = stderr
+
+
+class ProjectError(GoldenError, ValueError):
+    """A Qualia project (config + run directory) golden cannot rebuild: one line naming the cause and the fix."""

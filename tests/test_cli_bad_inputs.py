@@ -215,9 +215,9 @@ def test_bad_input_is_one_line_exit_2_nothing_written(row, workdir, capsys, monk
 
 
 def test_the_table_covers_every_subcommand():
-    """Every subcommand golden lists has rows above, but vectors (its table is in test_bundles.py); prove's rows that
-    need the torch or C stack are in test_prove.py."""
-    names = {"demo", "spec", "simulate", *cli.SUBCOMMANDS} - {"vectors"}
+    """Every subcommand golden lists has rows above, but vectors (its table is in test_bundles.py) and from-qualia
+    (test_from_qualia.py); prove's rows that need the torch or C stack are in test_prove.py."""
+    names = {"demo", "spec", "simulate", *cli.SUBCOMMANDS} - {"vectors", "from-qualia"}
     assert names <= {r[0][0] for r in TABLE if r[0]}
 
 

@@ -30,7 +30,8 @@ DEMO_MAX = 1 << 28  # neuron-steps: the demo holds its stimulus and trace in mem
 SUBCOMMANDS = {"vectors": "test-vector bundles: generate, verify, export",
                "diff": "compare two profiles on one layer config",
                "bench": "benchmark golden against compiled C and the Qualia layers (from a source checkout)",
-               "prove": "prove a spec bit-exact against a reference on every (v, x): a certificate"}
+               "prove": "prove a spec bit-exact against a reference on every (v, x): a certificate",
+               "from-qualia": "a real Qualia project (config + its run's out/) -> a saved golden network"}
 
 
 def demo_stimulus(spec: Spec, steps: int, neurons: int, seed: int) -> np.ndarray:
@@ -170,7 +171,7 @@ def build_parser() -> Parser:
 
 def subcommand(name: str):
     """The module of a subcommand with its own parser: ``golden.cli.<name>`` (``cli(argv) -> int``)."""
-    return importlib.import_module(f"golden.cli.{name}")
+    return importlib.import_module(f"golden.cli.{name.replace('-', '_')}")
 
 
 def _one_line(e: BaseException) -> str:
