@@ -12,13 +12,14 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import kernels as neuron_kernels
 from ..errors import NetworkError
 from ..simulate import Runner, initial_v
-from ..spec import STAGES, QFormat, Round, quantize_real
+from ..spec import STAGES, Overflow, QFormat, Round, quantize_real
 from . import kernels as layer_kernels
 from . import ops, store
 from .layers import (
@@ -30,6 +31,20 @@ from .layers import (
     type_name,
 )
 from .store import INPUT
+
+
+class LongCheck(NamedTuple):
+    """One layer's deployment check (:meth:`Network.long_check`): its LONG width, the worst-case accumulator
+    ``lo``..``hi`` at frac F over every input of its format, the bits that needs, whether it can wrap, and the
+    smallest safe LONG width (None: wider than 64 bits)."""
+
+    name: str
+    acc_bits: int
+    lo: int
+    hi: int
+    bits: int
+    wraps: bool
+    safe_width: int | None
 
 
 @dataclass(frozen=True)
@@ -178,12 +193,36 @@ class Network:
     def describe(self) -> str:
         lines = [(f"network: input {self.input_shape} {self.fmt_input}, {len(self.nodes)} layers, output "
                  f"{self.output!r} {self.out_shape}")]
+        longs = {c.name: c for c in self.long_check()}
         for node in self.nodes:
             bound = float32_bound(node.layer, self.params.get(node.name, {}))
             verdict = "float32 exact" if bound <= F32_EXACT else "float32 may round"
             b = f"  [float32 bound 2^{math.log2(bound):.1f}: {verdict}]" if bound else ""
+            lc = longs.get(node.name)
+            if lc is not None:
+                b += (f"  [LONG {lc.acc_bits}b: MAY WRAP on inputs of its format (worst case needs {lc.bits} bits); "
+                      f"long_width {lc.safe_width} is safe]" if lc.wraps else
+                      f"  [LONG {lc.acc_bits}b: never wraps (worst case {lc.bits} bits)]")
             lines.append(f"  {node.name} <- {', '.join(node.inputs)}: {node.layer.describe()}{b}")
         return "\n".join(lines)
+
+    def long_check(self) -> list:
+        """The deployment check, before anyone deploys: for every layer whose accumulator wraps at ``acc_bits``
+        (the generated C's LONG_NUMBER_T: ``acc_overflow = wrap``, ``acc_bits < 64``), whether it can wrap on
+        some input of its format, worst case from its real weights (:meth:`Layer.acc_extremes`), and the
+        smallest LONG width (16, 32 or 64) that never wraps. A list of :class:`LongCheck`, in layer order."""
+        out = []
+        for node in self.nodes:
+            layer = node.layer
+            if layer.acc_overflow != Overflow.WRAP or layer.acc_bits >= 64:
+                continue
+            ext = layer.acc_extremes(self.params.get(node.name, {}))
+            if ext is None:
+                continue
+            bits = layer.long_bits(self.params.get(node.name, {}))
+            safe = next(w for w in (16, 32, 64) if w >= bits) if bits <= 64 else None
+            out.append(LongCheck(node.name, layer.acc_bits, ext[0], ext[1], bits, bits > layer.acc_bits, safe))
+        return out
 
     # ---------------------------------------------------------------- running
     def quantize_input(self, x_float) -> np.ndarray:

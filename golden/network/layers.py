@@ -175,6 +175,24 @@ class Layer:
         """
         return 0
 
+    def acc_extremes(self, params: dict) -> tuple | None:
+        """(lo, hi): what the accumulator may hold at frac F over every input of ``fmt_in``, from the layer's
+        real parameters, the output stage's rounding addend included (the C's ``scale`` adds it in LONG too);
+        None when the layer forms no sum. Exact for weighted layers; the symmetric float32 bound otherwise."""
+        if not self.SUMS:
+            return None
+        b = self.float32_bound(params)
+        return -b, b
+
+    def long_bits(self, params: dict) -> int | None:
+        """The narrowest two's-complement width that holds :meth:`acc_extremes`: a LONG_NUMBER_T at least this
+        wide never wraps on any input of the layer's format. None when the layer forms no sum."""
+        ext = self.acc_extremes(params)
+        if ext is None:
+            return None
+        lo, hi = ext
+        return max((-lo - 1).bit_length(), hi.bit_length()) + 1
+
     def input_max(self, x_max: int | None = None) -> int:
         """The largest |x| an input may have: ``x_max``, or full scale of ``fmt_in``."""
         return max(-self.fmt_in.min, self.fmt_in.max) if x_max is None else x_max
@@ -271,6 +289,21 @@ class Weighted(Layer):
         if self.has_bias:
             per = per + (np.abs(np.asarray(params["bias"], np.int64)) << (F - self.fmt_b.frac))
         return int(per.max()) + self.half_lsb()
+
+    def acc_extremes(self, params: dict) -> tuple:
+        """Exact: per output, each product at its extreme over ``[fmt_in.min, fmt_in.max]`` (by the weight's
+        sign), plus the bias at F (rounded outwards when the C shifts it right), plus the rounding addend."""
+        F = self.acc_frac
+        w = np.asarray(params["weight"], np.int64)
+        w = w.reshape(w.shape[0], -1)
+        a, c = w * self.fmt_in.min, w * self.fmt_in.max
+        shift = F - self.fmt_in.frac - self.fmt_w.frac
+        lo, hi = np.minimum(a, c).sum(axis=1) << shift, np.maximum(a, c).sum(axis=1) << shift
+        if self.has_bias:
+            b, s = np.asarray(params["bias"], np.int64), F - self.fmt_b.frac
+            lo = lo + (b << s if s >= 0 else b >> -s)
+            hi = hi + (b << s if s >= 0 else -((-b) >> -s))
+        return int(lo.min()), int(hi.max()) + self.half_lsb()
 
     def describe(self) -> str:
         b = f" b={self.fmt_b}" if self.fmt_b else " no bias"
