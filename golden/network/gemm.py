@@ -6,7 +6,7 @@ Drop-in twins of :func:`golden.network.kernels.linear`, :func:`~golden.network.k
 **Why it is exact.** Every product ``w * x`` and every partial sum of a row's products is an integer of
 magnitude at most ``B = max_o sum_i |w[o, i]| * max |x|``, whatever the order BLAS sums in (blocking, FMA,
 threads). A float with a p-bit significand holds every integer of magnitude ``<= 2**p`` exactly, so while
-``B < 2**24`` (float32) or ``B < 2**53`` (float64) no operation of the GEMM ever rounds, and its result *is*
+``B <= 2**24`` (float32) or ``B <= 2**53`` (float64) no operation of the GEMM ever rounds, and its result *is*
 the exact integer sum. :func:`bound` computes B from the layer's real weights and the input's magnitude;
 :func:`choose` picks float32, float64 or the Numba kernel from it (the input format's largest magnitude,
 before the run); and every call checks B again on the values it really got, falling back to the Numba
@@ -65,7 +65,7 @@ def bound(w, x_max: int) -> int:
 def float_type(b: int):
     """The narrowest float type that holds every integer up to ``b`` in magnitude (None: neither does)."""
     for ft in (np.float32, np.float64):
-        if b < EXACT[ft]:
+        if b <= EXACT[ft]:
             return ft
     return None
 
@@ -99,7 +99,7 @@ def choose(w, fmt_in, kind: str = "linear", min_macs: int = 0, macs: int | None 
 
     ``w``: the raw weights (O, ...); ``fmt_in``: the layer's input QFormat (its values are raw integers in
     ``fmt_in.min..fmt_in.max``); ``kind``: "linear", "conv" or "batchnorm". The GEMM route applies when
-    :func:`bound` at the format's largest magnitude is below 2**53 (float64) or 2**24 (float32, twice the
+    :func:`bound` at the format's largest magnitude is at most 2**53 (float64) or 2**24 (float32, twice the
     rate) and the layer is a Linear or a Conv (a BatchNorm has no sum: the Numba kernel is already one pass).
     ``macs`` / ``min_macs``: the layer's multiply-accumulates per row and the fewest worth a GEMM (per-call
     overhead); the default 0 takes every proven layer.
@@ -110,10 +110,10 @@ def choose(w, fmt_in, kind: str = "linear", min_macs: int = 0, macs: int | None 
     if kind not in ("linear", "conv"):
         return Choice("kernel", None, b, f"{kind}: no sum to make a GEMM of")
     if ft is None:
-        return Choice("kernel", None, b, f"bound {b} >= 2**53: float64 would round")
+        return Choice("kernel", None, b, f"bound {b} > 2**53: float64 could round")
     if macs is not None and macs < min_macs:
         return Choice("kernel", None, b, f"{macs} MACs per row < {min_macs}: per-call overhead dominates")
-    return Choice("gemm", ft, b, f"bound {b} < 2**{24 if ft is np.float32 else 53}: exact in {np.dtype(ft).name}")
+    return Choice("gemm", ft, b, f"bound {b} <= 2**{24 if ft is np.float32 else 53}: exact in {np.dtype(ft).name}")
 
 
 # ------------------------------------------------------------------ BLAS threads
