@@ -148,8 +148,35 @@ def test_choose_decides_from_the_weights_and_the_format():
     wide = gemm.choose(np.full((1, 8), 1 << 40, np.int64), QFormat(16, 0), "linear")
     assert wide.route == "kernel" and wide.impl is kernels and "2**53" in wide.reason
     assert gemm.choose(np.ones(4, np.int64), QFormat(8, 0), "batchnorm").route == "kernel"
-    tiny = gemm.choose(w8, QFormat(8, 4), "linear", min_macs=10_000, macs=576 * 4)
+    tiny = gemm.choose(w8, QFormat(8, 4), "linear", macs=gemm.MIN_MACS - 1)
     assert tiny.route == "kernel" and "per-call overhead" in tiny.reason
+    assert gemm.choose(w8, QFormat(8, 4), "linear", macs=gemm.MIN_MACS).route == "gemm"
+
+
+def test_read_only_weights_are_prepared_once_and_writeable_ones_every_call():
+    """A Network's weights are read-only: their bound and float copy are computed once (and dropped with the array);
+    a writeable array may change between calls, so it is never cached: its new values are used."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(-128, 128, (3, 40))
+    w = rng.integers(-128, 128, (5, 40))
+    b = np.zeros(0, np.int64)
+    first = gemm.linear(x, w, b, 0, 0, 64)[0]
+    w[0] = 127  # writeable: changed in place
+    np.testing.assert_array_equal(gemm.linear(x, w, b, 0, 0, 64)[0], kernels.linear(x, w, b, 0, 0, 64)[0])
+    assert not np.array_equal(first, gemm.linear(x, w, b, 0, 0, 64)[0])
+    frozen = w.copy()
+    frozen.flags.writeable = False
+    before = gemm.prepared_count()
+    for _ in range(3):
+        np.testing.assert_array_equal(gemm.linear(x, frozen, b, 0, 0, 64)[0], kernels.linear(x, w, b, 0, 0, 64)[0])
+    assert gemm.prepared_count() == before + 1
+    w4 = frozen.reshape(5, 4, 1, 10)  # a view (as ops makes of a Conv1d's weights): the owner's memory, its own key
+    x4 = rng.integers(-128, 128, (2, 4, 1, 12))
+    args = (np.zeros(0, np.int64), 0, 0, 32, 1, 1, 0, 1)
+    np.testing.assert_array_equal(gemm.conv2d(x4, w4, *args)[0], kernels.conv2d(x4, w4, *args)[0])
+    assert gemm.prepared_count() == before + 2
+    del frozen, w4
+    assert gemm.prepared_count() == before  # dropped with the array: no stale entry for a reused address
 
 
 def test_row_sums_beyond_int64():

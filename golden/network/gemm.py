@@ -30,6 +30,7 @@ installed; otherwise on the BLAS library's own setting (OPENBLAS_NUM_THREADS and
 from __future__ import annotations
 
 import contextlib
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,7 @@ from .. import kernels as neuron_kernels
 from . import kernels
 
 EXACT = {np.float32: 1 << 24, np.float64: 1 << 53}  # every integer of magnitude <= this is a float of the type
+MIN_MACS = 1 << 15  # multiply-accumulates per row below which a GEMM call's fixed cost (~30-80 us) outweighs it
 COLS_BYTES = 1 << 25  # the im2col matrix of one GEMM call: at most 32 MiB (rows are chunked to stay under it)
 _INT64_MIN = np.iinfo(np.int64).min
 
@@ -70,6 +72,42 @@ def float_type(b: int):
     return None
 
 
+_WEIGHTS: dict = {}  # (id of the owning array, view) -> (weakref to the owner, max row sum, {float type: floats})
+
+
+def _forget(key):
+    return lambda _ref: _WEIGHTS.pop(key, None)
+
+
+def prepared_count() -> int:
+    """How many weight arrays are prepared (cached) now."""
+    return len(_WEIGHTS)
+
+
+def _owner(a):
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def prepared(w, ft=None):
+    """(max_o sum_i |w[o, i]|, w as an (O, fan_in) array of ``ft``): computed once per *read-only* weight array (a
+    Network's are: ``Network`` freezes them; a view of one, as ops makes for a Conv1d, counts as the same), then
+    reused while its memory lives; recomputed on every call for a writeable one, which could change between calls."""
+    w = np.asarray(w)
+    owner = _owner(w)
+    if w.flags.writeable or owner.flags.writeable:
+        return max(row_sums(w), default=0), None if ft is None else w.reshape(w.shape[0], -1).astype(ft)
+    key = (id(owner), w.__array_interface__["data"][0], w.shape, w.strides, w.dtype.str)
+    entry = _WEIGHTS.get(key)
+    if entry is None or entry[0]() is not owner:
+        entry = (weakref.ref(owner, _forget(key)), max(row_sums(w), default=0), {})
+        _WEIGHTS[key] = entry
+    if ft is not None and ft not in entry[2]:
+        entry[2][ft] = w.reshape(w.shape[0], -1).astype(ft)
+    return entry[1], None if ft is None else entry[2][ft]
+
+
 def _x_max(x) -> int:
     if x.size == 0:
         return 0
@@ -94,15 +132,15 @@ class Choice:
         return sys.modules[__name__] if self.route == "gemm" else kernels
 
 
-def choose(w, fmt_in, kind: str = "linear", min_macs: int = 0, macs: int | None = None) -> Choice:
+def choose(w, fmt_in, kind: str = "linear", macs: int | None = None, min_macs: int = MIN_MACS) -> Choice:
     """The route of one synaptic layer, decided once before the run from its real weights and input format.
 
     ``w``: the raw weights (O, ...); ``fmt_in``: the layer's input QFormat (its values are raw integers in
     ``fmt_in.min..fmt_in.max``); ``kind``: "linear", "conv" or "batchnorm". The GEMM route applies when
     :func:`bound` at the format's largest magnitude is at most 2**53 (float64) or 2**24 (float32, twice the
     rate) and the layer is a Linear or a Conv (a BatchNorm has no sum: the Numba kernel is already one pass).
-    ``macs`` / ``min_macs``: the layer's multiply-accumulates per row and the fewest worth a GEMM (per-call
-    overhead); the default 0 takes every proven layer.
+    ``macs``: the layer's multiply-accumulates per row (out values x fan-in); below ``min_macs`` the Numba kernel
+    is kept (a GEMM call costs tens of microseconds before it multiplies anything). None: no size rule.
     """
     x_max = max(-int(fmt_in.min), int(fmt_in.max))
     b = bound(w, x_max)
@@ -163,10 +201,10 @@ def finish(prod, b, b_shift, p_shift, acc_bits):
 # ------------------------------------------------------------------ the drop-in kernels
 def linear(x, w, b, b_shift, p_shift, acc_bits):
     """:func:`golden.network.kernels.linear` as one GEMM: x (R, I), w (O, I) -> acc (R, O), wraps."""
-    ft = float_type(bound(w, _x_max(x)))
+    ft = float_type(prepared(w)[0] * _x_max(x))
     if ft is None:
         return kernels.linear(x, w, b, b_shift, p_shift, acc_bits)
-    wf = np.asarray(w).astype(ft)
+    wf = prepared(w, ft)[1]
     xt = np.asarray(x).T.astype(ft)  # (I, R): the product lands as (O, R), finish's layout
     with blas_threads():
         prod = wf @ xt
@@ -183,13 +221,13 @@ def im2col(xp, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
 
 def conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw):
     """:func:`golden.network.kernels.conv2d` by im2col + GEMM: x (R, C, H, W), w (O, C, KH, KW) -> (R, O, OH, OW)."""
-    ft = float_type(bound(w, _x_max(x)))
+    ft = float_type(prepared(w)[0] * _x_max(x))
     if ft is None:
         return kernels.conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw)
     R, C, H, W = x.shape
     NO, _, KH, KW = w.shape
     OH, OW = (H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1
-    wf = np.asarray(w).reshape(NO, -1).astype(ft)
+    wf = prepared(w, ft)[1]
     per_row = C * KH * KW * OH * OW * np.dtype(ft).itemsize
     step = max(1, COLS_BYTES // max(per_row, 1))
     acc = np.empty((R, NO, OH, OW), np.int64)
