@@ -172,6 +172,11 @@ def netc_module():
     return _sibling("netc")
 
 
+def gemm_module():
+    """tools/bench/gemm.py (synaptic layers at real sizes: the Numba kernel, the exact GEMM route, torch's layer)."""
+    return _sibling("gemm")
+
+
 def user_spec() -> Spec:
     """The issue's yardstick layer: qualia-codegen int16 LIF, q 6, tau 3."""
     return profiles.make("codegen", "LIF", width=16, q_v=6, tau=3.0)
@@ -591,6 +596,10 @@ def markdown(result: dict) -> str:
         lines = lanes_module().lanes_markdown(lanes) + lines
     if result.get("stimuli"):
         lines = stimuli_markdown(result["stimuli"]) + lines
+    if result.get("gemm"):
+        lines = gemm_module().markdown(result["gemm"]) + lines
+    elif result.get("gemm_missing"):
+        lines = [f"The real-size synaptic layer rows are skipped: {result['gemm_missing']}.", ""] + lines
     if result.get("networks"):
         lines = netc_module().markdown(result["networks"]) + lines
     elif result.get("networks_missing"):
@@ -681,6 +690,8 @@ def targets(result: dict) -> list:
                     f"T={big[0]['T']})", w[0] >= 1.8))
     if result.get("networks"):
         out += netc_module().targets(result["networks"])
+    if result.get("gemm"):
+        out += gemm_module().targets(result["gemm"])
     fresh = result.get("fresh_process")
     if fresh:
         out.append(("a fresh process reaches its first result in < 1 s (spec in the disk cache)",
@@ -747,6 +758,15 @@ def run(args) -> dict:
                                                      getattr(args, "net_models", None),
                                                      getattr(args, "net_samples", nc.NET_S),
                                                      getattr(args, "net_steps", nc.NET_T))
+        if not getattr(args, "no_gemm", False):
+            gm = gemm_module()
+            why = gm.available()
+            if why:
+                result["gemm_missing"] = why
+            else:
+                result["gemm"] = gm.gemm_rows(getattr(args, "gemm_models", None),
+                                              getattr(args, "gemm_samples", gm.SAMPLES), max(args.min_time, 0.05),
+                                              min(args.rounds, 3))
         if not getattr(args, "no_lanes", False):
             lanes = lanes_module()
             result["lanes"] = [lanes.lanes_rows(n, t, args.rounds, max(args.min_time, 0.2), args.asm)
