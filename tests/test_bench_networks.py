@@ -88,7 +88,7 @@ def test_real_size_gemm_rows(tmp_path):
     (GEMM route = Numba kernel) and timed; the rows, the GEMM peak, the markdown and the targets; and through
     ``golden bench --gemm-models``."""
     gm = harness().gemm_module()
-    res = gm.gemm_rows(["GSC SResNet-8 int16"], samples=1, min_time=0.001, rounds=1)
+    res = gm.gemm_rows(["GSC SResNet-8 int16"], samples=1, min_time=0.001, rounds=1, whole_samples=1)
     (m,) = res["models"]
     assert m["model"] == "GSC SResNet-8 int16" and m["T"] == 4 and len(m["rows"]) == 8  # 7 Conv1d + the Linear
     for r in m["rows"]:
@@ -98,9 +98,13 @@ def test_real_size_gemm_rows(tmp_path):
         assert set(r["seconds"]) == {"kernel", "gemm_1t", "gemm_2t", "torch_1t", "torch_2t"}
         assert all(v > 0 for v in r["seconds"].values())
         assert r["dtype"] in ("float32", "float64") and r["bound_log2"] <= 53
+    (w,) = res["whole"]  # the whole network with its synaptic layers on the GEMM route: every layer's trace equal
+    record("gemm route, whole networks", "Network.simulate on golden.network.kernels, every layer's output",
+           w["values"], w["differ"], unit="values")
+    assert w["differ"] == 0 and w["values"] > 0 and all(v > 0 for v in w["seconds"].values())
     assert set(res["peak"]) == {"float32_1t", "float32_2t", "float64_1t", "float64_2t"}
     text = "\n".join(gm.markdown(res))
-    assert "**GSC SResNet-8 int16**" in text and "| conv1 | Conv1d | (10, 49) -> (64, 49) |" in text
+    assert "**GSC SResNet-8 int16**" in text and "Whole torch-eval networks" in text and "| conv1 | Conv1d | (10, 49) -> (64, 49) |" in text
     names = [t[0] for t in gm.targets(res)]
     assert any("Qualia modules" in n for n in names) and any("Numba kernels" in n for n in names)
     out, md = tmp_path / "b.json", tmp_path / "b.md"

@@ -143,7 +143,7 @@ def choose(w, fmt_in, kind: str = "linear", macs: int | None = None, min_macs: i
     is kept (a GEMM call costs tens of microseconds before it multiplies anything). None: no size rule.
     """
     x_max = max(-int(fmt_in.min), int(fmt_in.max))
-    b = bound(w, x_max)
+    b = prepared(w)[0] * x_max  # once per read-only weight array: a call per layer call costs a lookup
     ft = float_type(b)
     if kind not in ("linear", "conv"):
         return Choice("kernel", None, b, f"{kind}: no sum to make a GEMM of")

@@ -2,8 +2,9 @@
 
 The models are the real qualia-plugin-snn 2.6.0 templates (``QuantizedSCNN`` / ``QuantizedSResNet``) built at the
 sizes of the project's own configurations (qualia-plugin-snn ``conf/``; the kwargs below are the architecture
-numbers only, restated), seeded, calibrated on a few random batches in train mode (the minmax activation ranges),
-then read by ``golden.from_torch`` (torch-eval profile). For each synaptic layer (Linear, Conv), on the same rows
+numbers only, restated), seeded, calibrated on a few random batches in train mode (the minmax activation ranges; a
+quantizer that saw only zeros, a deep layer silent on random data, gets the range 1.0 a spiking layer has), then read
+by ``golden.from_torch`` (torch-eval profile). For each synaptic layer (Linear, Conv), on the same rows
 (S samples x T steps, every row one (sample, step)), raw inputs drawn over the layer's whole input format (the
 worst case of its range analysis; no candidate skips zeros, so the values do not change the timings):
 
@@ -109,6 +110,10 @@ def build(label: str, seed: int = 0, calib_batches: int = 2, calib_batch: int = 
                     model(x)
         model.eval()
         functional.reset_net(model)
+        for m in model.modules():  # a layer silent on random data (deep, untrained): the range a spiking one has
+            gm = getattr(m, "global_max", None)
+            if isinstance(gm, torch.Tensor) and not bool((gm != 0).any()):
+                gm.fill_(1.0)
     return model, T, torch_in
 
 
@@ -224,12 +229,56 @@ def layer_rows(label: str, samples: int = SAMPLES, min_time: float = 0.05, round
     return {"model": label, "samples": samples, "T": T, "rows": rows}
 
 
-def gemm_rows(labels=None, samples: int = SAMPLES, min_time: float = 0.05, rounds: int = 3) -> dict:
+def whole_network(label: str, samples: int = 1) -> dict:
+    """The whole torch-eval network of ``label`` on ``samples`` samples x T: ``Network.simulate`` on the Numba kernels
+    and on the GEMM route (its synaptic layers swapped, as the lead's wiring will), every layer's trace checked
+    equal, each timed once (1 thread); and the Qualia model in .eval() on the same inputs (batch = samples, 1
+    torch thread)."""
+    import torch
+    from spikingjelly.activation_based import functional
+
+    import golden
+    from golden import kernels as knobs
+
+    model, T, torch_in = build(label)
+    with _quiet():
+        net = golden.from_torch(model)
+    x = np.random.default_rng(2).random((samples, T, *torch_in), dtype=np.float32) * 2
+    xr = net.quantize_input(x)
+    old, old_torch = knobs.THREADS, torch.get_num_threads()
+    knobs.THREADS = 1
+    torch.set_num_threads(1)
+    try:
+        secs = {}
+        traces = {}
+        for name, impl in (("kernel", None), ("gemm", _gemm_impl())):
+            t0 = time.perf_counter()
+            traces[name] = net.simulate(xr, impl=impl)
+            secs[name] = time.perf_counter() - t0
+        differ = sum(int((traces["kernel"].layers[n].out != traces["gemm"].layers[n].out).sum())
+                     for n in traces["kernel"].layers)
+        values = sum(lt.out.size for lt in traces["kernel"].layers.values())
+        xt = torch.from_numpy(x)
+        with torch.no_grad(), _quiet():
+            functional.reset_net(model)
+            t0 = time.perf_counter()
+            for t in range(T):
+                model(xt[:, t])
+            secs["torch"] = time.perf_counter() - t0
+    finally:
+        knobs.THREADS = old
+        torch.set_num_threads(old_torch)
+    return {"model": label, "samples": samples, "T": T, "seconds": secs, "values": values, "differ": differ}
+
+
+def gemm_rows(labels=None, samples: int = SAMPLES, min_time: float = 0.05, rounds: int = 3,
+              whole_samples: int = 0) -> dict:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     peak = gemm_peak()
     models = [layer_rows(label, samples, min_time, rounds) for label in (labels or MODELS)]
+    whole = [whole_network(label, whole_samples) for label in (labels or MODELS)] if whole_samples else []
     return {"load": load, "load_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0, "peak": peak,
-            "models": models}
+            "models": models, "whole": whole}
 
 
 TORCH_TARGET = 1.0
@@ -284,6 +333,18 @@ def markdown(res: dict) -> list:
                   f"{t['gemm_2t']:.3g} s (2t), torch {t.get('torch_1t', 0):.3g} s (1t) / {t.get('torch_2t', 0):.3g} s "
                   f"(2t): the GEMM route {t['kernel'] / t['gemm_1t']:.1f}x the kernel, "
                   f"{t.get('torch_1t', 0) / t['gemm_1t']:.2f}x torch (1 thread each).", ""]
+    if res.get("whole"):
+        lines += ["Whole torch-eval networks, `Network.simulate` on the Numba kernels and with the synaptic layers on "
+                  "the GEMM route (every layer's output checked equal), one call each, 1 thread; the Qualia model in "
+                  "`.eval()` on the same inputs (batch = samples, stepped over T, 1 torch thread):", "",
+                  "| model | samples x T | values compared | differ | kernels | GEMM route | Qualia | GEMM / kernels "
+                  "| GEMM route / Qualia |", "|" + "---|" * 9]
+        for w in res["whole"]:
+            s = w["seconds"]
+            lines.append(f"| {w['model']} | {w['samples']} x {w['T']} | {w['values']} | {w['differ']} | "
+                         f"{s['kernel']:.3g} s | {s['gemm']:.3g} s | {s['torch']:.3g} s | "
+                         f"**{s['kernel'] / s['gemm']:.1f}x** | {s['torch'] / s['gemm']:.2f}x |")
+        lines.append("")
     return lines
 
 
@@ -293,10 +354,11 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=SAMPLES)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.05)
+    ap.add_argument("--whole-samples", type=int, default=0, help="also time whole networks on this many samples")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     sys.path.insert(0, os.fspath(__import__("pathlib").Path(__file__).resolve().parents[2]))
-    res = gemm_rows(args.models, args.samples, args.min_time, args.rounds)
+    res = gemm_rows(args.models, args.samples, args.min_time, args.rounds, args.whole_samples)
     if args.json:
         import json
         with open(args.json, "w") as f:
