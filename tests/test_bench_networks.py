@@ -104,7 +104,8 @@ def test_real_size_gemm_rows(tmp_path):
     assert w["differ"] == 0 and w["values"] > 0 and all(v > 0 for v in w["seconds"].values())
     assert set(res["peak"]) == {"float32_1t", "float32_2t", "float64_1t", "float64_2t"}
     text = "\n".join(gm.markdown(res))
-    assert "**GSC SResNet-8 int16**" in text and "Whole torch-eval networks" in text and "| conv1 | Conv1d | (10, 49) -> (64, 49) |" in text
+    assert "**GSC SResNet-8 int16**" in text and "Whole torch-eval networks" in text
+    assert "| conv1 | Conv1d | (10, 49) -> (64, 49) |" in text
     names = [t[0] for t in gm.targets(res)]
     assert any("Qualia modules" in n for n in names) and any("Numba kernels" in n for n in names)
     out, md = tmp_path / "b.json", tmp_path / "b.md"
