@@ -148,9 +148,11 @@ def test_choose_decides_from_the_weights_and_the_format():
     wide = gemm.choose(np.full((1, 8), 1 << 40, np.int64), QFormat(16, 0), "linear")
     assert wide.route == "kernel" and wide.impl is kernels and "2**53" in wide.reason
     assert gemm.choose(np.ones(4, np.int64), QFormat(8, 0), "batchnorm").route == "kernel"
-    tiny = gemm.choose(w8, QFormat(8, 4), "linear", macs=gemm.MIN_MACS - 1)
-    assert tiny.route == "kernel" and "per-call overhead" in tiny.reason
-    assert gemm.choose(w8, QFormat(8, 4), "linear", macs=gemm.MIN_MACS).route == "gemm"
+    for kind in ("linear", "conv"):
+        tiny = gemm.choose(w8, QFormat(8, 4), kind, macs=gemm.MIN_MACS[kind] - 1)
+        assert tiny.route == "kernel" and "per-call overhead" in tiny.reason
+        assert gemm.choose(w8, QFormat(8, 4), kind, macs=gemm.MIN_MACS[kind]).route == "gemm"
+    assert gemm.choose(w8, QFormat(8, 4), "linear", macs=10, min_macs=10).route == "gemm"
 
 
 def test_read_only_weights_are_prepared_once_and_writeable_ones_every_call():

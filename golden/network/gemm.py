@@ -40,7 +40,10 @@ from .. import kernels as neuron_kernels
 from . import kernels
 
 EXACT = {np.float32: 1 << 24, np.float64: 1 << 53}  # every integer of magnitude <= this is a float of the type
-MIN_MACS = 1 << 15  # multiply-accumulates per row below which a GEMM call's fixed cost (~30-80 us) outweighs it
+# multiply-accumulates per row below which a GEMM call's fixed cost (tens of us) outweighs it: measured at real sizes
+# (docs/bench.md), the Numba conv kernel runs 1-4e8 MAC/s, so a GEMM pays from a few thousand MACs per row; the
+# Numba linear kernel runs 1-3e9 MAC/s (its loop vectorises), so only wide Linear layers gain (512x512: 1.7-2.4x)
+MIN_MACS = {"conv": 1 << 12, "linear": 1 << 16}
 COLS_BYTES = 1 << 25  # the im2col matrix of one GEMM call: at most 32 MiB (rows are chunked to stay under it)
 _INT64_MIN = np.iinfo(np.int64).min
 
@@ -132,7 +135,7 @@ class Choice:
         return sys.modules[__name__] if self.route == "gemm" else kernels
 
 
-def choose(w, fmt_in, kind: str = "linear", macs: int | None = None, min_macs: int = MIN_MACS) -> Choice:
+def choose(w, fmt_in, kind: str = "linear", macs: int | None = None, min_macs: int | None = None) -> Choice:
     """The route of one synaptic layer, decided once before the run from its real weights and input format.
 
     ``w``: the raw weights (O, ...); ``fmt_in``: the layer's input QFormat (its values are raw integers in
@@ -140,7 +143,8 @@ def choose(w, fmt_in, kind: str = "linear", macs: int | None = None, min_macs: i
     :func:`bound` at the format's largest magnitude is at most 2**53 (float64) or 2**24 (float32, twice the
     rate) and the layer is a Linear or a Conv (a BatchNorm has no sum: the Numba kernel is already one pass).
     ``macs``: the layer's multiply-accumulates per row (out values x fan-in); below ``min_macs`` the Numba kernel
-    is kept (a GEMM call costs tens of microseconds before it multiplies anything). None: no size rule.
+    is kept (a GEMM call costs tens of microseconds before it multiplies anything; default :data:`MIN_MACS` of the
+    kind). ``macs`` None: no size rule.
     """
     x_max = max(-int(fmt_in.min), int(fmt_in.max))
     b = prepared(w)[0] * x_max  # once per read-only weight array: a call per layer call costs a lookup
@@ -149,6 +153,7 @@ def choose(w, fmt_in, kind: str = "linear", macs: int | None = None, min_macs: i
         return Choice("kernel", None, b, f"{kind}: no sum to make a GEMM of")
     if ft is None:
         return Choice("kernel", None, b, f"bound {b} > 2**53: float64 could round")
+    min_macs = MIN_MACS[kind] if min_macs is None else min_macs
     if macs is not None and macs < min_macs:
         return Choice("kernel", None, b, f"{macs} MACs per row < {min_macs}: per-call overhead dominates")
     return Choice("gemm", ft, b, f"bound {b} <= 2**{24 if ft is np.float32 else 53}: exact in {np.dtype(ft).name}")
