@@ -229,12 +229,12 @@ def layer_rows(label: str, samples: int = SAMPLES, min_time: float = 0.05, round
     return {"model": label, "samples": samples, "T": T, "rows": rows}
 
 
-def whole_network(label: str, samples: int = 1) -> dict:
+def whole_network(label: str, samples: int = 1, rounds: int = 3) -> dict:
     """The whole torch-eval network of ``label`` on ``samples`` samples x T: ``Network.simulate`` on the Numba kernels
     and on the GEMM route (its synaptic layers swapped, as the lead's wiring will), every layer's trace checked
-    equal, each timed once (1 thread) in the steady state (after the calls that make the neuron layers take their
-    specialised kernels, as tools/bench/netc.py times networks); and the Qualia model in .eval() on the same
-    inputs (batch = samples, 1 torch thread)."""
+    equal; each timed (median of ``rounds`` calls, one if slower than BUDGET / rounds), 1 thread, in the steady
+    state (after the calls that make the neuron layers take their specialised kernels, as tools/bench/netc.py
+    times networks); and the Qualia model in .eval() on the same inputs (batch = samples, 1 torch thread)."""
     import torch
     from spikingjelly.activation_based import functional
 
@@ -257,21 +257,20 @@ def whole_network(label: str, samples: int = 1) -> dict:
         traces = {"kernel": net.simulate(xr), "gemm": net.simulate(xr, impl=_gemm_impl())}  # compiles, checked below
         for _ in range(-(-SPECIALISE_AT // max(per_call, 1))):  # the steady state: neurons on their specialised kernels
             net.simulate(xr, impl=_gemm_impl())
-        secs = {}
-        for name, impl in (("kernel", None), ("gemm", _gemm_impl())):
-            t0 = time.perf_counter()
-            net.simulate(xr, impl=impl)
-            secs[name] = time.perf_counter() - t0
+        secs = {"kernel": _time(lambda: net.simulate(xr), 0.0, rounds),
+                "gemm": _time(lambda: net.simulate(xr, impl=_gemm_impl()), 0.0, rounds)}
         differ = sum(int((traces["kernel"].layers[n].out != traces["gemm"].layers[n].out).sum())
                      for n in traces["kernel"].layers)
         values = sum(lt.out.size for lt in traces["kernel"].layers.values())
         xt = torch.from_numpy(x)
-        with torch.no_grad(), _quiet():
+
+        def run_torch():
             functional.reset_net(model)
-            t0 = time.perf_counter()
             for t in range(T):
                 model(xt[:, t])
-            secs["torch"] = time.perf_counter() - t0
+
+        with torch.no_grad(), _quiet():
+            secs["torch"] = _time(run_torch, 0.0, rounds)
     finally:
         knobs.THREADS = old
         torch.set_num_threads(old_torch)
@@ -347,8 +346,8 @@ def markdown(res: dict) -> list:
                   "torch (1 thread each).", ""]
     if res.get("whole"):
         lines += ["Whole torch-eval networks, `Network.simulate` on the Numba kernels and with the synaptic layers on "
-                  "the GEMM route (every layer's output checked equal), one call each in the steady state (neurons on "
-                  "their specialised kernels), 1 thread; the Qualia model in "
+                  "the GEMM route (every layer's output checked equal), median of 3 calls (one if slower than 1 s), in "
+                  "the steady state (neurons on their specialised kernels), 1 thread; the Qualia model in "
                   "`.eval()` on the same inputs (batch = samples, stepped over T, 1 torch thread):", "",
                   "| model | samples x T | values compared | differ | kernels | GEMM route | Qualia | GEMM / kernels "
                   "| GEMM route / Qualia |", "|" + "---|" * 9]
