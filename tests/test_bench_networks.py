@@ -98,6 +98,7 @@ def test_real_size_gemm_rows(tmp_path):
         assert set(r["seconds"]) == {"kernel", "gemm_1t", "gemm_2t", "torch_1t", "torch_2t"}
         assert all(v > 0 for v in r["seconds"].values())
         assert r["dtype"] in ("float32", "float64") and r["bound_log2"] <= 53
+        assert r["route"] == ("kernel" if r["layer"] == "linear" else "gemm")  # 640 MACs a row: not worth a GEMM
     (w,) = res["whole"]  # the whole network with its synaptic layers on the GEMM route: every layer's trace equal
     record("gemm route, whole networks", "Network.simulate on golden.network.kernels, every layer's output",
            w["values"], w["differ"], unit="values")

@@ -123,7 +123,7 @@ class Choice:
     """What :func:`choose` decided for one layer: the route, the float type, the bound and why."""
 
     route: str  # "gemm" or "kernel"
-    dtype: type | None  # np.float32 / np.float64 on the gemm route
+    dtype: type | None  # np.float32 / np.float64: the type the bound proves exact (None: neither)
     bound: int
     reason: str
 
@@ -155,7 +155,8 @@ def choose(w, fmt_in, kind: str = "linear", macs: int | None = None, min_macs: i
         return Choice("kernel", None, b, f"bound {b} > 2**53: float64 could round")
     min_macs = MIN_MACS[kind] if min_macs is None else min_macs
     if macs is not None and macs < min_macs:
-        return Choice("kernel", None, b, f"{macs} MACs per row < {min_macs}: per-call overhead dominates")
+        return Choice("kernel", ft, b, f"{macs} MACs per row < {min_macs}: per-call overhead dominates (exact in "
+                                       f"{np.dtype(ft).name}, not worth a GEMM call)")
     return Choice("gemm", ft, b, f"bound {b} <= 2**{24 if ft is np.float32 else 53}: exact in {np.dtype(ft).name}")
 
 
