@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .datapath import constants, working_type
-from .errors import GoldenError
+from .errors import CKernelError
 from .kernels import BLOCK_BYTES
 from .simulate import simulate
 from .spec import STAGES, Arith, ChargeForm, Kind, Order, Overflow, Reset, Round, Spec
@@ -36,10 +36,6 @@ from .spec import STAGES, Arith, ChargeForm, Kind, Order, Overflow, Reset, Round
 # -fno-thread-jumps stops jump threading from turning the branch-free float32 step back into branches.
 CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-trapping-math", "-fno-thread-jumps")
 _CTYPES = {1: "int8_t", 2: "int16_t", 4: "int32_t", 8: "int64_t"}
-
-
-class CKernelError(GoldenError, RuntimeError):
-    """The C cannot be written for this spec, or does not compile."""
 
 
 def _cfloat(value) -> str:

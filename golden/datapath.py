@@ -161,7 +161,7 @@ def exact_ranges(spec: Spec) -> list:
     X = acc((X[0] << spec.shift_in, X[1] << spec.shift_in))
     VT, VR = (const(spec.aligned(raw)) for raw in (spec.v_threshold, spec.v_reset))
     const(spec.v_threshold), const(spec.v_reset)
-    if spec.kind != Kind.LIF:
+    if not spec.kind.has_leak:
         H = acc(add(P, X))
     else:
         d = acc(sub(P, VR))

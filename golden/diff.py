@@ -11,112 +11,35 @@ from the same real-valued layer parameters) on the same stimulus and reports
   after the first divergence, delete steps, zero values, halve magnitudes,
   step toward zero; candidates are evaluated as the columns of one batched
   simulation);
-- a classification of every diverging neuron by known cause. spec_b is re-run
-  with knobs switched toward spec_a, one at a time first (in the order of
-  :data:`KNOBS`), then in pairs, triples, ...; the cause is the first (smallest)
-  set whose alignment removes that neuron's first divergence (spec_a and the
-  modified spec_b agree up to and including that step), e.g. "TMP shift" or
-  "init potential + TMP shift"; "unexplained" when none does.
-
-Known causes (spec knobs), most specific first:
-
-=========================  ==========================================================
-init potential             ``v_init``: Qualia starts at v_reset, the C at 0
-spike-value clamp          ``spike_out`` / ``fmt_out``: the C's clamp(1 << q_out), wrapped to
-                           LONG_NUMBER_T, vs Qualia's quantize(1.0)
-TMP shift                  ``leak_shift``: the C shifts the leak product by max(q_in, q_v)
-saturation width           ``acc_bits`` / ``acc_overflow`` / ``v_overflow`` / the potential's
-                           width: LONG_NUMBER_T wraps; an int16 C of an 8-bit model saturates later
-compare-before-round       ``order``: spike test on the rounded (QAT) or unrounded potential
-leak rounding              ``arith`` / ``charge_form``: float32 division by tau vs an
-                           integer leak product rounded to the working scale
-hyperparameter rounding    ``v_threshold`` / ``v_reset`` / ``reciprocal_tau`` raw values
-=========================  ==========================================================
+- a classification of every diverging neuron by known cause (:mod:`golden.causes`, the vocabulary and the
+  attribution engine shared with ``golden diff --exhaustive`` and the network diff): spec_b is re-run with the
+  knobs of a cause switched toward spec_a, one cause at a time first, then in pairs, triples, ...; the cause is
+  the first (smallest) set whose alignment removes that neuron's first divergence (spec_a and the modified spec_b
+  agree up to and including that step), e.g. "TMP shift" or "init potential + TMP shift"; "unexplained" when none
+  does. docs/quirks.md tabulates the causes and their knobs (generated from ``golden.causes.CAUSES``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .causes import FirstDivergence, Steps, aligned, attribute, canonical, differing, spec_variants
+from .fileio import write_atomic
 from .simulate import simulate
-from .spec import QFormat, Spec, SpecError
+from .spec import Spec, SpecError
 
-__all__ = ["KNOBS", "DiffReport", "FirstDivergence", "diff", "stimulus"]
+__all__ = ["DiffReport", "FirstDivergence", "diff", "diverges", "neuron_steps_bytes", "stimulus"]
 
-MAX_NEURON_STEPS = 1 << 26  # a generated stimulus and both traces are held in memory
-
-
-# ------------------------------------------------------------------------------------------------------- knobs
-def _align_init(a: Spec, b: Spec) -> Spec:
-    return b.replace(v_init=a.v_init)
+MAX_NEURON_STEPS = 1 << 26  # a stimulus and both traces are held in memory
+BYTES_PER_NEURON_STEP = 96  # measured peak of diff() per neuron-step (the input, both traces, raw and real)
 
 
-def _align_spike(a: Spec, b: Spec) -> Spec:
-    return b.replace(fmt_out=a.fmt_out, spike_out=a.spike_out)
-
-
-def _align_tmp(a: Spec, b: Spec) -> Spec:
-    return b.replace(leak_shift=a.leak_shift)
-
-
-def _align_width(a: Spec, b: Spec) -> Spec:
-    acc_bits = a.acc_bits if a.arith == "int" else 64
-    acc_overflow = a.acc_overflow if a.arith == "int" else "wrap"
-    fmt_v = QFormat(a.fmt_v.bits, b.fmt_v.frac)
-    return b.replace(acc_bits=max(acc_bits, fmt_v.bits, b.fmt_in.bits), acc_overflow=acc_overflow,
-                     v_overflow=a.v_overflow, fmt_v=fmt_v)
-
-
-def _align_order(a: Spec, b: Spec) -> Spec:
-    return b.replace(order=a.order)
-
-
-def _align_leak(a: Spec, b: Spec) -> Spec:
-    return b.replace(arith=a.arith, charge_form=a.charge_form)
-
-
-def _align_hyper(a: Spec, b: Spec) -> Spec:
-    if a.fmt_v.frac != b.fmt_v.frac:
-        raise SpecError("hyperparameters are at different scales")
-    return b.replace(v_threshold=a.v_threshold, v_reset=a.v_reset, reciprocal_tau=a.reciprocal_tau)
-
-
-#: (cause, knob fields, align(a, b) -> b'), in attribution order.
-KNOBS = (
-    ("init potential", ("v_init",), _align_init),
-    ("spike-value clamp", ("fmt_out", "spike_out"), _align_spike),
-    ("TMP shift", ("leak_shift",), _align_tmp),
-    ("saturation width", ("acc_bits", "acc_overflow", "v_overflow", "fmt_v"), _align_width),
-    ("compare-before-round", ("order",), _align_order),
-    ("leak rounding", ("arith", "charge_form"), _align_leak),
-    ("hyperparameter rounding", ("v_threshold", "v_reset", "reciprocal_tau"), _align_hyper),
-)
-
-
-def _knobs(a: Spec, b: Spec) -> list:
-    """[(cause, align)] for every knob on which b differs from a and which can be aligned."""
-    out = []
-    for cause, fields, align in KNOBS:
-        try:
-            b2 = align(a, b)
-        except SpecError:
-            continue
-        if any(getattr(b2, f) != getattr(b, f) for f in fields):
-            out.append((cause, align))
-    return out
-
-
-def _aligned(a: Spec, b: Spec, knobs) -> Spec | None:
-    """b with every knob of ``knobs`` aligned to a (in KNOBS order), or None if that makes no valid spec."""
-    try:
-        for _, align in knobs:
-            b = align(a, b)
-    except SpecError:
-        return None
-    return b
+def neuron_steps_bytes(n: int) -> int:
+    """About the memory :func:`diff` needs for ``n`` neuron-steps."""
+    return n * BYTES_PER_NEURON_STEP
 
 
 # ----------------------------------------------------------------------------------------------- simulation
@@ -147,21 +70,16 @@ def _first_steps(bad: np.ndarray) -> np.ndarray:
     return np.where(bad.any(axis=0), bad.argmax(axis=0), T)
 
 
-def _diverges(a: Spec, b: Spec, cols: np.ndarray) -> np.ndarray:
-    """Per column of ``cols`` (T, K): do a and b diverge at any step?"""
+def diverges(a: Spec, b: Spec, cols: np.ndarray) -> np.ndarray:
+    """Per column of ``cols`` (T, K) of raw inputs in a's format: do a and b diverge at any step?"""
     xa, xb = _inputs(a, b, cols)
     return _mismatch(_run(a, xa), _run(b, xb))[2].any(axis=0)
 
 
 def _classify(a: Spec, b: Spec, x: np.ndarray, first: np.ndarray, idx: np.ndarray) -> list:
-    """Cause of each diverging neuron in ``idx`` (whose first divergence is ``first[idx]``).
-
-    The smallest set of knobs whose joint alignment (spec_b toward spec_a) removes the neuron's first divergence:
-    spec_a and the modified spec_b then agree on every step up to and including it. Sets are tried by size, then
-    in KNOBS order, so a single specific knob wins over a broad one ("leak rounding" switches the whole arithmetic).
-    """
-    from itertools import combinations
-
+    """Cause of each diverging neuron in ``idx`` (whose first divergence is ``first[idx]``): the first knob set
+    (:func:`golden.causes.spec_variants`) whose alignment makes spec_a and the modified spec_b agree on every step
+    up to and including the neuron's first divergence."""
     if not len(idx):
         return []
     xs = x[:, idx]
@@ -169,21 +87,12 @@ def _classify(a: Spec, b: Spec, x: np.ndarray, first: np.ndarray, idx: np.ndarra
     upto = np.arange(T)[:, None] <= first[idx][None, :]
     xa, xb = _inputs(a, b, xs)
     ra = _run(a, xa)
-    causes: list = [None] * len(idx)
-    knobs = _knobs(a, b)
-    for size in range(1, len(knobs) + 1):
-        for combo in combinations(knobs, size):
-            todo = [i for i, c in enumerate(causes) if c is None]
-            if not todo:
-                return causes
-            b2 = _aligned(a, b, combo)
-            if b2 is None:
-                continue
-            bad = _mismatch(ra, _run(b2, xb))[2] & upto
-            for i in np.nonzero(~bad.any(axis=0))[0]:
-                if causes[i] is None:
-                    causes[i] = " + ".join(name for name, _ in combo)
-    return [c or "unexplained" for c in causes]
+
+    def restores(b2: Spec, cols: np.ndarray) -> np.ndarray:
+        return ~(_mismatch(tuple(r[:, cols] for r in ra), _run(b2, xb[:, cols]))[2] & upto[:, cols]).any(axis=0)
+
+    code, labels = attribute(np.ones(len(idx), bool), spec_variants(a, b), restores)
+    return [labels[c - 1] for c in code.tolist()]
 
 
 # -------------------------------------------------------------------------------------------------- shrinking
@@ -240,29 +149,6 @@ def _shrink(a: Spec, b: Spec, seq: np.ndarray, keep, budget: int = 400) -> tuple
 
 # ---------------------------------------------------------------------------------------------------- report
 @dataclass
-class FirstDivergence:
-    """The first diverging neuron-step, and a minimal input that still diverges for the same cause."""
-
-    neuron: int
-    t: int
-    fields: list  # which of "spike", "v", "out" differ at step t
-    cause: str
-    x: list  # that neuron's raw inputs, steps 0..t (spec_a's input format)
-    a_v: list  # real potentials, steps 0..t
-    b_v: list
-    a_spikes: list
-    b_spikes: list
-    minimal_x: list  # shrunk input sequence
-    minimal_a_v: list
-    minimal_b_v: list
-    minimal_a_spikes: list
-    minimal_b_spikes: list
-    minimal_a_out: list  # real outputs
-    minimal_b_out: list
-    shrink_evaluations: int
-
-
-@dataclass
 class DiffReport:
     """Two datapaths of one layer on one stimulus."""
 
@@ -308,7 +194,7 @@ class DiffReport:
             "output_mismatches": self.output_mismatches,
             "diverging_neurons": self.diverging_neurons,
             "causes": dict(self.causes), "cause_filter": self.focus,
-            "first_divergence": None if self.first is None else asdict(self.first),
+            "first_divergence": None if self.first is None else self.first.to_dict(),
         }
 
     def __str__(self) -> str:
@@ -338,17 +224,17 @@ class DiffReport:
         if f is None:
             lines.append(f"  first       no diverging neuron has the cause {self.focus!r}")
             return "\n".join(lines)
+        m = f.minimal
         lines += [
             f"  {'first' if self.focus is None else 'first of it':<11} neuron {f.neuron}, step {f.t}: "
             f"{', '.join(f.fields)} differ; cause: {f.cause}",
-            f"  minimal     input {f.minimal_x} (raw, {a.fmt_in}; shrunk from {len(f.x)} steps, "
+            f"  minimal     input {list(m.x)} (raw, {a.fmt_in}; shrunk from {len(f.history.x)} steps, "
             f"{f.shrink_evaluations} candidates tried)",
             "              step      x       a.v       b.v  a.spike b.spike     a.out     b.out",
         ]
-        for t, xv in enumerate(f.minimal_x):
-            lines.append(f"              {t:>4} {xv:>6} {f.minimal_a_v[t]:>9.6g} {f.minimal_b_v[t]:>9.6g} "
-                         f"{int(f.minimal_a_spikes[t]):>8} {int(f.minimal_b_spikes[t]):>7} "
-                         f"{f.minimal_a_out[t]:>9.6g} {f.minimal_b_out[t]:>9.6g}")
+        for t, xv in enumerate(m.x):
+            lines.append(f"              {t:>4} {xv:>6} {m.a_v[t]:>9.6g} {m.b_v[t]:>9.6g} "
+                         f"{int(m.a_spikes[t]):>8} {int(m.b_spikes[t]):>7} {m.a_out[t]:>9.6g} {m.b_out[t]:>9.6g}")
         return "\n".join(lines)
 
 
@@ -390,10 +276,14 @@ def diff(spec_a: Spec, spec_b: Spec, x=None, *, steps: int = 200, neurons: int =
     for name, s in (("spec_a", spec_a), ("spec_b", spec_b)):
         if not isinstance(s, Spec):
             raise SpecError(f"{name}: expected a golden.Spec, got {type(s).__name__}")
+    cause = None if cause is None else canonical(cause)
     used_seed = None
     if x is None:
         if steps < 1 or neurons < 1:
             raise SpecError("steps and neurons must be positive")
+        if steps * neurons > MAX_NEURON_STEPS:
+            raise SpecError(f"steps x neurons = {steps * neurons} is more than golden diff holds in memory "
+                            f"({MAX_NEURON_STEPS}, about {neuron_steps_bytes(MAX_NEURON_STEPS) >> 30} GiB)")
         x, used_seed = stimulus(spec_a, steps, neurons, seed), seed
     x = np.asarray(x)
     if x.dtype.kind not in "iu":
@@ -422,36 +312,45 @@ def diff(spec_a: Spec, spec_b: Spec, x=None, *, steps: int = 200, neurons: int =
     n = int(pool[np.lexsort((pool, first[pool]))[0]])
     t = int(first[n])
     listed = todo.tolist()
-    cause = causes[listed.index(n)] if n in listed else _classify(spec_a, spec_b, x, first, np.array([n]))[0]
-    fields = [name for name, m in (("spike", ds), ("v", dv), ("out", ra[2] != rb[2])) if m[t, n]]
+    label = causes[listed.index(n)] if n in listed else _classify(spec_a, spec_b, x, first, np.array([n]))[0]
+    masks = {"spike": ds, "v": dv, "out": ra[2] != rb[2]}
+    fields = tuple(name for name, m in masks.items() if m[t, n])
     seq = x[: t + 1, n]
-    named = dict(_knobs(spec_a, spec_b))
-    parts = cause.split(" + ")
-    knob = _aligned(spec_a, spec_b, [(c, named[c]) for c in parts]) if all(c in named for c in parts) else None
+    named = {c.name: c for c in differing(spec_a, spec_b)}
+    parts = label.split(" + ")
+    knob = aligned(spec_a, spec_b, [named[c] for c in parts]) if all(c in named for c in parts) else None
 
     def keep(cols):
-        ok = _diverges(spec_a, spec_b, cols)
+        ok = diverges(spec_a, spec_b, cols)
         if knob is not None:  # still removed by the same knob(s): the same cause
-            ok &= ~_diverges(spec_a, knob, cols)
+            ok &= ~diverges(spec_a, knob, cols)
         return ok
 
     small, evals = _shrink(spec_a, spec_b, seq, keep) if shrink else (seq, 0)
     sa, sb = _inputs(spec_a, spec_b, small[:, None])
-    ma, mb = _run(spec_a, sa), _run(spec_b, sb)
-    report.first = FirstDivergence(
-        neuron=n, t=t, fields=fields, cause=cause, x=seq.tolist(),
-        a_v=ra[1][: t + 1, n].tolist(), b_v=rb[1][: t + 1, n].tolist(),
-        a_spikes=ra[0][: t + 1, n].astype(int).tolist(), b_spikes=rb[0][: t + 1, n].astype(int).tolist(),
-        minimal_x=small.tolist(), minimal_a_v=ma[1][:, 0].tolist(), minimal_b_v=mb[1][:, 0].tolist(),
-        minimal_a_spikes=ma[0][:, 0].astype(int).tolist(), minimal_b_spikes=mb[0][:, 0].astype(int).tolist(),
-        minimal_a_out=ma[2][:, 0].tolist(), minimal_b_out=mb[2][:, 0].tolist(), shrink_evaluations=evals)
+    k = {"spike": 0, "v": 1, "out": 2}[fields[0]]
+    va, vb = ((int(r[0][t, n]) if k == 0 else float(r[k][t, n])) for r in (ra, rb))
+    report.first = FirstDivergence(t, (n,), fields, va, vb, label,
+                                   history=_steps(seq, ra, rb, n), minimal=_steps(small, _run(spec_a, sa),
+                                                                                _run(spec_b, sb), 0),
+                                   shrink_evaluations=evals)
     return report
 
 
+def _steps(x: np.ndarray, ra, rb, n: int) -> Steps:
+    """Neuron ``n``'s inputs ``x`` (steps 0..t) and both runs (spikes, real v, real out) over those steps."""
+    k = len(x)
+    return Steps(tuple(x.tolist()), tuple(ra[1][:k, n].tolist()), tuple(rb[1][:k, n].tolist()),
+                 tuple(ra[0][:k, n].astype(int).tolist()), tuple(rb[0][:k, n].astype(int).tolist()),
+                 tuple(ra[2][:k, n].tolist()), tuple(rb[2][:k, n].tolist()))
+
+
 # ------------------------------------------------------------------------------------------------------ plot
-def plot(report: DiffReport, path) -> None:
+def plot(report: DiffReport, path, *, force: bool = False) -> None:
     """Both potential traces of the first diverging neuron over the whole stimulus, spikes and the first
-    divergence marked; a second panel shows the minimal input's traces. Needs matplotlib (the 'plot' extra)."""
+    divergence marked; a second panel shows the minimal input's traces. A PNG written through golden's one
+    writer (:func:`golden.fileio.write_atomic`: never through a symlink, all or nothing). Needs matplotlib
+    (the 'plot' extra)."""
     try:
         import matplotlib
 
@@ -479,16 +378,18 @@ def plot(report: DiffReport, path) -> None:
     ax.set_ylabel("potential (real)")
     ax.legend(fontsize=7, loc="best")
     if report.first:
-        f = report.first
+        m = report.first.minimal
         ax2 = axes[1][0]
-        tm = np.arange(len(f.minimal_x))
-        ax2.step(tm, f.minimal_a_v, where="post", color="tab:blue", marker="o", label="a")
-        ax2.step(tm, f.minimal_b_v, where="post", color="tab:orange", linestyle="--", marker="x", label="b")
-        ax2.axvline(len(f.minimal_x) - 1, color="red", linewidth=1.2)
-        ax2.set_title(f"minimal input {f.minimal_x}")
+        tm = np.arange(len(m.x))
+        ax2.step(tm, m.a_v, where="post", color="tab:blue", marker="o", label="a")
+        ax2.step(tm, m.b_v, where="post", color="tab:orange", linestyle="--", marker="x", label="b")
+        ax2.axvline(len(m.x) - 1, color="red", linewidth=1.2)
+        ax2.set_title(f"minimal input {list(m.x)}")
         ax2.set_xlabel("step")
         ax2.set_ylabel("potential (real)")
         ax2.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110), force=force)
+    finally:
+        plt.close(fig)

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from . import quant
 from .spec import QUALIA_ROUND, Kind, QFormat, Spec, SpecError, quantize_real
 
 
@@ -159,16 +160,11 @@ def codegen(kind="LIF", *, width=8, long_width=None, bits=None, q_v=6, q_in=None
     # 1 << q_out (or, for q_out < 0, the rounding right shift) wraps to long_width bits before the clamp (an int8
     # build with q_out = 15 outputs -128). C evaluates in int (or int64_t): shifts past its width are undefined.
     arith = max(32, long_width)
-    wrap = lambda n: (n + (1 << (long_width - 1))) % (1 << long_width) - (1 << (long_width - 1))  # noqa: E731
-    if q_out >= 0:
-        if q_out >= arith - 1:
-            raise SpecError(f"q_out: 1 << {q_out} is undefined behaviour in the generated C ({arith}-bit arithmetic)")
-        one = wrap(1 << q_out)
-    else:
-        s = -q_out
-        if s >= arith or (rc == "RND" and s - 1 >= 31):
-            raise SpecError(f"q_out: scale(1, {s}) is undefined behaviour in the generated C")
-        one = wrap(1 + (1 << (s - 1))) >> s if rc == "RND" else 1 >> s
+    if q_out >= 0 and q_out >= arith - 1:
+        raise SpecError(f"q_out: 1 << {q_out} is undefined behaviour in the generated C ({arith}-bit arithmetic)")
+    if q_out < 0 and (-q_out >= arith or (rc == "RND" and -q_out - 1 >= 31)):
+        raise SpecError(f"q_out: scale(1, {-q_out}) is undefined behaviour in the generated C")
+    one = quant.rescale(1, -q_out, rc, lambda m: quant.wrap(m, long_width))  # number.hh scale(1, -q_out) in LONG
     spike_out = min(max(one, c.min), c.max)
     return Spec(**layer, decay_input=bool(decay_input), spike_out=spike_out, round=rc, v_overflow="saturate",
                 acc_bits=long_width, acc_overflow="wrap", order="fire_then_round", arith="int",

@@ -7,37 +7,46 @@ float residue) with hyperparameters that do not move, then they agree on every i
 
 :func:`prove` enumerates the pairs (or only the ``v`` reachable from ``v0``), evaluates one step through golden's
 kernel and through the reference, checks each precondition on the reference itself, and returns a
-:class:`Certificate` (deterministic JSON). References: ``reference`` (golden's plain-Python oracle),
+:class:`Certificate` (deterministic JSON). The work is a :class:`Proof` of chunks (rows of the (v, x) plane), each
+a pure function of (spec, reference, chunk index) with a JSON-able result (:class:`Chunk`), merged in index
+order: so a long proof can be timed from its first chunk, saved and resumed, or run chunk by chunk elsewhere.
+References: ``reference`` (golden's plain-Python oracle),
 ``torch-eval`` / ``torch-train`` (the real Qualia module, its ``v`` set per neuron), ``codegen`` (the real
 ``lif.cc`` / ``if.cc`` rendered from the installed packages, compiled with gcc, run once on all pairs), or another
 :class:`~golden.spec.Spec`. :func:`divergence_map` lists exactly where two specs differ on the whole state space,
-grouped by the causes of :data:`golden.diff.KNOBS`.
+grouped by the causes of :data:`golden.causes.CAUSES`.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
-import sys as _sys
+import math
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from itertools import combinations
 
 import numpy as np
 
+from . import budget
 from . import reference as _reference
+from .budget import Cost
+from .causes import UNEXPLAINED, attribute, spec_variants
 from .errors import GoldenError
+from .fileio import write_atomic
 from .simulate import Runner
 from .spec import QUALIA_ROUND, QFormat, Spec, SpecError, quantize_real
 
-__all__ = ["REFERENCES", "Certificate", "DivergenceMap", "ProveError", "cli", "divergence_map", "golden_step",
-           "pairs", "plot_map", "prove", "reachable"]
+__all__ = ["CONFIG_FIELDS", "REFERENCES", "Certificate", "Chunk", "DivergenceMap", "Proof", "ProveError",
+           "check_config", "divergence_cost", "divergence_map", "golden_step", "pairs", "plot_map", "prove",
+           "reachable"]
 
 REFERENCES = ("reference", "torch-eval", "torch-train", "codegen")
 MAX_LISTED = 1000  # differing pairs listed in a certificate
 MAX_ENUM_BITS = 32  # bits_v + bits_in: 4.3e9 pairs at most
-CHUNK = 1 << 22  # pairs per reference call (a whole 8-bit space is 1 << 16)
+CHUNK = 1 << 22  # pairs per chunk (one reference call; a whole 8-bit space is 1 << 16): 1-4 s against torch or the C
+CHUNK_ORACLE = 1 << 16  # pairs per chunk against the plain-Python oracle (5-35 us per pair)
+BYTES_PER_PAIR = 256  # peak memory per pair of a chunk (measured at 2**22 pairs: torch ~140, the int16 C ~240)
 _ROUND_NAME = {v: k for k, v in QUALIA_ROUND.items()}  # Xilinx name -> Qualia roundtype
 
 
@@ -260,6 +269,54 @@ def torch_config(spec: Spec) -> dict:
             "v_reset": None if spec.reset == "soft" else v.real(spec.v_reset), "decay_input": spec.decay_input}
 
 
+REAL = (int, float, type(None))
+_Q, _BITS, _ROUNDS = range(-64, 65), range(1, 25), ("nearest", "floor", "ceil")
+CONFIG_FIELDS = {  # reference stack -> field -> (its type, its allowed values; reals: finite, within 1e30)
+    "torch": {"kind": (str, ("IF", "LIF", "ATIF")), "bits_in": (int, _BITS), "q_in": (int, _Q),
+              "bits_v": (int, _BITS), "q_v": (int, _Q), "bits_out": (int, _BITS), "q_out": (int, _Q),
+              "round_in": (str, _ROUNDS), "round_v": (str, _ROUNDS), "round_out": (str, _ROUNDS),
+              "tau": (REAL, "> 0, or null for IF/ATIF"), "v_threshold": (REAL, "finite"),
+              "v_reset": (REAL, "finite, or null for a soft reset"), "decay_input": (bool, (False, True))},
+    "codegen": {"kind": (str, ("IF", "LIF")), "width": (int, (8, 16, 32)), "long_width": (int, (16, 32, 64)),
+                "q_in": (int, _Q), "q_v": (int, _Q), "q_out": (int, _Q), "round_mode": (str, _ROUNDS[:2]),
+                "soft_reset": (bool, (False, True)), "decay_input": (bool, (False, True))},
+}
+
+
+def _config_value_ok(field: str, value, types, allowed) -> bool:
+    if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
+        return False
+    if types is not REAL:
+        return value in allowed
+    if value is None:
+        return field in ("tau", "v_reset")
+    return math.isfinite(value) and abs(value) <= 1e30 and (field != "tau" or value > 0)
+
+
+def check_config(against, cfg) -> dict:
+    """A reference's ``config`` (``--config``), checked field by field before anything is built from it: exactly
+    the fields of :data:`CONFIG_FIELDS` for that reference, each of its type and in its range (finite reals)."""
+    stack = "codegen" if against == "codegen" else "torch" if against in ("torch-eval", "torch-train") else None
+    if stack is None:
+        raise ProveError(f"config: {against if isinstance(against, str) else 'another spec'} is not built from a "
+                         f"layer config (only torch-eval, torch-train and codegen are): drop --config")
+    want = CONFIG_FIELDS[stack]
+    if not isinstance(cfg, dict):
+        raise ProveError(f"config: expected a JSON object of the {against} layer's fields ({', '.join(want)})")
+    missing, extra = [f for f in want if f not in cfg], sorted(str(f)[:40] for f in cfg if f not in want)
+    if missing or extra:
+        what = "; ".join(([f"missing {', '.join(missing)}"] if missing else [])
+                         + ([f"unknown {', '.join(extra[:5])}"] if extra else []))
+        raise ProveError(f"config: {what} (the {against} layer takes exactly: {', '.join(want)})")
+    for f, (types, allowed) in want.items():
+        if not _config_value_ok(f, cfg[f], types, allowed):
+            expected = (allowed if types is REAL else "true or false" if types is bool
+                        else f"an integer in {allowed.start}..{allowed.stop - 1}" if isinstance(allowed, range)
+                        else "one of " + ", ".join(map(str, allowed)))
+            raise ProveError(f"config: {f} = {str(cfg[f])[:40]!r} is not valid (expected {expected})")
+    return dict(cfg)
+
+
 class _Torch(_Reference):
     def __init__(self, spec, mode: str, config: dict | None = None):
         super().__init__(spec)
@@ -271,7 +328,7 @@ class _Torch(_Reference):
         from . import torch_bridge
 
         self.mode, self.name, self.ref = mode, f"torch-{mode}", torch_ref
-        self.config = dict(torch_config(spec) if config is None else config)
+        self.config = torch_config(spec) if config is None else check_config(self.name, config)
         try:
             self.module = torch_ref.make_module(**self.config)
         except (TypeError, ValueError) as e:
@@ -371,11 +428,11 @@ class _Codegen(_Reference):
             raise ProveError("the codegen reference is not available: it needs gcc and the installed "
                              "qualia-codegen-core / qualia-codegen-plugin-snn packages")
         self.cc = codegen_c
-        self.config = dict(codegen_config(spec) if config is None else config)
+        self.config = codegen_config(spec) if config is None else check_config("codegen", config)
         self.own_spec = _codegen_spec(self.config, spec)
         self.knobs_differing = _same_layer(spec, self.own_spec, self.name)
         self.versions = {**_versions("qualia-codegen-core", "qualia-codegen-plugin-snn"),
-                         "gcc": codegen_c._compiler_id("gcc")}
+                         "gcc": codegen_c.compiler_id("gcc")}
         self.notes.append("int8 builds evaluate in int from int16_t LONG values, which wrap by gcc's modular "
                           "conversion (defined); in wider builds a signed overflow or an oversized shift is undefined: "
                           "such pairs are found by replaying the C's integer expressions, excluded from the "
@@ -421,6 +478,8 @@ class _Codegen(_Reference):
 
 
 def _make_reference(spec: Spec, against, config: dict | None) -> _Reference:
+    if config is not None and against not in ("torch-eval", "torch-train", "codegen"):
+        check_config(against, config)  # refuses: only those references are built from a config
     if isinstance(against, Spec):
         return _OtherSpec(spec, against)
     if against == "reference":
@@ -510,77 +569,209 @@ def _record(o: Outcome, i: int, spike: bool) -> dict:
     return d
 
 
-def prove(spec: Spec, against="reference", *, reachable_only: bool = False, config: dict | None = None,
-          chunk: int = CHUNK, listed: int = MAX_LISTED) -> Certificate:
-    """Prove ``spec`` equal to a reference on one step from every ``(v, x)``; see the module docstring.
+# ------------------------------------------------------------------------------------------------ chunks
+@dataclass(frozen=True)
+class Chunk:
+    """What one chunk of a proof found: plain JSON-able values, so a chunk can be saved, resumed, or run elsewhere.
 
-    ``against``: "reference", "torch-eval", "torch-train", "codegen" or a :class:`Spec`. ``config``: the
-    reference's layer in Qualia's terms (``golden.refs.torch_ref.make_module`` / the C build's arguments)
-    instead of the one derived from the spec. ``reachable_only``: enumerate only the potentials reachable from
-    v0. Raises :class:`ProveError` when the proof cannot run (the reference cannot represent the spec, ...).
+    ``differing`` and ``undefined_first`` hold at most the pairs the certificate may still list; ``offgrid``
+    is the reference's message when a potential it reported was off the q_v grid (the proof stops there);
+    ``after`` are the preconditions the reference checks on itself after the chunk (e.g. hyperparameters frozen).
     """
-    _check_enumerable(spec)
-    t0 = time.perf_counter()
-    ref = _make_reference(spec, against, config)
-    vs = reachable(spec) if reachable_only else _values(spec.fmt_v)
-    nx = 1 << spec.fmt_in.bits
-    per = max(1, chunk // nx)
-    use_spike = ref.exposes_spike
-    fields = ["out", "v"] + (["spike"] if use_spike else [])
-    diffs, differing, und_count, und_list = 0, [], 0, []
-    closed = residue_ok = True
-    residue_pairs = 0
-    offgrid = None
-    for lo in range(0, len(vs), per):
-        v, x = pairs(spec, vs[lo: lo + per])
+
+    index: int
+    pairs: int
+    differences: int = 0
+    differing: tuple = ()
+    undefined: int = 0
+    undefined_first: tuple = ()
+    closed: bool = True
+    residue_ok: bool = True
+    residue_pairs: int = 0
+    offgrid: str | None = None
+    after: tuple = ()
+
+    def to_dict(self) -> dict:
+        return {f: (list(getattr(self, f)) if isinstance(getattr(self, f), tuple) else getattr(self, f))
+                for f in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, d) -> Chunk:
+        """The chunk a :meth:`to_dict` gave, type-checked (it may come from a file): ProveError naming the field."""
+        if not isinstance(d, dict) or set(d) != set(cls.__dataclass_fields__):
+            raise ProveError(f"chunk: expected the fields {', '.join(cls.__dataclass_fields__)}")
+        for f, want in (("index", int), ("pairs", int), ("differences", int), ("undefined", int),
+                        ("residue_pairs", int), ("closed", bool), ("residue_ok", bool), ("differing", list),
+                        ("undefined_first", list), ("after", list), ("offgrid", (str, type(None)))):
+            value = d[f]
+            if not isinstance(value, want) or (want is int and (isinstance(value, bool) or value < 0)):
+                raise ProveError(f"chunk {d.get('index')!r}: {f} = {str(value)[:40]!r} is not a valid value")
+        if not all(isinstance(e, dict) for e in d["differing"] + d["undefined_first"] + d["after"]):
+            raise ProveError(f"chunk {d['index']}: its listed pairs and preconditions must be JSON objects")
+        return cls(**{f: (tuple(v) if isinstance(v, list) else v) for f, v in d.items()})
+
+
+def _merge_after(chunks: list) -> list:
+    """The reference's own preconditions over several chunks: each holds when it held after every chunk."""
+    merged = []
+    for k, p in enumerate(chunks[0].after if chunks else ()):
+        fails = [c.after[k] for c in chunks if k < len(c.after) and not c.after[k]["holds"]]
+        merged.append(fails[0] if fails else p)
+    return merged
+
+
+class Proof:
+    """One proof, cut into chunks that can run in any order, in any process, and be saved and resumed.
+
+    Chunk ``i`` is one step from every ``(v, x)`` with ``v`` in rows ``[i * rows, (i + 1) * rows)`` of the
+    enumerated potentials and ``x`` over the whole input format: a pure function of (spec, reference, i).
+    :meth:`certificate` merges a complete set of chunks in index order, so the certificate does not depend on
+    who ran which chunk, or when. :meth:`key` names everything a saved chunk depends on (to resume safely).
+    """
+
+    def __init__(self, spec: Spec, against="reference", *, reachable_only: bool = False,
+                 config: dict | None = None, chunk: int | None = None, listed: int = MAX_LISTED):
+        self.t0 = time.perf_counter()  # the certificate's seconds count from here: the reference's setup included
+        _check_enumerable(spec)
+        self.spec, self.against, self.reachable_only, self.listed = spec, against, reachable_only, listed
+        self.ref = _make_reference(spec, against, config)
+        self.vs = reachable(spec) if reachable_only else _values(spec.fmt_v)
+        self.nx = 1 << spec.fmt_in.bits
+        size = chunk or (CHUNK_ORACLE if isinstance(self.ref, _Python) else CHUNK)
+        self.rows = max(1, size // self.nx)
+        self.chunks = -(-len(self.vs) // self.rows)
+        self.pairs = len(self.vs) * self.nx
+        self.chunk_pairs = min(self.rows, len(self.vs)) * self.nx
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Peak memory of one chunk (measured: about 140-240 bytes per pair for torch and the C)."""
+        return self.chunk_pairs * BYTES_PER_PAIR
+
+    def key(self) -> dict:
+        """Everything a chunk's result depends on: a saved chunk is reused only under an equal key."""
+        ref = self.ref
+        return {"spec_sha256": self.spec.digest(), "reference": ref.name, "config": ref.config,
+                "versions": ref.versions, "reference_spec_sha256": ref.own_spec.digest() if ref.own_spec else None,
+                "reachable_only": self.reachable_only, "v_values": len(self.vs), "rows": self.rows,
+                "chunks": self.chunks, "listed": self.listed, "golden": _versions("golden")["golden"]}
+
+    def run_chunk(self, i: int, keep: int | None = None) -> Chunk:
+        """Chunk ``i`` (listing at most ``keep`` differing pairs, default all the certificate lists)."""
+        if not 0 <= i < self.chunks:
+            raise ProveError(f"chunk: {i} is not in 0..{self.chunks - 1}")
+        keep = self.listed if keep is None else max(0, keep)
+        spec, ref = self.spec, self.ref
+        v, x = pairs(spec, self.vs[i * self.rows: (i + 1) * self.rows])
         x2 = x[::-1].copy()  # the second step of the residue check sees another input in every pair
         g = golden_step(spec, v, x, parallel=None if len(v) >= (1 << 20) else False)
         try:
             r1, r2, r3 = ref.residue(v, x, x2)
         except _OffGrid as e:
-            offgrid = str(e)
-            break
-        und = r1.undefined if r1.undefined is not None else np.zeros(len(v), bool)
+            return Chunk(i, len(v), offgrid=str(e), after=tuple(ref.finish()))
+        use_spike = ref.exposes_spike
+        none = np.zeros(len(v), bool)
+        und = r1.undefined if r1.undefined is not None else none
         bad = ((g.out != r1.out) | (g.v != r1.v)) & ~und
         if use_spike:
             bad |= (g.spike != r1.spike) & ~und
         idx = np.nonzero(bad)[0]
-        diffs += len(idx)
-        for i in idx[: max(0, listed - len(differing))]:
-            differing.append({"v": int(v[i]), "x": int(x[i]), "golden": _record(g, i, use_spike),
-                              "reference": _record(r1, i, use_spike)})
         uidx = np.nonzero(und)[0]
-        und_count += len(uidx)
-        und_list += [{"v": int(v[i]), "x": int(x[i])} for i in uidx[: max(0, 20 - len(und_list))]]
         ok = ~und
-        closed &= bool(np.all((r1.v[ok] >= spec.fmt_v.min) & (r1.v[ok] <= spec.fmt_v.max)))
-        ok2 = ok & ~(r2.undefined if r2.undefined is not None else np.zeros(len(v), bool))
-        residue_ok &= bool(np.array_equal(r2.v[ok2], r3.v[ok2]) and np.array_equal(r2.out[ok2], r3.out[ok2]))
-        residue_pairs += int(ok2.sum())
-    fmt = spec.fmt_v
-    ref_v0 = ref.v0()
-    pre = [
-        _precondition("v0 in format", fmt.min <= spec.v_start <= fmt.max, f"v0 = {spec.v_start} in {fmt}"),
-        _precondition("reset values in format", fmt.min <= spec.v_reset <= fmt.max and 0 < spec.v_threshold <= fmt.max,
-                      f"v_reset = {spec.v_reset}, v_threshold = {spec.v_threshold} in {fmt}"),
-        _precondition("same v0", ref_v0 == spec.v_start,
-                      f"the reference starts at {ref_v0}, the spec at {spec.v_start}"),
-        _precondition("closed", closed and offgrid is None,
-                      "every potential the reference reports after a step is on the q_v grid and in the format"
-                      + (f" ({offgrid})" if offgrid else "")),
-        _precondition("no hidden state", residue_ok and offgrid is None, ref.residue_detail.format(n=residue_pairs)),
-    ] + ref.finish()
-    own = ref.own_spec
-    reference = {"name": ref.name, "versions": ref.versions, "config": ref.config, "notes": ref.notes,
-                 "spec_sha256": own.digest() if own is not None else None, "knobs_differing": ref.knobs_differing}
-    enumeration = {"mode": "reachable from v0" if reachable_only else "all", "v_values": len(vs),
-                   "x_values": nx}
-    undefined = {"count": und_count, "first": und_list,
-                 "reason": "the generated C hits undefined behaviour (signed overflow or an oversized shift in its "
-                           "int/int64_t arithmetic): it has no defined answer there" if und_count else ""}
-    return Certificate(spec, against if isinstance(against, str) else ref.name, reference, enumeration,
-                       len(vs) * nx, len(vs) * nx - und_count, fields, diffs, differing, undefined, pre,
-                       time.perf_counter() - t0)
+        ok2 = ok & ~(r2.undefined if r2.undefined is not None else none)
+        return Chunk(
+            i, len(v), differences=len(idx),
+            differing=tuple({"v": int(v[k]), "x": int(x[k]), "golden": _record(g, k, use_spike),
+                             "reference": _record(r1, k, use_spike)} for k in idx[:keep]),
+            undefined=len(uidx), undefined_first=tuple({"v": int(v[k]), "x": int(x[k])} for k in uidx[:20]),
+            closed=bool(np.all((r1.v[ok] >= spec.fmt_v.min) & (r1.v[ok] <= spec.fmt_v.max))),
+            residue_ok=bool(np.array_equal(r2.v[ok2], r3.v[ok2]) and np.array_equal(r2.out[ok2], r3.out[ok2])),
+            residue_pairs=int(ok2.sum()), after=tuple(ref.finish()))
+
+    def needed(self, done: dict) -> list:
+        """The chunk indices still to run, in order, given the finished ones (none after an off-grid stop)."""
+        stop = min((i for i, c in done.items() if c.offgrid is not None), default=self.chunks)
+        return [i for i in range(stop) if i not in done]
+
+    def keep(self, done: dict, i: int) -> int:
+        """How many differing pairs chunk ``i`` must list, given the chunks before it that are finished."""
+        if all(j in done for j in range(i)):
+            return max(0, self.listed - sum(len(done[j].differing) for j in range(i)))
+        return self.listed
+
+    def run(self, done: dict | None = None, on_chunk=None) -> Certificate:
+        """Run every chunk not in ``done`` (index -> Chunk), in order, calling ``on_chunk(chunk)`` after each."""
+        done = dict(done or {})
+        for i in self.needed(done):
+            if any(c.offgrid is not None for c in done.values()):
+                break
+            done[i] = self.run_chunk(i, self.keep(done, i))
+            if on_chunk is not None:
+                on_chunk(done[i])
+        return self.certificate(done)
+
+    def certificate(self, done: dict) -> Certificate:
+        """Merge the chunks in index order (up to the first off-grid one) into the certificate."""
+        used = []
+        for i in range(self.chunks):
+            if i not in done:
+                raise ProveError(f"chunk {i} of {self.chunks} has not run; run every chunk before certifying")
+            if done[i].index != i:
+                raise ProveError(f"chunk {i}: holds the result of chunk {done[i].index}")
+            used.append(done[i])
+            if done[i].offgrid is not None:
+                break
+        spec, ref, fmt = self.spec, self.ref, self.spec.fmt_v
+        counted = [c for c in used if c.offgrid is None]
+        offgrid = used[-1].offgrid
+        differing = [d for c in counted for d in c.differing][: self.listed]
+        und_list = [d for c in counted for d in c.undefined_first][:20]
+        und_count = sum(c.undefined for c in counted)
+        closed = all(c.closed for c in counted)
+        residue_ok = all(c.residue_ok for c in counted)
+        ref_v0 = ref.v0()
+        pre = [
+            _precondition("v0 in format", fmt.min <= spec.v_start <= fmt.max, f"v0 = {spec.v_start} in {fmt}"),
+            _precondition("reset values in format",
+                          fmt.min <= spec.v_reset <= fmt.max and 0 < spec.v_threshold <= fmt.max,
+                          f"v_reset = {spec.v_reset}, v_threshold = {spec.v_threshold} in {fmt}"),
+            _precondition("same v0", ref_v0 == spec.v_start,
+                          f"the reference starts at {ref_v0}, the spec at {spec.v_start}"),
+            _precondition("closed", closed and offgrid is None,
+                          "every potential the reference reports after a step is on the q_v grid and in the format"
+                          + (f" ({offgrid})" if offgrid else "")),
+            _precondition("no hidden state", residue_ok and offgrid is None,
+                          ref.residue_detail.format(n=sum(c.residue_pairs for c in counted))),
+        ] + _merge_after(used)
+        own = ref.own_spec
+        reference = {"name": ref.name, "versions": ref.versions, "config": ref.config, "notes": ref.notes,
+                     "spec_sha256": own.digest() if own is not None else None,
+                     "knobs_differing": ref.knobs_differing}
+        enumeration = {"mode": "reachable from v0" if self.reachable_only else "all", "v_values": len(self.vs),
+                       "x_values": self.nx}
+        undefined = {"count": und_count, "first": und_list,
+                     "reason": "the generated C hits undefined behaviour (signed overflow or an oversized shift in "
+                               "its int/int64_t arithmetic): it has no defined answer there" if und_count else ""}
+        fields = ["out", "v"] + (["spike"] if ref.exposes_spike else [])
+        return Certificate(spec, self.against if isinstance(self.against, str) else ref.name, reference,
+                           enumeration, self.pairs, self.pairs - und_count, fields,
+                           sum(c.differences for c in counted), differing, undefined, pre,
+                           time.perf_counter() - self.t0)
+
+
+def prove(spec: Spec, against="reference", *, reachable_only: bool = False, config: dict | None = None,
+          chunk: int | None = None, listed: int = MAX_LISTED) -> Certificate:
+    """Prove ``spec`` equal to a reference on one step from every ``(v, x)``; see the module docstring.
+
+    ``against``: "reference", "torch-eval", "torch-train", "codegen" or a :class:`Spec`. ``config``: the
+    reference's layer in Qualia's terms (``golden.refs.torch_ref.make_module`` / the C build's arguments,
+    checked by :func:`check_config`) instead of the one derived from the spec. ``reachable_only``: enumerate
+    only the potentials reachable from v0. ``chunk``: pairs per chunk (default :data:`CHUNK`, or
+    :data:`CHUNK_ORACLE` against the plain-Python oracle). Raises :class:`ProveError` when the proof cannot
+    run (the reference cannot represent the spec, ...). For a long proof (a budget, progress, resuming) drive
+    a :class:`Proof` chunk by chunk, as ``golden prove`` does.
+    """
+    return Proof(spec, against, reachable_only=reachable_only, config=config, chunk=chunk, listed=listed).run()
 
 
 # ------------------------------------------------------------------------------------------------ divergence maps
@@ -642,67 +833,77 @@ def _convert(a: np.ndarray, src: QFormat, dst: QFormat, what: str) -> np.ndarray
     return out
 
 
-def _real_step(a: Spec, spec: Spec, v: np.ndarray, x: np.ndarray):
+def _real_step(a: Spec, spec: Spec, v: np.ndarray, x: np.ndarray) -> tuple:
     """(spike, out, v) of ``spec`` on a's raw (v, x), as reals (float64 is exact for <= 32-bit raws)."""
     o = golden_step(spec, _convert(v, a.fmt_v, spec.fmt_v, "v"), _convert(x, a.fmt_in, spec.fmt_in, "x"),
                     parallel=None if len(v) >= (1 << 20) else False)
     return o.spike, o.out * 2.0 ** -spec.fmt_out.frac, o.v * 2.0 ** -spec.fmt_v.frac
 
 
-def divergence_map(spec_a: Spec, spec_b: Spec, *, classify: bool = True) -> DivergenceMap:
-    """Exact counts of the ``(v, x)`` pairs where one step of ``spec_b`` differs from ``spec_a`` (spike, output,
-    potential), each differing pair attributed to the smallest set of :data:`golden.diff.KNOBS` whose alignment
-    (spec_b toward spec_a, in that order) removes its difference, as ``golden diff`` classifies a divergence."""
-    from .diff import KNOBS
+DMAP_ROWS_PAIRS = 1 << 20  # pairs stepped and classified at once: bounds the working set
+DMAP_BYTES_PER_PAIR = 2  # the cause map kept for every pair (codes, then the compact map)
+DMAP_CHUNK_BYTES = 320 * DMAP_ROWS_PAIRS  # measured working set of one chunk (both steps, reals, masks, variants)
+DMAP_SECONDS_PER_PAIR = 1e-6  # measured 0.5-1.3 us: torch-eval vs codegen LIF at 12-13 bits, two causes, 2 cores
 
+
+def divergence_cost(spec_a: Spec, spec_b: Spec) -> Cost:
+    """What :func:`divergence_map` of these specs costs, before anything is allocated."""
     for s in (spec_a, spec_b):
         _check_enumerable(s)
-    v, x = pairs(spec_a)
-    ra = _real_step(spec_a, spec_a, v, x)
-    rb = _real_step(spec_a, spec_b, v, x)
-    ds, do, dv = (ra[i] != rb[i] for i in range(3))
-    bad = ds | do | dv
-    cause = np.zeros(len(v), np.int8)
-    causes: dict = {}
-    if classify and bad.any():
-        knobs = []
-        for name, fields, align in KNOBS:
-            try:
-                b2 = align(spec_a, spec_b)
-            except SpecError:
-                continue
-            if any(getattr(b2, f) != getattr(spec_b, f) for f in fields):
-                knobs.append((name, align))
-        names: list = []
-        todo = bad.copy()
-        for size in range(1, len(knobs) + 1):
-            for combo in combinations(knobs, size):
-                if not todo.any():
-                    break
-                try:
-                    b2 = spec_b
-                    for _, align in combo:
-                        b2 = align(spec_a, b2)
-                    idx = np.nonzero(todo)[0]
-                    r2 = _real_step(spec_a, b2, v[idx], x[idx])
-                except (SpecError, ProveError):
-                    continue
-                fixed = idx[(ra[0][idx] == r2[0]) & (ra[1][idx] == r2[1]) & (ra[2][idx] == r2[2])]
-                if len(fixed):
-                    names.append(" + ".join(n for n, _ in combo))
-                    cause[fixed] = len(names)
-                    causes[names[-1]] = len(fixed)
-                    todo[fixed] = False
-        if todo.any():
-            names.append("unexplained")
-            cause[todo] = len(names)
-            causes["unexplained"] = int(todo.sum())
-    shape = (1 << spec_a.fmt_v.bits, 1 << spec_a.fmt_in.bits)
-    return DivergenceMap(spec_a, spec_b, len(v), int(ds.sum()), int(do.sum()), int(dv.sum()), int(bad.sum()),
-                         causes, cause.reshape(shape))
+    n = 1 << (spec_a.fmt_v.bits + spec_a.fmt_in.bits)
+    return Cost(f"a divergence map of {n} (v, x) pairs ({spec_a.fmt_v} x {spec_a.fmt_in})",
+                n * DMAP_BYTES_PER_PAIR + min(n, DMAP_ROWS_PAIRS) * (DMAP_CHUNK_BYTES // DMAP_ROWS_PAIRS),
+                n * DMAP_SECONDS_PER_PAIR)
 
 
-def plot_map(m: DivergenceMap, path) -> None:
+def divergence_map(spec_a: Spec, spec_b: Spec, *, classify: bool = True, progress=None) -> DivergenceMap:
+    """Exact counts of the ``(v, x)`` pairs where one step of ``spec_b`` differs from ``spec_a`` (spike, output,
+    potential), each differing pair attributed by :func:`golden.causes.attribute` to the smallest set of
+    :data:`golden.causes.CAUSES` whose alignment (spec_b toward spec_a) removes its difference, as ``golden diff``
+    classifies a divergence.
+
+    Runs in chunks of about :data:`DMAP_ROWS_PAIRS` pairs (``progress(done, total)`` after each); refuses
+    (BudgetError) a map whose cause array does not fit in memory, before allocating it."""
+    budget.refuse(divergence_cost(spec_a, spec_b), "divergence map", allow_long=True)
+    vs, xs = _values(spec_a.fmt_v), _values(spec_a.fmt_in)
+    _convert(vs, spec_a.fmt_v, spec_b.fmt_v, "v")
+    _convert(xs, spec_a.fmt_in, spec_b.fmt_in, "x")
+    variants = list(spec_variants(spec_a, spec_b)) if classify else []
+    rank = {label: i + 1 for i, (label, _) in enumerate(variants)} | {UNEXPLAINED: len(variants) + 1}
+    n = len(vs) * len(xs)
+    code = np.zeros(n, np.uint8 if len(rank) < 255 else np.uint16)  # 0: agree, else the label's rank
+    counts = np.zeros(4, np.int64)  # spike, out, v, any
+    rows = max(1, DMAP_ROWS_PAIRS // len(xs))
+    for lo in range(0, len(vs), rows):
+        v, x = pairs(spec_a, vs[lo: lo + rows])
+        ra = _real_step(spec_a, spec_a, v, x)
+        rb = _real_step(spec_a, spec_b, v, x)
+        ds, do, dv = (ra[i] != rb[i] for i in range(3))
+        bad = ds | do | dv
+        counts += [ds.sum(), do.sum(), dv.sum(), bad.sum()]
+        if classify and bad.any():
+            def restores(b2: Spec, idx: np.ndarray, v=v, x=x, ra=ra) -> np.ndarray:
+                r2 = _real_step(spec_a, b2, v[idx], x[idx])
+                return (ra[0][idx] == r2[0]) & (ra[1][idx] == r2[1]) & (ra[2][idx] == r2[2])
+
+            local, labels = attribute(bad, variants, restores)
+            lut = np.array([0, *(rank[lb] for lb in labels)], code.dtype)
+            code[lo * len(xs): lo * len(xs) + len(v)] = lut[local]
+        if progress is not None:
+            progress(min(n, (lo + rows) * len(xs)), n)
+    # the compact map: 1 + the index in ``causes``, whose order is the attribution order
+    found = np.bincount(code, minlength=len(rank) + 1)
+    names = {r: label for label, r in rank.items()}
+    kept = [r for r in range(1, len(rank) + 1) if found[r]]
+    causes = {names[r]: int(found[r]) for r in kept}
+    lut = np.zeros(len(rank) + 1, np.int8 if len(kept) < 128 else np.int16)
+    lut[kept] = np.arange(1, len(kept) + 1)
+    shape = (len(vs), len(xs))
+    spike, out, v_, any_ = (int(c) for c in counts)
+    return DivergenceMap(spec_a, spec_b, n, spike, out, v_, any_, causes, lut[code].reshape(shape))
+
+
+def plot_map(m: DivergenceMap, path, *, force: bool = False) -> None:
     """Heat map of the (v, x) plane, one colour per cause (white: agree). Needs matplotlib (the 'plot' extra)."""
     try:
         import matplotlib
@@ -727,22 +928,7 @@ def plot_map(m: DivergenceMap, path) -> None:
     if names:
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def cli(argv) -> int:
-    """``golden prove ...``: see :mod:`golden.cli.prove`."""
-    from .cli import prove as _cli
-
-    return _cli.cli(argv)
-
-
-class _CallableModule(type(json)):
-    """``golden.prove(spec, against=...)`` calls :func:`prove`; ``golden.prove.cli`` is the sub-command."""
-
-    def __call__(self, *args, **kwargs) -> Certificate:
-        return prove(*args, **kwargs)
-
-
-_sys.modules[__name__].__class__ = _CallableModule
+    try:  # golden's one writer: never through a symlink, all or nothing
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110), force=force)
+    finally:
+        plt.close(fig)

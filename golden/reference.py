@@ -15,6 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from . import quant
 from .spec import STAGES, Spec
 
 F32 = np.float32
@@ -28,53 +29,26 @@ class Overflow(Exception):
         self.stage = stage
 
 
-# ------------------------------------------------------------------ rounding
-def round_rational(q: Fraction, mode: str) -> int:
-    """Round an exact rational to an integer by a Xilinx-named mode."""
-    lo = math.floor(q)
-    frac = q - lo
-    if frac == 0:
-        return lo
-    hi = lo + 1
-    toward_zero = hi if q < 0 else lo
-    away = lo if q < 0 else hi
-    if mode == "TRN":
-        return lo
-    if mode == "TRN_INF":
-        return hi
-    if mode == "TRN_ZERO":
-        return toward_zero
-    half = Fraction(1, 2)
-    if frac != half:
-        return hi if frac > half else lo
-    return {"RND": hi, "RND_MIN_INF": lo, "RND_ZERO": toward_zero, "RND_INF": away,
-            "RND_CONV": lo if lo % 2 == 0 else hi}[mode]
+# ------------------------------------------------------- narrowing, rescaling
+# The arithmetic is golden.quant's (the one plain-Python requantization primitive); what is the neuron's here is
+# where each narrowing happens (its stage) and what a strict policy does (stop the run).
+round_rational = quant.round_rational
 
 
-# ----------------------------------------------------------------- narrowing
 def narrow(n: int, bits: int, policy: str, stage: str, events: set) -> int:
     """Fit n into a signed ``bits``-wide integer: saturate, wrap (two's complement), or raise."""
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if lo <= n <= hi:
-        return n
-    if bits == 64 and policy == "wrap":  # a 64-bit wrap is the machine's own; golden cannot see it
-        return (n - lo) % (1 << bits) + lo
+    m, hit = quant.narrow(n, bits, policy)
+    if not hit or (bits == 64 and policy == "wrap"):  # a 64-bit wrap is the machine's own; golden cannot see it
+        return m
     events.add(stage)
     if policy == "strict":
         raise Overflow(stage)
-    if policy == "wrap":
-        return (n - lo) % (1 << bits) + lo
-    return min(max(n, lo), hi)
+    return m
 
 
 def rescale(spec: Spec, n: int, s: int, stage: str, events: set) -> int:
     """R(n, s): n * 2**-s rounded by spec.round, in the accumulator. RND is 'add half an LSB, then floor'."""
-    acc = lambda m: narrow(m, spec.acc_bits, spec.acc_overflow, stage, events)  # noqa: E731
-    if s <= 0:
-        return acc(n * 2 ** -s)
-    if spec.round == "RND":
-        return math.floor(Fraction(acc(n + 2 ** (s - 1)), 2 ** s))
-    return round_rational(Fraction(n, 2 ** s), spec.round)
+    return quant.rescale(n, s, spec.round, lambda m: narrow(m, spec.acc_bits, spec.acc_overflow, stage, events))
 
 
 # -------------------------------------------------------------- int datapath

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import datapath, kernels
-from .errors import GoldenError
-from .spec import STAGES, Spec, SpecError
+from .errors import SimulationOverflow, SpecError
+from .spec import STAGES, Spec
 
 SPECIALISE_NEURONS = 4096  # neurons from which a Simulator takes its spec's specialised kernel on construction
 
@@ -40,12 +41,6 @@ class Trace:
         return float(self.spikes.mean()) if self.spikes.size else 0.0
 
 
-class SimulationOverflow(GoldenError, OverflowError):
-    """A strict overflow policy was violated; names the stage(s), step and neuron (flat index)."""
-
-    def __init__(self, stages: list, t: int, neuron: int):
-        super().__init__(f"strict overflow at stage {'/'.join(stages)}, step t={t}, neuron {neuron}")
-        self.stages, self.stage, self.t, self.neuron = stages, stages[0], t, neuron
 
 
 def check_raw(x, fmt, name: str = "x", what: str = "input") -> np.ndarray:
@@ -79,6 +74,13 @@ def layer_shape(shape) -> tuple:
     return tuple(int(d) for d in dims)
 
 
+@functools.lru_cache(maxsize=256)
+def kernel_args(spec: Spec) -> tuple:
+    """(mode code, constants) the kernels take for ``spec``: a frozen spec's never change, so they are computed once
+    per distinct spec (equal specs share them)."""
+    return datapath.encode(spec), datapath.constants(spec)
+
+
 class Runner:
     """A spec bound to its compiled kernel: the one place kernels are called from."""
 
@@ -86,9 +88,7 @@ class Runner:
         if not isinstance(spec, Spec):
             raise SpecError(f"spec: expected a golden.Spec, got {type(spec).__name__}")
         self.spec = spec
-        if "kernel" not in spec._cache:  # a spec is frozen: its mode code and constants never change
-            spec._cache["kernel"] = datapath.encode(spec), datapath.constants(spec)
-        self.code, self.consts = spec._cache["kernel"]
+        self.code, self.consts = kernel_args(spec)
 
     def run(self, x2: np.ndarray, v: np.ndarray, t0: int = 0, parallel: bool | None = None, into=None):
         """Advance state ``v`` (N,) in place over ``x2`` (T, N); returns out, v trace, spikes, counts.

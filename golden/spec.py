@@ -13,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 import numpy as np
 
-from .errors import GoldenError
+from .errors import SpecError
 
 try:  # Python >= 3.11
     import tomllib
@@ -27,6 +27,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 SCHEMA = 1
+
 
 class Option(str, Enum):
     """One value of an option set: its value is the TOML string, its ``code`` what the kernels pack.
@@ -151,18 +152,15 @@ class VInit(Option):
 OPTIONS = {"kind": Kind, "reset": Reset, "round": Round, "round_in": Round, "v_overflow": Overflow,
            "acc_overflow": Overflow, "order": Order, "arith": Arith, "leak_shift": LeakShift,
            "charge_form": ChargeForm, "v_init": VInit}
-# The value tuples, for callers that list or index them.
-ROUND_MODES, KINDS, RESETS, OVERFLOWS = Round.values(), Kind.values(), Reset.values(), Overflow.values()
+# The value tuples, for callers that list them (the neuron kinds per profile: golden.profiles.KINDS).
+ROUND_MODES, RESETS, OVERFLOWS = Round.values(), Reset.values(), Overflow.values()
 ORDERS, ARITHS, LEAK_SHIFTS, CHARGE_FORMS, V_INITS = (o.values() for o in (Order, Arith, LeakShift, ChargeForm, VInit))
-ROUND_DOC = {m.value: m.doc for m in Round}
-QUALIA_ROUND = {"floor": Round.TRN, "nearest": Round.RND, "ceil": Round.TRN_INF}  # Qualia roundtype -> mode
+# The one Qualia round table: Qualia's roundtype name -> the Round member it computes.
+QUALIA_ROUND = {"floor": Round.TRN, "nearest": Round.RND, "ceil": Round.TRN_INF}
+QUALIA_NAME = {mode: name for name, mode in QUALIA_ROUND.items()}  # its inverse: Round member -> Qualia roundtype
 
 # Overflow stages, in the order Trace.overflow reports them.
 STAGES = ("align", "leak", "charge", "reset", "v")
-
-
-class SpecError(GoldenError, ValueError):
-    """An invalid spec, always naming the offending field."""
 
 
 
@@ -290,7 +288,6 @@ class Spec:
     v_init: str = "zero"
     round_in: str = "RND"
     profile: str = "custom"
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ from numba import njit
 from . import kernels
 from .datapath import FLOAT32, charge_f32, charge_int, constants, encode, step, step_f32, step_int
 from .simulate import initial_v
-from .spec import Arith, Kind, Spec, SpecError
+from .spec import Arith, Spec, SpecError
 
 BLOCK = 1024  # time steps per stimulus block: block k draws from its own stream, so chunking never matters
 STIMULI = ("uniform", "poisson", "ties", "edges", "mixed")
@@ -89,7 +89,7 @@ def tie_probes(spec: Spec):
     code_rnd, code_min = encode(base.replace(round="RND")), encode(base.replace(round="RND_MIN_INF"))
     th1 = spec.v_threshold < spec.fmt_v.max
     c1 = constants(base.replace(v_threshold=spec.v_threshold + 1)) if th1 else c
-    f, lif, flt = spec.fmt_in, spec.kind == Kind.LIF, spec.arith == Arith.FLOAT32
+    f, lif, flt = spec.fmt_in, spec.kind.has_leak, spec.arith == Arith.FLOAT32
     # the leak product's shift: float32 quantizes (X - d) * rtau * 2**-T (in y = h * 2**q_v) to an integer
     S, rtau = (spec.work_frac if flt else spec.leak_s), spec.reciprocal_tau
     e = (rtau & -rtau).bit_length() - 1 if rtau else 0  # reciprocal_tau = odd * 2**e

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from .spec import (
     ARITHS,
     CHARGE_FORMS,
-    KINDS,
     LEAK_SHIFTS,
     ORDERS,
     OVERFLOWS,
@@ -33,7 +32,7 @@ def qformats(draw, min_bits=2, max_bits=32, frac=st.integers(-4, 20)):
 
 
 @st.composite
-def specs(draw, arith=st.sampled_from(ARITHS), kinds=st.sampled_from(KINDS)):
+def specs(draw, arith=st.sampled_from(ARITHS), kinds=st.sampled_from(Kind.values())):
     """Any valid spec. Hyperparameters favour the edges: 1 LSB, full scale, and the middle."""
     a = draw(arith)
     kind = draw(kinds)

@@ -75,10 +75,10 @@ def test_no_networks_and_a_missing_reference_skip_the_rows(tmp_path, monkeypatch
     assert "networks" not in res and "networks_missing" not in res
     monkeypatch.setattr(nc, "available", lambda: "qualia_codegen_core is not installed (the [test] extra)")
     md = tmp_path / "b.md"
-    assert cli.main(["bench", *FAST, "--quiet", "--json", str(out), "--markdown", str(md)]) == 0
+    assert cli.main(["bench", *FAST, "--quiet", "--force", "--json", str(out), "--markdown", str(md)]) == 0
     assert json.loads(out.read_text())["networks_missing"].startswith("qualia_codegen_core is not installed")
     assert "The whole-network rows are skipped: qualia_codegen_core is not installed" in md.read_text()
-    assert cli.main(["bench", *FAST, "--no-c", "--quiet", "--markdown", str(md)]) == 0
+    assert cli.main(["bench", *FAST, "--no-c", "--quiet", "--force", "--markdown", str(md)]) == 0
     assert "The whole-network rows are skipped: --no-c" in md.read_text()
 
 

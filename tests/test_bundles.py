@@ -3,9 +3,11 @@
 One test (or table) per numbered item of the issue; each failed on the code before the fix.
 """
 
+import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +24,11 @@ from golden.vectors import BundleError
 
 from bundle_edits import edit_manifest, rehash
 from proofs import missing_gcc, requires
+
+
+def vcli(argv) -> int:
+    """``golden vectors ...`` as the command runs it (one-line errors, exit 2)."""
+    return cli.main(["vectors", *argv])
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = ("npy", "hex", "h", "csv")
@@ -55,7 +62,7 @@ def leftovers(d):
 
 
 def bundle_module():
-    return getattr(vectors, "bundle", vectors)
+    return vectors.layer
 
 
 @pytest.fixture
@@ -103,7 +110,7 @@ def test_2_force_refuses_a_directory_with_a_foreign_manifest(tmp_path, capsys):
     (web / "src").mkdir(parents=True)
     (web / "manifest.json").write_text('{"name":"pwa"}')
     (web / "src" / "app.js").write_text("code")
-    rc = vectors.cli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "4", "--neurons", "3", "--seed",
+    rc = vcli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "4", "--neurons", "3", "--seed",
                       "0", "--stimulus", "uniform", "--out", str(web), "--force"])
     err = capsys.readouterr().err
     assert rc == 2 and "not golden's to replace" in err and len(err.strip().splitlines()) == 1
@@ -118,7 +125,7 @@ def test_2_force_refuses_a_bundle_holding_user_files(tmp_path, capsys, intruder)
         (b / intruder).mkdir()
     else:
         (b / intruder).write_text("mine")
-    rc = vectors.cli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "4", "--neurons", "3", "--seed",
+    rc = vcli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "4", "--neurons", "3", "--seed",
                       "0", "--stimulus", "uniform", "--out", str(b), "--force"])
     err = capsys.readouterr().err
     assert rc == 2 and intruder.rstrip("/") in err
@@ -152,7 +159,7 @@ def test_3_export_refuses_subdirectory_symlink_and_fifo(tmp_path, capsys):
     (b / "link").symlink_to(outside)
     os.mkfifo(b / "fifo")
     before = sorted(p.name for p in b.iterdir())
-    rc = vectors.cli(["export", str(b), "--format", "csv"])
+    rc = vcli(["export", str(b), "--format", "csv"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("golden: error:") and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in b.iterdir()) == before
@@ -165,9 +172,9 @@ def test_3_export_through_a_symlinked_bundle_path_keeps_the_symlink(tmp_path, ca
     b = gen(tmp_path / "b", formats=("npy",))
     link = tmp_path / "link"
     link.symlink_to(b)
-    assert vectors.cli(["export", str(link), "--format", "csv"]) == 2
+    assert vcli(["export", str(link), "--format", "csv"]) == 2
     assert link.is_symlink() and "symlink" in capsys.readouterr().err
-    assert vectors.cli(["export", str(b), "--format", "csv"]) == 0  # at its real path it works
+    assert vcli(["export", str(b), "--format", "csv"]) == 0  # at its real path it works
     assert (b / "vectors.csv").is_file() and link.is_symlink() and verify(link)[0] == 0
 
 
@@ -369,8 +376,8 @@ def test_13_an_unreadable_file_names_bundle_and_file_and_the_rest_is_checked(tmp
 
 # ====================================================== resource limits (14-16)
 def test_14_too_many_neurons_are_refused_up_front_naming_the_memory(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(vectors.bundle, "available_memory", lambda: 8 << 30)
-    rc = vectors.cli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "10", "--neurons", "10000000",
+    monkeypatch.setattr(vectors.core, "available_memory", lambda: 8 << 30)
+    rc = vcli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "10", "--neurons", "10000000",
                       "--seed", "0", "--stimulus", "uniform", "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
     assert rc == 2 and "GiB" in err and "8.0 GiB available" in err and len(err.strip().splitlines()) == 1
@@ -378,14 +385,14 @@ def test_14_too_many_neurons_are_refused_up_front_naming_the_memory(tmp_path, ca
 
 
 def test_14_block_memory_grows_with_neurons():
-    assert vectors.bundle.block_memory(10_000_000, "uniform") > 70 << 30
-    assert vectors.bundle.block_memory(1024, "uniform") < 100 << 20
+    assert vectors.layer.block_memory(10_000_000, "uniform") > 70 << 30
+    assert vectors.layer.block_memory(1024, "uniform") < 100 << 20
 
 
 def test_15_a_bundle_larger_than_the_free_disk_is_refused_naming_both(tmp_path, capsys, monkeypatch):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=50 << 20))
-    rc = vectors.cli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "1000000", "--neurons", "64",
+    rc = vcli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", "1000000", "--neurons", "64",
                       "--seed", "0", "--stimulus", "uniform", "--out", str(tmp_path / "new" / "b")])
     err = capsys.readouterr().err
     assert rc == 2 and "needs up to" in err and "50.0 MiB free" in err
@@ -393,7 +400,7 @@ def test_15_a_bundle_larger_than_the_free_disk_is_refused_naming_both(tmp_path, 
 
 
 def test_15_steps_beyond_any_disk(tmp_path, capsys):
-    rc = vectors.cli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", str(10 ** 12), "--neurons", "1",
+    rc = vcli(["generate", "--spec", str(spec_file(tmp_path)), "--steps", str(10 ** 12), "--neurons", "1",
                       "--seed", "0", "--stimulus", "uniform", "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
     assert rc == 2 and ("free on that disk" in err or "beyond" in err)
@@ -452,22 +459,80 @@ def test_16_out_dot_force_leaves_nothing_behind(tmp_path, monkeypatch):
 # ================================================ golden simulate output (17-18)
 def test_17_write_atomic_leaves_the_target_untouched_on_failure(tmp_path):
     target = tmp_path / "x.npz"
-    target.write_bytes(b"previous")
+    fileio.write_atomic(target, lambda f: f.write(b"previous"), force=False)
 
     def full(f):
         f.write(b"partial")
         raise OSError(28, "No space left on device")
     with pytest.raises(BundleError, match="No space left on device"):
-        vectors.write_atomic(target, full)
+        fileio.write_atomic(target, full, force=True)
     assert target.read_bytes() == b"previous" and sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
-    vectors.write_atomic(target, lambda f: f.write(b"new"))
+    fileio.write_atomic(target, lambda f: f.write(b"new"), force=True)
     assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
 
 
+@pytest.mark.parametrize("how, force, cause", [
+    ("user", False, "already exists (use --force"),
+    ("user", True, "not golden's to replace"),
+    ("golden", False, "already exists (use --force"),
+    ("edited", True, "not golden's to replace"),   # golden wrote it, a user changed it since: it is the user's now
+    ("copied", True, "not golden's to replace"),   # the same bytes without golden's stamp
+])
+def test_21_write_atomic_replaces_only_golden_files_and_only_with_force(tmp_path, how, force, cause):
+    t = tmp_path / "t.json"
+    if how == "user" or how == "copied":
+        t.write_bytes(b"thesis")
+    else:
+        fileio.write_atomic(t, lambda f: f.write(b"thesis"), force=False)
+        if how == "edited":
+            with open(t, "ab") as f:
+                f.write(b" v2")
+    before = t.read_bytes()
+    with pytest.raises(BundleError, match=re.escape(cause)):
+        fileio.write_atomic(t, lambda f: f.write(b"new"), force=force)
+    assert t.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["t.json"]
+
+
+def test_21_write_atomic_owned_file_is_stamped_with_its_hash(tmp_path):
+    t = fileio.write_atomic(tmp_path / "t.bin", lambda f: f.write(b"abc"), force=False, mode=0o640)
+    assert fileio.owned_file(t) is not None and (t.stat().st_mode & 0o777) == 0o640
+    assert json.loads(os.getxattr(t, fileio.STAMP))["sha256"] == hashlib.sha256(b"abc").hexdigest()
+    (tmp_path / "l").symlink_to(t)
+    assert fileio.owned_file(tmp_path / "l") is None  # a symlink to golden's file is not golden's file
+
+
+def test_21_write_atomic_a_file_swapped_in_after_the_check_is_put_back(tmp_path, monkeypatch):
+    t = fileio.write_atomic(tmp_path / "t.txt", lambda f: f.write(b"golden"), force=False)
+
+    def writer(f):  # while golden writes, a user replaces the vetted file with his own
+        os.unlink(t)
+        t.write_bytes(b"user's")
+        f.write(b"new")
+    with pytest.raises(BundleError, match="changed while golden was writing"):
+        fileio.write_atomic(t, writer, force=True)
+    assert t.read_bytes() == b"user's" and sorted(p.name for p in tmp_path.iterdir()) == ["t.txt"]
+
+
+def test_21_kill_9_during_a_single_file_write_leaves_a_part_file_the_next_write_removes(tmp_path):
+    code = ("import os, signal; from golden.fileio import write_atomic\n"
+            f"write_atomic({str(tmp_path / 'x.bin')!r}, lambda f: (f.write(b'half'), f.flush(), "
+            "os.kill(os.getpid(), signal.SIGKILL)), force=False)\n")
+    r = subprocess.run([sys.executable, "-c", code], check=False, env=ENV, capture_output=True, text=True)
+    assert r.returncode == -signal.SIGKILL
+    parts = [p.name for p in tmp_path.iterdir()]
+    assert len(parts) == 1 and parts[0].startswith(".x.bin.golden-") and parts[0].endswith(".part")
+    live = tmp_path / f".y.golden-{os.getpid()}-abc.part"  # a live writer's part file is left alone
+    live.write_bytes(b"busy")
+    err = io.StringIO()
+    fileio.write_atomic(tmp_path / "z.bin", lambda f: f.write(b"z"), force=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "z.bin"]
+    assert fileio.clean_stale(tmp_path, err) == []
+
+
 def test_17_write_atomic_under_ulimit_f(tmp_path):
-    code = ("import resource, numpy as np; from golden.vectors import write_atomic\n"
+    code = ("import resource, numpy as np; from golden.fileio import write_atomic\n"
             "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
-            f"write_atomic({str(tmp_path / 'x.npz')!r}, lambda f: np.savez(f, a=np.zeros(100000)))\n")
+            f"write_atomic({str(tmp_path / 'x.npz')!r}, lambda f: np.savez(f, a=np.zeros(100000)), force=False)\n")
     r = subprocess.run([sys.executable, "-c", code], check=False, env=ENV, capture_output=True, text=True)
     assert r.returncode != 0 and "x.npz: cannot write" in r.stderr
     assert list(tmp_path.iterdir()) == []
@@ -484,7 +549,7 @@ def test_17_write_atomic_refuses_anything_but_a_regular_file(tmp_path, kind):
         (tmp_path / "real").write_text("keep")
         t.symlink_to(tmp_path / "real")
     with pytest.raises(BundleError, match=kind):
-        vectors.write_atomic(t, lambda f: f.write(b"x"))
+        fileio.write_atomic(t, lambda f: f.write(b"x"), force=False)
     assert kind != "symlink" or (tmp_path / "real").read_text() == "keep"
     assert leftovers(tmp_path) == [] and os.path.lexists(t)
 
@@ -526,7 +591,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, cause):
     (tmp_path / "empty").mkdir()
     names = {"missing": tmp_path / "nope", "file": tmp_path / "f.toml", "b": b, "empty": tmp_path / "empty"}
     before = sorted(p.name for p in b.iterdir())
-    rc = vectors.cli([a.format(**names) for a in args])
+    rc = vcli([a.format(**names) for a in args])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("golden: error:") and cause in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in b.iterdir()) == before and leftovers(tmp_path) == []
@@ -534,7 +599,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, cause):
 
 def test_write_atomic_into_a_missing_directory(tmp_path):
     with pytest.raises(BundleError, match="does not exist"):
-        vectors.write_atomic(tmp_path / "no" / "x.npz", lambda f: f.write(b"x"))
+        fileio.write_atomic(tmp_path / "no" / "x.npz", lambda f: f.write(b"x"), force=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -548,7 +613,19 @@ def test_8_16_verify_reports_golden_work_directories_and_symlinked_dirs(tmp_path
     assert "golden work directory" in err and "symlinked directory, not followed" in err
 
 
-def test_2_a_failed_final_rename_puts_the_previous_bundle_back(tmp_path, monkeypatch):
+def test_2_a_failed_final_swap_leaves_the_previous_bundle(tmp_path, monkeypatch):
+    b = gen(tmp_path / "b")
+    before = {p.name: p.read_bytes() for p in b.iterdir()}
+
+    def failing(a, b):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(fileio, "exchange", failing)
+    with pytest.raises(BundleError, match="previous bundle is untouched"):
+        gen(b, steps=9, force=True)
+    assert {p.name: p.read_bytes() for p in b.iterdir()} == before and leftovers(tmp_path) == []
+
+
+def test_2_without_rename_exchange_a_failed_final_rename_puts_the_previous_bundle_back(tmp_path, monkeypatch):
     b = gen(tmp_path / "b")
     before = {p.name: p.read_bytes() for p in b.iterdir()}
     real = fileio.rename_noreplace
@@ -557,18 +634,51 @@ def test_2_a_failed_final_rename_puts_the_previous_bundle_back(tmp_path, monkeyp
         if Path(src).name == "bundle":
             raise OSError(5, "Input/output error")
         return real(src, dst)
+    monkeypatch.setattr(fileio, "exchange", lambda a, b: False)  # a file system without RENAME_EXCHANGE
     monkeypatch.setattr(fileio, "rename_noreplace", failing)
     with pytest.raises(BundleError, match="previous bundle is back"):
         gen(b, steps=9, force=True)
     assert {p.name: p.read_bytes() for p in b.iterdir()} == before and leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("how", ["swap", "swap-intruder", "aside"])
+def test_21_kill_9_while_replacing_a_bundle_keeps_it_recoverable(tmp_path, how):
+    """Killed right after the previous bundle left its name: the next golden write restores or keeps it."""
+    b = gen(tmp_path / "b")
+    before = {p.name: p.read_bytes() for p in b.iterdir()}
+    intrude = "open(os.path.join(b, 'tb.v'), 'w').write('module tb; endmodule')\n    " if how == "swap-intruder" else ""
+    kill = ("import os, signal, golden\nfrom golden import fileio, vectors\n"
+            + (f"real = fileio.exchange\ndef ex(a, b):\n    {intrude}real(a, b); os.kill(os.getpid(), signal.SIGKILL)\n"
+               "fileio.exchange = ex\n" if how != "aside" else
+               "fileio.exchange = lambda a, b: False\nreal = os.rename\n"
+               "def mv(a, b):\n    real(a, b)\n"
+               "    if str(b).endswith('/old'): os.kill(os.getpid(), signal.SIGKILL)\n"
+               "os.rename = mv\n")
+            + f"vectors.generate(golden.codegen('LIF', q_in=8), 9, 5, 7, 'mixed', {str(b)!r}, ('npy',), "
+              "progress=False, force=True)\n")
+    r = subprocess.run([sys.executable, "-c", kill], check=False, env=ENV, capture_output=True, text=True)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    err = io.StringIO()
+    fileio.clean_stale(tmp_path, err)  # what the next golden write in this directory does first
+    if how == "aside":  # the previous bundle is back, byte for byte
+        assert {p.name: p.read_bytes() for p in b.iterdir()} == before and "restored" in err.getvalue()
+        assert leftovers(tmp_path) == []
+        return
+    assert json.loads((b / "manifest.json").read_text())["steps"] == 9 and verify(b)[0] == 0  # the new one, whole
+    if how == "swap":  # the previous bundle was golden's to replace: gone with the work directory
+        assert leftovers(tmp_path) == []
+    else:  # it held a user's file: kept beside, with the file
+        kept = [p for p in tmp_path.iterdir() if ".previous-" in p.name]
+        assert len(kept) == 1 and (kept[0] / "tb.v").read_text() == "module tb; endmodule", err.getvalue()
+        assert {p.name: p.read_bytes() for p in kept[0].iterdir() if p.name != "tb.v"} == before
+
+
 def test_2_user_file_added_after_the_check_is_kept(tmp_path, monkeypatch):
     b = gen(tmp_path / "b")
     real, calls = fileio.check_replaceable, []
 
-    def then_intrude(out, force):  # the last check before the move passes, then a user writes into the bundle
-        real(out, force)
+    def then_intrude(out, force, *args, **kw):  # the last check before the swap passes, then a user writes into it
+        real(out, force, *args, **kw)
         calls.append(out)
         if len(calls) == 2:
             (out / "tb.v").write_text("module tb; endmodule")
@@ -581,38 +691,68 @@ def test_2_user_file_added_after_the_check_is_kept(tmp_path, monkeypatch):
 
 # ============================================================ the Format design
 class SumFormat(vectors.Format):
-    """A toy export: per-step sums of each field, one line per step. The only code a new format needs."""
+    """A toy export: the sum of every named array, one line each. The only code a new format needs, and it serves
+    single-layer and network bundles alike (it sees only the bundle's named arrays)."""
 
     name = "sum"
     FILE = "sums.txt"
 
-    def files(self, m):
+    def files(self, view):
         return [self.FILE]
 
-    def meta(self, m, prefix):
+    def meta(self, view, prefix):
         return {"file": self.FILE}
 
-    def render(self, arrays, spec, m, prefix):
-        for t in range(m["steps"]):
-            yield self.FILE, (" ".join(str(int(np.asarray(arrays[k][t]).astype(np.int64).sum()))
-                                       for k in vectors.FIELDS) + "\n").encode()
+    def render(self, view, prefix):
+        for key, a in view.arrays.items():
+            yield self.FILE, f"{key} {sum(int(c.astype(np.int64).sum()) for c in a.chunks())}\n".encode()
 
-    def parse(self, path, m, prefix):
+    def parse(self, path, view, prefix):
         return {}
 
-    def size_bound(self, m):
-        return m["steps"] * 100
+    def size_bound(self, view):
+        return 64 * len(view.arrays) + 64
 
 
-def test_adding_a_format_is_adding_one_object(tmp_path, monkeypatch):
+def _net():
+    from golden.network import Flatten, Linear, Network, Neuron, Node
+    from golden.spec import QFormat
+
+    q = QFormat(8, 5)
+    spec = golden.codegen("LIF", q_in=5)
+    neuron = Neuron.of(spec, (6,), q)
+    fc = Linear(in_shape=(6,), fmt_src=spec.fmt_out, fmt_in=spec.fmt_out, fmt_out=q, fmt_w=QFormat(8, 6),
+                in_features=6, out_features=3)
+    flat = Flatten(in_shape=(6,), fmt_src=spec.fmt_out, fmt_in=spec.fmt_out, fmt_out=spec.fmt_out)
+    rng = np.random.default_rng(0)
+    return Network((6,), q, [Node("n", neuron), Node("f", flat, ("n",)), Node("fc", fc, ("f",))],
+                   {"fc": {"weight": rng.integers(-20, 20, (3, 6))}})
+
+
+@pytest.mark.parametrize("kind", ["layer", "network"])
+def test_adding_a_format_is_adding_one_object(tmp_path, monkeypatch, kind):
+    """README recipe "An export format": one Format object in EXPORTS; generate, verify and export take it, for a
+    single-layer bundle and for a network bundle."""
     monkeypatch.setitem(vectors.EXPORTS, "sum", SumFormat())
-    b = gen(tmp_path / "b", formats=("npy", "sum"))
-    assert json.loads((b / "manifest.json").read_text())["exports"] == {"sum": {"file": "sums.txt"}}
+
+    def make(out, formats):
+        if kind == "layer":
+            return gen(out, formats=formats)
+        return vectors.generate_network(_net(), out, samples=2, steps=4, seed=1, stimulus="uniform", formats=formats)
+    b = make(tmp_path / "b", ("npy", "sum"))
+    m = json.loads((b / "manifest.json").read_text())
+    assert m["exports"] == {"sum": {"file": "sums.txt"}}
+    lines = (b / "sums.txt").read_text().splitlines()
+    keys = ["x", "out", "v", "spikes"] if kind == "layer" else ["x", "n.out", "n.v", "n.spikes", "f.out", "fc.out"]
+    assert [ln.split()[0] for ln in lines] == keys
     assert verify(b)[0] == 0
     p = b / "sums.txt"
     p.write_text(p.read_text().replace("\n", " \n", 1))
     rehash(b, "sums.txt")
     rc, out, _ = verify(b)
     assert rc == 1 and "field=sums.txt" in out
-    c = gen(tmp_path / "c", formats=("npy",))
-    assert sorted(vectors.export(c, "sum,csv")) == ["sums.txt", "vectors.csv"] and verify(c)[0] == 0
+    c = make(tmp_path / "c", ("npy",))
+    assert sorted(vectors.export(c, "sum,hex")) == sorted(["sums.txt", *(f"{k}.hex" for k in keys), "bundle.vh"])
+    assert verify(c)[0] == 0
+
+

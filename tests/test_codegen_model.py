@@ -202,8 +202,8 @@ def test_deployment_follows_the_float_twin_tau_not_the_calibrated_module():
 
 
 @pytest.mark.parametrize("kwargs,msg", [
-    ({"width": 4}, "width must be 8 or 16"),
-    ({"width": 32}, "width must be 8 or 16"),
+    ({"width": 4}, r"^width: 4 is not a QualiaCodeGen NUMBER_T \(int8 / int16\): use 8 or 16"),
+    ({"width": 32}, r"^width: 32 is not a QualiaCodeGen NUMBER_T"),
     ({"long_width": 8}, "long_width must be"),
     ({"long_width": 24}, "long_width must be"),
     ({"long_width": "32"}, "long_width must be"),
@@ -228,7 +228,8 @@ def test_upstream_failure_negative_weights_q():
 
 def test_atif_is_refused_with_the_reason():
     b = qm.build("SMLP", kind="ATIF")
-    with pytest.raises(cm.DeployError, match="no ATIF mapping"):
+    with pytest.raises(cm.DeployError, match=r"^layers\.neuron1 \(QuantizedATIF\): qualia-codegen has no C mapping for "
+                                             r"ATIF neurons"):
         cm.deploy(b)
 
 
@@ -274,3 +275,46 @@ def test_deep_grid_facts(model, seed):
                                                                       "TBatchNormalization1DLayer",
                                                                       "TBatchNormalization2DLayer")
             _CACHE.clear()
+
+
+# ------------------------------------------------------------------------------------------------
+# any quantized model deploys: the float twin golden derives gives Qualia's deployment, byte for byte
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model,neuron,bits", [(m, "LIF-soft", 8) for m in qm.MODELS] + [("SResNet2d", "IF-hard", 16)])
+def test_float_twin_deploys_byte_identical_to_the_float_template(model, neuron, bits):
+    """A bare calibrated quantized model (no constructor arguments kept): golden derives the float twin by Qualia's
+    ``Quantized<X>`` <-> ``<X>`` pairing; Qualia's converter renders exactly the C (and reads exactly the activation
+    ranges) it renders from the float template rebuilt with the original arguments."""
+    import golden
+    from golden.qualia.twin import float_twin
+
+    dep = _deployed(model, neuron, bits)
+    bare = cm.deploy(dep.built.model, compile=False)
+    assert bare.source == dep.source and bare.activations_range == dep.activations_range
+    assert bare.layers == dep.layers and bare.built is None and bare.compiled is None
+    twin, ref = float_twin(dep.built.model).state_dict(), qm.float_model(dep.built).state_dict()
+    assert set(twin) == set(ref) and all(bool((twin[k] == ref[k]).all()) for k in ref)
+    net = golden.from_torch(dep.built.model, profile="codegen")
+    assert net.digest() == golden.from_torch(dep, profile="codegen").digest()
+
+
+def test_a_failed_deployment_shows_the_converters_own_error_in_one_line(capfd):
+    """The converter logs its cause and returns None; golden's error is that cause, one line, nothing on stderr."""
+    import torch
+
+    import golden
+    from golden.errors import DeployError, GoldenError
+
+    b = qm.build("SMLP", kind="IF", bits=8, calib_batches=1)
+    b.model.layers.neuron1 = torch.nn.Softplus()  # a layer qualia-codegen has no mapping for
+    capfd.readouterr()
+    with pytest.raises(DeployError, match=r"^QualiaCodeGen\.convert failed for QuantizedSMLP: Unsupported Torch layer "
+                                          r"type: <class 'torch\.nn\.modules\.activation\.Softplus'>") as e:
+        cm.deploy(b.model, compile=False)
+    assert "\n" not in str(e.value) and "returned nothing" not in str(e.value)
+    with pytest.raises(GoldenError, match=r"^model: the deployment refused it: .*Unsupported Torch layer type") as e:
+        golden.from_torch(b.model, profile="codegen")
+    assert "\n" not in str(e.value)
+    assert "Unsupported" not in capfd.readouterr().err

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import golden
+from golden import causes as gcauses
 from golden import cli as golden_cli
 from golden import diff as gdiff
 
@@ -24,25 +25,26 @@ def assert_minimal_diverges(report):
     """The minimal input diverges for the same cause, and dropping any one of its steps makes it stop doing so."""
     f = report.first
     a, b = report.spec_a, report.spec_b
-    seq = np.array(f.minimal_x, np.int64)
-    assert gdiff._diverges(a, b, seq[:, None])[0]
+    m = f.minimal
+    seq = np.array(m.x, np.int64)
+    assert gdiff.diverges(a, b, seq[:, None])[0]
     # it ends at its first divergence
     if len(seq) > 1:
-        assert not gdiff._diverges(a, b, seq[:-1, None])[0]
+        assert not gdiff.diverges(a, b, seq[:-1, None])[0]
     # re-simulating it independently gives the traces the report shows
     ta, tb = golden.simulate(a, seq[:, None]), golden.simulate(b, seq[:, None])
-    assert (ta.v[:, 0] * 2.0 ** -a.fmt_v.frac).tolist() == f.minimal_a_v
-    assert (tb.v[:, 0] * 2.0 ** -b.fmt_v.frac).tolist() == f.minimal_b_v
-    assert ta.spikes[:, 0].astype(int).tolist() == f.minimal_a_spikes
-    assert tb.spikes[:, 0].astype(int).tolist() == f.minimal_b_spikes
+    assert tuple((ta.v[:, 0] * 2.0 ** -a.fmt_v.frac).tolist()) == m.a_v
+    assert tuple((tb.v[:, 0] * 2.0 ** -b.fmt_v.frac).tolist()) == m.b_v
+    assert tuple(ta.spikes[:, 0].astype(int).tolist()) == m.a_spikes
+    assert tuple(tb.spikes[:, 0].astype(int).tolist()) == m.b_spikes
+    named = {c.name: c for c in gcauses.differing(a, b)}
+    fixed = gcauses.aligned(a, b, [named[c] for c in f.cause.split(" + ")])
+    assert not gdiff.diverges(a, fixed, seq[:, None])[0]  # the cause's knobs remove it
     for i in range(len(seq)):
         shorter = np.delete(seq, i)
-        if len(shorter) and gdiff._diverges(a, b, shorter[:, None])[0]:
+        if len(shorter) and gdiff.diverges(a, b, shorter[:, None])[0]:
             # still diverging without step i: then not for the same cause
-            parts = f.cause.split(" + ")
-            named = dict(gdiff._knobs(a, b))
-            fixed = gdiff._aligned(a, b, [(c, named[c]) for c in parts])
-            assert gdiff._diverges(a, fixed, shorter[:, None])[0]
+            assert gdiff.diverges(a, fixed, shorter[:, None])[0]
 
 
 # ------------------------------------------------------------------------------------------- the Python API
@@ -116,8 +118,9 @@ def test_first_cause_and_minimal_input_of_the_default_layer():
     """
     r = gdiff.diff(golden.torch_eval("LIF"), golden.codegen("LIF"), steps=100, neurons=256)
     assert r.first.cause == "leak rounding"
-    assert r.first.minimal_x == [127]
-    assert r.first.minimal_a_spikes == [0] and r.first.minimal_b_spikes == [1]
+    assert r.first.minimal.x == (127,)
+    assert r.first.minimal.a_spikes == (0,) and r.first.minimal.b_spikes == (1,)
+    assert r.first.fields[0] == "spike" and (r.first.a, r.first.b) == (0, 1)
 
 
 def test_different_input_formats_go_through_real_values():
@@ -175,8 +178,9 @@ def test_cli_json_report(capsys):
     assert sum(d["causes"].values()) == d["diverging_neurons"]
     assert "TMP shift" in d["causes"]
     f = d["first_divergence"]
-    assert set(f) >= {"neuron", "t", "fields", "cause", "x", "minimal_x", "minimal_a_v", "minimal_b_v"}
-    assert len(f["x"]) == f["t"] + 1 and len(f["minimal_x"]) <= len(f["x"])
+    assert set(f) == {"t", "index", "fields", "a", "b", "cause", "history", "minimal", "shrink_evaluations"}
+    assert set(f["minimal"]) == set(f["history"]) == {"x", "a_v", "b_v", "a_spikes", "b_spikes", "a_out", "b_out"}
+    assert len(f["history"]["x"]) == f["t"] + 1 and len(f["minimal"]["x"]) <= len(f["history"]["x"])
 
 
 def test_cli_identical_exit_0(capsys, tmp_path):
@@ -203,7 +207,7 @@ def test_cli_input_file(capsys, tmp_path):
     rc, out, _ = run_cli(capsys, "--input", str(tmp_path / "x.npy"), "--json")
     d = json.loads(out)
     assert rc == 1 and d["steps"] == 2 and d["neurons"] == 1 and d["seed"] is None
-    assert d["first_divergence"]["minimal_x"] == [127]
+    assert d["first_divergence"]["minimal"]["x"] == [127]
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -216,6 +220,162 @@ def test_cli_errors_exit_2(capsys, argv, message):
     rc, out, err = run_cli(capsys, *argv, *SMALL)
     assert rc == 2 and out == ""
     assert err.startswith("golden: error: ") and message in err and "Traceback" not in err
+
+
+def _sparse_npy(path, shape, dtype=np.int8):
+    """A .npy whose header declares ``shape`` and whose file really holds that many bytes, sparse (no disk)."""
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1,) * len(shape), dtype))
+    header["shape"] = tuple(shape)
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.truncate(f.tell() + int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize)
+    return str(path)
+
+
+def _net_dirs(tmp_path):
+    from golden.network.demo import DATA, DEFAULT
+    return ["--net-a", str(DATA / DEFAULT), "--net-b", str(DATA / DEFAULT)]
+
+
+def _precious(tmp_path):
+    (tmp_path / "precious.txt").write_text("mine")
+    (tmp_path / "p.png").symlink_to(tmp_path / "precious.txt")
+    return ["--plot", str(tmp_path / "p.png")]
+
+
+def _existing_png(tmp_path):
+    (tmp_path / "old.png").write_text("not golden's")
+    return ["--plot", str(tmp_path / "old.png")]
+
+
+def _plot_dir(tmp_path):
+    (tmp_path / "DIR").mkdir()
+    return ["--plot", str(tmp_path / "DIR")]
+
+
+#: (setup(tmp_path) -> extra argv, message): each refused up front, one line, exit 2, nothing written or changed
+BAD_INPUTS = [
+    (lambda tmp: ["--exhaustive", "--bits", "16", "--q-v", "12"], "4294967296 (v, x) pairs"),
+    (lambda tmp: ["--exhaustive", "--bits", "16", "--q-v", "12"], "give --allow-long"),
+    (lambda tmp: ["--exhaustive", "--bits", "14", "--width", "16", "--q-v", "12"], "268435456 (v, x) pairs"),
+    (lambda tmp: ["--input", _sparse_npy(tmp / "big.npy", (100_000, 100_000))], "more than golden diff holds"),
+    (lambda tmp: ["--neurons", "100000", "--steps", "100000"], "more than golden diff holds"),
+    (lambda tmp: [*_net_dirs(tmp), "--samples", "10000000000"], "10000000000 samples x 60 steps"),
+    (lambda tmp: [*_net_dirs(tmp), "--input", _sparse_npy(tmp / "big.npy", (1 << 20, 1 << 10, 1, 16))],
+     "1048576 samples x 1024 steps"),
+    (lambda tmp: [*_net_dirs(tmp), "--input", _sparse_npy(tmp / "flat.npy", (1 << 33,))], "8589934592 samples"),
+    (lambda tmp: ["--exhaustive", "--bits", "16", "--q-v", "12", "--allow-long", "--plot", str(tmp / "m.png")],
+     "and its plot: about 2"),
+    (_precious, "is a symlink; refusing to write through it"),
+    (_plot_dir, "is a directory"),
+    (lambda tmp: ["--plot", str(tmp / "x.json")], "expected a .png file name"),
+    (_existing_png, "already exists; refusing to replace it (use --force"),
+    (lambda tmp: ["--plot", str(tmp / "missing" / "d.png")], "does not exist"),
+    (lambda tmp: [*_net_dirs(tmp), "--plot", str(tmp / "n.png")], "not available for --net-a/--net-b"),
+    (lambda tmp: ["--cause", "TMP leek shift"], "unknown cause 'TMP leek shift'"),
+]
+
+
+def _tree(tmp_path) -> list:
+    def head(p):
+        with open(p, "rb") as f:
+            return f.read(64)
+    return sorted((str(p), p.is_symlink(), p.is_file() and not p.is_symlink() and (p.stat().st_size, head(p)))
+                  for p in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize(("setup", "message"), BAD_INPUTS)
+def test_cli_bad_inputs_refused_up_front(capsys, tmp_path, setup, message):
+    """Refused before any run or allocation: one line on stderr naming the cause and the fix, exit 2, no output,
+    and nothing in the directory changed (the symlink's target included)."""
+    import time
+
+    argv = setup(tmp_path)
+    before = _tree(tmp_path)
+    t0 = time.perf_counter()
+    rc, out, err = run_cli(capsys, *SMALL, *argv)
+    assert rc == 2 and out == "", out
+    assert len(err.splitlines()) == 1 and err.startswith("golden: error: ") and message in err, err
+    assert time.perf_counter() - t0 < 30  # refused, not run
+    assert _tree(tmp_path) == before
+    if (tmp_path / "precious.txt").exists():
+        assert (tmp_path / "precious.txt").read_text() == "mine"
+
+
+def test_cli_input_past_a_memory_limit_is_refused_before_loading(tmp_path):
+    """Under ``ulimit -v`` (3 GiB), a 40M neuron-step --input (a 40 MB file, about 3.6 GiB to diff) is refused
+    from its header, in one line, before anything is loaded."""
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((400, 100_000), np.int8))
+    root = Path(__file__).resolve().parents[1]
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    proc = subprocess.run([sys.executable, "-m", "golden", "diff", "--input", str(x)], capture_output=True,
+                          text=True, cwd=root, preexec_fn=limit, env={"PYTHONPATH": str(root), "PATH": "/usr/bin"})
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout + proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert "40000000 neuron-steps" in line and "this process can get" in line and "ulimit -v" in line
+
+
+def test_cli_cause_aliases_are_the_same_cause(capsys):
+    """The names earlier releases printed (network diff) select the same cause."""
+    assert gcauses.canonical("TMP leak shift") == "TMP shift"
+    assert gcauses.canonical("LONG wrap + init potential") == "init potential + saturation width"
+    rc, out, _ = run_cli(capsys, "--q-in", "7", *SMALL, "--cause", "TMP leak shift")
+    assert rc == 1 and next(ln for ln in out.splitlines() if ln.startswith("  first of it ")).endswith(
+        "cause: TMP shift")
+
+
+def test_one_vocabulary_for_a_layer_a_map_and_a_network():
+    """Each network example of docs/quirks.md differs in one cause's knobs: the single-layer diff of its two
+    layer specs, the exhaustive map of them and diff_networks all name that cause, and nothing else."""
+    from golden.network.diff import diff_networks
+    from golden.network.layers import Neuron
+    from golden.prove import divergence_map
+
+    for ex in _quirks_tool().network_examples():
+        (f,) = diff_networks(ex.a, ex.b, ex.x).first
+        assert f.cause == ex.cause
+        la, lb = ex.a[f.layer].layer, ex.b[f.layer].layer
+        if not isinstance(la, Neuron):
+            continue
+        r = gdiff.diff(la.spec, lb.spec, steps=40, neurons=256, seed=2)
+        assert set(r.causes) == {ex.cause}, (ex.slug, r.causes)
+        m = divergence_map(la.spec, lb.spec)
+        if ex.cause == "init potential":  # one step from the same (v, x): only v0 differs
+            assert m.any == 0 and m.v0[0] != m.v0[1]
+        else:
+            assert set(m.causes) == {ex.cause}, (ex.slug, m.causes)
+
+
+def test_divergence_map_cost_is_stated_before_it_runs():
+    from golden.budget import refuse
+    from golden.prove import divergence_cost
+
+    c = divergence_cost(golden.torch_eval("LIF", bits=16, q_v=12), golden.codegen("LIF", width=16, q_v=12))
+    assert "4294967296 (v, x) pairs" in str(c) and c.bytes >= 2 * (1 << 32) and c.seconds > 3600
+    with pytest.raises(golden.GoldenError, match="past the 2 min budget"):
+        refuse(c, "map")
+
+
+def test_cli_plot_force_replaces_golden_s_png(capsys, tmp_path):
+    """A plot golden wrote is refused without --force (unchanged), replaced with it; no temporary file is left."""
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "d.png"
+    assert run_cli(capsys, *SMALL, "--plot", str(png))[0] == 1
+    first = png.read_bytes()
+    rc, out, err = run_cli(capsys, *SMALL, "--seed", "1", "--plot", str(png))
+    assert rc == 2 and out == "" and "already exists; refusing" in err and png.read_bytes() == first
+    rc, _, _ = run_cli(capsys, *SMALL, "--seed", "1", "--plot", str(png), "--force")
+    assert rc == 1 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.read_bytes() != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]
 
 
 def test_cli_plot(capsys, tmp_path):
@@ -345,7 +505,7 @@ def test_quirks_network_examples_name_their_cause():
 
     q = _quirks_tool()
     exs = q.network_examples()
-    assert sorted(ex.cause for ex in exs) == sorted(c for c in CAUSES if c != "other")
+    assert [ex.cause for ex in exs] == [c.name for c in CAUSES]
     for ex in exs:
         d = diff_networks(ex.a, ex.b, ex.x)
         (f,) = d.first
@@ -358,7 +518,7 @@ def test_quirks_network_examples_name_their_cause():
         # no input of fewer steps parts them (the search tried them all); drop the last step: identical
         if ex.x.shape[1] > 1:
             assert diff_networks(ex.a, ex.b, ex.x[:, :-1]).identical
-        for other in CAUSES:
+        for other in (c.name for c in CAUSES):
             if other != ex.cause:
                 with pytest.raises(SystemExit, match=f"names {ex.cause!r}, expected {other!r}"):
                     q.check_cause(dataclasses.replace(ex, cause=other))
@@ -485,4 +645,4 @@ def test_diff_networks_names_tmp_shift_on_a_real_torch_eval_codegen_pair():
     assert (fixed == net(sa).simulate(x).out).all()
     (f,) = diff_networks(net(sa), net(sb), x).first
     assert (f.t, f.a, f.b) == (1, 64, 0)
-    assert f.cause == "TMP leak shift", f.cause
+    assert f.cause == "TMP shift", f.cause

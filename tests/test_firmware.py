@@ -305,10 +305,11 @@ def test_the_makefile_builds_and_runs_it(dump, tmp_path, tmp_path_factory):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "full_model.h").write_text(dep.source)
     bundle = _bundle(case, tmp_path_factory)
+    out = tmp_path / "build" / "firmware"  # does not exist yet: the Makefile creates it
     run = subprocess.run(["make", "-f", str(MAIN_C.parent / "Makefile"), f"MODEL={tmp_path / 'model'}",
-                          f"BUNDLE={bundle}", f"OUT={tmp_path}", *(["DUMP=1"] if dump else []), "check"],
+                          f"BUNDLE={bundle}", f"OUT={out}", *(["DUMP=1"] if dump else []), "check"],
                          capture_output=True, text=True, check=False, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     n_out = int(np.prod(dep.layers[-1].c_shape))
     assert _summary(run.stdout) == ("PASS", SAMPLES, dep.built.timesteps, SAMPLES * dep.built.timesteps * n_out, 0)
-    assert (tmp_path / "out" / "qualia_codegen").is_dir() == dump
+    assert (out / "firmware_check").is_file() and (out / "out" / "qualia_codegen").is_dir() == dump

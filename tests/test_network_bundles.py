@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,11 @@ from golden.vectors import network as nb
 
 from bundle_edits import edit_manifest, rehash
 from proofs import missing_codegen, missing_gcc, missing_torch, record, requires
+
+
+def vcli(argv) -> int:
+    """``golden vectors ...`` as the command runs it (one-line errors, exit 2)."""
+    return cli.main(["vectors", *argv])
 
 ROOT = Path(__file__).resolve().parent.parent
 Q = QFormat
@@ -258,7 +264,7 @@ def test_same_arguments_same_bytes(tmp_path):
     net = net2d()
     net.save(tmp_path / "net")
     a = gen(net, tmp_path / "a", stimulus="poisson")
-    b = gen(tmp_path / "net", tmp_path / "b", stimulus="poisson")  # from the directory: files copied byte for byte
+    b = gen(tmp_path / "net", tmp_path / "b", stimulus="poisson")  # from the directory: its canonical save embedded
     assert tree(a) == tree(b)
     assert (b / "network" / "weights.npz").read_bytes() == (tmp_path / "net" / "weights.npz").read_bytes()
     c = gen(net, tmp_path / "c", stimulus="poisson", seed=8)
@@ -272,8 +278,108 @@ def test_export_adds_hex_and_h(tmp_path):
     full = gen(net, tmp_path / "full")
     part = gen(net, tmp_path / "part", formats="npy")
     assert not (part / "vectors.h").exists()
-    assert vectors.cli(["export", str(part), "--format", "hex,h"]) == 0
+    assert vcli(["export", str(part), "--format", "hex,h"]) == 0
     assert tree(part) == tree(full) and verify(part)[0] == 0
+
+
+def test_csv_export_of_a_network_bundle_one_table_per_layer(tmp_path):
+    """csv serves network bundles too: input.csv (sample, t, i, x) and <layer>.csv (sample, t, i, out[, v, spike])."""
+    b = gen(net1d(), tmp_path / "b", samples=2, steps=3, formats="npy,csv")
+    _, arrays, m = vectors.read_network_bundle(b)
+    assert m["exports"]["csv"] == {"files": ["input.csv", "conv.csv", "neuron.csv", "flatten.csv", "fc.csv"]}
+    rows = (b / "neuron.csv").read_text().splitlines()
+    assert rows[0] == "sample,t,i,out,v,spike" and len(rows) == 1 + arrays["neuron.out"].size
+    s, t, i, out, v, spike = map(int, rows[1 + 2 * 3 * 15 - 1].split(","))  # the last row: sample 1, t 2, i 14
+    assert (s, t, i) == (1, 2, 14)
+    assert (out, v, spike) == tuple(int(a.reshape(2, 3, -1)[1, 2, 14]) for a in
+                                    (arrays["neuron.out"], arrays["neuron.v"], arrays["neuron.spikes"]))
+    assert verify(b)[0] == 0
+    p = b / "fc.csv"
+    p.write_text(p.read_text().replace("\n0,0,0,", "\n0,0,0,1", 1) if "\n0,0,0,0" not in p.read_text()
+                 else p.read_text().replace("\n0,0,0,0", "\n0,0,0,1", 1))
+    rehash(b, "fc.csv")
+    rc, out = verify(b)
+    assert rc == 1 and "layer=fc, sample=0, t=0, index=(0,), field=fc.csv:out" in out, out
+
+
+def test_every_macro_and_file_name_stays_distinct(tmp_path):
+    """issue 21: layers `n` (a neuron) and `n_v` both gave GV_CNN_N_V_BITS in bundle.vh: refused up front."""
+    from golden.network import NetworkError
+
+    d = _renamed_net(tmp_path, {"neuron": "n", "flatten": "n_v"})
+    with pytest.raises(NetworkError, match="'n' and 'n_v'.*GV_CNN_N_V_BITS"):
+        gen(d, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    with pytest.raises(vectors.BundleError, match="declared twice"):
+        vectors.formats.unique_names(["A", "B", "A"], "bundle.vh")
+
+
+def test_network_save_follows_the_directory_rule(tmp_path):
+    """issue 21: Network.save(DIR, overwrite=True) deleted a user's directory; now only a saved network is replaced,
+    by one atomic swap, and nothing is left beside it."""
+    from golden.network import NetworkError
+
+    net, other = net1d(), net2d()
+    user = tmp_path / "docs"
+    user.mkdir()
+    (user / "thesis.txt").write_text("four years")
+    for target, cause in ((user, "not golden's to replace"), (tmp_path / "f.txt", "not a directory")):
+        if target.suffix:
+            target.write_text("mine")
+        with pytest.raises(NetworkError, match=cause):
+            net.save(target, overwrite=True)
+    assert (user / "thesis.txt").read_text() == "four years" and (tmp_path / "f.txt").read_text() == "mine"
+    (tmp_path / "link").symlink_to(user)
+    with pytest.raises(NetworkError, match="symlink"):
+        net.save(tmp_path / "link", overwrite=True)
+    d = net.save(tmp_path / "n")
+    with pytest.raises(NetworkError, match="already exists"):
+        other.save(d)
+    other.save(d, overwrite=True)
+    assert Network.load(d).digest() == other.digest()
+    (d / "notes.txt").write_text("mine")
+    with pytest.raises(NetworkError, match="notes.txt"):
+        net.save(d, overwrite=True)
+    assert (d / "notes.txt").read_text() == "mine" and Network.load(d).digest() == other.digest()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert net.save(tmp_path / "m").joinpath("weights.npz").read_bytes() == \
+        net.save(tmp_path / "m2").joinpath("weights.npz").read_bytes()  # the same network, the same bytes
+
+
+def test_verify_opens_nothing_outside_the_bundle(tmp_path, monkeypatch):
+    """issue 21: the probe's attack (weights named outside, a decoy line in a multi-line string, hashes redone):
+    every file verify opens, traced by the real path of each opened descriptor, is inside the bundle."""
+    net = net1d()
+    b = gen(net, tmp_path / "b", samples=2, steps=3)
+    assert verify(b)[0] == 0  # imports and kernels warm: what follows opens only what verify itself opens
+    _weights_outside(b)
+    opened = []
+    real_os_open, real_open = os.open, open
+
+    def where(fd):
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return None
+
+    def traced_os_open(path, flags, mode=0o777, *, dir_fd=None):
+        fd = real_os_open(path, flags, mode, dir_fd=dir_fd)
+        opened.append(where(fd))
+        return fd
+
+    def traced_open(file, *a, **kw):
+        f = real_open(file, *a, **kw)
+        opened.append(where(f.fileno()))
+        return f
+    monkeypatch.setattr(os, "open", traced_os_open)
+    monkeypatch.setattr("builtins.open", traced_open)
+    monkeypatch.setattr(io, "open", traced_open)  # pathlib's read_bytes / open
+    rc, err = verify(b)
+    monkeypatch.undo()
+    assert rc == 2 and "inside the network directory" in err, err
+    mine = [p for p in opened if p and p.startswith(str(tmp_path))]
+    assert mine and all(p.startswith(str(b.resolve()) + "/") or p == str(b.resolve()) for p in mine), mine
+    assert str(tmp_path / "outside" / "weights.npz") not in opened
 
 
 def test_force_replaces_a_network_bundle_only(tmp_path):
@@ -373,6 +479,63 @@ def _edit(key, value):
     return f
 
 
+def _bad_net(w, edit):
+    """A copy of the saved network with ``edit(text)`` applied to its network.toml (hashes left as they are)."""
+    shutil.copytree(w / "net", w / "bad")
+    t = w / "bad" / "network.toml"
+    t.write_text(edit(t.read_text()))
+    return w / "bad"
+
+
+def _sub(pattern, repl, count=1):
+    return lambda text: re.sub(pattern, repl, text, count=count, flags=re.M | re.S)
+
+
+def _rehash_weights(d: Path) -> None:
+    """Redo network.toml's weights_sha256 after rewriting weights.npz (a hostile user can)."""
+    sha = hashlib.sha256((d / "weights.npz").read_bytes()).hexdigest()
+    t = d / "network.toml"
+    t.write_text(re.sub(r'weights_sha256 = "\w+"', f'weights_sha256 = "{sha}"', t.read_text()))
+
+
+def _npy_member(dtype, shape, data=b"") -> bytes:
+    head = np.lib.format.header_data_from_array_1_0(np.zeros(0, dtype))
+    head["shape"] = shape
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, head)
+    return buf.getvalue() + data
+
+
+def _bad_weights(w, member_bytes, *, name="conv.weight.npy", compress=False, rehash=True, extra=False):
+    """A copy of the saved network whose weights.npz has ``name`` replaced (or, ``extra``, added)."""
+    shutil.copytree(w / "net", w / "bad")
+    wz = w / "bad" / "weights.npz"
+    with zipfile.ZipFile(wz) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    if extra:
+        members[name] = member_bytes
+    else:
+        members[name] = member_bytes
+    with zipfile.ZipFile(wz, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as z:
+        for n, b in members.items():
+            z.writestr(n, b)
+    if rehash:
+        _rehash_weights(w / "bad")
+    return w / "bad"
+
+
+def _renamed_net(tmp_path, names: dict):
+    net = net1d()
+    nodes = [Node(names.get(n.name, n.name), n.layer, tuple(names.get(i, i) for i in n.inputs)) for n in net.nodes]
+    Network(net.input_shape, net.fmt_input, nodes, {names.get(k, k): v for k, v in net.params.items()}).save(
+        tmp_path / "evil")
+    return tmp_path / "evil"
+
+
+def _netrow(edit, cause):
+    return (lambda w: _gen_args(w, **{"--network": str(_bad_net(w, edit))}), cause)
+
+
 GENERATE_ROWS = {
     "missing network dir": (lambda w: _gen_args(w, **{"--network": str(w / "nope")}), "not a directory"),
     "network dir without network.toml": (lambda w: _gen_args(w, **{"--network": str(w / "mine")}), "network.toml"),
@@ -399,7 +562,50 @@ GENERATE_ROWS = {
     "out a user's dir, --force": (lambda w: _gen_args(w, **{"--out": str(w / "mine"), "--force": True}),
                                   "not golden's to replace"),
     "out an existing bundle": (lambda w: _gen_args(w, **{"--out": str(w / "bundle")}), "already exists"),
-    "csv format": (lambda w: _gen_args(w, **{"--formats": "npy,csv"}), "not written for network bundles"),
+    # issue 21: network.toml type-checked field by field, the weights file inside the directory, hashed first
+    "[input] renamed": _netrow(_sub(r"^\[input\]$", "[inputs]"), "unknown key 'inputs'"),
+    "input_shape missing": _netrow(_sub(r"^input_shape = .*?\n", ""), "missing 'input_shape'"),
+    "input_shape a string": _netrow(_sub(r"^input_shape = .*?$", 'input_shape = "ab"'), "input_shape"),
+    "input_shape nan": _netrow(_sub(r"^input_shape = .*?$", "input_shape = [nan, 16]"), "input_shape"),
+    "input_shape 1.5": _netrow(_sub(r"^input_shape = .*?$", "input_shape = [1.5, 16]"), "input_shape"),
+    "[input] without round": _netrow(_sub(r'^round = "RND"\n', ""), "[input]: missing 'round'"),
+    "weights = 5": _netrow(_sub(r"^weights = .*?$", "weights = 5"), "weights = 5: expected a string"),
+    "meta a string": _netrow(lambda t: t.replace("[meta]\n", "").replace("schema = 1", 'schema = 1\nmeta = "abc"'),
+                             "meta = 'abc': expected a table"),
+    "output an array": _netrow(_sub(r"^output = .*?$", 'output = ["a"]'), "output = ['a']: expected a string"),
+    "layer a string": _netrow(lambda t: t.split("\n[[layer]]")[0].replace("schema = 1", 'schema = 1\nlayer = "abc"'),
+                              "layer = 'abc': expected an array"),
+    "inputs = 5": _netrow(_sub(r"^inputs = .*?$", "inputs = 5"), "inputs = 5: expected an array"),
+    "spec a string": _netrow(_sub(r'(name = "flatten"\ntype = "Flatten"\ninputs = \["neuron"\]\n)\[layer\.spec\]'
+                                  r".*?(\[layer\.arrays\])", r'\1spec = "x"\n\2'), "spec = 'x': expected a table"),
+    "5000-deep array": _netrow(_sub(r"^input_shape = .*?$", "input_shape = " + "[" * 5000 + "]" * 5000),
+                               "nested too deeply"),
+    "5000-digit integer": _netrow(_sub(r"^input_shape = .*?$", "input_shape = [" + "9" * 5000 + ", 16]"),
+                                  "malformed TOML"),
+    "a layer field of the wrong type": _netrow(_sub(r"^in_channels = 2$", 'in_channels = "two"'), "in_channels"),
+    "weights an absolute path": _netrow(lambda t: t.replace('weights = "weights.npz"', 'weights = "/etc/passwd"'),
+                                        "inside the network directory"),
+    "weights ../x.npz": _netrow(lambda t: t.replace('weights = "weights.npz"', 'weights = "../net/weights.npz"'),
+                                "inside the network directory"),
+    "weights a symlink": (lambda w: (_bad_net(w, lambda t: t.replace('"weights.npz"', '"w2.npz"', 1)),
+                                     (w / "bad" / "w2.npz").symlink_to(w / "net" / "weights.npz"),
+                                     _gen_args(w, **{"--network": str(w / "bad")}))[-1], "symlink"),
+    "bytes dtype weights, re-hashed": (lambda w: _gen_args(w, **{"--network": str(_bad_weights(
+        w, _npy_member("S1", (3, 2, 3), b"x" * 18)))}), "must be integers"),
+    "complex dtype weights, re-hashed": (lambda w: _gen_args(w, **{"--network": str(_bad_weights(
+        w, _npy_member(np.complex64, (3, 2, 3), b"\0" * 144)))}), "must be integers"),
+    "a 2**40-element header, re-hashed": (lambda w: _gen_args(w, **{"--network": str(_bad_weights(
+        w, _npy_member(np.int8, (1 << 20, 1 << 20))))}), "the layer declares"),
+    "a zip bomb": (lambda w: _gen_args(w, **{"--network": str(_bad_weights(
+        w, _npy_member(np.int8, (3, 2, 3), bytes(50 << 20)), compress=True, rehash=False))}), "sha256 mismatch"),
+    "a zip bomb, re-hashed": (lambda w: _gen_args(w, **{"--network": str(_bad_weights(
+        w, _npy_member(np.int8, (3, 2, 3), bytes(50 << 20)), compress=True))}), "its header promises"),
+    "an extra array, re-hashed": (lambda w: _gen_args(w, **{"--network": str(_bad_weights(
+        w, _npy_member(np.int8, (1,), b"\0"), name="extra.npy", extra=True))}), "does not list"),
+    "layer name ..": (lambda w: _gen_args(w, **{"--network": str(_evil_net(w, ".."))}), "layer name"),
+    "layer name a..b": (lambda w: _gen_args(w, **{"--network": str(_evil_net(w, "a..b"))}), "layer name"),
+    "layer names whose macros meet": (lambda w: _gen_args(w, **{"--network": str(_renamed_net(
+        w, {"neuron": "n", "flatten": "n_v"}))}), "GV_CNN_N_V_BITS"),
     "prefix injection": (lambda w: _gen_args(w, **{"--prefix": 'g;system("x")'}), "not a C identifier"),
     "prefix newline": (lambda w: _gen_args(w, **{"--prefix": "g\n#include <x>"}), "not a C identifier"),
     "layer name injection": (lambda w: _gen_args(w, **{"--network": str(_evil_net(w, 'n";system("x'))}),
@@ -408,6 +614,30 @@ GENERATE_ROWS = {
     "layer name slash": (lambda w: _gen_args(w, **{"--network": str(_evil_net(w, "a/b"))}), "layer name"),
     "layer names that meet": (lambda w: _gen_args(w, **{"--network": str(_evil_net(w, "Conv"))}), "rename one"),
 }
+
+
+def _weights_outside(b: Path) -> None:
+    """The probe's attack: weights named outside the bundle, a decoy ``weights = "weights.npz"`` in a string."""
+    outside = b.parent / "outside"
+    outside.mkdir(exist_ok=True)
+    shutil.copy(b / "network" / "weights.npz", outside / "weights.npz")
+    t = b / "network" / "network.toml"
+    t.write_text(t.read_text().replace('weights = "weights.npz"', 'weights = "../../outside/weights.npz"')
+                 .replace("[meta]\n", '[meta]\nnote = """\nweights = "weights.npz"\n"""\n'))
+    rehash(b, "network/network.toml")
+
+
+def _extra_array(b: Path) -> None:
+    with zipfile.ZipFile(b / "network" / "weights.npz", "a") as z:
+        z.writestr("extra.npy", _npy_member(np.int8, (1,), b"\0"))
+    _rehash_weights(b / "network")
+    rehash(b, "network/weights.npz")
+    rehash(b, "network/network.toml")
+
+
+def _malformed_toml(b: Path) -> None:
+    (b / "network" / "network.toml").write_text("[[[ not toml\n")
+    rehash(b, "network/network.toml")
 
 
 def _with_bundle_copy(edit):
@@ -458,8 +688,16 @@ VERIFY_ROWS = {
         b, _edit(("exports", "h", "prefix"), "g;x"))), "prefix"),
     "manifest: not canonical": (_with_bundle_copy(lambda b: (b / "manifest.json").write_text(
         (b / "manifest.json").read_text().replace("\n", "\r\n"))), "canonical"),
-    "export csv": (lambda w: ["vectors", "export", str(w / "bundle"), "--format", "csv"],
-                   "not written for network bundles"),
+    # issue 21: the embedded network's exact bytes; nothing outside the bundle is opened
+    "weights outside, decoy in a string, re-hashed": (_with_bundle_copy(_weights_outside), "inside the network dir"),
+    "an extra array in weights.npz, re-hashed": (_with_bundle_copy(_extra_array), "does not list"),
+    "a comment in network.toml, re-hashed": (_with_bundle_copy(lambda b: (
+        (b / "network" / "network.toml").write_text((b / "network" / "network.toml").read_text() + "# hi\n"),
+        rehash(b, "network/network.toml"))), "not golden's canonical save"),
+    "malformed network.toml, re-hashed": (_with_bundle_copy(_malformed_toml), "malformed TOML"),
+    "export of a malformed network.toml, re-hashed": (lambda w: (_with_bundle_copy(_malformed_toml)(w),
+                                                                 ["vectors", "export", str(w / "b2"), "--format",
+                                                                  "csv"])[-1], "malformed TOML"),
 }
 
 
@@ -506,3 +744,17 @@ def test_every_flip_of_the_manifest_and_sampled_flips_of_every_file_are_caught(t
         f.write_bytes(data)
     assert verify_bundle(b).count == 0
     record("network-bundle-flips", "verify of a flipped network bundle", flips, 0, unit="flips")
+
+
+def test_weights_declared_beyond_any_network_are_refused_before_reading():
+    """A layer that declares 2**20 x 2**20 weights, and a member whose header agrees: refused on the header alone."""
+    from golden.network import NetworkError, store
+
+    big = 1 << 20
+    fc = Linear(in_shape=(big,), fmt_src=QFormat(8, 5), fmt_in=QFormat(8, 5), fmt_out=QFormat(8, 4),
+                fmt_w=QFormat(8, 6), in_features=big, out_features=big)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("fc.weight.npy", _npy_member(np.int8, (big, big)))
+    with pytest.raises(NetworkError, match="more than any saved network holds"):
+        store.read_weights(buf.getvalue(), Path("w.npz"), {"fc": (fc, {"weight": "0" * 64})})

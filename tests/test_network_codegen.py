@@ -149,7 +149,7 @@ def test_from_torch_deploys_a_built_model():
 
 def _eval_vs_c_masks(dep, x):
     """Per layer: (real torch != real C) and (golden torch-eval != golden codegen), raw at the C's q."""
-    from golden.network.from_torch import network_from_torch
+    from golden.qualia.network import network_from_module as network_from_torch
     from golden.refs import codegen_model as cm
     from golden.refs.qualia_models import run_torch
 
@@ -208,12 +208,22 @@ def _atif():
     return _qm().build("SMLP", kind="ATIF", bits=8, seed=0)
 
 
+def _lsq_model():
+    b = _qm().build("SMLP", kind="IF", bits=8, seed=0, calib_batches=1)
+    b.model.layers.fc1.quantizer_w.LSQ = True
+    return b.model
+
+
 def _refused_bn():
     return _qm().build(**_qm().MODELS["SCNN1d-bn"], **_qm().neuron_kwargs("LIF-tau3", 8), bits=8, seed=0)
 
 
 _BAD = [
-    ("atif", lambda: _atif(), {}, r"^model: its neurons are QuantizedATIF, which qualia-codegen has no C mapping"),
+    ("atif", lambda: _atif(), {}, r"^layers\.neuron1 \(QuantizedATIF\): qualia-codegen has no C mapping for ATIF"),
+    ("LSQ model", lambda: _lsq_model(), {},
+     r"^layers\.fc1\.quantizer_w: LSQ=True; Qualia's own converter \(QualiaCodeGen\) refuses it too"),
+    ("4-bit model", lambda: _qm().build("SMLP", kind="IF", bits=4, seed=0, calib_batches=1), {},
+     r"^model: quantizers of 4 bits; QualiaCodeGen's C numbers are int8 or int16 only"),
     ("width 12", lambda: _deployed("SMLP", "IF-hard", 8).built, {"width": 12},
      r"^width: 12 is not a QualiaCodeGen NUMBER_T"),
     ("width True", lambda: _deployed("SMLP", "IF-hard", 8).built, {"width": True}, r"^width: True"),
@@ -225,8 +235,6 @@ _BAD = [
      r"^unknown override\(s\) q_in for a whole model's codegen profile"),
     ("redeploy needed", lambda: _deployed("SMLP", "IF-hard", 8), {"long_width": 64},
      r"^width/long_width: the model is deployed at int8/int16"),
-    ("bare module", lambda: _deployed("SMLP", "IF-hard", 8).built.model, {},
-     r"^profile: 'codegen' of a whole model needs the deployable model"),
     ("converter refuses", _refused_bn, {},
      (r"^layers\.bn2 \(QuantizedBatchNorm1d\): weights q = -2 < 0, which qualia-codegen cannot export: .*"
       r"negative shift count")),
@@ -262,14 +270,14 @@ def test_codegen_follows_the_deployment_where_it_differs_from_the_module():
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model,neuron,cause", [("SCNN1d", "LIF-soft", "LIF compare-before-round"),
-                                                ("SCNN2d", "IF-hard", "LONG wrap"),
-                                                ("SCNN1d", "LIF-tau3", "tau re-quantized")])
+@pytest.mark.parametrize("model,neuron,cause", [("SCNN1d", "LIF-soft", "leak rounding"),
+                                                ("SCNN2d", "IF-hard", "saturation width"),
+                                                ("SCNN1d", "LIF-tau3", "hyperparameter rounding")])
 def test_diff_networks_reproduces_and_classifies_the_real_divergences(model, neuron, cause):
     """8 bits, default LONG: golden's torch-eval vs codegen diff has the real torch-vs-C mismatch count per layer and
     the same first divergence per sample; every first divergence is classified, here all by one cause."""
     from golden.network.diff import diff_networks
-    from golden.network.from_torch import network_from_torch
+    from golden.qualia.network import network_from_module as network_from_torch
     from golden.refs import codegen_model as cm
 
     dep = _deployed(model, neuron, 8)
@@ -286,7 +294,7 @@ def test_diff_networks_reproduces_and_classifies_the_real_divergences(model, neu
 
 def test_diff_networks_names_the_tmp_leak_shift():
     """The codegen network with its LIF leak shifted by q_v (torch's) instead of max(q_in, q_v): q_in > q_v models
-    diverge, and every first divergence is classified 'TMP leak shift'."""
+    diverge, and every first divergence is classified 'TMP shift'."""
     import dataclasses
 
     from golden.network import Node
@@ -300,4 +308,75 @@ def test_diff_networks_names_the_tmp_leak_shift():
     qv = Network(net.input_shape, net.fmt_input, nodes, net.params, net.round_input, net.output, net.meta)
     d = diff_networks(qv, net, cm.quantize_input(dep, dep.built.sample_inputs(8, seed=X_SEED)))
     n_div = sum(f is not None for f in d.first)
-    assert n_div > 0 and d.causes["TMP leak shift"] == n_div, d.causes
+    assert n_div > 0 and d.causes["TMP shift"] == n_div, d.causes
+
+
+@pytest.mark.parametrize("model,neuron,bits", [("SCNN2d-bn", "LIF-soft", 8), ("SMLP", "IF-hard", 16)])
+def test_separate_bias_quantizer_deploys_and_equals_the_real_c(model, neuron, bits):
+    """``bias.quant_enable = true`` (every EuroSAT config): the bias has its own quantizer and its own q (here
+    apart from the weights'); golden reads it with that quantizer, torch-eval and codegen, and equals the C."""
+    from golden.refs import codegen_model as cm
+
+    qm = _qm()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = qm.build(**qm.MODELS[model], **qm.neuron_kwargs(neuron, bits), bits=bits, seed=0,
+                     overrides={"bias": {"quant_enable": True}})
+        dep = cm.deploy(b)
+    parted = [la for la in dep.layers if la.q_bias is not None and la.q_bias != la.q_weights]
+    assert parted, "the bias q must differ from the weights' somewhere, or the test proves nothing"
+    assert all(not any(lp.differs.values()) for lp in cm.deployment_params(dep)), "torch and the C hold other ints"
+    net, r, tr, counts, rates = compare_c(dep)
+    values = sum(v for v, _ in counts.values())
+    record("network codegen", "the whole model's C from Qualia's deployment path (gcc), every layer at every step",
+           values, sum(m for _, m in counts.values()), unit="layer values")
+    assert {n: m for n, (_, m) in counts.items() if m} == {}, counts
+    assert max(rates.values()) >= 0.02, rates
+    report = golden.check_model(b.model, b.sample_inputs(SAMPLES, seed=X_SEED), network=True)
+    assert report.ok, str(report)
+
+
+def _c_counts(dep, x):
+    from golden.refs import codegen_model as cm
+
+    net = golden.from_torch(dep, profile="codegen")
+    xr = cm.quantize_input(dep, x)
+    r, tr = cm.run(dep, xr), net.simulate(xr)
+    counts = {n: (int(r.cf[n].size), int((r.cf[n] != lt.out).sum())) for n, lt in tr.layers.items()}
+    values = sum(v for v, _ in counts.values())
+    record("network codegen", "the whole model's C from Qualia's deployment path (gcc), every layer at every step",
+           values, sum(m for _, m in counts.values()), unit="layer values")
+    assert {n: m for n, (_, m) in counts.items() if m} == {}, counts
+    rates = {n: lt.spike_rate for n, lt in tr.layers.items() if lt.spikes is not None}
+    assert min(rates.values()) > 0, rates
+    return net
+
+
+def test_disabled_input_quantizers_deploy_and_equal_the_real_c():
+    """``input.quant_enable = false``: the C takes each layer's input at its producer's q, as golden does."""
+    from golden.refs import codegen_model as cm
+
+    qm = _qm()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = qm.build(**qm.MODELS["SCNN2d"], kind="LIF", bits=8, seed=0, overrides={"input": {"quant_enable": False}})
+        dep = cm.deploy(b)
+    _c_counts(dep, b.sample_inputs(SAMPLES, seed=X_SEED))
+
+
+def test_never_spiked_layer_codegen_follows_the_converter():
+    """global_max == 0: torch-eval runs the layer at q = 0 (torch's scale 1); the deployment uses fractional_bits
+    (6 here), and the codegen network follows the deployment, equal to the C; the torch-eval network's metadata
+    names where the two part."""
+    from test_network_torch import never_spiked
+
+    from golden.refs import codegen_model as cm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b, x = never_spiked("SCNN2d")
+        dep = cm.deploy(b)
+    net_c = _c_counts(dep, x)
+    net_t = golden.from_torch(b.model)
+    assert net_t["layers.neuron2"].layer.fmt_out.frac == 0 and net_c["layers.neuron2"].layer.fmt_out.frac == 6
+    assert "layers.neuron2.quantizer_act: scale 1 (q=0) while fractional_bits=6" in net_t.meta["scale_one"]

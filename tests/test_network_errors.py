@@ -63,6 +63,17 @@ def _tamper_value(d):
     key = next(k for k in arrays if k.endswith(".weight"))
     arrays[key].flat[0] ^= 1
     np.savez(d / "weights.npz", **arrays)
+    _rehash(d)  # the file's own hash redone: the array's digest must still catch it
+
+
+def _rehash(d):
+    """Redo network.toml's weights_sha256 (the file hash is checked first, before anything is parsed)."""
+    import hashlib
+    import re
+
+    sha = hashlib.sha256((d / "weights.npz").read_bytes()).hexdigest()
+    text = (d / "network.toml").read_text()
+    (d / "network.toml").write_text(re.sub(r'weights_sha256 = "\w+"', f'weights_sha256 = "{sha}"', text))
 
 
 def _off_grid(d):
@@ -74,7 +85,7 @@ def _off_grid(d):
         arrays = {k: z[k].astype(np.int16) for k in z.files}
     arrays["fc.weight"].flat[3] = 300
     np.savez(d / "weights.npz", **arrays)
-    from golden.network.graph import _digest
+    from golden.network.store import array_digest as _digest
 
     text = (d / "network.toml").read_text()
     sha = hashlib.sha256((d / "weights.npz").read_bytes()).hexdigest()
@@ -95,6 +106,7 @@ def _unknown_type(d):
 
 def _truncate(d):
     (d / "weights.npz").write_bytes((d / "weights.npz").read_bytes()[:100])
+    _rehash(d)
 
 
 def _drop_array(d):
@@ -103,13 +115,14 @@ def _drop_array(d):
     with zipfile.ZipFile(d / "weights.npz", "w") as z:
         for n, b in keep.items():
             z.writestr(n, b)
+    _rehash(d)
 
 
 @pytest.mark.parametrize("damage,message", [
     (_tamper_value, r"^conv\.weight: sha256 mismatch"),
     (_off_grid, r"^fc: weight|^fc\.weight: raw value 300 is off its declared grid Q8\.7"),
     (_chain, r"^flat: shapes do not chain"),
-    (_unknown_type, r"^conv: bad layer entry .*unknown layer type 'Conv3d'"),
+    (_unknown_type, r"^layer 'conv': unknown layer type 'Conv3d'"),
     (_truncate, r"unreadable \.npz"),
     (_drop_array, r"^fc\.weight: missing from"),
     (lambda d: (d / "network.toml").unlink(), r"no network\.toml"),

@@ -20,9 +20,9 @@ from golden.network.layers import (
     Linear,
     MaxPool,
     NetworkError,
-    _Weighted,
+    Weighted,
 )
-from golden.spec import QFormat
+from golden.spec import Overflow, QFormat, Round
 
 fmts = st.builds(QFormat, st.integers(2, 16), st.integers(-4, 20))
 rounds = st.sampled_from(ROUNDS)
@@ -104,11 +104,12 @@ def test_reference_rounding_by_hand():
     # -5 / 4 = -1.25: floor -2, ceil -1, floor(-1.25 + 0.5) = -1; 6 / 4 = 1.5 -> 2 (half up); -6 / 4 -> -1
     for impl in (reference, kernels):
         x = np.array([-5, 6, -6, 127], np.int64)
-        assert impl.requant(x, 2, ROUNDS.index("TRN"), 8, 0)[0].tolist() == [-2, 1, -2, 31]
-        assert impl.requant(x, 2, ROUNDS.index("TRN_INF"), 8, 0)[0].tolist() == [-1, 2, -1, 32]
-        assert impl.requant(x, 2, ROUNDS.index("RND"), 8, 0)[0].tolist() == [-1, 2, -1, 32]
-        assert impl.requant(x, -1, 2, 8, 0)[0].tolist() == [-10, 12, -12, 127]  # saturates 254
-        assert impl.requant(x, -1, 2, 8, 1)[0].tolist() == [-10, 12, -12, -2]  # wraps 254
+        sat, wrap = Overflow.SATURATE.code, Overflow.WRAP.code
+        assert impl.requant(x, 2, Round.TRN.code, 8, sat)[0].tolist() == [-2, 1, -2, 31]
+        assert impl.requant(x, 2, Round.TRN_INF.code, 8, sat)[0].tolist() == [-1, 2, -1, 32]
+        assert impl.requant(x, 2, Round.RND.code, 8, sat)[0].tolist() == [-1, 2, -1, 32]
+        assert impl.requant(x, -1, Round.RND.code, 8, sat)[0].tolist() == [-10, 12, -12, 127]  # saturates 254
+        assert impl.requant(x, -1, Round.RND.code, 8, wrap)[0].tolist() == [-10, 12, -12, -2]  # wraps 254
 
 
 def test_conv_by_hand():
@@ -206,7 +207,7 @@ def test_c_knobs_kernels_equal_references(case, tmp_extra, acc_bits):
     if isinstance(layer, Flatten):
         return
     changes = {"acc_bits": acc_bits}
-    if isinstance(layer, _Weighted):
+    if isinstance(layer, Weighted):
         changes["tmp_frac"] = layer.fmt_w.frac + tmp_extra
     layer = layer.replace(**changes)
     got, want = ops.run(kernels, layer, params, xs), ops.run(reference, layer, params, xs)

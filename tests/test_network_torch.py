@@ -40,7 +40,7 @@ def _grid():
 
 def _check(model_name, neuron, bits, mode, samples=3):
     import golden
-    from golden.network.check import BUG, F32, OFF_GRID
+    from golden.qualia.check import BUG, F32, OFF_GRID
     from golden.refs import qualia_models as qm
 
     kw = dict(qm.configs([model_name], [neuron], (bits,), (mode,), (0,))[0][1])
@@ -139,11 +139,11 @@ def test_single_neuron_module_still_gives_a_spec():
 @pytest.mark.parametrize("theta", [45.44, 45.5, 45.0, 45.7, 57.25])
 def test_atif_learned_threshold_off_the_grid(roundtype, theta):
     """A single QuantizedATIF whose threshold is off the q_v grid (ties included): golden's spec equals the module,
-    and the two integers it holds are the closed forms of golden.network.atif."""
+    and the two integers it holds are the closed forms of golden.qualia.atif."""
     import torch
 
     import golden
-    from golden.network.atif import atif_threshold, closed_form
+    from golden.qualia.atif import atif_threshold, closed_form
     from golden.refs import torch_ref
     from golden.spec import QFormat
 
@@ -164,3 +164,107 @@ def test_atif_learned_threshold_off_the_grid(roundtype, theta):
     np.testing.assert_array_equal(tr.out, got["out"])
     np.testing.assert_array_equal(tr.v, got["v"])
     assert 0.05 < tr.spike_rate < 0.95
+
+
+def _exact_and_spiking(built, x, label):
+    import golden
+
+    report = golden.check_model(built.model, x, network=True)
+    record("network torch-eval", "qualia-plugin-snn's whole models in .eval(), every layer at every step",
+           report.compared, report.count("golden != module") + report.count("off grid"), unit="layer values")
+    assert report.exact and report.end_to_end_mismatches == 0, str(report)
+    rates = [c.spike_rate for c in report.layers if c.spike_rate is not None]
+    assert rates and min(rates) > 0, str(report)  # every neuron layer spikes: the check proves something
+    print(f"\n{label}: {report.compared} values, 0 mismatches, spike rates {[round(r, 3) for r in rates]}")
+    return report
+
+
+@pytest.mark.parametrize("model_name", ["SCNN2d", "SResNet1d", "SCNN1d-bn"])
+def test_disabled_input_quantizer_takes_its_producers_format(model_name):
+    """``input.quant_enable = false`` (every GSC and CIFAR int config): a layer's input is its producer's quantized
+    output, passed unchanged, so its format is the producer's; proven against the real model."""
+    from golden.refs import qualia_models as qm
+
+    b = qm.build(**qm.MODELS[model_name], kind="LIF", bits=8, seed=0, overrides={"input": {"quant_enable": False}})
+    off = [n for n, m in b.model.named_modules()
+           if getattr(getattr(m, "quantizer_input", None), "quant_enable", True) is False]
+    assert len(off) >= 3, off
+    report = _exact_and_spiking(b, b.sample_inputs(3, seed=7), f"{model_name} input quantizers off")
+    for n in report.network:
+        if n.layer.fmt_in is not None and type(n.layer).__name__ not in ("Identity",):
+            assert n.layer.fmt_in == n.layer.fmt_src, n.name
+
+
+def test_disabled_input_quantizer_on_the_model_input_is_refused_naming_the_layer():
+    import golden
+    from golden.network import NetworkError
+    from golden.refs import qualia_models as qm
+
+    b = qm.build("SMLP", kind="LIF", bits=8, overrides={"input": {"quant_enable": False}}, calib_batches=1)
+    with pytest.raises(NetworkError, match=r"^layers\.fc1 \(QuantizedLinear\)\.quantizer_input: quant_enable=False "
+                                           r"on the layer that takes the model's input.*enable that quantizer"):
+        golden.from_torch(b.model)
+
+
+def test_m_sresnet_keeps_its_add_in_s():
+    """Qualia builds an 'm' SResNet with its QuantizedAdd left in 's' (an elementwise sum: the same on (T, B, ...))."""
+    from golden.refs import qualia_models as qm
+
+    b = qm.build("SResNet", dims=2, kind="LIF", bits=8, step_mode="m", seed=0)
+    modes = {type(m).__name__: m.step_mode for m in b.model.modules() if isinstance(getattr(m, "step_mode", None),
+                                                                                       str)}
+    assert modes["QuantizedAdd"] == "s" and modes["QuantizedLIFNode"] == "m", modes
+    report = _exact_and_spiking(b, b.sample_inputs(3, seed=7), "SResNet2d 'm', add 's'")
+    assert report.network.meta["step_mode"] == "m"
+
+
+def never_spiked(model_name="SCNN2d"):
+    """A model whose second neuron layer never spiked while calibrated (T=2, threshold 8): its quantizer_act and the
+    next layer's quantizer_input keep global_max == 0. Over 12 steps it spikes."""
+    from golden.refs import qualia_models as qm
+
+    b = qm.build(**qm.MODELS[model_name], kind="IF", soft_reset=True, bits=8, seed=0, v_threshold=8.0, timesteps=2)
+    return b, np.repeat(b.sample_inputs(3, seed=7)[:, :1], 12, 1)
+
+
+@pytest.mark.parametrize("model_name", ["SMLP", "SCNN2d"])
+def test_never_spiked_layer_follows_torchs_scale_one(model_name):
+    """global_max == 0: torch computes with scale 1 (q = 0) and torch-eval follows it; the network's metadata names
+    each such quantizer and the fractional_bits the exporter (hence the C) uses instead."""
+    b, x = never_spiked(model_name)
+    report = _exact_and_spiking(b, x, f"{model_name} never spiked while calibrated")
+    net = report.network
+    assert "layers.neuron2.quantizer_act: scale 1 (q=0) while fractional_bits=6" in net.meta["scale_one"]
+    assert net["layers.neuron2"].layer.fmt_out.frac == 0
+
+
+def test_torch_readers_dispatch_by_type_and_name_the_registry_in_refusals():
+    """One reader per Qualia module class, found by type (a subclass, e.g. the plugin's step-mode QuantizedConv2d,
+    is read by its registered base); an unknown layer is refused with the registry's list."""
+    import torch
+
+    import golden
+    from golden.network import NetworkError
+    from golden.qualia import readers
+    from golden.refs import qualia_models as qm
+
+    b = qm.build("SCNN", dims=2, kind="IF", bits=8, calib_batches=1)
+    conv = b.model.layers.conv1
+    assert type(conv) not in readers.TORCH_READERS and readers.TORCH_READERS.find(type(conv)) is not None
+    names = readers.TORCH_READERS.names()
+    assert {"QuantizedConv2d", "QuantizedLinear", "QuantizedAdd", "QuantizedLIFNode", "QuantizedATIF"} <= set(names)
+    b.model.layers.neuron1 = torch.nn.GELU()
+    with pytest.raises(NetworkError, match=r"^layers\.neuron1 \(GELU\): unsupported layer type; golden describes "
+                                           + readers.supported().replace("(", r"\(").replace(")", r"\)")):
+        golden.from_torch(b.model)
+
+
+@pytest.mark.parametrize("model_name,kind,bits", [("SCNN2d", "LIF", 4), ("SCNN1d", "IF", 6), ("SResNet1d", "LIF", 12)])
+def test_widths_other_than_8_and_16_in_torch_eval(model_name, kind, bits):
+    """The GSC configs quantize at 4, 6 and 12 bits: torch-eval reads any width, proven against the real model
+    (codegen refuses them: tests/test_network_codegen.py)."""
+    from golden.refs import qualia_models as qm
+
+    b = qm.build(**qm.MODELS[model_name], kind=kind, bits=bits, seed=0)
+    report = _exact_and_spiking(b, b.sample_inputs(3, seed=7), f"{model_name} {kind} {bits} bits")
+    assert {n.layer.fmt_out.bits for n in report.network} == {bits}

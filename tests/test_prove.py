@@ -6,14 +6,18 @@ q_v and at bits-1) on all 65,536 (v, x) pairs against torch-eval, torch-train (A
 generated C; a covering part of it against golden's plain-Python oracle (the whole grid under the deep profile:
 the oracle is slow on purpose). ``PROVEN`` collects configs, pairs and time per reference, printed at the end.
 16-bit configs run with GOLDEN_PROVE_16=1 or the deep profile: the torch layers with 16-bit potentials and 8-bit
-inputs (2**24 pairs) take ~20 s each; the int16 C (2**32 pairs, 1024 chunks of 2**22) ~30 min.
+inputs (2**24 pairs, 4 chunks) take 19-21 s of proof each plus ~14 s to import and build the Qualia layer (measured
+2026-12-07 on the shared 2-core machine); the int16 C (2**32 pairs, 1024 chunks of 2**22) 30-45 min.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +29,7 @@ from hypothesis import strategies as st
 import golden
 from golden import prove as P
 from golden import reference as oracle
-from golden.cli import main
+from golden.cli import longrun, main
 from golden.refs import codegen_c, torch_ref
 
 from proofs import missing_codegen, missing_torch, record, requires
@@ -355,6 +359,14 @@ def _bad_table(tmp_path):
     (tmp_path / "bad.toml").write_text("schema = 1\nkind = [\n")
     (tmp_path / "cfg.txt").write_text("{not json")
     (tmp_path / "cfg.json").write_text(json.dumps({"kind": "LIF", "bits_in": 8}))
+    cg = _spec_file(tmp_path, "cg.toml", golden.codegen("LIF", width=8, q_v=6, tau=2.0))
+    torch_cfg = P.torch_config(golden.torch_eval("LIF", bits=8, q_v=6))
+    cg_cfg = P.codegen_config(golden.codegen("LIF", width=8, q_v=6, tau=2.0))
+    for name, doc in (("empty", {}), ("nan", {**torch_cfg, "tau": float("nan")}),
+                      ("boolbits", {**torch_cfg, "bits_in": True}), ("extra", {**cg_cfg, "frob": 1}),
+                      ("cgq5", {**cg_cfg, "q_v": 5}), ("tau3", {**torch_cfg, "tau": 3.0})):
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+    (tmp_path / "deep.json").write_text("[" * 100_000)
     t = str(tmp_path)
     return [
         ("missing spec", ["--spec", f"{t}/nope.toml", "--against", "reference"], "spec file not found"),
@@ -373,6 +385,18 @@ def _bad_table(tmp_path):
         ("config not JSON", ["--spec", ok, "--against", "torch-eval", "--config", f"{t}/cfg.txt"], "not JSON"),
         ("config incomplete", ["--spec", ok, "--against", "torch-eval", "--config", f"{t}/cfg.json"], "config"),
         ("plot without a spec", ["--spec", ok, "--against", "reference", "--plot", f"{t}/m.png"], "--plot"),
+        ("config {} vs codegen", ["--spec", cg, "--against", "codegen", "--config", f"{t}/empty.json"], "missing kind"),
+        ("config nested deep", ["--spec", ok, "--against", "torch-eval", "--config", f"{t}/deep.json"],
+         "nested too deeply"),
+        ("config NaN tau", ["--spec", ok, "--against", "torch-eval", "--config", f"{t}/nan.json"], "tau"),
+        ("config bool bits", ["--spec", ok, "--against", "torch-eval", "--config", f"{t}/boolbits.json"], "bits_in"),
+        ("config unknown field", ["--spec", cg, "--against", "codegen", "--config", f"{t}/extra.json"],
+         "unknown frob"),
+        ("config vs reference", ["--spec", ok, "--against", "reference", "--config", f"{t}/cfg.json"], "drop --config"),
+        ("config off the spec's grid (C)", ["--spec", cg, "--against", "codegen", "--config", f"{t}/cgq5.json"],
+         "fmt_v"),
+        ("config off the spec's grid (torch)", ["--spec", ok, "--against", "torch-eval", "--config",
+                                                f"{t}/tau3.json"], "reciprocal_tau"),
     ]
 
 
@@ -385,6 +409,20 @@ def test_cli_bad_inputs(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("golden: error: ") and cause in err[0], (name, err)
         assert sorted(p.name for p in tmp_path.rglob("*")) == before, name  # nothing written
+
+
+@TORCH
+@CODEGEN
+@pytest.mark.parametrize("against,config", [("torch-eval", "tau3.json"), ("codegen", "cgq5.json")])
+def test_reference_errors_are_one_line_in_a_fresh_process(tmp_path, against, config):
+    """In a fresh process the Qualia imports print their TensorFlow notices; golden's stderr is still one line."""
+    rows = {r[0]: r[1] for r in _bad_table(tmp_path)}
+    argv = rows["config off the spec's grid (torch)" if against == "torch-eval" else "config off the spec's grid (C)"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    r = subprocess.run([sys.executable, "-m", "golden", "prove", *argv], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("golden: error: "), r.stderr
+    assert "TensorFlow" not in r.stderr and config
 
 
 @pytest.mark.parametrize("stack", ["torch", "codegen"])
@@ -400,6 +438,164 @@ def test_cli_reference_stack_not_importable(tmp_path, capsys, monkeypatch, stack
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not" in err[0] and ("importable" in err[0] or "available" in err[0])
     assert not (tmp_path / "c.json").exists()
+
+
+# ------------------------------------------------------------------------------- chunks: long proofs, resumed
+def test_chunks_merge_into_the_same_certificate_in_any_order():
+    """A proof cut into chunks gives the certificate of the whole, whatever the chunk size and whichever order the
+    chunks ran in (a distributed engine runs them anywhere); a chunk survives its JSON form exactly."""
+    spec = golden.torch_eval("LIF", bits=8, q_v=6, tau=3.0)
+    other = golden.torch_train("LIF", bits=8, q_v=6, tau=3.0)  # 149 differing pairs: the list is cut at 10
+    whole = P.prove(spec, other, listed=10)
+    proof = P.Proof(spec, other, chunk=8192, listed=10)
+    assert proof.chunks == 8 and whole.differences > 10
+    done = {i: P.Chunk.from_dict(json.loads(json.dumps(proof.run_chunk(i).to_dict())))
+            for i in reversed(range(proof.chunks))}
+    assert proof.certificate(done).to_json() == whole.to_json()
+    assert proof.run().to_json() == whole.to_json()
+    with pytest.raises(P.ProveError, match="chunk 3 of 8 has not run"):
+        proof.certificate({i: c for i, c in done.items() if i != 3})
+
+
+def _small_chunks(monkeypatch, pairs=4096):
+    monkeypatch.setattr(P, "CHUNK_ORACLE", pairs)  # an 8-bit proof against the oracle in 16 chunks
+
+
+def _prove(tmp_path, *extra):
+    spec = tmp_path / "s.toml"
+    if not spec.exists():
+        spec.write_text(golden.codegen("LIF", width=8, q_v=6, tau=3.0).to_toml())
+    return main(["prove", "--spec", str(spec), "--against", "reference", *extra])
+
+
+def test_interrupted_proof_resumes_to_the_same_certificate(tmp_path, monkeypatch, capsys):
+    """Ctrl-C: one line, exit 130, no certificate, the finished chunks in CERT.state; the same command resumes
+    them and writes the certificate an uninterrupted run writes, then removes the state."""
+    _small_chunks(monkeypatch)
+    (tmp_path / "ref").mkdir()
+    assert _prove(tmp_path, "--out", str(tmp_path / "ref" / "c.json")) == 0
+    assert os.listdir(tmp_path / "ref") == ["c.json"]  # nothing left beside it
+    capsys.readouterr()
+    real, calls = P.Proof.run_chunk, []
+
+    def stop_at_six(self, i, keep=None):
+        calls.append(i)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real(self, i, keep)
+
+    monkeypatch.setattr(P.Proof, "run_chunk", stop_at_six)
+    cert = tmp_path / "c.json"
+    assert _prove(tmp_path, "--out", str(cert)) == 130
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("golden: interrupted: "), err
+    assert "5 of 16 chunks" in err and "c.json.state" in err and "resumes" in err
+    assert not cert.exists()
+    state = (tmp_path / "c.json.state").read_text().splitlines()
+    assert len(state) == 6 and json.loads(state[0])["format"] == "golden-prove-state"
+    monkeypatch.setattr(P.Proof, "run_chunk", real)
+    calls.clear()
+    with (tmp_path / "c.json.state").open("a") as f:
+        f.write('{"index": 5, "pair')  # a line cut by a crash: ignored
+    monkeypatch.setattr(P.Proof, "run_chunk", lambda self, i, keep=None: calls.append(i) or real(self, i, keep))
+    assert _prove(tmp_path, "--out", str(cert)) == 0
+    assert "resumed     5 of 16 chunks" in capsys.readouterr().out
+    assert calls == list(range(5, 16))  # the saved chunks were not run again
+    assert cert.read_text() == (tmp_path / "ref" / "c.json").read_text()
+    assert not (tmp_path / "c.json.state").exists()
+
+
+def test_real_ctrl_c_in_a_child_then_the_restart_skips_the_saved_chunks(tmp_path):
+    """A real SIGINT to ``golden prove`` on a 2**32-pair proof (16 bits against the oracle, --allow-long): one line,
+    exit 130, no certificate; the restart counts only the chunks left (its estimate names them, then it is refused
+    by a tiny budget, leaving the state as it was)."""
+    import signal
+
+    (tmp_path / "w.toml").write_text(golden.codegen("IF", width=16, q_v=11, tau=None, v_reset=None).to_toml())
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = [sys.executable, "-m", "golden", "prove", "--spec", "w.toml", "--against", "reference", "--out", "c.json"]
+    child = subprocess.Popen([*argv, "--allow-long"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    state = tmp_path / "c.json.state"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (state.exists() and state.read_text().count("\n") >= 4):
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 130 and out == "", (child.returncode, out, err)
+    said = err.splitlines()  # the cost, stated before the run (it is long), then the interruption
+    assert len(said) == 2 and said[0].startswith("golden prove: 4294967296 pairs in 65536 chunks of 65536"), err
+    assert "Ctrl-C stops, the same command resumes (c.json.state" in said[0]
+    assert said[1].startswith("golden: interrupted: prove: stopped after "), err
+    saved = state.read_text().count("\n") - 1
+    assert saved >= 3 and f"stopped after {saved} of 65536 chunks" in err
+    assert sorted(os.listdir(tmp_path)) == ["c.json.state", "w.toml"]
+    before = state.read_bytes()
+    r = subprocess.run([*argv, "--budget", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"for the {65536 - saved - 2} left" in r.stderr  # the two timed chunks are not saved: refused
+    assert state.read_bytes() == before and not (tmp_path / "c.json").exists()
+
+
+def test_state_of_another_proof_or_damaged_is_refused(tmp_path, monkeypatch, capsys):
+    _small_chunks(monkeypatch)
+    real, calls = P.Proof.run_chunk, []
+    monkeypatch.setattr(P.Proof, "run_chunk", lambda self, i, keep=None: (
+        calls.append(i), (_ for _ in ()).throw(KeyboardInterrupt) if len(calls) == 3 else None)[1]
+        or real(self, i, keep))
+    assert _prove(tmp_path, "--out", str(tmp_path / "c.json")) == 130
+    monkeypatch.setattr(P.Proof, "run_chunk", real)
+    state = tmp_path / "c.json.state"
+    saved = state.read_bytes()
+    other = tmp_path / "o.toml"
+    other.write_text(golden.codegen("LIF", width=8, q_v=6, tau=2.0).to_toml())
+    capsys.readouterr()
+    assert main(["prove", "--spec", str(other), "--against", "reference", "--out", str(tmp_path / "c.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "another proof" in err and "remove it" in err
+    lines = saved.split(b"\n")
+    state.write_bytes(b"\n".join([lines[0], lines[1].replace(b'"differences":0', b'"differences":-1'), *lines[2:]]))
+    assert _prove(tmp_path, "--out", str(tmp_path / "c.json")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 2 is damaged" in err
+    assert sorted(os.listdir(tmp_path)) == ["c.json.state", "o.toml", "s.toml"]
+
+
+def test_budget_refuses_before_writing_and_allow_long_runs(tmp_path, monkeypatch, capsys):
+    _small_chunks(monkeypatch)
+    assert _prove(tmp_path, "--out", str(tmp_path / "c.json"), "--budget", "0.001") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "65536 pairs in 16 chunks of 4096 against reference" in err
+    assert "more than --budget 0.001 s" in err and "--allow-long" in err and "memory" in err
+    assert sorted(os.listdir(tmp_path)) == ["s.toml"]  # no state, no certificate
+    assert _prove(tmp_path, "--out", str(tmp_path / "c.json"), "--budget", "0.001", "--allow-long") == 0
+    assert json.loads((tmp_path / "c.json").read_text())["proven"]
+    assert sorted(os.listdir(tmp_path)) == ["c.json", "s.toml"]
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_only_on_a_terminal(tmp_path, monkeypatch, capsys):
+    _small_chunks(monkeypatch)
+    assert _prove(tmp_path) == 0
+    assert capsys.readouterr().err == ""  # a log (not a terminal) gets nothing extra
+    tty = _Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    assert _prove(tmp_path) == 0
+    shown = tty.getvalue()
+    assert "\r" in shown and "16/16 chunks (100.0%)" in shown and shown.endswith("\r\033[K")
+
+
+def test_long_proof_states_its_cost_first(tmp_path, monkeypatch, capsys):
+    _small_chunks(monkeypatch)
+    monkeypatch.setattr(sys.modules["golden.cli.prove"], "NOTE", 0.0)
+    assert _prove(tmp_path, "--out", str(tmp_path / "c.json")) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "65536 pairs in 16 chunks" in err[0] and "Ctrl-C stops" in err[0]
+    assert "c.json.state" in err[0] and longrun.GIB
 
 
 # ---------------------------------------------------------------------------------------------- 16 bits

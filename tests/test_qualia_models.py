@@ -112,7 +112,7 @@ def test_configs_grid():
     ({"template": "SMLP", "gsp": True}, "SMLP"),
     ({"template": "SResNet", "gsp": True}, "gsp"),
     ({"template": "SMLP", "kind": "Izhikevich"}, "kind"),
-    ({"template": "SMLP", "bits": 4}, "bits"),
+    ({"template": "SMLP", "bits": 5}, "bits"),
     ({"template": "SMLP", "roundtype": "even"}, "roundtype"),
     ({"template": "SMLP", "step_mode": "x"}, "step_mode"),
     ({"template": "SMLP", "overrides": {"weights": {"force_q": 3}}}, "overrides"),

@@ -347,7 +347,7 @@ def test_refuses_uncalibrated_quantizer():
 
 
 def test_refuses_lsq():
-    with pytest.raises(SpecError, match="LSQ=True"):
+    with pytest.raises(SpecError, match=r"LSQ=True .*Qualia's own converter \(QualiaCodeGen\) refuses LSQ too"):
         golden.from_torch(_lif(force_q=6, LSQ=True))
 
 
@@ -357,8 +357,19 @@ def test_refuses_asymmetric():
 
 
 def test_refuses_non_fxp_quantype():
-    with pytest.raises(SpecError, match="quantype='fake'"):
+    with pytest.raises(SpecError, match=r"quantype='fake'.*Qualia's own converter \(QualiaCodeGen\) refuses 'fake'"):
         golden.from_torch(_lif(force_q=6, quantype="fake"))
+
+
+def test_disabled_input_quantizer_takes_the_stated_producer_format():
+    """``input.quant_enable = false``: a lone neuron takes its producer's values as they are; without the producer
+    its format must be stated (q_in=), and then the spec is the one with that input format."""
+    m = _lif(force_q=6, input={"quant_enable": False})
+    with pytest.raises(SpecError, match=r"^QuantizedLIFNode\.quantizer_input: quant_enable=False.*state that format "
+                                        r"with q_in="):
+        golden.from_torch(m)
+    spec = golden.from_torch(m, q_in=5, bits_in=8)
+    assert spec == golden.from_torch(_lif(force_q=6), q_in=5)
 
 
 def test_refuses_unquantized_spikingjelly_node():
@@ -375,16 +386,23 @@ def test_refuses_unsupported_module():
         golden.from_torch(torch.nn.Linear(3, 3))
 
 
-def test_refuses_global_max_zero():
+def test_global_max_zero_follows_torch_scale_one():
+    """A quantizer whose global_max stayed 0 (the input and the output only ever saw zeros while calibrated): Qualia
+    computes with scale 1 (q = 0) whatever force_q says, and torch-eval follows it, proven against the module."""
     import torch
 
-    m = _lif()
+    m = _lif(force_q=6)
     m.train()
     with torch.no_grad():
-        m(torch.zeros(4))  # the input quantizer has only seen zeros: global_max == 0, scale 1
+        m(torch.zeros(4))  # quantizer_input and quantizer_act have only seen zeros: global_max == 0, scale 1
     m.eval()
-    with pytest.raises(SpecError, match="global_max == 0"):
-        golden.from_torch(m)
+    assert float(m.quantizer_input.global_max) == 0 and float(m.quantizer_act.global_max) == 0
+    spec = golden.from_torch(m)
+    assert (spec.fmt_in.frac, spec.fmt_out.frac, spec.fmt_v.frac) == (0, 0, 6)
+    x = torch.from_numpy(np.random.default_rng(3).random((12, 2, 4), dtype=np.float32) * 3)
+    report = golden.check_model(m, x)
+    assert report.ok, str(report)
+    assert report.layers[0].spike_rate > 0.1, str(report)
 
 
 def test_off_grid_atif_threshold_is_reproduced():

@@ -41,7 +41,7 @@ def _time_model(built, x) -> float:
 
 def run(label: str, kw: dict, samples: int) -> dict:
     import golden
-    from golden.network.check import BUG, F32, OFF_GRID
+    from golden.qualia.check import BUG, F32, OFF_GRID
     from golden.refs import qualia_models as qm
 
     built = qm.build(**kw)

@@ -160,6 +160,7 @@ def render() -> str:
         "`torch-eval` is qualia-plugin-snn 2.6 in `.eval()`, `codegen` the C of qualia-codegen-plugin-snn 2.6 "
         "(both proven bit-exact against the real thing by golden's tests).",
         "",
+        *causes_section(),
         "| # | quirk | config | minimal input | a | b | golden diff cause |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -174,9 +175,10 @@ def render() -> str:
                         for k, v in q.layer.items()) or "defaults"
         if q.a_over:
             cfg += "; a: " + ", ".join(f"{k}={v:.6g}" for k, v in q.a_over.items())
-        ra = result(f.minimal_a_v, f.minimal_a_spikes, f.minimal_a_out)
-        rb = result(f.minimal_b_v, f.minimal_b_spikes, f.minimal_b_out)
-        lines.append(f"| {i} | {q.title} | {cfg} | `{f.minimal_x}` ({a.fmt_in}) | **{q.a}**: {ra} | "
+        m = f.minimal
+        ra = result(m.a_v, m.a_spikes, m.a_out)
+        rb = result(m.b_v, m.b_spikes, m.b_out)
+        lines.append(f"| {i} | {q.title} | {cfg} | `{list(m.x)}` ({a.fmt_in}) | **{q.a}**: {ra} | "
                      f"**{q.b}**: {rb} | {f.cause} |")
         share = r.causes.get(q.cause, 0)
         details += [
@@ -216,6 +218,26 @@ def render() -> str:
     return "\n".join(lines)
 
 
+def causes_section() -> list:
+    """The one cause vocabulary (golden.causes.CAUSES) that golden diff, divergence maps and diff_networks use."""
+    from golden.causes import CAUSES, UNEXPLAINED
+
+    rows = [f"| {c.name} | {', '.join(f'`{k}`' for k in c.knobs)}"
+            + (f"; other network layers: {', '.join(f'`{k}`' for k in c.layer_knobs)}" if c.layer_knobs else "")
+            + f" | {c.why} | {', '.join(c.aliases) or '-'} |" for c in CAUSES]
+    return [
+        "`golden diff`, `golden diff --exhaustive` (and `golden prove --against SPEC`) and `golden diff --net-a "
+        "--net-b` name a divergence's cause in one vocabulary (`golden.causes.CAUSES`): b is re-run with the "
+        "knobs of a set of causes switched toward a, sets by size then in this order; the first set that "
+        f"restores a's value is the cause (joined with ' + '), '{UNEXPLAINED}' when none does.",
+        "",
+        "| cause | spec knobs aligned | why | earlier name |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 #: (v_threshold, roundtype) examples of a learned ATIF threshold off the Q8.6 grid; theta = vth * 64
 ATIF_EXAMPLES = [(0.71, "nearest"), (45.5 / 64, "nearest"), (0.71, "floor"), (45.5 / 64, "floor"),
                  (0.71, "ceil"), (45.5 / 64, "ceil")]
@@ -223,8 +245,8 @@ ATIF_EXAMPLES = [(0.71, "nearest"), (45.5 / 64, "nearest"), (0.71, "floor"), (45
 
 def atif_section() -> list:
     """QuantizedATIF's learned threshold off the q_v grid: the two integers hardware holds, found by golden."""
-    from golden.network.atif import atif_threshold
     from golden.network.layers import QUALIA_ROUNDS
+    from golden.qualia.atif import atif_threshold
     from golden.spec import QFormat
 
     fmt = QFormat(8, 6)
@@ -241,7 +263,7 @@ def atif_section() -> list:
         "threshold, resets to `Qv(v - vth)` and outputs `Qact(z * Qv(vth))`. On the integer potential V "
         "(theta = vth * 2^q_v) firing and reset share one integer threshold C: `Qv(v - vth) = V - C` when it is "
         ">= 0, and it is < 0 exactly when V < C. golden finds C by evaluating the float32 expression on every V "
-        "of the format (`golden.network.atif.atif_threshold`, so float32 rounding is honoured) and checks that "
+        "of the format (`golden.qualia.atif.atif_threshold`, so float32 rounding is honoured) and checks that "
         "it has that form. Integer hardware holds two constants: C and the graded output `Qact(Qv(vth))`; "
         "golden's spec is ATIF with `v_threshold = C` and `spike_out = Qact(Qv(vth))`. In closed form: "
         "'nearest' C = ceil(theta - 1/2), output floor(theta + 1/2), apart exactly at ties; 'floor' C = "
@@ -319,40 +341,58 @@ def minimal_input(a, b, max_steps: int = 4):
 
 
 def network_examples() -> list:
-    """One tiny pair per network-level cause of diff_networks, with its minimal input."""
+    """One tiny pair per cause (golden.causes.CAUSES) for diff_networks, with its minimal input, in CAUSES order."""
+    from golden.causes import CAUSES
     from golden.spec import QFormat
 
     q86 = QFormat(8, 6)
     cg_tmp = golden.make("codegen", "LIF", q_in=7, v_threshold=0.5)
     deployed = golden.make("codegen", "LIF", tau=3.0)
+    cg_spike = golden.make("codegen", "LIF", q_out=15)
+    train = golden.make("torch-train", "LIF", tau=3.0, v_threshold=0.25)
     exs = [
-        NetExample("lif-compare-before-round", "LIF compare-before-round", "LIF: float32 potential vs integer",
+        NetExample("leak-rounding", "leak rounding", "LIF: float32 potential vs integer",
                    "torch's float32 charges the potential and tests the threshold on the unrounded value; the C's "
                    "integer arithmetic tests the potential already rounded to q_v. a is torch-eval's LIF, b the "
                    "same with `arith = int`.",
                    *_neuron_pair(golden.make("torch-eval", "LIF"), arith="int")),
-        NetExample("tmp-leak-shift", "TMP leak shift", "LIF with q_in = q_v + 1",
+        NetExample("tmp-shift", "TMP shift", "LIF with q_in = q_v + 1",
                    "The C shifts the leak product by TMP_SCALE_FACTOR = max(q_in, q_v) while `reciprocal_tau` is at "
                    "q_v: with q_in = 7, q_v = 6 the charge is halved. torch's float32 has no such shift, so a is the "
                    "codegen LIF with the exact shift (`leak_shift = q_v`) and b the codegen LIF (`max_q`); "
                    "v_threshold = 0.5 so that an input below 1 can fire.",
                    *_neuron_pair(dataclasses.replace(cg_tmp, leak_shift="q_v"), leak_shift=cg_tmp.leak_shift)),
-        NetExample("long-wrap", "LONG wrap", "Linear 2 -> 1 in an int8 build",
+        NetExample("saturation-width", "saturation width", "Linear 2 -> 1 in an int8 build",
                    "An int8 build accumulates in LONG_NUMBER_T = int16_t, which wraps (gcc's conversion is "
                    "modular); torch's float32 (and golden's torch-eval) holds the sum. a is a Q8.6 Linear with "
                    "weights [-128, -128] (-2, -2) and an exact accumulator, b the same with `acc_bits = 16`.",
                    *_linear_pair(q86, q86, q86, [-128, -128], 16)),
-        NetExample("tau-re-quantized", "tau re-quantized", "LIF with tau = 3",
+        NetExample("hyperparameter-rounding", "hyperparameter rounding", "LIF with tau = 3",
                    "Calibration leaves 1/tau = 22/64 in the quantized module (quirk 9 above: tau = 3 seen at "
                    "q_v = 7, then 6), the deployment quantizes float32(1/3) at the final q_v: "
                    f"{deployed.reciprocal_tau}/64. a is torch-eval's LIF with the calibrated value, b the same "
                    "with the deployed `reciprocal_tau`.",
                    *_neuron_pair(golden.make("torch-eval", "LIF", tau=64 / 22),
                                  reciprocal_tau=deployed.reciprocal_tau)),
+        NetExample("init-potential", "init potential", "LIF with v_reset = -0.25",
+                   "Qualia's neuron starts at v_reset, the generated `<layer>_reset_pot()` at 0. a is torch-eval's "
+                   "LIF (`v_init = reset`), b the same with `v_init = zero`.",
+                   *_neuron_pair(golden.make("torch-eval", "LIF", v_reset=-0.25), v_init="zero")),
+        NetExample("spike-value-clamp", "spike-value clamp", "LIF with q_out = 15 in an int8 build",
+                   "The C outputs `clamp_to(NUMBER_T, 1 << q_out)` with the shift in LONG_NUMBER_T = int16_t: at "
+                   "q_out = 15 it wraps to -32768 and clamps to -128, where Qualia's quantizer saturates 1.0 to "
+                   f"127. a is torch-eval's LIF, b the same with the C's `spike_out = {cg_spike.spike_out}`.",
+                   *_neuron_pair(golden.make("torch-eval", "LIF", q_out=15), spike_out=cg_spike.spike_out)),
+        NetExample("compare-before-round", "compare-before-round", "LIF: QAT (train) vs eval",
+                   "In `.train()` Qualia quantizes the charged potential before the spike test, in `.eval()` it "
+                   "tests the unrounded value. a is torch-train's LIF (tau = 3, v_threshold = 0.25 so that one step "
+                   "can fire), b the same with eval's `order`.",
+                   *_neuron_pair(train, order=golden.make("torch-eval", "LIF", tau=3.0).order)),
     ]
     for ex in exs:
         ex.x = minimal_input(ex.a, ex.b)
-    return exs
+    order = {c.name: i for i, c in enumerate(CAUSES)}
+    return sorted(exs, key=lambda ex: order[ex.cause])
 
 
 def check_cause(ex: NetExample):
@@ -535,15 +575,15 @@ def network_section() -> list:
         "## Whole networks: torch-eval vs codegen",
         "",
         "`golden diff --net-a DIR --net-b DIR` (`golden.network.diff.diff_networks`) runs two networks on one "
-        "raw input and classifies each sample's first divergence by re-running the diverging layer of b with one "
-        "knob of a. Per cause, a tiny hand-built pair (golden layer specs, no torch): a torch-eval-like, b the "
+        "raw input and classifies each sample's first divergence by re-running the diverging layer of b with "
+        "knobs of a's. Per cause, a tiny hand-built pair (golden layer specs, no torch): a torch-eval-like, b the "
         "same layer with the one codegen knob; the input is the minimal one on which they part (fewest steps, "
         "then smallest |x|, every candidate simulated), and the generator fails unless `diff_networks` names the "
         "cause. Outputs are raw (real) at the diverging layer. Save all the networks with "
         f"`python tools/quirks.py --save {SAVE_DIR}`, then run each example's `golden diff` line (exit 1: they "
         "differ). A real torch-eval / codegen pair differs in several knobs at once; there `diff_networks` names "
-        "the first cause, in the order " + ", ".join(f"'{c}'" for c in CAUSES if c != "other")
-        + ", whose knob alone restores a's value.",
+        "the first set of causes, by size then in the order " + ", ".join(f"'{c.name}'" for c in CAUSES)
+        + ", whose knobs restore a's value (the attribution `golden diff` uses for a single layer).",
         "",
         "| cause | layer | minimal input | a | b | diff_networks |",
         "|---|---|---|---|---|---|",

@@ -1,14 +1,16 @@
 """The ``golden`` command line. Every error is one clear line on stderr and exit code 2, never a traceback.
 
-``main`` parses the subcommand and catches :class:`~golden.errors.GoldenError` once. ``demo``, ``spec new``
-and ``simulate`` live here; ``diff``, ``bench`` and ``vectors`` each have their module in this package
-(``golden.cli.<name>.cli(argv) -> int``, raising GoldenError on bad input); the layer options and the
-one-line parser they share are in :mod:`golden.cli.options`.
+``main`` parses the subcommand and catches :class:`~golden.errors.GoldenError` once (Ctrl-C: one line, exit
+130). ``demo``, ``spec new`` and ``simulate`` live here; ``diff``, ``bench``, ``vectors`` and ``prove`` each have
+their module in this package (``golden.cli.<name>.cli(argv) -> int``, raising GoldenError on bad input); the
+layer options and the one-line parser they share are in :mod:`golden.cli.options`; what a long or large job
+checks before it starts (memory, output paths, budget, progress, resume state) in :mod:`golden.cli.longrun`.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,9 +19,10 @@ import numpy as np
 
 from .. import profiles
 from ..errors import GoldenError
-from ..fileio import write_atomic
+from ..fileio import check_new_file, write_atomic
 from ..simulate import load_npy, simulate
 from ..spec import Kind, Spec
+from .longrun import check_memory
 from .options import OutputError, Parser, UsageError, add_layer_options, kind, layer_params, natural_int, positive_int
 
 DEMO = dict(profile="codegen", kind="LIF", neurons=1024, steps=200, seed=0)
@@ -27,7 +30,8 @@ DEMO_MAX = 1 << 28  # neuron-steps: the demo holds its stimulus and trace in mem
 SUBCOMMANDS = {"vectors": "test-vector bundles: generate, verify, export",
                "diff": "compare two profiles on one layer config",
                "bench": "benchmark golden against compiled C and the Qualia layers (from a source checkout)",
-               "prove": "prove a spec bit-exact against a reference on every (v, x): a certificate"}
+               "prove": "prove a spec bit-exact against a reference on every (v, x): a certificate",
+               "from-qualia": "a real Qualia project (config + its run's out/) -> a saved golden network"}
 
 
 def demo_stimulus(spec: Spec, steps: int, neurons: int, seed: int) -> np.ndarray:
@@ -38,11 +42,24 @@ def demo_stimulus(spec: Spec, steps: int, neurons: int, seed: int) -> np.ndarray
     return spec.quantize_input(mean + noise)
 
 
+def demo_network(a) -> int:
+    """``demo --network [DIR]``: refuses the single-layer options it does not use, and a size beyond memory."""
+    from ..network.demo import DEFAULT, load, memory, run
+
+    if a.out:
+        raise UsageError("demo: --network writes no bundle, so --out is not taken; write a network bundle with "
+                         "golden vectors generate --network DIR --samples N --steps T ... --out BUNDLE")
+    steps = a.steps or 8
+    net = load(a.network or None)
+    check_memory(memory(net, a.samples, steps), f"demo --network: {a.samples} samples x {steps} steps",
+                 "use fewer --samples or --steps")
+    run(net, samples=a.samples, steps=steps, seed=a.seed, name=Path(a.network).name if a.network else DEFAULT)
+    return 0
+
+
 def cmd_demo(a) -> int:
     if a.network is not None:  # the embedded small network (or a network directory): numpy + numba only
-        from ..network.demo import run
-        run(a.network or None, samples=a.samples, steps=a.steps or 8, seed=a.seed)
-        return 0
+        return demo_network(a)
     a.steps = a.steps or DEMO["steps"]
     if a.neurons * a.steps > DEMO_MAX:
         raise UsageError(f"demo: --neurons x --steps = {a.neurons * a.steps} neuron-steps is more than the "
@@ -77,18 +94,40 @@ def cmd_spec_new(a) -> int:
     return 0
 
 
+def npy_values(path) -> tuple | None:
+    """(values, bytes per value) a .npy header declares, when the file really holds them (else None: load_npy then
+    says why it cannot read the file)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+            values = int(np.prod(shape, dtype=object))
+            held = os.fstat(f.fileno()).st_size - f.tell()
+            return (values, dtype.itemsize) if values * dtype.itemsize <= held else None
+    except (OSError, ValueError, TypeError, RecursionError):
+        return None
+
+
 def cmd_simulate(a) -> int:
+    target = Path(a.out)
+    if target.is_dir() and not target.is_symlink():
+        raise OutputError(f"--out {target}: is a directory; give the .npz file to write")
+    if target.suffix != ".npz":
+        target = target.with_name(target.name + ".npz")  # the name np.savez gives a path; written and printed as such
+    out = check_new_file(str(target), "--out", force=a.force)
     spec = Spec.from_toml(Path(a.spec))
+    declared = npy_values(a.input)
+    if declared is not None:  # the input, its native copy, and the trace: out, v and spikes per value
+        values, itemsize = declared
+        per = itemsize + sum(np.dtype(t).itemsize for t in (spec.fmt_in.dtype, spec.fmt_out.dtype, spec.fmt_v.dtype))
+        check_memory(values * (per + 1), f"simulate: {a.input} ({values} input values)",
+                     "simulate it in pieces of fewer steps (the API's v0 carries the state over)")
     x = load_npy(a.input)
     v0 = load_npy(a.v0, "v0") if a.v0 else None
-    out = Path(a.out)
-    if out.is_dir():
-        raise OutputError(f"--out {out}: is a directory; give the .npz file to write")
-    if out.suffix != ".npz":
-        out = out.with_name(out.name + ".npz")  # the name np.savez gives a path; written and printed as such
     trace = simulate(spec, x, v0)
     write_atomic(out, lambda f: np.savez(f, out=trace.out, v=trace.v, spikes=trace.spikes, spec=spec.to_toml(),
-                                         **{f"overflow_{k}": v for k, v in trace.overflow.items()}))
+                                         **{f"overflow_{k}": v for k, v in trace.overflow.items()}), force=a.force)
     print(f"{out}: {x.shape[0]} steps x {int(np.prod(x.shape[1:]))} neurons, spike rate {trace.spike_rate:.4f}")
     return 0
 
@@ -122,6 +161,7 @@ def build_parser() -> Parser:
     m.add_argument("--input", required=True, help=".npy of raw input integers, shape (T, *neurons)")
     m.add_argument("--out", required=True, help=".npz to write (out, v, spikes, overflow counts)")
     m.add_argument("--v0", help=".npy of raw initial potentials")
+    m.add_argument("--force", action="store_true", help="replace an existing --out file")
     m.set_defaults(func=cmd_simulate)
 
     for name, text in SUBCOMMANDS.items():
@@ -131,7 +171,7 @@ def build_parser() -> Parser:
 
 def subcommand(name: str):
     """The module of a subcommand with its own parser: ``golden.cli.<name>`` (``cli(argv) -> int``)."""
-    return importlib.import_module(f"golden.cli.{name}")
+    return importlib.import_module(f"golden.cli.{name.replace('-', '_')}")
 
 
 def _one_line(e: BaseException) -> str:
@@ -141,9 +181,57 @@ def _one_line(e: BaseException) -> str:
     return text
 
 
+# Lines the Qualia packages print on import when TensorFlow is absent (golden never uses Keras): dropped from
+# golden's stderr, exactly, so that an error stays one line; any other text passes through untouched.
+IMPORT_NOISE = frozenset({
+    "Warning: cannot find TensorFlow, Keras models will be unavailable",  # qualia_core.learningmodel (print)
+    "Warning: cannot find TensorFlow.Keras, Keras models will be unavailable",
+    "Cannot find TensorFlow, Keras framework will be unavailable",  # qualia_codegen_core.graph (logging)
+    "Cannot find Keras, Keras framework will be unavailable",
+})
+
+
+class QuietStderr:
+    """A stderr that drops the exact lines of :data:`IMPORT_NOISE` and passes everything else on at once (text that
+    could still become a noise line is held until its line ends)."""
+
+    def __init__(self, stream):
+        self.stream, self.held = stream, ""
+
+    def write(self, text: str) -> int:
+        self.held += text
+        *lines, self.held = self.held.split("\n")
+        for line in lines:
+            if line not in IMPORT_NOISE:
+                self.stream.write(line + "\n")
+        if self.held and not any(n.startswith(self.held) for n in IMPORT_NOISE):
+            self.stream.write(self.held)
+            self.held = ""
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name):  # isatty, fileno, encoding, ...: the real stream's
+        return getattr(self.stream, name)
+
+
 def main(argv=None) -> int:
+    real = sys.stderr
+    sys.stderr = QuietStderr(real)
+    try:
+        return _main(argv)
+    finally:
+        if sys.stderr.held:
+            real.write(sys.stderr.held)
+        sys.stderr = real
+
+
+def _main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if argv[:1] == ["prove"] and any(a == "--network" or a.startswith("--network=") for a in argv):
+            return subcommand("netprove").cli(argv[1:])  # golden prove --network: the whole-network proof
         if argv and argv[0] in SUBCOMMANDS:
             return subcommand(argv[0]).cli(argv[1:])
         a = build_parser().parse_args(argv)
@@ -151,6 +239,9 @@ def main(argv=None) -> int:
     except (GoldenError, OSError) as e:  # OSError: a file golden did not open through its own checks
         print(f"golden: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # Ctrl-C: one line saying what was kept (longrun.Interrupted), exit 130
+        print(f"golden: interrupted{': ' + _one_line(e) if str(e) else ''}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

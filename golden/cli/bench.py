@@ -64,18 +64,17 @@ def build_parser() -> Parser:
     p.add_argument("--asm", action="store_true", help="also count the instructions of each kernel's hot loop")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--markdown", help="write the markdown table here")
+    p.add_argument("--force", action="store_true", help="replace a --json / --markdown file golden wrote")
     p.add_argument("--quiet", action="store_true")
     return p
 
 
 def cli(argv) -> int:
-    from ..fileio import write_atomic
+    from ..fileio import check_new_file, write_atomic
 
     a = build_parser().parse_args(list(argv))
-    for name in ("json", "markdown"):  # refuse an unwritable output before minutes of timing, not after
-        path = getattr(a, name)
-        if path and not Path(path).resolve().parent.is_dir():
-            raise UsageError(f"bench: --{name} {path}: no such directory")
+    for name in ("json", "markdown"):  # refuse an output golden may not write before minutes of timing, not after
+        check_new_file(getattr(a, name), f"bench: --{name}", force=a.force)
     bench = harness()
     known = [m[0] for m in bench.netc_module().MODELS]
     bad = [m for m in a.net_models or () if m not in known]
@@ -87,10 +86,10 @@ def cli(argv) -> int:
         raise UsageError(f"bench: --gemm-models {bad[0]}: not a real-size model (known: {', '.join(gemm_known)})")
     result = bench.run(a)
     if a.json:
-        write_atomic(a.json, lambda f: f.write((json.dumps(result, indent=1) + "\n").encode()))
+        write_atomic(a.json, lambda f: f.write((json.dumps(result, indent=1) + "\n").encode()), force=a.force)
     text = bench.markdown(result)
     if a.markdown:
-        write_atomic(a.markdown, lambda f: f.write(text.encode()))
+        write_atomic(a.markdown, lambda f: f.write(text.encode()), force=a.force)
     if not a.quiet:
         sys.stdout.write(text)
     return 0

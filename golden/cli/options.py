@@ -44,6 +44,12 @@ positive_int = _typed("positive_int", int, lambda v: v >= 1, "a positive integer
 natural_int = _typed("natural_int", int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _typed("positive_float", float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 finite_float = _typed("finite_float", float, math.isfinite, "a finite number")
+FLOAT32_MAX = 3.4028234663852886e38
+# a layer's real values go through Qualia's float32 quantizers: beyond float32 they are infinities, refused here
+real32 = _typed("real32", float, lambda v: math.isfinite(v) and abs(v) <= FLOAT32_MAX,
+                "a finite number within float32's range (|x| <= 3.4e38)")
+positive_real32 = _typed("positive_real32", float, lambda v: math.isfinite(v) and 0 < v <= FLOAT32_MAX,
+                         "a finite number > 0 within float32's range (<= 3.4e38)")
 
 
 def kind(text: str) -> str:
@@ -64,9 +70,9 @@ def add_layer_options(p, *, round_help: str = "quantizer roundtype: nearest|floo
     p.add_argument("--q-v", type=int, default=6, help="frac of the potential (default 6)")
     p.add_argument("--q-in", type=int, help="frac of the input (default q_v)")
     p.add_argument("--q-out", type=int, help="frac of the output (default: the profile's)")
-    p.add_argument("--tau", type=positive_float, default=2.0, help="LIF time constant (default 2)")
-    p.add_argument("--v-threshold", type=finite_float, default=1.0)
-    p.add_argument("--v-reset", type=finite_float, default=0.0)
+    p.add_argument("--tau", type=positive_real32, default=2.0, help="LIF time constant (default 2)")
+    p.add_argument("--v-threshold", type=real32, default=1.0)
+    p.add_argument("--v-reset", type=real32, default=0.0)
     p.add_argument("--soft", action="store_true", help="soft reset: subtract the threshold (ATIF always does)")
     p.add_argument("--no-decay-input", action="store_true", help="LIF: the input is not divided by tau")
     p.add_argument("--round", help=round_help)

@@ -11,6 +11,7 @@
 from .diff import CAUSES, NetworkDiff, diff_networks
 from .graph import INPUT, LayerTrace, Network, Node, Trace
 from .layers import (
+    LAYERS,
     Add,
     BatchNorm,
     Conv,
@@ -22,12 +23,14 @@ from .layers import (
     MaxPool,
     NetworkError,
     Neuron,
+    Weighted,
     float32_bound,
+    register,
 )
 
-__all__ = ["CAUSES", "INPUT", "Add", "BatchNorm", "Conv", "Flatten", "GlobalSumPool", "Identity", "Layer", "LayerTrace",
-           "Linear", "MaxPool", "Network", "NetworkDiff", "NetworkError", "Neuron", "Node", "Trace", "demo",
-           "diff_networks", "float32_bound", "load"]
+__all__ = ["CAUSES", "INPUT", "LAYERS", "Add", "BatchNorm", "Conv", "Flatten", "GlobalSumPool", "Identity", "Layer",
+           "LayerTrace", "Linear", "MaxPool", "Network", "NetworkDiff", "NetworkError", "Neuron", "Node", "Trace",
+           "Weighted", "demo", "diff_networks", "float32_bound", "load", "register"]
 
 
 def load(directory) -> Network:

@@ -22,6 +22,9 @@ The C semantics, read from qualia-codegen-core's templates, as knobs of the same
 - width conversions (model.cc's ``<a>_to_<b>`` between layers of different NUMBER_T): the
   converter gives every layer one width, so none is inserted; a mixed-width graph is refused.
 
+Each generated-C layer type is read by one function registered in :data:`C_READERS`
+(``@c_reader("TConv2DLayer")``): the types golden reads are that registry's names.
+
 Layout: traces are channels-first (torch order). The C is channels-last: C output ``(*spatial, C)``
 is ``np.moveaxis(trace, 0, -1)`` per sample/step; a Dense after a Flatten holds its input columns in
 channels-last order, put back in torch order here (``W_torch[:, perm] = W_c``).
@@ -30,10 +33,15 @@ channels-last order, put back in torch order here (``W_torch[:, perm] = W_c``).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..spec import QFormat
+from .. import profiles
+from ..errors import NetworkError, SpecError
+from ..refs.codegen_model import deployment_params, flatten_perm
+from ..registry import Registry
+from ..spec import QUALIA_ROUND, QFormat, Round
 from .graph import INPUT, Network, Node
 from .layers import (
     Add,
@@ -41,13 +49,17 @@ from .layers import (
     Conv,
     Flatten,
     GlobalSumPool,
+    Layer,
     Linear,
     MaxPool,
-    NetworkError,
     Neuron,
 )
 
-C_ROUNDS = {"nearest": "RND", "floor": "TRN", "none": "TRN"}
+# OUTPUT_ROUND_MODE -> Round: the Qualia roundtypes the C implements (golden.spec.QUALIA_ROUND's), plus 'none' (a
+# bare arithmetic shift: floor)
+C_ROUNDS = {"nearest": QUALIA_ROUND["nearest"], "floor": QUALIA_ROUND["floor"], "none": Round.TRN}
+C_READERS = Registry("C reader")  # generated-C layer type (its template class) -> reader
+c_reader = C_READERS.register
 _WIDTHS = (8, 16)
 _LONGS = (16, 32, 64)
 
@@ -71,9 +83,30 @@ def _cf(c_shape) -> tuple:
     return tuple(c_shape) if len(c_shape) < 2 else (c_shape[-1], *c_shape[:-1])
 
 
-def _neuron(lp, fmt_src, in_shape, where):
-    from .. import profiles
+@dataclass(frozen=True)
+class CNode:
+    """What a C reader gets for one C layer: its deployment parameters ``lp`` (the converter's integers and
+    scale factors), the stages every layer shares (``io``: shape, formats, roundings, LONG accumulator), each
+    source's output format, the producer's deployment layer and where it is (for messages)."""
 
+    lp: object
+    io: dict
+    src_fmts: tuple
+    prev: object
+    where: str
+
+    @property
+    def in_shape(self) -> tuple:
+        return self.io["in_shape"]
+
+    @property
+    def fmt_src(self) -> QFormat:
+        return self.io["fmt_src"]
+
+
+@c_reader("TLifLayer", "TIfLayer")
+def _neuron(node: CNode) -> tuple[Layer, dict]:
+    lp, fmt_src, in_shape, where = node.lp, node.fmt_src, node.in_shape, node.where
     ints = lp.ints
     q_v, W = lp.q_weights, lp.width
     kind = "LIF" if lp.ctype == "TLifLayer" else "IF"
@@ -89,16 +122,18 @@ def _neuron(lp, fmt_src, in_shape, where):
         kw.update(tau=1.0 / real("reciprocal_tau"), decay_input=bool(lp.attrs.get("decay_input", True)))
     try:
         spec = profiles.codegen(kind, **kw)
-    except Exception as e:
+    except SpecError as e:
         raise NetworkError(f"{where}: the neuron codegen profile refuses it: {e}") from None
     # the deployment's integers, exactly (the profile re-derives them from reals: check, then take the C's)
     held = {"v_threshold": int(ints["v_threshold"]), "v_reset": 0 if soft else int(ints["v_reset"])}
     if kind == "LIF":
         held["reciprocal_tau"] = int(ints["reciprocal_tau"])
-    return Neuron.of(dataclasses.replace(spec, **held), in_shape, fmt_src)
+    return Neuron.of(dataclasses.replace(spec, **held), in_shape, fmt_src), {}
 
 
-def _weighted(lp, io, prev_c, where):
+def _weights(lp, io) -> tuple[dict, dict]:
+    """(the Weighted layer's common fields, its raw arrays): TMP_SCALE_FACTOR = max(q_w, q_b) (q_w without a bias
+    scale), the bias at q_b (q_w without one); the C's kernel layout still (O, *K, I) for a conv."""
     ints = lp.ints
     q_w = lp.q_weights
     q_b = lp.q_bias if lp.q_bias is not None else q_w
@@ -107,46 +142,84 @@ def _weighted(lp, io, prev_c, where):
     use_bias = "bias" in ints
     w = ints["kernel"]
     common = dict(io, fmt_w=QFormat(W, q_w), fmt_b=QFormat(W, q_b) if use_bias else None, tmp_frac=tmp)
-    if lp.ctype == "TDenseLayer":
-        if prev_c is not None and prev_c.ctype == "TFlattenLayer" and len(prev_c.in_c_shapes[0]) >= 2:
-            from golden.refs.codegen_model import flatten_perm
-
-            perm = flatten_perm(prev_c.in_c_shapes[0])
-            wt = np.empty_like(w)
-            wt[:, perm] = w
-            w = wt
-        layer = Linear(**common, in_features=int(w.shape[1]), out_features=int(w.shape[0]))
-    elif lp.ctype in ("TConv1DLayer", "TConv2DLayer"):
-        dims = 1 if lp.ctype == "TConv1DLayer" else 2
-        if int(lp.attrs.get("groups", 1)) != 1:
-            raise NetworkError(f"{where}: groups={lp.attrs['groups']} is not supported (groups=1 only)")
-        pad = lp.attrs.get("padding", "valid")
-        if pad == "valid":
-            pad = ((0, 0),) * dims
-        pad = tuple(tuple(int(a) for a in p) for p in (pad if dims == 2 else (tuple(pad),)))
-        if any(a != b for a, b in pad):
-            raise NetworkError(f"{where}: asymmetric zero padding {pad} is not supported")
-        w = np.moveaxis(w, -1, 1)  # C (O, *K, I) -> torch (O, I, *K)
-        layer = Conv(**common, dims=dims, in_channels=int(w.shape[1]), out_channels=int(w.shape[0]),
-                     kernel=tuple(int(k) for k in w.shape[2:]), stride=_tuple(lp.attrs["strides"], dims),
-                     padding=tuple(p[0] for p in pad))
-    else:
-        dims = 1 if "1D" in lp.ctype else 2
-        layer = BatchNorm(**common, dims=dims, num_features=int(w.size))
     params = {"weight": np.ascontiguousarray(w, np.int64)}
     if use_bias:
         params["bias"] = np.asarray(ints["bias"], np.int64)
+    return common, params
+
+
+@c_reader("TDenseLayer")
+def _dense(node: CNode) -> tuple[Layer, dict]:
+    common, params = _weights(node.lp, node.io)
+    w, prev = params["weight"], node.prev
+    if prev is not None and prev.ctype == "TFlattenLayer" and len(prev.in_c_shapes[0]) >= 2:
+        # a Dense after a Flatten holds its input columns channels-last: put them back in torch order
+        perm = flatten_perm(prev.in_c_shapes[0])
+        wt = np.empty_like(w)
+        wt[:, perm] = w
+        params["weight"] = wt
+    w = params["weight"]
+    return Linear(**common, in_features=int(w.shape[1]), out_features=int(w.shape[0])), params
+
+
+@c_reader("TConv1DLayer", "TConv2DLayer")
+def _conv(node: CNode) -> tuple[Layer, dict]:
+    lp, where = node.lp, node.where
+    common, params = _weights(lp, node.io)
+    dims = 1 if lp.ctype == "TConv1DLayer" else 2
+    if int(lp.attrs.get("groups", 1)) != 1:
+        raise NetworkError(f"{where}: groups={lp.attrs['groups']} is not supported (groups=1 only)")
+    pad = lp.attrs.get("padding", "valid")
+    if pad == "valid":
+        pad = ((0, 0),) * dims
+    pad = tuple(tuple(int(a) for a in p) for p in (pad if dims == 2 else (tuple(pad),)))
+    if any(a != b for a, b in pad):
+        raise NetworkError(f"{where}: asymmetric zero padding {pad} is not supported")
+    w = params["weight"] = np.ascontiguousarray(np.moveaxis(params["weight"], -1, 1))  # C (O, *K, I) -> (O, I, *K)
+    layer = Conv(**common, dims=dims, in_channels=int(w.shape[1]), out_channels=int(w.shape[0]),
+                 kernel=tuple(int(k) for k in w.shape[2:]), stride=_tuple(lp.attrs["strides"], dims),
+                 padding=tuple(p[0] for p in pad))
     return layer, params
 
 
-_WEIGHTED = ("TDenseLayer", "TConv1DLayer", "TConv2DLayer", "TBatchNormalization1DLayer",
-             "TBatchNormalization2DLayer")
+@c_reader("TBatchNormalization1DLayer", "TBatchNormalization2DLayer")
+def _batchnorm(node: CNode) -> tuple[Layer, dict]:
+    common, params = _weights(node.lp, node.io)
+    dims = 1 if "1D" in node.lp.ctype else 2
+    return BatchNorm(**common, dims=dims, num_features=int(params["weight"].size)), params
+
+
+@c_reader("TMaxPooling1DLayer", "TMaxPooling2DLayer")
+def _maxpool(node: CNode) -> tuple[Layer, dict]:
+    lp = node.lp
+    dims = 1 if "1D" in lp.ctype else 2
+    return MaxPool(**node.io, dims=dims, kernel=_tuple(lp.attrs["pool_size"], dims),
+                   stride=_tuple(lp.attrs["strides"], dims), padding=(0,) * dims), {}
+
+
+@c_reader("TAddLayer")
+def _add(node: CNode) -> tuple[Layer, dict]:
+    if len(node.src_fmts) != 2:
+        raise NetworkError(f"{node.where}: {len(node.src_fmts)} inputs; golden's Add takes 2")
+    fb = node.src_fmts[1]
+    return Add(**node.io, fmt_src_b=fb, fmt_in_b=fb), {}
+
+
+@c_reader("TSumLayer")
+def _sum(node: CNode) -> tuple[Layer, dict]:
+    return GlobalSumPool(**node.io, dims=len(node.in_shape) - 1), {}
+
+
+@c_reader("TFlattenLayer")
+def _flatten(node: CNode) -> tuple[Layer, dict]:
+    fmt_src = node.fmt_src
+    if node.lp.q_out != fmt_src.frac:
+        raise NetworkError(f"{node.where}: output q {node.lp.q_out} differs from its input's {fmt_src.frac}")
+    return Flatten(in_shape=node.in_shape, fmt_src=fmt_src, fmt_in=fmt_src, fmt_out=fmt_src), {}
 
 
 def network_from_deployment(dep) -> Network:
     """The codegen :class:`Network` of a :class:`golden.refs.codegen_model.Deployed` (its deployment objects)."""
-    from golden.refs.codegen_model import deployment_params
-
     lps = deployment_params(dep)
     by_c = {la.c_name: la for la in dep.layers}
     inp = lps[0]
@@ -171,29 +244,11 @@ def network_from_deployment(dep) -> Network:
             raise NetworkError(f"{where}: OUTPUT_ROUND_MODE {lp.round_out!r} is unknown")
         io = {"in_shape": in_shape, "fmt_src": fmt_src, "fmt_in": fmt_src, "fmt_out": fmt_out, "round_in": rnd,
               "round_out": rnd, "acc_bits": lp.long_width, "acc_overflow": "wrap"}
-        p = {}
-        prev = by_c[la.innodes[0]]
-        if lp.ctype in _WEIGHTED:
-            layer, p = _weighted(lp, io, prev, where)
-        elif lp.ctype in ("TLifLayer", "TIfLayer"):
-            layer = _neuron(lp, fmt_src, in_shape, where)
-        elif lp.ctype in ("TMaxPooling1DLayer", "TMaxPooling2DLayer"):
-            dims = 1 if "1D" in lp.ctype else 2
-            layer = MaxPool(**io, dims=dims, kernel=_tuple(lp.attrs["pool_size"], dims),
-                            stride=_tuple(lp.attrs["strides"], dims), padding=(0,) * dims)
-        elif lp.ctype == "TAddLayer":
-            if len(srcs) != 2:
-                raise NetworkError(f"{where}: {len(srcs)} inputs; golden's Add takes 2")
-            fb = built[srcs[1]][1]
-            layer = Add(**io, fmt_src_b=fb, fmt_in_b=fb)
-        elif lp.ctype == "TSumLayer":
-            layer = GlobalSumPool(**io, dims=len(in_shape) - 1)
-        elif lp.ctype == "TFlattenLayer":
-            layer = Flatten(in_shape=in_shape, fmt_src=fmt_src, fmt_in=fmt_src, fmt_out=fmt_src)
-            if lp.q_out != fmt_src.frac:
-                raise NetworkError(f"{where}: output q {lp.q_out} differs from its input's {fmt_src.frac}")
-        else:
-            raise NetworkError(f"{where}: no golden mapping for this C layer type")
+        reader = C_READERS.get(lp.ctype)
+        if reader is None:
+            raise NetworkError(f"{where}: no golden mapping for this C layer type (golden reads: "
+                               f"{', '.join(C_READERS.names())})")
+        layer, p = reader(CNode(lp, io, tuple(built[s][1] for s in srcs), by_c[la.innodes[0]], where))
         if _cf(la.c_shape) != layer.out_shape:
             raise NetworkError(f"{where}: golden's shape {layer.out_shape} differs from the C's {_cf(la.c_shape)} "
                                f"(channels-last)")
@@ -205,56 +260,8 @@ def network_from_deployment(dep) -> Network:
         bad = {k: v for k, v in lp.differs.items() if v}
         if bad:
             differs[name] = bad
-    meta = {"source": type(dep.built.model).__name__, "profile": "codegen", "width": W,
+    meta = {"source": type(dep.model).__name__, "profile": "codegen", "width": W,
             "long_width": int(lps[1].long_width), "step_mode": "s", "layout": "channels-first; C: channels-last"}
     if differs:
         meta["differs"] = ";".join(f"{n}:{','.join(f'{k}={v}' for k, v in d.items())}" for n, d in differs.items())
     return Network(built[INPUT][0], built[INPUT][1], nodes, params, "RND", name_of[lps[-1].c_name], meta)
-
-
-def network_codegen(model, *, width=None, long_width=None) -> Network:
-    """``golden.from_torch(model, profile="codegen", width=, long_width=)``: deploy the way Qualia does, read it.
-
-    ``model``: a :class:`golden.refs.qualia_models.Built` (the calibrated quantized model and the float twin
-    template Qualia's deployment loads its weights into) or an already :func:`~golden.refs.codegen_model.deploy`-ed
-    model. A bare quantized ``nn.Module`` is refused: the converter needs the float twin.
-    """
-    check_widths(width, long_width)
-    from golden.refs import codegen_model as cm
-    from golden.refs.qualia_models import Built
-
-    if isinstance(model, cm.Deployed):
-        if (width not in (None, model.width)) or (long_width not in (None, model.long_width)):
-            raise NetworkError(f"width/long_width: the model is deployed at int{model.width}/int{model.long_width}; "
-                               f"deploy it again to change them")
-        dep = model
-    elif isinstance(model, Built):
-        if model.config["kind"] == "ATIF":
-            raise NetworkError("model: its neurons are QuantizedATIF, which qualia-codegen has no C mapping for; "
-                               "use profile='torch-eval'")
-        refused = None
-        try:
-            dep = cm.deploy(model, width=width, long_width=long_width)
-        except cm.DeployError as e:
-            refused = str(e).splitlines()[0]
-        if refused is not None:  # raised outside the handler: the failed deployment (and Qualia's log handler
-            # that its traceback keeps alive, pointing into the deleted working directory) is released
-            raise NetworkError(f"{_culprit(model)}the deployment refused it: {refused}")
-    else:
-        raise NetworkError(f"model: profile 'codegen' needs a golden.refs.qualia_models.Built or a deployed model "
-                           f"(the converter loads the weights into the float twin template), got "
-                           f"{type(model).__name__}")
-    return network_from_deployment(dep)
-
-
-def _culprit(built) -> str:
-    """'<layer> (<type>): weights q = <q> < 0: ' for the first layer whose exported weights q is negative.
-
-    qualia-codegen-core quantizes with ``1 << q`` and raises on a negative q (measured: a BatchNorm channel whose
-    input never varies gets alpha ~ gamma / sqrt(eps)); otherwise 'model: '.
-    """
-    for name, m in built.model.named_modules():
-        q = getattr(m, "weights_q", None)
-        if isinstance(q, int) and q < 0:
-            return f"{name} ({type(m).__name__}): weights q = {q} < 0, which qualia-codegen cannot export: "
-    return "model: "

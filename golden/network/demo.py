@@ -3,7 +3,8 @@
 ``run()`` loads the committed network directory (hashes checked), feeds it a
 deterministic stimulus (static frames U(0, 2), repeated over the steps: Qualia's
 'duplicate' timestep mode) and prints, per layer, what it did, then the model
-output and the throughput.
+output and the throughput. :func:`memory` is what a run holds, so that a caller
+can refuse an absurd ``samples x steps`` before anything is allocated.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from .graph import Network
-from .layers import NetworkError, type_name
+from .layers import NetworkError, Neuron, type_name
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 DEFAULT = "scnn1d_lif8"
+BYTES_PER_VALUE = 48  # per value of the stimulus and of every layer's trace, with the simulator's int64 work rows
 
 
 def stimulus(net: Network, samples: int, steps: int, seed: int) -> np.ndarray:
@@ -27,19 +29,35 @@ def stimulus(net: Network, samples: int, steps: int, seed: int) -> np.ndarray:
     return net.quantize_input(np.repeat(frames[:, None], steps, axis=1))
 
 
-def run(network=None, *, samples: int = 8, steps: int = 8, seed: int = 0, out=print) -> dict:
-    """Simulate the embedded (or the given directory's) network; prints a report, returns its figures."""
-    for name, v in (("samples", samples), ("steps", steps)):
+def load(network=None) -> Network:
+    """The embedded network (``None``) or the network directory ``network``."""
+    return Network.load(DATA / DEFAULT if network is None else Path(network))
+
+
+def memory(net: Network, samples: int, steps: int) -> int:
+    """Bytes a run of ``samples x steps`` holds at its peak: the stimulus and every layer's trace (out; v and
+    spikes for neurons), at :data:`BYTES_PER_VALUE` each."""
+    per = int(np.prod(net.input_shape))
+    for node in net.nodes:
+        per += int(np.prod(node.layer.out_shape)) * (3 if isinstance(node.layer, Neuron) else 1)
+    return samples * steps * per * BYTES_PER_VALUE
+
+
+def run(network=None, *, samples: int = 8, steps: int = 8, seed: int = 0, out=print, name: str | None = None) -> dict:
+    """Simulate the embedded network (``None``), the given directory's, or a loaded :class:`Network`; prints a
+    report, returns its figures."""
+    for what, v in (("samples", samples), ("steps", steps)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise NetworkError(f"{name}: expected an int >= 1, got {v!r}")
-    path = DATA / DEFAULT if network is None else Path(network)
-    net = Network.load(path)
+            raise NetworkError(f"{what}: expected an int >= 1, got {v!r}")
+    net = network if isinstance(network, Network) else load(network)
+    if name is None:
+        name = DEFAULT if network is None else "network" if isinstance(network, Network) else Path(network).name
     x = stimulus(net, samples, steps, seed)
     net.simulate(x[:1, :1])  # compile
     t0 = time.perf_counter()
     trace = net.simulate(x)
     dt = time.perf_counter() - t0
-    out(f"golden network demo: {path.name} ({net.meta.get('model', net.meta.get('source', '?'))}), "
+    out(f"golden network demo: {name} ({net.meta.get('model', net.meta.get('source', '?'))}), "
         f"digest {net.digest()[:16]}")
     out(f"input {net.input_shape} {net.fmt_input}, {samples} samples x {steps} steps, seed {seed}")
     rates = {}

@@ -2,17 +2,13 @@
 
 :func:`diff_networks` runs both on the same raw input and reports, per layer both hold at the same
 format, the mismatch rate; per sample the first divergence (step, layer, index), ordered by step then
-layer, so that the diverging layer's inputs are still equal in both; and its cause, found by
-re-running only that layer of the second network with one knob of the first, in this order:
-
-- ``TMP leak shift``: the neuron's ``leak_shift`` (the C shifts the leak by max(q_in, q_v));
-- ``LIF compare-before-round``: the neuron's ``arith`` (torch's float32 compares the unrounded
-  potential, the C the rounded one);
-- ``LONG wrap``: a Linear/Conv/BatchNorm/Add/GlobalSumPool accumulator (``acc_bits``), or the
-  neuron's LONG potential arithmetic;
-- ``tau re-quantized``: the LIF's ``reciprocal_tau`` (a tau off the power-of-two grid: the
-  deployment quantizes float32(1/tau) at the final q_v, the calibrated module holds another value);
-- ``other``: none of these alone explains it.
+layer, so that the diverging layer's inputs are still equal in both; and its cause, in the one vocabulary
+of :mod:`golden.causes` (as ``golden diff`` names a single layer's): only that layer of the second network
+is re-run, on the second network's own inputs to it, with the knobs of each cause switched toward the first
+network's layer, sets by size then in :data:`golden.causes.CAUSES` order (the attribution engine
+:func:`golden.causes.attribute`); the first set that restores a's value is the cause, "unexplained" when
+none does. A neuron layer has every cause its spec differs in; any other layer one, its accumulator width
+("saturation width": a Linear/Conv/BatchNorm/Add/GlobalSumPool LONG_NUMBER_T that wraps).
 
 ``float32 accumulation`` is no divergence between two golden networks: it is where the real
 torch module may differ from its golden torch-eval network; the report counts, per layer, the
@@ -21,28 +17,21 @@ values of the first network that torch's float32 may round (``f32_risk``).
 
 from __future__ import annotations
 
-import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..spec import SpecError
+from ..budget import Cost
+from ..causes import CAUSES, WIDTH, FirstDivergence, attribute, spec_variants
 from . import kernels, ops
 from .graph import Network, Node, run_neuron
 from .layers import Neuron
 
-CAUSES = ("TMP leak shift", "LIF compare-before-round", "LONG wrap", "tau re-quantized", "other")  # tried in this order
+__all__ = ["CAUSES", "FirstDivergence", "NetworkDiff", "diff_cost", "diff_networks"]
 
-
-@dataclass(frozen=True)
-class FirstDivergence:
-    sample: int
-    t: int
-    layer: str
-    index: tuple
-    a: int
-    b: int
-    cause: str
+BYTES_PER_VALUE = 32  # both traces (outputs and potentials) and the comparison masks; measured about 13
+SECONDS_PER_VALUE = 5e-7  # both simulations and the per-sample cause re-runs; measured 0.4 us on the demo network
 
 
 @dataclass(frozen=True)
@@ -53,10 +42,11 @@ class NetworkDiff:
 
     @property
     def causes(self) -> dict:
-        out = dict.fromkeys(CAUSES, 0)
+        """cause label -> number of samples whose first divergence it explains (in the order first seen)."""
+        out: dict = {}
         for f in self.first:
             if f is not None:
-                out[f.cause] += 1
+                out[f.cause] = out.get(f.cause, 0) + 1
         return out
 
     @property
@@ -67,8 +57,8 @@ class NetworkDiff:
         return {"identical": self.identical,
                 "layers": {n: {"mismatches": m, "values": v, "f32_risk": self.f32_risk.get(n, 0)}
                            for n, (m, v) in self.rates.items()},
-                "first_divergence": [None if f is None else dataclasses.asdict(f) for f in self.first],
-                "causes": {c: k for c, k in self.causes.items() if k}}
+                "first_divergence": [None if f is None else f.to_dict() for f in self.first],
+                "causes": self.causes}
 
     def __str__(self) -> str:
         lines = [f"golden network diff: {len(self.rates)} layers compared, {len(self.first)} samples: "
@@ -80,7 +70,7 @@ class NetworkDiff:
         for s, f in enumerate(self.first):
             lines.append(f"  sample {s}: " + ("no divergence" if f is None else
                          f"first at t={f.t}, layer {f.layer}, index {f.index}: a {f.a} != b {f.b} [{f.cause}]"))
-        causes = {c: k for c, k in self.causes.items() if k}
+        causes = self.causes
         if causes:
             lines.append("  first divergences by cause: " + ", ".join(f"{c} {k}" for c, k in causes.items()))
         return "\n".join(lines)
@@ -93,32 +83,43 @@ def _rerun(net: Network, node: Node, layer, xs_rows, S, T):
     return res["out"].reshape(S, T, *layer.out_shape)
 
 
+def _variants(node_a: Node, node_b: Node):
+    """(label, b's layer with those knobs of a's) in attribution order: a neuron's cause sets, or the one
+    accumulator-width knob of any other layer."""
+    la, lb = node_a.layer, node_b.layer
+    if isinstance(lb, Neuron) and isinstance(la, Neuron):
+        for label, spec in spec_variants(la.spec, lb.spec):
+            yield label, (lb.replace, {"spec": spec})
+    elif not isinstance(lb, Neuron) and type(la) is type(lb):
+        knobs = {k: getattr(la, k) for k in WIDTH.layer_knobs if getattr(la, k) != getattr(lb, k)}
+        if knobs:
+            yield WIDTH.name, (lb.replace, knobs)
+
+
 def _cause(net_a: Network, net_b: Network, tb, name: str, s: int, t: int, idx: tuple, want: int) -> str:
-    node_a, node_b = net_a[name], net_b[name]
-    S, T = tb.input.shape[:2]
-    rows = {n: lt.out.reshape(S * T, *lt.layer.out_shape).astype(np.int64) for n, lt in tb.layers.items()}
-    rows["input"] = np.asarray(tb.input, np.int64).reshape(S * T, *net_b.input_shape)
+    """The label of the first variant of b's layer ``name`` that gives a's value ``want`` at (s, t, *idx), each
+    variant re-run on sample ``s`` of b's own inputs to that layer."""
+    node_b = net_b[name]
+    T = tb.input.shape[1]
+    rows = {n: lt.out[s].reshape(T, *lt.layer.out_shape).astype(np.int64) for n, lt in tb.layers.items()}
+    rows["input"] = np.asarray(tb.input[s], np.int64).reshape(T, *net_b.input_shape)
     xs = [rows[i] for i in node_b.inputs]
-    lb = node_b.layer
-    tries = []
-    if isinstance(lb, Neuron) and isinstance(node_a.layer, Neuron):
-        sa, sb = node_a.layer.spec, lb.spec
-        # the leak shift before arith: torch's float32 datapath has no leak shift, so taking a's arith would also
-        # undo a TMP shift (a q_in > q_v pair would always read "compare-before-round"); with q_in = q_v the
-        # leak-shift swap changes nothing
-        tries = [("TMP leak shift", {"leak_shift": sa.leak_shift}), ("LIF compare-before-round", {"arith": sa.arith}),
-                 ("LONG wrap", {"acc_bits": 64}), ("tau re-quantized", {"reciprocal_tau": sa.reciprocal_tau})]
-        tries = [(c, lb.replace(spec=dataclasses.replace(sb, **k))) for c, k in tries]
-    elif lb.acc_bits < 64:
-        tries = [("LONG wrap", lb.replace(acc_bits=64))]
-    for cause, layer in tries:
-        try:
-            got = int(_rerun(net_b, node_b, layer, xs, S, T)[(s, t, *idx)])
-        except SpecError:  # a knob the spec refuses in this combination: not this cause
-            got = None
-        if got == want:
-            return cause
-    return "other"
+
+    def restores(variant, _idx) -> np.ndarray:
+        make, changes = variant
+        return np.array([int(_rerun(net_b, node_b, make(**changes), xs, 1, T)[(0, t, *idx)]) == want])
+
+    code, labels = attribute(np.ones(1, bool), _variants(net_a[name], node_b), restores)
+    return labels[code[0] - 1]
+
+
+def diff_cost(net_a: Network, net_b: Network, samples: int, steps: int) -> Cost:
+    """What :func:`diff_networks` costs on ``samples`` x ``steps`` inputs, before anything is allocated."""
+    per_step = max(math.prod(net.input_shape) + sum(math.prod(n.layer.out_shape) for n in net.nodes)
+                   for net in (net_a, net_b))
+    n = samples * steps * per_step
+    return Cost(f"{samples} samples x {steps} steps of {per_step} values", 2 * n * BYTES_PER_VALUE,
+                2 * n * SECONDS_PER_VALUE)
 
 
 def diff_networks(net_a: Network, net_b: Network, x_raw) -> NetworkDiff:
@@ -150,5 +151,6 @@ def diff_networks(net_a: Network, net_b: Network, x_raw) -> NetworkDiff:
             continue
         (t, _), n, idx = cands[s]
         va, vb = int(ta.layers[n].out[(s, t, *idx)]), int(tb.layers[n].out[(s, t, *idx)])
-        first.append(FirstDivergence(s, t, n, idx, va, vb, _cause(net_a, net_b, tb, n, s, t, idx, va)))
+        first.append(FirstDivergence(t, idx, ("out",), va, vb, _cause(net_a, net_b, tb, n, s, t, idx, va),
+                                     sample=s, layer=n))
     return NetworkDiff(rates, risk, tuple(first))

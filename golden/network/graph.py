@@ -8,37 +8,28 @@ fresh per sample: spikingjelly's ``reset_net`` between samples).
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
-import os
-import shutil
-import tempfile
-import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .. import kernels as layer_kernels
-from ..spec import STAGES, QFormat, Spec, SpecError, quantize_real, tomllib
-from . import kernels, ops
+from .. import kernels as neuron_kernels
+from ..errors import NetworkError
+from ..simulate import Runner, initial_v
+from ..spec import STAGES, QFormat, Round, quantize_real
+from . import kernels as layer_kernels
+from . import ops, store
 from .layers import (
     F32_EXACT,
     ROUNDS,
-    TYPES,
-    Add,
     Layer,
-    NetworkError,
     Neuron,
     float32_bound,
     type_name,
 )
-
-SCHEMA = 1
-INPUT = "input"
+from .store import INPUT
 
 
 @dataclass(frozen=True)
@@ -88,15 +79,10 @@ class Trace:
         return self.layers[self.network.output].fmt_out
 
 
-def _digest(arr: np.ndarray) -> str:
-    a = np.ascontiguousarray(arr, dtype="<i8")
-    return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()
-
-
 class Network:
     """Layers as data: ``nodes`` in execution order, raw integer ``params[name][array]``, the input format."""
 
-    def __init__(self, input_shape, fmt_input: QFormat, nodes, params=None, round_input: str = "RND",
+    def __init__(self, input_shape, fmt_input: QFormat, nodes, params=None, round_input: Round = Round.RND,
                  output: str | None = None, meta: dict | None = None):
         self.input_shape = tuple(int(n) for n in input_shape)
         self.fmt_input, self.round_input = fmt_input, round_input
@@ -104,14 +90,19 @@ class Network:
         self.params = {k: dict(v) for k, v in (params or {}).items()}
         self.output = output or (self.nodes[-1].name if self.nodes else None)
         self.meta = dict(meta or {})
+        # neuron-steps this network has simulated: from neuron_kernels.SPECIALISE_AT on, each neuron layer takes its
+        # spec's specialised kernel (chosen for the network's lifetime, as a Simulator's); it changes no value
+        self.neuron_steps = 0
         self._check()
 
     # ------------------------------------------------------------- validation
     def _check(self) -> None:
         if not isinstance(self.fmt_input, QFormat):
             raise NetworkError("fmt_input: expected a QFormat")
-        if self.round_input not in ROUNDS:
+        rnd = next((m for m in ROUNDS if isinstance(self.round_input, str) and self.round_input == m), None)
+        if rnd is None:
             raise NetworkError(f"round_input: {self.round_input!r} is not one of {', '.join(ROUNDS)}")
+        self.round_input = rnd
         if not self.nodes:
             raise NetworkError("nodes: a network needs at least one layer")
         seen = {INPUT: (self.input_shape, self.fmt_input)}
@@ -121,12 +112,9 @@ class Network:
                 raise NetworkError(f"layer name {n!r}: empty, reserved or repeated")
             if not isinstance(layer, Layer):
                 raise NetworkError(f"{n}: expected a layer spec, got {type(layer).__name__}")
-            want = 2 if isinstance(layer, Add) else 1
-            if len(node.inputs) != want:
-                raise NetworkError(f"{n}: {type_name(layer)} takes {want} input(s), got {list(node.inputs)}")
-            srcs = [(layer.in_shape, layer.fmt_src)]
-            if isinstance(layer, Add):
-                srcs.append((layer.in_shape, layer.fmt_src_b))
+            srcs = [(layer.in_shape, fmt_src) for fmt_src, _ in layer.sources()]
+            if len(node.inputs) != len(srcs):
+                raise NetworkError(f"{n}: {type_name(layer)} takes {len(srcs)} input(s), got {list(node.inputs)}")
             for src, (shape, fmt) in zip(node.inputs, srcs):
                 if src not in seen:
                     raise NetworkError(f"{n}: input {src!r} is not an earlier layer (nor {INPUT!r})")
@@ -185,7 +173,7 @@ class Network:
 
     def digest(self) -> str:
         """sha256 of the canonical TOML with every array's digest: the identity of the network."""
-        return hashlib.sha256(self.to_toml(self._array_digests()).encode()).hexdigest()
+        return store.digest(self)
 
     def describe(self) -> str:
         lines = [(f"network: input {self.input_shape} {self.fmt_input}, {len(self.nodes)} layers, output "
@@ -204,7 +192,7 @@ class Network:
 
     def simulate(self, x_raw, *, bounds: bool = False, impl=None) -> Trace:
         """Raw input (S, T, *input_shape) -> :class:`Trace`. ``bounds``: mark values float32 holds exactly."""
-        impl = kernels if impl is None else impl
+        impl = layer_kernels if impl is None else impl
         x = np.asarray(x_raw)
         if x.dtype.kind not in "iu":
             raise NetworkError(f"x_raw: expected raw integers, got dtype {x.dtype} (use net.quantize_input)")
@@ -213,16 +201,13 @@ class Network:
         if x.size and (x.min() < self.fmt_input.min or x.max() > self.fmt_input.max):
             raise NetworkError(f"x_raw: values outside the input format {self.fmt_input}")
         S, T = x.shape[:2]
-        # the neuron kernels are chosen for the network's lifetime, as a Simulator's: each neuron layer takes its
-        # spec's specialised kernel once this network has run kernels.SPECIALISE_AT neuron-steps in all
-        steps = S * T * sum(math.prod(n.layer.in_shape) for n in self.nodes if isinstance(n.layer, Neuron))
-        self._neuron_steps = getattr(self, "_neuron_steps", 0) + steps
-        specialise = self._neuron_steps >= layer_kernels.SPECIALISE_AT
+        self.neuron_steps += S * T * sum(math.prod(n.layer.in_shape) for n in self.nodes if isinstance(n.layer, Neuron))
+        specialise = self.neuron_steps >= neuron_kernels.SPECIALISE_AT
         rows = {INPUT: np.ascontiguousarray(x, np.int64).reshape(S * T, *self.input_shape)}
         layers = OrderedDict()
         for node in self.nodes:
             xs = [rows[i] for i in node.inputs]
-            if isinstance(node.layer, Neuron):
+            if isinstance(node.layer, Neuron):  # the one stateful layer: all its steps in one kernel call
                 lt = run_neuron(impl, node, xs[0], S, T, specialise)
                 rows[node.name] = lt.out.reshape(S * T, *node.layer.out_shape).astype(np.int64)
             else:
@@ -235,94 +220,25 @@ class Network:
             layers[node.name] = lt
         return Trace(self, x, layers)
 
-    # ------------------------------------------------------------ save / load
-    def _array_digests(self) -> dict:
-        return {n: {k: _digest(a) for k, a in arrs.items()} for n, arrs in self.params.items()}
-
+    # ------------------------------------------------------------ save / load (golden/network/store.py)
     def to_toml(self, digests: dict, weights_sha256: str = "") -> str:
-        doc = {"schema": SCHEMA, "kind": "golden-network", "input_shape": list(self.input_shape),
-               "output": self.output, "weights": "weights.npz", "weights_sha256": weights_sha256,
-               "input": {"bits": self.fmt_input.bits, "frac": self.fmt_input.frac, "round": self.round_input},
-               "meta": self.meta}
-        lines = ["# golden network: layers in execution order; raw integer arrays in weights.npz (sha256 below)"]
-        lines += _emit(doc, "")
-        for node in self.nodes:
-            lines += ["", "[[layer]]", f"name = {json.dumps(node.name)}", f"type = {json.dumps(type_name(node.layer))}",
-                      f"inputs = {json.dumps(list(node.inputs))}"]
-            lines += _emit({"spec": _layer_doc(node.layer), "arrays": digests.get(node.name, {})}, "layer")
-        return "\n".join(lines) + "\n"
+        return store.to_toml(self, digests, weights_sha256)
 
     def save(self, directory, *, overwrite: bool = False) -> Path:
-        """Write ``directory``/network.toml + weights.npz (written aside, then moved in place)."""
-        d = Path(directory)
-        if d.exists() and not overwrite:
-            raise NetworkError(f"{d}: already exists (pass overwrite=True to replace it)")
-        tmp = Path(tempfile.mkdtemp(prefix=".golden-net-", dir=d.parent if d.parent.exists() else None))
-        try:
-            arrays = {f"{n}.{k}": np.asarray(a, self[n].layer.param_specs()[k][1].dtype)
-                      for n, arrs in self.params.items() for k, a in arrs.items()}
-            with open(tmp / "weights.npz", "wb") as f:
-                np.savez(f, **arrays)
-            sha = hashlib.sha256((tmp / "weights.npz").read_bytes()).hexdigest()
-            (tmp / "network.toml").write_text(self.to_toml(self._array_digests(), sha))
-            if d.exists():
-                shutil.rmtree(d)
-            os.chmod(tmp, 0o755)  # mkdtemp makes it private
-            os.replace(tmp, d)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return d
+        """Write ``directory``/network.toml + weights.npz all or nothing; see :func:`golden.network.store.save`."""
+        return store.save(self, directory, overwrite=overwrite)
 
     @classmethod
     def load(cls, directory) -> Network:
-        """Read a saved network; refuses a tampered .npz, weights off their grid, shapes that do not chain."""
-        d = Path(directory)
-        toml = d / "network.toml"
-        if not toml.is_file():
-            raise NetworkError(f"{d}: no network.toml (not a golden network directory)")
-        try:
-            doc = tomllib.loads(toml.read_text())
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise NetworkError(f"{toml}: malformed TOML: {e}") from None
-        if doc.get("kind") != "golden-network" or doc.get("schema") != SCHEMA:
-            raise NetworkError(f"{toml}: not a golden network of schema {SCHEMA}")
-        wpath = d / doc.get("weights", "weights.npz")
-        if not wpath.is_file():
-            raise NetworkError(f"{wpath}: missing weights file")
-        blob = wpath.read_bytes()
-        try:
-            with np.load(wpath, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:  # a corrupt or foreign file
-            raise NetworkError(f"{wpath}: unreadable .npz ({type(e).__name__}: {e})") from None
-        nodes, params = [], {}
-        for entry in doc.get("layer", []):
-            name = entry.get("name", "?")
-            try:
-                layer = _layer_from_doc(entry["type"], entry["spec"])
-            except (KeyError, TypeError, SpecError) as e:
-                raise NetworkError(f"{name}: bad layer entry in {toml}: {e}") from None
-            nodes.append(Node(name, layer, tuple(entry.get("inputs", [INPUT]))))
-            for key, sha in entry.get("arrays", {}).items():
-                arr = arrays.get(f"{name}.{key}")
-                if arr is None:
-                    raise NetworkError(f"{name}.{key}: missing from {wpath}")
-                if _digest(arr) != sha:
-                    raise NetworkError(f"{name}.{key}: sha256 mismatch in {wpath} (tampered or corrupt weights)")
-                params.setdefault(name, {})[key] = arr
-        if hashlib.sha256(blob).hexdigest() != doc.get("weights_sha256"):
-            raise NetworkError(f"{wpath}: sha256 mismatch with network.toml (tampered or corrupt weights file)")
-        inp = doc["input"]
-        return cls(doc["input_shape"], QFormat(inp["bits"], inp["frac"]), nodes, params, inp["round"],
-                   doc.get("output"), doc.get("meta"))
+        """Read a saved network, every field and hash checked; see :func:`golden.network.store.read`."""
+        doc = store.read(directory)
+        return cls(doc.input_shape, doc.fmt_input, [Node(n, layer, tuple(i)) for n, layer, i in doc.nodes],
+                   doc.params, doc.round_input, doc.output, doc.meta)
 
 
 def run_neuron(impl, node: Node, x, S: int, T: int, specialise: bool = False) -> LayerTrace:
     """A neuron layer over every sample at once: (T, S * N), the samples side by side, each from the spec's initial
     potential (as ``golden.simulate`` runs it, without its input check: ``quantize`` keeps x in the format)."""
-    from ..simulate import Runner, initial_v
-
     layer = node.layer
     q, sat = ops.quantize(impl, x, layer.fmt_src, layer.fmt_in, layer.round_in)
     shape = layer.in_shape
@@ -331,7 +247,7 @@ def run_neuron(impl, node: Node, x, S: int, T: int, specialise: bool = False) ->
     steps.reshape(T, S, n)[...] = q.reshape(S, T, n).swapaxes(0, 1)  # one pass: transpose and narrow
     runner = Runner(layer.spec)
     if specialise:
-        layer_kernels.specialised(runner.code, runner.consts)  # compiled once per spec, then the disk cache
+        neuron_kernels.specialised(runner.code, runner.consts)  # compiled once per spec, then the disk cache
     out, vt, spikes, counts = runner.run(steps, initial_v(layer.spec, None, (S * n,)))
 
     def back(a):
@@ -339,63 +255,3 @@ def run_neuron(impl, node: Node, x, S: int, T: int, specialise: bool = False) ->
 
     overflow = {"in": int(sat), **dict(zip(STAGES, counts.tolist()))}
     return LayerTrace(node.name, layer, back(out), overflow, None, back(vt), back(spikes))
-
-
-# ------------------------------------------------------------------- TOML
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, str)):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")  # pragma: no cover
-
-
-def _emit(doc: dict, prefix: str) -> list:
-    lines = [f"{json.dumps(k) if '.' in k else k} = {_value(v)}" for k, v in doc.items()
-             if not isinstance(v, dict) and v is not None]
-    for k, v in doc.items():
-        if isinstance(v, dict):
-            head = f"{prefix}.{k}" if prefix else k
-            lines += [f"[{head}]"] + _emit(v, head)
-    return lines
-
-
-def _layer_doc(layer: Layer) -> dict:
-    out = {}
-    for k, v in layer.fields().items():
-        if isinstance(v, QFormat):
-            out[k] = {"bits": v.bits, "frac": v.frac}
-        elif isinstance(v, Spec):
-            out[k] = tomllib.loads(v.to_toml())
-        elif v is None:
-            out[k] = None
-        else:
-            out[k] = list(v) if isinstance(v, tuple) else v
-    if out.get("fmt_b", 0) is None:
-        out["fmt_b"] = {"none": True}
-    return out
-
-
-def _layer_from_doc(tname: str, doc: dict) -> Layer:
-    if tname not in TYPES:
-        raise NetworkError(f"unknown layer type {tname!r} (known: {', '.join(TYPES)})")
-    cls = TYPES[tname]
-    kw = {}
-    for k, v in doc.items():
-        if k == "spec":
-            kw[k] = Spec.from_dict(v)
-        elif k == "fmt_b" and v == {"none": True}:
-            kw[k] = None
-        elif k.startswith("fmt_"):
-            kw[k] = QFormat(v["bits"], v["frac"])
-        elif isinstance(v, list):
-            kw[k] = tuple(v)
-        else:
-            kw[k] = v
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(kw) - names
-    if unknown:
-        raise NetworkError(f"{tname}: unknown field(s) {', '.join(sorted(unknown))}")
-    return cls(**kw)

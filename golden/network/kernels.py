@@ -3,9 +3,13 @@
 Every array is int64 (exact); rows are the S * T (sample, step) pairs, which a
 feed-forward layer treats independently. Each core kernel returns the exact
 accumulator at the layer's frac F, narrowed to ``acc_bits`` (wrap), and the
-number of values that needed narrowing; :func:`finish` is the output stage.
-:mod:`golden.network.reference` is the same in plain Python; the property
-tests hold them equal.
+number of values that needed narrowing; :func:`requant` is a quantizer (the
+input and output stages). :mod:`golden.network.reference` is the same in plain
+Python; the property tests hold them equal.
+
+Modes and policies are ints, each the one code of its :class:`~golden.spec.Round` /
+:class:`~golden.spec.Overflow` member (``Round.RND.code``): the same codes the
+neuron datapath packs.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-TRN, TRN_INF, RND = 0, 1, 2  # index in layers.ROUNDS
-SAT, WRAP = 0, 1
+from ..spec import Overflow, Round
+
+TRN, TRN_INF, RND = Round.TRN.code, Round.TRN_INF.code, Round.RND.code  # the Qualia roundtypes a layer takes
+SAT, WRAP = Overflow.SATURATE.code, Overflow.WRAP.code
+INT32_LANES = True  # a Conv whose sums provably fit 32 bits may pass int32 weights (twice the lanes per vector)
 
 
 @njit(inline="always")
@@ -39,7 +46,7 @@ def rescale(n, s, mode, pre_bits=64):
         return wrap_to(n + (np.int64(1) << (s - 1)), pre_bits) >> s
     if mode == TRN:
         return n >> s
-    return -((-n) >> s)
+    return -((-n) >> s)  # TRN_INF
 
 
 @njit(inline="always")
@@ -102,7 +109,7 @@ def conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw):
     O, _, KH, KW = w.shape
     OH, OW = (H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1
     acc = np.empty((R, O, OH, OW), np.int64)
-    xt = np.empty((C, H, W, ROW_BLOCK), w.dtype)  # int32 when the caller proved every sum fits (ops._lanes)
+    xt = np.empty((C, H, W, ROW_BLOCK), w.dtype)  # int32 when the caller proved every sum fits (layers.Conv.lanes)
     at = np.empty((O, OH, OW, ROW_BLOCK), w.dtype)
     sh_acc = max(64 - acc_bits, 0)
     hits = 0

@@ -7,8 +7,10 @@ by ``s`` with the layer's rounding, left by ``-s`` when ``s < 0``)::
     acc = A(core(x, weights))               exact integer at frac F, narrowed to acc_bits (acc_overflow)
     out = N_out(R(acc, F - q_out))          the layer's output quantizer (out_overflow)
 
-``round_in`` / ``round_out`` are Qualia's roundtypes in Xilinx names (RND =
-'nearest' = floor(y + 1/2), TRN = 'floor', TRN_INF = 'ceil'). What each
+``round_in`` / ``round_out`` are :class:`~golden.spec.Round` members, the Qualia roundtypes
+(``QUALIA_ROUND``: RND = 'nearest' = floor(y + 1/2), TRN = 'floor', TRN_INF = 'ceil'); the
+overflow policies are :class:`~golden.spec.Overflow` members. Constructors also take their TOML
+strings ("RND", "saturate"). What each
 Qualia layer computes in float32 is stated in its class docstring; the integer
 stages above equal it while float32 holds every partial sum exactly, which
 ``float32_bound`` states (and :mod:`golden.network.graph` checks per value).
@@ -18,26 +20,43 @@ same specs: ``acc_bits`` + ``acc_overflow = wrap`` (LONG_NUMBER_T: the accumulat
 BatchNorm/Add/GlobalSumPool, and the output stage's rounding addend / left shift, number.hh ``scale``),
 ``tmp_frac`` (TMP_SCALE_FACTOR), ``round_out`` (OUTPUT_ROUND_MODE), ``out_overflow`` (``clamp_to``
 NUMBER_T); layouts stay channels-first here.
+
+The layer protocol: each class states its validation (``validate``), ``out_shape``, raw arrays
+(``param_specs``), its inputs (``sources``), its kernel call (``core``: the exact accumulator on a
+kernel family, :mod:`golden.network.kernels` or :mod:`golden.network.reference`), its float32 bound
+and its description, and registers under its TOML type name(s) in :data:`LAYERS`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
-from ..spec import QFormat, Spec, SpecError
+import numpy as np
 
-ROUNDS = ("TRN", "TRN_INF", "RND")  # Qualia floor, ceil, nearest
-QUALIA_ROUNDS = {"floor": "TRN", "ceil": "TRN_INF", "nearest": "RND"}
-OUT_OVERFLOWS = ("saturate", "wrap")
-ACC_OVERFLOWS = ("wrap", "strict")
+from ..errors import NetworkError
+from ..registry import Registry
+from ..spec import QUALIA_ROUND, Overflow, QFormat, Round, Spec
+
+ROUNDS = (Round.TRN, Round.TRN_INF, Round.RND)  # the Round members a layer takes: QUALIA_ROUND's (floor, ceil, nearest)
+QUALIA_ROUNDS = QUALIA_ROUND  # the same table under its former name (golden.spec.QUALIA_ROUND is the one to use)
+OUT_OVERFLOWS = (Overflow.SATURATE, Overflow.WRAP)
+ACC_OVERFLOWS = (Overflow.WRAP, Overflow.STRICT)
 F32_EXACT = 1 << 24  # float32 holds every integer up to 2**24 exactly
+assert set(ROUNDS) == set(QUALIA_ROUND.values())
+
+LAYERS = Registry("layer type")  # TOML type name -> layer class: the supported list is LAYERS.names()
+register = LAYERS.register
 
 
-class NetworkError(SpecError):
-    """A network or layer golden refuses; the message names the layer (and the fix). A GoldenError."""
+def layer_class(tname: str) -> type:
+    """The layer class of a TOML type name; NetworkError listing the known ones otherwise."""
+    cls = LAYERS.get(tname)
+    if cls is None:
+        raise NetworkError(f"unknown layer type {tname!r} (known: {', '.join(LAYERS.names())})")
+    return cls
 
 
 def _shape(name, value, rank=None) -> tuple:
@@ -55,7 +74,22 @@ def _pos(name, value, lo=1) -> None:
 
 def _choice(name, value, options) -> None:
     if value not in options:
-        raise NetworkError(f"{name}: {value!r} is not one of {', '.join(options)}")
+        raise NetworkError(f"{name}: {value!r} is not one of {', '.join(map(str, options))}")
+
+
+def _member(obj, name: str, options: tuple) -> None:
+    """Store field ``name`` as the member of ``options`` it names (a member or its TOML string)."""
+    value = getattr(obj, name)
+    for m in options:
+        if isinstance(value, str) and value == m:
+            object.__setattr__(obj, name, m)
+            return
+    raise NetworkError(f"{name}: {value!r} is not one of {', '.join(options)}")
+
+
+def _wrap_acc(impl, acc, bits: int):
+    """An exact sum narrowed to the accumulator (wrap: LONG_NUMBER_T); (values, number wrapped)."""
+    return impl.requant(acc, 0, Round.TRN.code, bits, Overflow.WRAP.code, 64) if bits < 64 else (acc, 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,16 +102,17 @@ class Layer:
 
     TYPE: ClassVar[str] = "Layer"
     PARAMS: ClassVar[tuple] = ()  # names of the raw integer arrays beside the spec
+    QUANTIZED: ClassVar[bool] = True  # False: a pure reshape (no quantizer, nothing narrowed)
+    SUMS: ClassVar[bool] = False  # its float32 forms sums that may round (bounded by float32_bound)
     in_shape: tuple
     fmt_src: QFormat
     fmt_in: QFormat
     fmt_out: QFormat
-    round_in: str = "RND"
-    round_out: str = "RND"
-    out_overflow: str = "saturate"
+    round_in: Round = Round.RND
+    round_out: Round = Round.RND
+    out_overflow: Overflow = Overflow.SATURATE
     acc_bits: int = 64
-    acc_overflow: str = "wrap"
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+    acc_overflow: Overflow = Overflow.WRAP
 
     def __post_init__(self) -> None:
         _shape("in_shape", self.in_shape)
@@ -88,10 +123,10 @@ class Layer:
                 raise NetworkError(f"{name}: expected a QFormat")
             if getattr(self, name).bits > 24:
                 raise NetworkError(f"{name}: {getattr(self, name)} is wider than 24 bits (float32 cannot hold it)")
-        _choice("round_in", self.round_in, ROUNDS)
-        _choice("round_out", self.round_out, ROUNDS)
-        _choice("out_overflow", self.out_overflow, OUT_OVERFLOWS)
-        _choice("acc_overflow", self.acc_overflow, ACC_OVERFLOWS)
+        _member(self, "round_in", ROUNDS)
+        _member(self, "round_out", ROUNDS)
+        _member(self, "out_overflow", OUT_OVERFLOWS)
+        _member(self, "acc_overflow", ACC_OVERFLOWS)
         _pos("acc_bits", self.acc_bits, 2)
         if self.acc_bits > 64:
             raise NetworkError(f"acc_bits: {self.acc_bits} > 64")
@@ -101,8 +136,17 @@ class Layer:
         """Type-specific checks."""
 
     @property
+    def type_name(self) -> str:
+        """The TOML type name this layer is saved under (a class with ``dims`` has one per dims)."""
+        return self.TYPE
+
+    @property
     def out_shape(self) -> tuple:
         return self.in_shape
+
+    def sources(self) -> tuple:
+        """(fmt_src, fmt_in) of each input, in the order of the node's inputs: its input quantizer(s)."""
+        return ((self.fmt_src, self.fmt_in),)
 
     @property
     def acc_frac(self) -> int:
@@ -113,6 +157,33 @@ class Layer:
         """name -> (shape, QFormat) of every raw array this layer needs."""
         return {}
 
+    def core(self, impl, params: dict, xs: list, acc_bits: int | None = None):
+        """The kernel call: (exact accumulator (R, *out_shape) at frac ``acc_frac``, number of values narrowed).
+
+        ``impl``: the kernel family (:mod:`golden.network.kernels` or :mod:`golden.network.reference`);
+        ``xs``: the quantized inputs, one (R, *in_shape) int64 array per source; ``acc_bits``: the accumulator
+        width (None: the layer's). The base class: the identity (a quantizer alone).
+        """
+        return xs[0].reshape(xs[0].shape[0], *self.out_shape), 0
+
+    def float32_bound(self, params: dict, x_max: int | None = None) -> int:
+        """The largest |partial sum| torch's float32 may form, in units of 2**-F, plus the output's half LSB.
+
+        Worst case over every input in ``fmt_in`` (or ``|x| <= x_max``), any summation order. While it is
+        <= 2**24, float32 holds every partial sum and the final ``y * 2**q_out + 1/2`` exactly, so the float32
+        module equals the integers. 0: the layer forms no sum (its float32 is exact).
+        """
+        return 0
+
+    def input_max(self, x_max: int | None = None) -> int:
+        """The largest |x| an input may have: ``x_max``, or full scale of ``fmt_in``."""
+        return max(-self.fmt_in.min, self.fmt_in.max) if x_max is None else x_max
+
+    def half_lsb(self) -> int:
+        """Half an output LSB at frac F: what ``y * 2**q_out + 1/2`` adds."""
+        F, q = self.acc_frac, self.fmt_out.frac
+        return 1 << (F - q - 1) if F > q else 0
+
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
@@ -120,14 +191,18 @@ class Layer:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("_")}
 
     def describe(self) -> str:
-        return (f"{type_name(self)} {self.in_shape}->{self.out_shape} in={self.fmt_in} out={self.fmt_out} "
+        return (f"{self.type_name} {self.in_shape}->{self.out_shape} in={self.fmt_in} out={self.fmt_out} "
                 f"round={self.round_in}/{self.round_out}")
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Weighted(Layer):
-    """A layer with raw integer weights W at ``fmt_w`` and an optional bias B at ``fmt_b``."""
+class Weighted(Layer):
+    """A layer with raw integer weights W at ``fmt_w`` and an optional bias B at ``fmt_b``.
 
+    Its kernel call is :meth:`accumulate` on the prepared weights (:meth:`weights`).
+    """
+
+    SUMS: ClassVar[bool] = True
     fmt_w: QFormat
     fmt_b: QFormat | None = None
     tmp_frac: int | None = None
@@ -165,14 +240,47 @@ class _Weighted(Layer):
             p["bias"] = ((b_len,), self.fmt_b)
         return p
 
+    def weights(self, impl, params: dict) -> tuple:
+        """(w, b, b_shift, p_shift): the raw arrays as int64 and the shifts that bring products and bias to F.
+
+        With ``tmp_frac`` the bias is the C's ``scale(bias, q_b - F)``: rounded by ``round_out`` when that shifts
+        right, in LONG_NUMBER_T (``acc_bits``, wrapping).
+        """
+        w = np.ascontiguousarray(params["weight"], np.int64)
+        b = np.ascontiguousarray(params["bias"], np.int64) if self.has_bias else np.zeros(0, np.int64)
+        F = self.acc_frac
+        p_shift = F - self.fmt_in.frac - self.fmt_w.frac
+        b_shift = F - self.fmt_b.frac if self.has_bias else 0
+        if self.tmp_frac is not None and b.size:
+            b, _ = impl.requant(b, -b_shift, self.round_out.code, self.acc_bits, Overflow.WRAP.code, self.acc_bits)
+            b_shift = 0
+        return w, b, b_shift, p_shift
+
+    def core(self, impl, params: dict, xs: list, acc_bits: int | None = None):
+        w, b, b_shift, p_shift = self.weights(impl, params)
+        return self.accumulate(impl, xs[0], w, b, b_shift, p_shift, self.acc_bits if acc_bits is None else acc_bits)
+
+    def accumulate(self, impl, x, w, b, b_shift: int, p_shift: int, bits: int):
+        """The type's kernel on prepared weights: (acc, number wrapped to ``bits``)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def float32_bound(self, params: dict, x_max: int | None = None) -> int:
+        F = self.acc_frac
+        w = np.abs(np.asarray(params["weight"], np.int64)).reshape(np.shape(params["weight"])[0], -1)
+        per = w.sum(axis=1) * self.input_max(x_max) << (F - self.fmt_in.frac - self.fmt_w.frac)
+        if self.has_bias:
+            per = per + (np.abs(np.asarray(params["bias"], np.int64)) << (F - self.fmt_b.frac))
+        return int(per.max()) + self.half_lsb()
+
     def describe(self) -> str:
         b = f" b={self.fmt_b}" if self.fmt_b else " no bias"
         t = "" if self.tmp_frac is None else f" tmp_frac={self.tmp_frac}"
         return f"{super().describe()} w={self.fmt_w}{b} acc={self.acc_bits}b/{self.acc_overflow}{t}"
 
 
+@register("Linear")
 @dataclass(frozen=True, kw_only=True)
-class Linear(_Weighted):
+class Linear(Weighted):
     """QuantizedLinear: ``Qact(linear(Qi(x), Qw(W), Qb(B)))``.
 
     In float32 (``.eval()``): the input, weight and bias quantizers quantize
@@ -203,9 +311,13 @@ class Linear(_Weighted):
     def param_specs(self) -> dict:
         return self._params((self.out_features, self.in_features), self.out_features)
 
+    def accumulate(self, impl, x, w, b, b_shift, p_shift, bits):
+        return impl.linear(x, w, b, b_shift, p_shift, bits)
 
+
+@register("Conv1d", "Conv2d")
 @dataclass(frozen=True, kw_only=True)
-class Conv(_Weighted):
+class Conv(Weighted):
     """QuantizedConv1d / QuantizedConv2d (dims 1 / 2; dilation 1, groups 1): the Linear's stages, per window.
 
     Float32 as for Linear (``torch.nn.functional.conv{dims}d``, zero padding).
@@ -252,9 +364,28 @@ class Conv(_Weighted):
     def param_specs(self) -> dict:
         return self._params((self.out_channels, self.in_channels, *self.kernel), self.out_channels)
 
+    def lanes(self, impl, w):
+        """``w`` as int32 when the family has 32-bit lanes and every sum provably fits 32 bits (|x| <=
+        2**(bits-1), so |sum| <= that times the largest sum of |w| over a filter): the Numba kernel then sums
+        in 32-bit lanes, twice as many per vector, with the same exact sums. Otherwise int64."""
+        if not getattr(impl, "INT32_LANES", False) or not w.size:
+            return w
+        bound = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max()) << (self.fmt_in.bits - 1)
+        return w.astype(np.int32) if bound < 1 << 31 else w
 
+    def accumulate(self, impl, x, w, b, b_shift, p_shift, bits):
+        w = self.lanes(impl, w)
+        if self.dims == 1:  # a 1-D conv is a 2-D one of height 1
+            acc, h = impl.conv2d(x[:, :, None, :], w[:, :, None, :], b, b_shift, p_shift, bits, 1, self.stride[0],
+                                 0, self.padding[0])
+            return acc[:, :, 0, :], h
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        return impl.conv2d(x, w, b, b_shift, p_shift, bits, sh, sw, ph, pw)
+
+
+@register("BatchNorm1d", "BatchNorm2d")
 @dataclass(frozen=True, kw_only=True)
-class BatchNorm(_Weighted):
+class BatchNorm(Weighted):
     """QuantizedBatchNorm1d / 2d in ``.eval()``, fused: ``Qact(Qi(x) * Qw(alpha) + Qb(beta))`` per channel.
 
     Float32: ``alpha = weight / sqrt(running_var + eps)``, ``beta = bias -
@@ -285,7 +416,12 @@ class BatchNorm(_Weighted):
     def param_specs(self) -> dict:
         return self._params((self.num_features,), self.num_features)
 
+    def accumulate(self, impl, x, w, b, b_shift, p_shift, bits):
+        acc, h = impl.batchnorm(x.reshape(x.shape[0], self.num_features, -1), w, b, b_shift, p_shift, bits)
+        return acc.reshape(x.shape), h
 
+
+@register("MaxPool1d", "MaxPool2d")
 @dataclass(frozen=True, kw_only=True)
 class MaxPool(Layer):
     """QuantizedMaxPool1d / 2d: ``Qact(max_pool(Qi(x)))`` (padding with -inf); the max is exact in any format."""
@@ -320,7 +456,16 @@ class MaxPool(Layer):
                                                                     self.stride))
         return (self.in_shape[0], *sp)
 
+    def core(self, impl, params, xs, acc_bits=None):
+        x = xs[0]
+        if self.dims == 1:
+            return impl.maxpool2d(x[:, :, None, :], 1, self.kernel[0], 1, self.stride[0], 0,
+                                  self.padding[0])[:, :, 0, :], 0
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        return impl.maxpool2d(x, kh, kw, sh, sw, ph, pw), 0
 
+
+@register("Add")
 @dataclass(frozen=True, kw_only=True)
 class Add(Layer):
     """QuantizedAdd (the residual): ``Qact(Qa(a) + Qb(b))``; a and b have their own input quantizers.
@@ -330,6 +475,7 @@ class Add(Layer):
     """
 
     TYPE: ClassVar[str] = "Add"
+    SUMS: ClassVar[bool] = True
     fmt_src_b: QFormat
     fmt_in_b: QFormat
 
@@ -342,12 +488,27 @@ class Add(Layer):
     def acc_frac(self) -> int:
         return max(self.fmt_in.frac, self.fmt_in_b.frac)
 
+    def sources(self) -> tuple:
+        return ((self.fmt_src, self.fmt_in), (self.fmt_src_b, self.fmt_in_b))
 
+    def core(self, impl, params, xs, acc_bits=None):
+        F = self.acc_frac
+        acc = impl.add(xs[0], xs[1], F - self.fmt_in.frac, F - self.fmt_in_b.frac)
+        return _wrap_acc(impl, acc, self.acc_bits if acc_bits is None else acc_bits)
+
+    def float32_bound(self, params, x_max=None) -> int:
+        F = self.acc_frac
+        xb = max(-self.fmt_in_b.min, self.fmt_in_b.max)
+        return (self.input_max(x_max) << (F - self.fmt_in.frac)) + (xb << (F - self.fmt_in_b.frac)) + self.half_lsb()
+
+
+@register("GlobalSumPool1d", "GlobalSumPool2d")
 @dataclass(frozen=True, kw_only=True)
 class GlobalSumPool(Layer):
     """QuantizedGlobalSumPool1d / 2d: ``Qact(Qi(x).sum(spatial))`` -> (channels,). Integers: the exact sum."""
 
     TYPE: ClassVar[str] = "GlobalSumPool"
+    SUMS: ClassVar[bool] = True
     dims: int
 
     @property
@@ -364,12 +525,21 @@ class GlobalSumPool(Layer):
     def out_shape(self) -> tuple:
         return (self.in_shape[0],)
 
+    def core(self, impl, params, xs, acc_bits=None):
+        acc = impl.sumpool(xs[0].reshape(xs[0].shape[0], self.in_shape[0], -1))
+        return _wrap_acc(impl, acc, self.acc_bits if acc_bits is None else acc_bits)
 
+    def float32_bound(self, params, x_max=None) -> int:
+        return self.input_max(x_max) * math.prod(self.in_shape[1:]) + self.half_lsb()
+
+
+@register("Flatten")
 @dataclass(frozen=True, kw_only=True)
 class Flatten(Layer):
     """spikingjelly's Flatten: a reshape to (prod(in_shape),); no quantizer (fmt_src = fmt_in = fmt_out)."""
 
     TYPE: ClassVar[str] = "Flatten"
+    QUANTIZED: ClassVar[bool] = False
 
     def validate(self) -> None:
         if not self.fmt_src == self.fmt_in == self.fmt_out:
@@ -380,6 +550,7 @@ class Flatten(Layer):
         return (math.prod(self.in_shape),)
 
 
+@register("Identity")
 @dataclass(frozen=True, kw_only=True)
 class Identity(Layer):
     """QuantizedIdentity: ``Qact(x)`` (its quantizer_input *is* quantizer_act): fmt_in = fmt_out."""
@@ -392,12 +563,14 @@ class Identity(Layer):
                                "round_out")
 
 
+@register("Neuron")
 @dataclass(frozen=True, kw_only=True)
 class Neuron(Layer):
     """A spiking neuron layer (QuantizedLIFNode / QuantizedIFNode / QuantizedATIF): the existing :class:`Spec`.
 
     ``fmt_in``, ``fmt_out`` and ``round_in`` repeat the spec's (checked); the input
-    quantizer runs on the raw arrivals, then the spec's datapath over all steps.
+    quantizer runs on the raw arrivals, then the spec's datapath over all steps: the one
+    stateful layer, run by :mod:`golden.network.graph` (its state spans the step axis), not by ``core``.
     """
 
     TYPE: ClassVar[str] = "Neuron"
@@ -414,45 +587,23 @@ class Neuron(Layer):
 
     @classmethod
     def of(cls, spec: Spec, in_shape: tuple, fmt_src: QFormat) -> Neuron:
-        rnd = spec.round_in if spec.round_in in ROUNDS else None
-        if rnd is None:
+        if spec.round_in not in ROUNDS:
             raise NetworkError(f"spec.round_in: {spec.round_in} is not a Qualia roundtype ({', '.join(ROUNDS)})")
-        return cls(in_shape=in_shape, fmt_src=fmt_src, fmt_in=spec.fmt_in, fmt_out=spec.fmt_out, round_in=rnd,
-                   spec=spec)
+        return cls(in_shape=in_shape, fmt_src=fmt_src, fmt_in=spec.fmt_in, fmt_out=spec.fmt_out,
+                   round_in=spec.round_in, spec=spec)
+
+    def core(self, impl, params, xs, acc_bits=None):
+        raise NetworkError("a Neuron layer runs over the step axis: Network.simulate runs it, not ops.core")
 
     def describe(self) -> str:
         return f"Neuron {self.in_shape}: {self.spec.describe()}"
 
 
-TYPES = {"Linear": Linear, "Conv1d": Conv, "Conv2d": Conv, "BatchNorm1d": BatchNorm, "BatchNorm2d": BatchNorm,
-         "MaxPool1d": MaxPool, "MaxPool2d": MaxPool, "Add": Add, "GlobalSumPool1d": GlobalSumPool,
-         "GlobalSumPool2d": GlobalSumPool, "Flatten": Flatten, "Identity": Identity, "Neuron": Neuron}
-
-
 def type_name(layer: Layer) -> str:
-    return getattr(layer, "type_name", layer.TYPE)
+    """The TOML type name of ``layer`` (``layer.type_name``)."""
+    return layer.type_name
 
 
 def float32_bound(layer: Layer, params: dict, x_max: int | None = None) -> int:
-    """The largest |partial sum| torch's float32 may form, in units of 2**-F, plus the output's half LSB.
-
-    Worst case over every input in ``fmt_in`` (or ``|x| <= x_max``), any summation
-    order. While it is <= 2**24, float32 holds every partial sum and the final
-    ``y * 2**q_out + 1/2`` exactly, so the float32 module equals the integers.
-    """
-    xm = max(-layer.fmt_in.min, layer.fmt_in.max) if x_max is None else x_max
-    F = layer.acc_frac
-    half = 1 << (F - layer.fmt_out.frac - 1) if F > layer.fmt_out.frac else 0
-    if isinstance(layer, _Weighted):
-        import numpy as np
-        w = np.abs(np.asarray(params["weight"], np.int64)).reshape(np.shape(params["weight"])[0], -1)
-        per = w.sum(axis=1) * xm << (F - layer.fmt_in.frac - layer.fmt_w.frac)
-        if layer.has_bias:
-            per = per + (np.abs(np.asarray(params["bias"], np.int64)) << (F - layer.fmt_b.frac))
-        return int(per.max()) + half
-    if isinstance(layer, Add):
-        xb = max(-layer.fmt_in_b.min, layer.fmt_in_b.max)
-        return (xm << (F - layer.fmt_in.frac)) + (xb << (F - layer.fmt_in_b.frac)) + half
-    if isinstance(layer, GlobalSumPool):
-        return xm * math.prod(layer.in_shape[1:]) + half
-    return 0
+    """``layer.float32_bound(params, x_max)``: see :meth:`Layer.float32_bound`."""
+    return layer.float32_bound(params, x_max)

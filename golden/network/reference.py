@@ -1,40 +1,31 @@
 """The layer kernels in plain Python, written from the definitions: the spec to read.
 
-Same functions and signatures as :mod:`golden.network.kernels`; Python ints and
-``fractions.Fraction`` throughout (no shifts of negative numbers to reason about).
+Same functions and signatures as :mod:`golden.network.kernels`; Python ints throughout, the
+requantization (``rescale``, ``narrow``) :mod:`golden.quant`'s: the oracle shares nothing with the
+fast path. Modes and policies arrive as the kernels take them, ``Round.X.code`` / ``Overflow.X.code``.
 """
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
-
 import numpy as np
 
-TRN, TRN_INF, RND = 0, 1, 2
-SAT, WRAP = 0, 1
+from .. import quant
+from ..spec import Overflow, Round
+
+ROUND_OF = {m.code: m for m in Round}
+POLICY_OF = {m.code: m for m in Overflow}
+SAT, WRAP = Overflow.SATURATE.code, Overflow.WRAP.code
 
 
 def rescale(n: int, s: int, mode: int, pre_bits: int = 64) -> int:
-    """n * 2**-s rounded: floor, ceil, or floor(y + 1/2); the shifted value / the rounding sum live in pre_bits."""
-    if s <= 0:
-        return narrow(n * 2 ** -s, pre_bits, WRAP)[0]
-    if mode == RND:
-        return math.floor(Fraction(narrow(n + 2 ** (s - 1), pre_bits, WRAP)[0], 2 ** s))
-    y = Fraction(n) / Fraction(2) ** s
-    if mode == TRN:
-        return math.floor(y)
-    return math.ceil(y)
+    """n * 2**-s rounded by the mode of code ``mode``; the shifted value / the rounding sum wrap in pre_bits."""
+    return quant.rescale(n, s, ROUND_OF[mode], lambda m: quant.wrap(m, pre_bits))
 
 
 def narrow(n: int, bits: int, policy: int) -> tuple[int, int]:
-    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    if lo <= n <= hi:
-        return n, 0
-    if policy == SAT:
-        return (lo if n < lo else hi), 1
-    m = (n - lo) % 2 ** bits + lo
-    return m, 1
+    """(n narrowed to ``bits`` by the policy of code ``policy``, 1 if it had to be)."""
+    m, hit = quant.narrow(n, bits, POLICY_OF[policy])
+    return m, int(hit)
 
 
 def _arr(values, shape):

@@ -89,6 +89,8 @@ from pathlib import Path
 
 import numpy as np
 
+from golden.errors import CRunError
+
 __all__ = [
     "CBuild",
     "CRunError",
@@ -126,15 +128,6 @@ _LANG_FLAG = {"c": "c", "c++": "c++"}
 QUALIA_LINUX_UB_CFLAGS = ("-fsanitize=signed-integer-overflow", "-fno-sanitize-recover", "-DTRAPV_SHIFT")
 
 _DTYPES = {8: np.int8, 16: np.int16, 32: np.int32, 64: np.int64}
-
-
-class CRunError(RuntimeError):
-    """The compiled driver exited with an error (e.g. a sanitizer trap)."""
-
-    def __init__(self, msg: str, returncode: int, stderr: str) -> None:
-        super().__init__(msg)
-        self.returncode = returncode
-        self.stderr = stderr
 
 
 # --------------------------------------------------------------------------
@@ -442,7 +435,7 @@ class CBuild:
 
 
 @functools.cache
-def _compiler_id(compiler: str) -> str:
+def compiler_id(compiler: str) -> str:
     out = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
     return out.splitlines()[0] if out else compiler
 
@@ -450,7 +443,7 @@ def _compiler_id(compiler: str) -> str:
 _BUILDS: dict[tuple, CBuild] = {}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -471,7 +464,7 @@ def _build(cfg: _Config, lang: str, extra_cflags: tuple[str, ...], driver: str =
     flags = (*_BASE_CFLAGS[lang], *extra_cflags)
     source = _render(cfg) + (_driver_source(cfg) if driver == "seq" else _step_driver_source(cfg))
     h = hashlib.sha256()
-    for part in (source, compiler, _compiler_id(compiler), "\0".join(flags)):
+    for part in (source, compiler, compiler_id(compiler), "\0".join(flags)):
         h.update(part.encode())
         h.update(b"\0\1")
     key = h.hexdigest()[:24]
@@ -483,7 +476,7 @@ def _build(cfg: _Config, lang: str, extra_cflags: tuple[str, ...], driver: str =
     if bin_path.exists() and log_path.exists():
         build = CBuild(bin_path, src_path, log_path.read_text(), 0.0, True, key)
     else:
-        _atomic_write(src_path, source.encode())
+        atomic_write(src_path, source.encode())
         tmp_bin = d / f"layer.bin.{os.getpid()}.tmp"
         cmd = [compiler, *flags, "-x", _LANG_FLAG[lang], str(src_path), "-o", str(tmp_bin)]
         t0 = time.perf_counter()
@@ -493,7 +486,7 @@ def _build(cfg: _Config, lang: str, extra_cflags: tuple[str, ...], driver: str =
             tmp_bin.unlink(missing_ok=True)
             raise RuntimeError(f"compilation failed ({' '.join(cmd)}):\n{proc.stderr}")
         os.replace(tmp_bin, bin_path)
-        _atomic_write(log_path, proc.stderr.encode())
+        atomic_write(log_path, proc.stderr.encode())
         build = CBuild(bin_path, src_path, proc.stderr, dt, False, key)
     _BUILDS[memo_key] = build
     return build

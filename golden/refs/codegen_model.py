@@ -54,6 +54,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -66,8 +67,8 @@ from typing import Any
 
 import numpy as np
 
-from golden.errors import GoldenError
-from golden.refs.codegen_c import _atomic_write, _compiler_id, cache_dir
+from golden.errors import DeployError, GoldenError
+from golden.refs.codegen_c import atomic_write, cache_dir, compiler_id
 from golden.refs.qualia_models import Built, float_model
 
 __all__ = [
@@ -93,10 +94,6 @@ _MAGIC = 0x474F4C44454E4D31  # "GOLDENM1"
 _NAME = "golden"
 _PREFIX = "cnn_"
 _CHDIR_LOCK = threading.Lock()
-
-
-class DeployError(GoldenError, RuntimeError):
-    """The deployment path, the compiler or the compiled model failed; the message says where."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +129,7 @@ class CompiledModel:
 class Deployed:
     """A model deployed to C: the rendered source, its layers, the compiled binary, timings."""
 
-    built: Built
+    built: Built | None  # the test-factory model, or None for a model deployed as it is
     width: int
     long_width: int
     dump_featuremaps: bool
@@ -140,10 +137,13 @@ class Deployed:
     activations_range: str  # the exporter's text
     layers: tuple[CLayer, ...]
     modelgraph: Any  # the converter's ModelGraph after conversion (weights quantized)
-    compiled: CompiledModel
+    compiled: CompiledModel | None  # None: rendered with compile=False
     render_seconds: float
     input_q: int
     c_input_shape: tuple[int, ...]
+    model: Any = None  # the calibrated quantized model deployed
+    name: str = ""
+    torch_input_shape: tuple[int, ...] = ()  # one sample, one step, channels-first
 
     def layer(self, name: str) -> CLayer:
         for la in self.layers:
@@ -227,60 +227,114 @@ def _layers(modelgraph, fx: dict[str, str]) -> tuple[CLayer, ...]:
     return tuple(out)
 
 
-def deploy(built: Built, *, width: int | None = None, long_width: int | None = None,
-           dump_featuremaps: bool = True) -> Deployed:
-    """Render ``built`` through Qualia's deployment path and compile it (cached). See the module doc.
+class _Errors(logging.Handler):
+    """Collects the error records Qualia logs while converting (its converter logs the cause, then returns None)."""
 
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        try:
+            msg = record.getMessage()
+        except Exception:
+            msg = str(record.msg)
+        if msg.strip():
+            self.messages.append(" ".join(msg.split()))
+
+
+_QUALIA_LOGGERS = ("qualia_core", "qualia_plugin_snn", "qualia_codegen_core", "qualia_codegen_plugin_snn")
+
+
+def _capture_qualia_logs(handler: logging.Handler):
+    """Route Qualia's loggers to ``handler`` only (nothing of the converter's log reaches stderr); returns the undo."""
+    saved = []
+    for name in _QUALIA_LOGGERS:
+        lg = logging.getLogger(name)
+        saved.append((lg, lg.propagate, list(lg.handlers)))
+        lg.propagate, lg.handlers = False, [handler]
+
+    def undo():
+        for lg, propagate, handlers in saved:
+            lg.propagate, lg.handlers = propagate, handlers
+    return undo
+
+
+def _one_line(failed: str | None, logged: list[str]) -> str:
+    """The converter's own cause first (what it logged), then the exception, in one line."""
+    parts = [m for m in logged if m] + ([failed] if failed else [])
+    text = "; ".join(dict.fromkeys(parts)) or "it returned nothing and logged no error"
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def deploy(model, *, width: int | None = None, long_width: int | None = None, dump_featuremaps: bool = True,
+           compile: bool = True) -> Deployed:
+    """Render ``model`` through Qualia's deployment path and compile it (cached). See the module doc.
+
+    ``model``: a calibrated quantized Qualia model (its float twin is derived: :func:`golden.qualia.twin.float_twin`)
+    or a test-factory :class:`golden.refs.qualia_models.Built` (its float template rebuilt from its arguments).
     ``width``: 8 or 16 (the converter's ``quantize='int8'|'int16'``; default: the model's bits).
     ``long_width``: the LONG accumulator width (None: the converter default, 16 for int8, 32 for int16).
+    ``compile=False``: render only (``compiled`` is None), no compiler needed.
     """
-    width = built.config["bits"] if width is None else int(width)
-    if width not in (8, 16):
-        raise DeployError(f"width must be 8 or 16 (QualiaCodeGen quantize int8/int16), got {width!r}")
+    from golden.qualia.network import torch_input_shape
+    from golden.qualia.target import deployable_width
+    from golden.qualia.twin import float_twin
+
+    built = model if isinstance(model, Built) else None
+    qmodel = model.model if built is not None else model
+    name = built.name if built is not None else type(qmodel).__name__
+    try:
+        width = deployable_width(qmodel, width)
+    except GoldenError as e:
+        raise DeployError(str(e)) from None
     if long_width is not None and (long_width not in (16, 32, 64) or long_width < width):
         raise DeployError(f"long_width must be 16, 32 or 64 and >= width {width}, got {long_width!r}")
-    if built.config["kind"] == "ATIF":
-        raise DeployError("kind: qualia-codegen has no ATIF mapping (converting the float ATIF twin fails in "
-                          "torch.fx: TraceError); deploy LIF or IF models")
     from qualia_core.postprocessing.QuantizationAwareTraining import (
         QuantizationAwareTraining,
     )
     from qualia_plugin_snn.learningframework.SpikingJelly import SpikingJelly
 
     t0 = time.perf_counter()
-    fmodel = float_model(built)
+    fmodel = float_model(built) if built is not None else float_twin(qmodel)
+    in_shape = built.torch_input_shape if built is not None else torch_input_shape(qmodel)
+    qp = built.quantized_kwargs["quant_params"] if built is not None else {"bits": width}
     fx = _fx_names(fmodel)
+    errors = _Errors()
     with tempfile.TemporaryDirectory(prefix="golden-deploy-") as tmp, _in_dir(Path(tmp)):
         (Path("out") / "learningmodel").mkdir(parents=True)
-        qat = QuantizationAwareTraining(model={"params": {"quant_params": copy.deepcopy(
-            built.quantized_kwargs["quant_params"])}})
+        qat = QuantizationAwareTraining(model={"params": {"quant_params": copy.deepcopy(qp)}})
         sink = io.StringIO()
-        with contextlib.redirect_stdout(sink), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            qat._QuantizationAwareTraining__export_activation_ranges(built.model, save_name=_NAME)
-            ranges = (Path("out") / "learningmodel" / f"{_NAME}_activations_range.txt").read_text()
-            cg = _codegen_class()(quantize=f"int{width}", long_width=long_width, dump_featuremaps=dump_featuremaps)
-            failed = None
-            try:
-                ok = cg.convert(SpikingJelly(), fmodel, _NAME, None)
-            except Exception as e:  # any converter failure is the one-line DeployError below
-                failed = f"{type(e).__name__}: {e}"
-        if failed is not None:
+        quiet = _capture_qualia_logs(errors)
+        try:
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                qat._QuantizationAwareTraining__export_activation_ranges(qmodel, save_name=_NAME)
+                ranges = (Path("out") / "learningmodel" / f"{_NAME}_activations_range.txt").read_text()
+                cg = _codegen_class()(quantize=f"int{width}", long_width=long_width,
+                                      dump_featuremaps=dump_featuremaps)
+                failed = None
+                try:
+                    ok = cg.convert(SpikingJelly(), fmodel, _NAME, None)
+                except Exception as e:  # any converter failure is the one-line DeployError below
+                    failed = f"{type(e).__name__}: {e}"
+        finally:
+            quiet()
+        if failed is not None or ok is None or not cg.h:
             # raised outside the handler and unchained: the converter's traceback would keep Qualia's QAT log
             # handler alive, pointing into the deleted working directory, and a deployment in the same second
             # would reuse it (FileNotFoundError)
-            raise DeployError(f"QualiaCodeGen.convert failed for {built.name}: {failed}")
-        if ok is None or not cg.h:
-            raise DeployError(f"QualiaCodeGen.convert returned nothing for {built.name}")
+            failed = _one_line(failed, errors.messages)
+            raise DeployError(f"QualiaCodeGen.convert failed for {name}: {failed}")
         source = cg.h
     render_s = time.perf_counter() - t0
     layers = _layers(cg.modelgraph, fx)
     inp = layers[0]
     if inp.ctype != "TInputLayer":
         raise DeployError(f"first C node is {inp.ctype}, expected TInputLayer")
-    compiled = _compile(source, _harness_source(layers))
+    compiled = _compile(source, _harness_source(layers)) if compile else None
     return Deployed(built, width, int(layers[1].long_width), dump_featuremaps, source, ranges, layers, cg.modelgraph,
-                    compiled, render_s, int(inp.q_out), inp.c_shape)
+                    compiled, render_s, int(inp.q_out), inp.c_shape, qmodel, name, in_shape)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -334,7 +388,7 @@ int main(void) {{
 
 def _compile(source: str, harness: str) -> CompiledModel:
     h = hashlib.sha256()
-    for part in (source, harness, _compiler_id("gcc"), "\0".join(CFLAGS)):
+    for part in (source, harness, compiler_id("gcc"), "\0".join(CFLAGS)):
         h.update(part.encode())
         h.update(b"\0\1")
     key = "model-" + h.hexdigest()[:24]
@@ -343,8 +397,8 @@ def _compile(source: str, harness: str) -> CompiledModel:
     src, main, binary, log = d / "full_model.h", d / "main.c", d / "model.bin", d / "build.log"
     if binary.exists() and log.exists():
         return CompiledModel(binary, main, log.read_text(), 0.0, True, key)
-    _atomic_write(src, source.encode())
-    _atomic_write(main, harness.encode())
+    atomic_write(src, source.encode())
+    atomic_write(main, harness.encode())
     tmp = d / f"model.bin.{os.getpid()}.tmp"
     cmd = ["gcc", *CFLAGS, "-I", str(d), str(main), "-o", str(tmp), "-lm"]
     t0 = time.perf_counter()
@@ -355,7 +409,7 @@ def _compile(source: str, harness: str) -> CompiledModel:
         errs = [ln for ln in proc.stderr.splitlines() if "error" in ln][:3]
         raise DeployError(f"gcc failed in {d}: {' | '.join(errs) or proc.stderr.strip()[-300:]}")
     os.replace(tmp, binary)
-    _atomic_write(log, proc.stderr.encode())
+    atomic_write(log, proc.stderr.encode())
     return CompiledModel(binary, main, proc.stderr, dt, False, key)
 
 
@@ -382,7 +436,7 @@ def quantize_input(dep: Deployed, x: np.ndarray) -> np.ndarray:
     """
     import torch
 
-    first = next(m for m in dep.built.model.modules() if hasattr(m, "quantizer_input"))
+    first = next(m for m in dep.model.modules() if hasattr(m, "quantizer_input"))
     with torch.no_grad():
         xq = first.quantizer_input(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
     raw = xq.astype(np.float64) * 2.0 ** dep.input_q
@@ -398,7 +452,9 @@ def run(dep: Deployed, x_raw: np.ndarray) -> CRun:
     (with ``dump_featuremaps``; otherwise only the model output).
     """
     x = np.asarray(x_raw)
-    shape = dep.built.torch_input_shape
+    shape = dep.torch_input_shape
+    if dep.compiled is None:
+        raise DeployError("the model was deployed with compile=False: deploy it again to run it")
     if not np.issubdtype(x.dtype, np.integer) or x.ndim != 2 + len(shape) or tuple(x.shape[2:]) != shape:
         raise DeployError(f"x_raw must be raw integers (S, T, *{shape}), got {x.dtype} {x.shape}")
     lo, hi = -(2 ** (dep.width - 1)), 2 ** (dep.width - 1) - 1
@@ -589,11 +645,11 @@ _ATTRS = ("strides", "padding", "pool_size", "kernel_size", "groups", "use_bias"
           "epsilon", "units", "filters")
 
 
-def _raw(t, q: int) -> np.ndarray:
+def _raw(t, q: int, where: str) -> np.ndarray:
     a = t.detach().double().numpy() * 2.0 ** q
     r = np.round(a)
     if not np.array_equal(a, r):
-        raise DeployError(f"torch value off the q={q} grid")
+        raise DeployError(f"{where}: torch value off the q={q} grid (the deployment's q for it)")
     return r.astype(np.int64)
 
 
@@ -605,18 +661,26 @@ def flatten_perm(src_shape: tuple[int, ...]) -> np.ndarray:
     return np.arange(n).reshape(cf_shape).transpose(*range(1, nd), 0).ravel()
 
 
+def _weights_and_bias(m, w, b):
+    """(quantized weight, quantized bias) as the layer's forward makes them: a separate bias quantizer
+    (``bias.quant_enable = true``) quantizes the bias alone, otherwise quantizer_w quantizes both together."""
+    if b is None:
+        return m.quantizer_w(w), None
+    if getattr(m, "quantizer_bias", None) is not None:
+        return m.quantizer_w(w), m.quantizer_bias(b)
+    return m.quantizer_w(w, bias_tensor=b)
+
+
 def _torch_ints(m, la: CLayer, prev: CLayer | None) -> dict[str, np.ndarray]:
     import torch
 
     qw = la.q_weights
     qb = la.q_bias if la.q_bias is not None else qw
+    where = f"{la.torch_name} ({la.ctype})"
     with torch.no_grad():
         if la.ctype in ("TDenseLayer", "TConv1DLayer", "TConv2DLayer"):
-            if m.bias is not None:
-                w, b = m.quantizer_w(m.weight, bias_tensor=m.bias)
-            else:
-                w, b = m.quantizer_w(m.weight), None
-            k = _raw(w, qw)
+            w, b = _weights_and_bias(m, m.weight, m.bias)
+            k = _raw(w, qw, f"{where} weight")
             if la.ctype == "TConv1DLayer":
                 k = k.transpose(0, 2, 1)
             elif la.ctype == "TConv2DLayer":
@@ -625,20 +689,18 @@ def _torch_ints(m, la: CLayer, prev: CLayer | None) -> dict[str, np.ndarray]:
                 k = k[:, flatten_perm(prev.in_c_shapes[0])]
             out = {"kernel": k}
             if b is not None:
-                out["bias"] = _raw(b, qb)
+                out["bias"] = _raw(b, qb, f"{where} bias")
             return out
         if la.ctype.startswith("TBatchNormalization"):
             alpha, beta = m.compute_fused_params(weight=m.weight, bias=m.bias, mean=m.running_mean,
                                                  var=m.running_var, eps=m.eps)
-            if getattr(m, "quantizer_bias", None) is not None:
-                a, b = m.quantizer_w(alpha), m.quantizer_bias(beta)
-            else:
-                a, b = m.quantizer_w(alpha, bias_tensor=beta)
-            return {"kernel": _raw(a, qw).reshape(-1), "bias": _raw(b, qb).reshape(-1)}
+            a, b = _weights_and_bias(m, alpha, beta)
+            return {"kernel": _raw(a, qw, f"{where} alpha").reshape(-1),
+                    "bias": _raw(b, qb, f"{where} beta").reshape(-1)}
         if la.ctype in ("TLifLayer", "TIfLayer"):
             hp = m.get_hyperparams_tensor(device=torch.device("cpu"), dtype=torch.float32)
             _, q = m.quantizer_v(torch.zeros(1), bias_tensor=hp)
-            raw = _raw(q, qw)
+            raw = _raw(q, qw, f"{where} hyperparameters")
             names = ["v_threshold"] + (["reciprocal_tau"] if la.ctype == "TLifLayer" else [])
             names += [] if m.v_reset is None else ["v_reset"]
             return {n: raw[i].reshape(()) for i, n in enumerate(names)}
@@ -647,7 +709,7 @@ def _torch_ints(m, la: CLayer, prev: CLayer | None) -> dict[str, np.ndarray]:
 
 def deployment_params(dep: Deployed) -> tuple[LayerParams, ...]:
     """Per C layer: the integers, Q formats, widths and rounding the deployment uses, and torch's view of them."""
-    mods = dict(dep.built.model.named_modules())
+    mods = dict(dep.model.named_modules())
     by_c = {la.c_name: la for la in dep.layers}
     out = []
     prev: CLayer | None = None

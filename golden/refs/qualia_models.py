@@ -46,8 +46,9 @@ runs under ``torch.manual_seed(seed)`` in a forked RNG (ATIF's threshold draw us
 Calibration, as Qualia's activation-range update does it: ``calib_batches`` batches of
 ``calib_batch`` samples (``sample_inputs`` with seed ``seed + 1000 + i``) through the model
 in ``.train()`` under ``no_grad`` (``reset_net`` before each batch, T steps each), then
-``.eval()``.  Calibration always runs single-step (``set_step_mode(model, 's')``, then back
-to ``step_mode``): a BatchNorm in train mode updates its running stats once per call, so a
+``.eval()``.  Calibration always runs single-step (``set_step_mode(model, 's')``, then every
+layer back to the mode Qualia built it in: an 'm' SResNet keeps its ``QuantizedAdd`` in
+'s'): a BatchNorm in train mode updates its running stats once per call, so a
 multi-step calibration (one call over T*B) would give a different model than a single-step
 one (T calls); calibrating one way makes 's' and 'm' builds the same model.  The inputs are static
 (the same frame at every step, Qualia's 'duplicate'
@@ -71,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from golden.errors import GoldenError
+from golden.errors import ModelConfigError
 
 __all__ = [
     "KINDS",
@@ -88,11 +89,8 @@ __all__ = [
     "run_torch",
 ]
 
-class ModelConfigError(GoldenError, ValueError):
-    """A build() argument outside what the factory supports; the message names the argument."""
-
-
 TEMPLATES = ("SMLP", "SCNN", "SResNet")
+BITS = (4, 6, 8, 12, 16)  # QualiaCodeGen deploys 8 and 16 only
 KINDS = ("LIF", "IF", "ATIF")
 _ROUNDS = ("nearest", "floor", "ceil")
 _TENSORS = ("input", "act", "v", "w", "bias")
@@ -159,8 +157,8 @@ class Built:
 
 
 def _quant_params(bits: int, roundtype: str, force_q: int | None, overrides: dict | None) -> dict:
-    if bits not in (8, 16):
-        raise ModelConfigError(f"bits must be 8 or 16, got {bits!r}")
+    if bits not in BITS:
+        raise ModelConfigError(f"bits must be one of {BITS} (the widths real Qualia configs use), got {bits!r}")
     if roundtype not in _ROUNDS:
         raise ModelConfigError(f"roundtype must be one of {_ROUNDS}, got {roundtype!r}")
     qp: dict[str, Any] = {
@@ -286,6 +284,7 @@ def build(template: str, *, dims: int = 1, kind: str = "LIF", bits: int = 8, ste
     }
     built = Built(model, template, qname, template, fkwargs, qkwargs, in_shape, torch_in, int(timesteps),
                   step_mode, config)
+    modes = {m: m.step_mode for m in model.modules() if isinstance(getattr(m, "step_mode", None), str)}
     functional.set_step_mode(model, "s")  # calibrate single-step whatever step_mode (BatchNorm stats: see doc)
     model.train()
     with torch.no_grad():
@@ -293,7 +292,8 @@ def build(template: str, *, dims: int = 1, kind: str = "LIF", bits: int = 8, ste
             xb = built.sample_inputs(int(calib_batch), seed=int(seed) + 1000 + i)
             _forward_seq(built, torch.from_numpy(xb), "s")
     model.eval()
-    functional.set_step_mode(model, step_mode)
+    for m, mode in modes.items():  # each layer back in the mode Qualia built it in (an 'm' SResNet's add is 's')
+        m.step_mode = mode
     functional.reset_net(model)
     return built
 

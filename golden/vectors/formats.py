@@ -1,22 +1,26 @@
 """The export formats of a bundle: one :class:`Format` object each, owning its files, manifest entry, renderer, parser.
 
-Adding a format is adding one object to :data:`EXPORTS`. ``npy`` (the arrays every bundle holds)
-is described by :func:`array_meta` and written by ``bundle.py``; verification re-renders every
-export from the checked arrays and compares bytes, then parses a differing file back to locate
-the first differing element.
+A format renders a :class:`View`: the bundle's **named arrays with their formats** (``x``, ``out``,
+... of a single-layer bundle; ``x``, ``<layer>.out``, ... of a network bundle) plus the few lines
+only a bundle kind can state (the ``bundle.vh`` parameters, the C header's macros, which arrays
+the C header carries, the CSV tables). So every format serves both kinds of bundle, and adding a
+format is adding one object to :data:`EXPORTS`. ``npy`` (the arrays every bundle holds) is
+written by the kinds; verification re-renders every export from the checked arrays and compares
+bytes, then parses a differing file back to locate the first differing element.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..spec import OVERFLOWS, ROUND_MODES, QFormat, Spec, SpecError
+from ..spec import SpecError
 from .npy import BundleError
 
-FIELDS = ("x", "out", "v", "spikes")
 CHUNK = 1 << 16  # elements per rendered chunk (a multiple of the C header's 16 values per line)
 SPIKE_FMT = {"bits": 1, "frac": 0}
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
@@ -43,36 +47,11 @@ def check_prefix(prefix) -> str:
     return prefix
 
 
-def array_meta(spec: Spec, steps: int, neurons: int) -> dict:
-    """The manifest's ``arrays`` entry: the npy files, their dtypes, shapes and Q formats."""
-    fmts = {"x": spec.fmt_in, "out": spec.fmt_out, "v": spec.fmt_v}
-    meta = {}
-    for name in FIELDS:
-        if name == "spikes":
-            meta[name] = {"file": "spikes.npy", "dtype": "bool", "shape": [steps, neurons], "format": dict(SPIKE_FMT),
-                          "q": "Q1.0"}
-        else:
-            f: QFormat = fmts[name]
-            meta[name] = {"file": f"{name}.npy", "dtype": str(f.dtype), "shape": [steps, neurons],
-                          "format": {"bits": f.bits, "frac": f.frac}, "q": str(f)}
-    return meta
-
-
 def check_width(a: np.ndarray, bits: int, what: str) -> None:
     lo, hi = (0, 1) if bits == 1 else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     if a.size and (a.min() < lo or a.max() > hi):
         bad = a[(a < lo) | (a > hi)].flat[0]
         raise SpecError(f"{what}: value {int(bad)} does not fit the declared {bits}-bit width")
-
-
-def _flat_chunks(arrays: dict, name: str):
-    a = arrays[name].reshape(-1)
-    for i in range(0, a.size, CHUNK):
-        yield np.asarray(a[i:i + CHUNK])
-
-
-def _bits(m: dict, name: str) -> int:
-    return m["arrays"][name]["format"]["bits"]
 
 
 # ====================================================================== hex
@@ -148,12 +127,12 @@ def parse_hex(data, bits: int, what: str = "hex") -> np.ndarray:
 
 
 # ======================================================================== C
-_CTYPE = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t",
+CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t",
           np.dtype(np.bool_): "int8_t"}
 _C_ARRAY = re.compile(r"const\s+(u?int(?:8|16|32)_t)\s+(\w+)\[(\d{1,15})\]\s*(?:\w+\s*)?=\s*\{(.*?)\};", re.DOTALL)
 
 
-def _c_numbers(a: np.ndarray) -> str:
+def c_numbers(a: np.ndarray) -> str:
     """Decimal values, 16 per line, each followed by a comma."""
     vals = a.reshape(-1).astype(np.int64).tolist()
     lines = ["    " + ", ".join(map(str, vals[i:i + 16])) + "," for i in range(0, len(vals), 16)]
@@ -178,160 +157,246 @@ def parse_h(data) -> dict:
     return arrays
 
 
-def parse_csv(data) -> dict:
+def parse_csv(data, what: str = "vectors.csv", header=("t", "neuron", "x", "out", "v", "spike")) -> dict:
+    """{column: int64 array} of a golden CSV file (text or path) with this header (BundleError when malformed)."""
     if isinstance(data, Path):
+        what = data.name
         data = data.read_text(errors="replace")
     lines = data.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    if not lines or lines[0] != "t,neuron,x,out,v,spike":
-        raise BundleError("vectors.csv: missing header t,neuron,x,out,v,spike")
+    head = ",".join(header)
+    if not lines or lines[0] != head:
+        raise BundleError(f"{what}: missing header {head}")
     cell = re.compile(r"-?[0-9]{1,20}")
     rows = [ln.split(",") for ln in lines[1:]]
-    if not all(len(r) == 6 and all(cell.fullmatch(s) for s in r) for r in rows):
-        raise BundleError("vectors.csv: malformed row")
-    a = np.array([[int(s) for s in r] for r in rows], np.int64).reshape(-1, 6)
-    return {"t": a[:, 0], "neuron": a[:, 1], "x": a[:, 2], "out": a[:, 3], "v": a[:, 4], "spikes": a[:, 5]}
+    if not all(len(r) == len(header) and all(cell.fullmatch(s) for s in r) for r in rows):
+        raise BundleError(f"{what}: malformed row")
+    a = np.array([[int(s) for s in r] for r in rows], np.int64).reshape(-1, len(header))
+    return {h: a[:, i] for i, h in enumerate(header)}
+
+
+# ==================================================================== views
+@dataclass(frozen=True)
+class Named:
+    """One array of a bundle as its exports see it: name, values (any shape, rendered flat in C order), format."""
+
+    key: str
+    data: object  # an array or memmap; None where only the metadata is needed (manifest entries, sizes)
+    bits: int
+    frac: int
+    dtype: str
+    shape: tuple
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= int(d)
+        return n
+
+    def chunks(self):
+        """The values, flat, in chunks of :data:`CHUNK` (a memmap is read a chunk at a time)."""
+        a = self.data.reshape(-1)
+        for i in range(0, a.size, CHUNK):
+            yield np.asarray(a[i:i + CHUNK])
+
+
+@dataclass(frozen=True)
+class Table:
+    """A CSV table: one row per element of ``dims``, its index columns then one column per array."""
+
+    file: str
+    index: tuple  # column names of the index, one per dim
+    dims: tuple
+    columns: tuple  # (column header, array key)
+
+
+@dataclass
+class View:
+    """What a bundle kind hands its exports: the named arrays and the lines only the kind can state.
+
+    ``vh()``: (comment lines, [(localparam, value)]) of ``bundle.vh``; ``h``: a function of the prefix
+    giving (comment lines, [(macro suffix, value)], [(C array suffix, array key)]) of ``vectors.h``;
+    ``tables``: the CSV tables.
+    """
+
+    kind: str
+    arrays: dict  # key -> Named, in the kind's order
+    vh: object = None
+    h: object = None
+    tables: tuple = ()
+    extra: dict = field(default_factory=dict)  # anything else a kind offers (the manifest, the spec, ...)
+
+
+def unique_names(names, what: str) -> None:
+    """Refuse two declarations of one name (a macro, a file): never write a header that defines one twice."""
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise BundleError(f"{what}: {n} would be declared twice (two names that meet once mapped); rename one")
+        seen.add(n)
 
 
 # ================================================================== formats
 class Format:
-    """One export: its name (the manifest's ``exports`` key), files, manifest entry, renderer and parser."""
+    """One export: its name (the manifest's ``exports`` key), files, manifest entry, renderer and parser.
+
+    Every method takes a :class:`View`, so one format serves single-layer and network bundles.
+    """
 
     name = ""
     prefixed = False  # takes the C name prefix
 
-    def files(self, m: dict) -> list:
-        """The file names this export owns in a bundle with manifest ``m``."""
+    def files(self, view: View) -> list:
+        """The file names this export owns in a bundle."""
         raise NotImplementedError
 
-    def meta(self, m: dict, prefix: str) -> dict:
+    def meta(self, view: View, prefix: str) -> dict:
         """Its entry in ``manifest["exports"]``."""
         raise NotImplementedError
 
-    def render(self, arrays: dict, spec: Spec, m: dict, prefix: str):
-        """Yield (file name, bytes) chunks, rendered from the (T, N) arrays."""
+    def render(self, view: View, prefix: str):
+        """Yield (file name, bytes) chunks, rendered from ``view.arrays``."""
         raise NotImplementedError
 
-    def parse(self, path: Path, m: dict, prefix: str) -> dict:
-        """{field: flat int64 array} read back from one of its files (BundleError when malformed)."""
+    def parse(self, path: Path, view: View, prefix: str) -> dict:
+        """{array key: flat int64 array} read back from one of its files (BundleError when malformed)."""
         raise NotImplementedError
 
-    def size_bound(self, m: dict) -> int:
+    def size_bound(self, view: View) -> int:
         """An upper bound of the bytes it writes (the free-space check)."""
         raise NotImplementedError
 
 
-def _check_count(path: Path, got: int, m: dict, unit: str) -> None:
-    if got != m["steps"] * m["neurons"]:
-        raise BundleError(f"{path.name}: holds {got} {unit}, expected {m['steps'] * m['neurons']}")
-
-
-def _max_chars(m: dict, name: str) -> int:
-    bits = _bits(m, name)
-    return len(str(-(1 << (bits - 1)))) if bits > 1 else 1
+def _max_chars(a: Named) -> int:
+    return len(str(-(1 << (a.bits - 1)))) if a.bits > 1 else 1
 
 
 class Hex(Format):
+    """``<key>.hex`` per array (``$readmemh``: one word per line) and the kind's ``bundle.vh`` parameters."""
+
     name = "hex"
     PARAMS = "bundle.vh"
 
-    def files(self, m):
-        return [f"{n}.hex" for n in FIELDS] + [self.PARAMS]
+    def files(self, view):
+        return [f"{k}.hex" for k in view.arrays] + [self.PARAMS]
 
-    def meta(self, m, prefix):
-        words = m["steps"] * m["neurons"]
-        e = {n: {"file": f"{n}.hex", "bits": _bits(m, n), "digits": hex_digits(_bits(m, n)), "words": words}
-             for n in FIELDS}
+    def meta(self, view, prefix):
+        e = {k: {"file": f"{k}.hex", "bits": a.bits, "digits": hex_digits(a.bits), "words": a.size}
+             for k, a in view.arrays.items()}
         e["params"] = self.PARAMS
         return e
 
-    def render(self, arrays, spec, m, prefix):
-        for name in FIELDS:
-            for a in _flat_chunks(arrays, name):
-                yield f"{name}.hex", hex_bytes(a, _bits(m, name), f"{name}.hex")
-        yield self.PARAMS, vh_text(spec, m).encode()
+    def render(self, view, prefix):
+        for k, a in view.arrays.items():
+            for c in a.chunks():
+                yield f"{k}.hex", hex_bytes(c, a.bits, f"{k}.hex")
+        head, params = view.vh()
+        unique_names([n for n, _ in params], self.PARAMS)
+        yield self.PARAMS, ("\n".join(head + [f"localparam integer {n} = {int(v)};" for n, v in params])
+                            + "\n").encode()
 
-    def parse(self, path, m, prefix):
+    def parse(self, path, view, prefix):
         if path.name == self.PARAMS:
             return {}
-        got = parse_hex(path.read_bytes(), _bits(m, path.stem), path.name)
-        _check_count(path, got.size, m, "words")
-        return {path.stem: got}
+        key = path.name[:-len(".hex")]
+        a = view.arrays[key]
+        got = parse_hex(path.read_bytes(), a.bits, path.name)
+        if got.size != a.size:
+            raise BundleError(f"{path.name}: holds {got.size} words, expected {a.size}")
+        return {key: got}
 
-    def size_bound(self, m):
-        return m["steps"] * m["neurons"] * sum(hex_digits(_bits(m, n)) + 1 for n in FIELDS) + 4096
+    def size_bound(self, view):
+        return sum(a.size * (hex_digits(a.bits) + 1) for a in view.arrays.values()) + 65536
 
 
 class CHeader(Format):
-    """``vectors.h``: ``static const`` arrays, so any number of translation units may include it."""
+    """``vectors.h``: the kind's macros and ``static const`` arrays (any number of translation units may include it)."""
 
     name = "h"
     FILE = "vectors.h"
     prefixed = True
 
-    def files(self, m):
+    def files(self, view):
         return [self.FILE]
 
-    def meta(self, m, prefix):
+    def meta(self, view, prefix):
         return {"file": self.FILE, "prefix": prefix}
 
-    def render(self, arrays, spec, m, prefix):
-        yield self.FILE, h_preamble(spec, m, prefix).encode()
-        n = m["steps"] * m["neurons"]
-        for name in FIELDS:
-            ctype = _CTYPE[np.dtype(m["arrays"][name]["dtype"])]
-            yield self.FILE, f"static const {ctype} {prefix}_{name}[{n}] {prefix.upper()}_UNUSED = {{\n".encode()
-            for a in _flat_chunks(arrays, name):
-                yield self.FILE, _c_numbers(a).encode()
-            yield self.FILE, b"};\n" + (b"\n" if name != FIELDS[-1] else b"")
+    def render(self, view, prefix):
+        P = prefix.upper()
+        comments, defs, arrays = view.h(prefix)
+        unique_names([f"{P}_{k}" for k, _ in defs] + [f"{prefix}_{c}" for c, _ in arrays], self.FILE)
+        width = max(len(k) for k, _ in defs) + len(P) + 1
+        lines = [*comments, *c_preamble(P)]
+        for k, v in defs:
+            val = f"({v})" if isinstance(v, int) and v < 0 else str(v)
+            lines.append(f"#define {(P + '_' + k).ljust(width)} {val}")
+        yield self.FILE, ("\n".join(lines) + "\n").encode()
+        for cname, key in arrays:
+            a = view.arrays[key]
+            ctype = CTYPES[np.dtype(a.dtype)]
+            yield self.FILE, f"\nstatic const {ctype} {prefix}_{cname}[{a.size}] {P}_UNUSED = {{\n".encode()
+            for c in a.chunks():
+                yield self.FILE, c_numbers(c).encode()
+            yield self.FILE, b"};\n"
 
-    def parse(self, path, m, prefix):
+    def parse(self, path, view, prefix):
         h = parse_h(path.read_text(errors="replace"))
-        parsed = {k: h.get(f"{prefix}_{k}") for k in FIELDS}
-        missing = [k for k, a in parsed.items() if a is None or a.size != m["steps"] * m["neurons"]]
-        if missing:
-            raise BundleError(f"{path.name}: array {prefix}_{missing[0]} missing or of the wrong size")
-        return parsed
+        out = {}
+        for cname, key in view.h(prefix)[2]:
+            got = h.get(f"{prefix}_{cname}")
+            if got is None or got.size != view.arrays[key].size:
+                raise BundleError(f"{path.name}: array {prefix}_{cname} missing or of the wrong size")
+            out[key] = got
+        return out
 
-    def size_bound(self, m):
-        per = sum(max(_max_chars(m, n), 19) + 2 for n in FIELDS)
-        return m["steps"] * m["neurons"] * per + 8192
+    def size_bound(self, view):
+        arrays = view.h("x")[2]
+        return sum(view.arrays[k].size * (max(_max_chars(view.arrays[k]), 19) + 2) for _, k in arrays) + 65536
 
 
 class Csv(Format):
+    """One CSV file per table of the kind: index columns, then one column per array (raw integers)."""
+
     name = "csv"
-    FILE = "vectors.csv"
-    HEADER = "t,neuron,x,out,v,spike"
 
-    def files(self, m):
-        return [self.FILE]
+    def files(self, view):
+        return [t.file for t in view.tables]
 
-    def meta(self, m, prefix):
-        return {"file": self.FILE}
+    def meta(self, view, prefix):
+        files = self.files(view)
+        return {"file": files[0]} if len(files) == 1 else {"files": files}
 
-    def render(self, arrays, spec, m, prefix):
-        yield self.FILE, (self.HEADER + "\n").encode()
-        N = m["neurons"]
-        flats = {k: arrays[k].reshape(-1) for k in FIELDS}
-        for i in range(0, flats["x"].size, CHUNK):
-            idx = np.arange(i, min(i + CHUNK, flats["x"].size))
-            cols = np.stack([idx // N, idx % N] + [np.asarray(flats[k][i:i + CHUNK]).astype(np.int64) for k in FIELDS],
-                            1)
-            yield self.FILE, ("\n".join(",".join(map(str, r)) for r in cols.tolist()) + "\n").encode()
+    def render(self, view, prefix):
+        for t in view.tables:
+            yield t.file, (",".join((*t.index, *(c for c, _ in t.columns))) + "\n").encode()
+            flats = [view.arrays[k].data.reshape(-1) for _, k in t.columns]
+            n = flats[0].size
+            for i in range(0, n, CHUNK):
+                idx = np.unravel_index(np.arange(i, min(i + CHUNK, n)), t.dims)
+                cols = np.stack([*idx, *(np.asarray(f[i:i + CHUNK]).astype(np.int64) for f in flats)], 1)
+                yield t.file, ("\n".join(",".join(map(str, r)) for r in cols.tolist()) + "\n").encode()
 
-    def parse(self, path, m, prefix):
-        c = parse_csv(path.read_text(errors="replace"))
-        _check_count(path, c["x"].size, m, "rows")
-        T, N = m["steps"], m["neurons"]
-        idx = np.arange(T * N)
-        if not (np.array_equal(c["t"], idx // N) and np.array_equal(c["neuron"], idx % N)):
-            return {}
-        return {k: c[k] for k in FIELDS}
+    def parse(self, path, view, prefix):
+        t = next(t for t in view.tables if t.file == path.name)
+        cols = list(parse_csv(path.read_text(errors="replace"), path.name,
+                              (*t.index, *(c for c, _ in t.columns))).values())
+        n = view.arrays[t.columns[0][1]].size
+        if cols[0].size != n:
+            raise BundleError(f"{path.name}: holds {cols[0].size} rows, expected {n}")
+        idx = np.unravel_index(np.arange(n), t.dims)
+        if not all(np.array_equal(c, i) for c, i in zip(cols, idx)):
+            return {}  # the index columns differ: reported as different text
+        return {k: cols[len(t.index) + j] for j, (_, k) in enumerate(t.columns)}
 
-    def size_bound(self, m):
-        per = len(str(m["steps"])) + len(str(m["neurons"])) + sum(_max_chars(m, n) for n in FIELDS) + 6
-        return m["steps"] * m["neurons"] * per + 64
+    def size_bound(self, view):
+        total = 65536
+        for t in view.tables:
+            per = sum(len(str(d)) + 1 for d in t.dims) + sum(_max_chars(view.arrays[k]) + 1 for _, k in t.columns)
+            total += view.arrays[t.columns[0][1]].size * per
+        return total
 
 
 EXPORTS = {f.name: f for f in (Hex(), CHeader(), Csv())}
@@ -354,65 +419,42 @@ def parse_formats(formats) -> tuple:
     return tuple(f for f in known if f in formats or f == "npy")
 
 
-# ============================================================== text renders
-def vh_text(spec: Spec, m: dict) -> str:
-    s = spec
-    p = {
-        "GV_STEPS": m["steps"], "GV_NEURONS": m["neurons"],
-        "GV_IN_BITS": s.fmt_in.bits, "GV_IN_FRAC": s.fmt_in.frac, "GV_V_BITS": s.fmt_v.bits,
-        "GV_V_FRAC": s.fmt_v.frac, "GV_OUT_BITS": s.fmt_out.bits, "GV_OUT_FRAC": s.fmt_out.frac,
-        "GV_IN_DIGITS": hex_digits(s.fmt_in.bits), "GV_V_DIGITS": hex_digits(s.fmt_v.bits),
-        "GV_OUT_DIGITS": hex_digits(s.fmt_out.bits), "GV_SPIKES_DIGITS": 1,
-        "GV_KIND": ("IF", "LIF", "ATIF").index(s.kind), "GV_SOFT_RESET": int(s.reset == "soft"),
-        "GV_DECAY_INPUT": int(s.decay_input), "GV_V_THRESHOLD": s.v_threshold, "GV_V_RESET": s.v_reset,
-        "GV_RECIPROCAL_TAU": s.reciprocal_tau, "GV_SPIKE_OUT": s.spike_out, "GV_V_INIT": s.v_start,
-        "GV_ROUND": ROUND_MODES.index(s.round), "GV_V_OVERFLOW": OVERFLOWS.index(s.v_overflow),
-        "GV_ACC_OVERFLOW": OVERFLOWS.index(s.acc_overflow), "GV_ACC_BITS": s.acc_bits,
-        "GV_ORDER": int(s.order == "round_then_fire"), "GV_ARITH_INT": int(s.arith == "int"),
-        "GV_WORK_FRAC": s.work_frac, "GV_SHIFT_IN": s.shift_in, "GV_SHIFT_V": s.shift_v, "GV_LEAK_SHIFT": s.leak_s,
-    }
-    st = m["stimulus"]
-    version = safe_text("golden_version", m["golden_version"])
-    head = [f"// Generated by golden {version} (golden vectors); do not edit.",
-            f"// {_describe(s)}",
-            (f"// spec sha256 {m['spec']['sha256']}; stimulus {safe_text('stimulus.generator', st['generator'])} "
-             f"seed {int_or_none(st['seed'])}; round {s.round}"),
-            "// `include inside a module. Layout: word t*GV_NEURONS + n of each .hex file is step t, neuron n."]
-    return "\n".join(head + [f"localparam integer {k} = {v};" for k, v in p.items()]) + "\n"
+def export_files(view: View, names) -> list:
+    """Every file the exports ``names`` write, refused when two would share a name."""
+    files = [f for n in names for f in EXPORTS[n].files(view)]
+    unique_names(files, "export files")
+    return files
 
 
-def int_or_none(v) -> str:
-    return "None" if v is None else str(int(v))
+def write_exports(d: Path, view: View, names, prefix: str) -> dict:
+    """Render the exports ``names`` into directory ``d`` (files created, never replaced); their manifest entries."""
+    export_files(view, names)
+    entries = {}
+    for name in names:
+        fmt = EXPORTS[name]
+        with contextlib.ExitStack() as stack:
+            handles = {}
+            for fname, chunk in fmt.render(view, prefix):
+                if fname not in handles:
+                    handles[fname] = stack.enter_context(open(d / fname, "xb"))
+                handles[fname].write(chunk)
+        entries[name] = fmt.meta(view, prefix)
+    return entries
 
 
-def _describe(spec: Spec) -> str:
-    safe_text("profile", spec.profile)
-    return spec.describe()
-
-
-def h_preamble(spec: Spec, m: dict, prefix: str) -> str:
-    P = prefix.upper()
-    s, T, N = spec, m["steps"], m["neurons"]
-    version = safe_text("golden_version", m["golden_version"])
-    sha = m["spec"]["sha256"]
-    if not re.fullmatch(r"[0-9a-f]{64}", sha):
-        raise BundleError("manifest.json: spec.sha256 is not 64 lowercase hex digits")
-    defs = [("STEPS", T), ("NEURONS", N), ("SIZE", T * N),
-            ("IN_BITS", s.fmt_in.bits), ("IN_FRAC", s.fmt_in.frac), ("V_BITS", s.fmt_v.bits),
-            ("V_FRAC", s.fmt_v.frac), ("OUT_BITS", s.fmt_out.bits), ("OUT_FRAC", s.fmt_out.frac),
-            ("V_THRESHOLD", s.v_threshold), ("V_RESET", s.v_reset), ("RECIPROCAL_TAU", s.reciprocal_tau),
-            ("SPIKE_OUT", s.spike_out), ("V_INIT", s.v_start),
-            ("VERSION", f'"{version}"'), ("SPEC_SHA256", f'"{sha}"')]
-    width = max(len(k) for k, _ in defs) + len(P) + 1
-    st = m["stimulus"]
-    lines = [f"// Generated by golden {version} (golden vectors); do not edit.",
-             f"// {_describe(s)}",
-             (f"// profile {s.profile}, spec sha256 {sha}, "
-              f"stimulus {safe_text('stimulus.generator', st['generator'])} seed {int_or_none(st['seed'])}"),
-             f"// Layout: time-major, neuron-minor; element (t, n) at index t * {P}_NEURONS + n.",
-             "// The arrays are static const: include this header from any number of translation units.",
-             *c_preamble(P)]
-    for k, v in defs:
-        val = f"({v})" if isinstance(v, int) and v < 0 else str(v)
-        lines.append(f"#define {(P + '_' + k).ljust(width)} {val}")
-    return "\n".join(lines) + "\n\n"
+def differing_files(bundle: Path, chunks, opener) -> list:
+    """The files whose bytes differ from the rendered chunks (content or length); ``opener`` opens a bundle file."""
+    handles, differing = {}, set()
+    try:
+        for fname, chunk in chunks:
+            if fname in differing:
+                continue
+            if fname not in handles:
+                handles[fname] = opener(bundle / fname)
+            if handles[fname].read(len(chunk)) != chunk:
+                differing.add(fname)
+        differing |= {f for f, fh in handles.items() if fh.read(1)}  # trailing bytes
+    finally:
+        for fh in handles.values():
+            fh.close()
+    return sorted(differing)

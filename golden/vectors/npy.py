@@ -17,7 +17,6 @@ import numpy as np
 
 from ..errors import BundleError
 
-
 MAX_ELEMENTS = 1 << 40  # a bound on T * N that keeps every size computation far from overflow
 _DTYPES = {"|i1": np.dtype(np.int8), "<i2": np.dtype("<i2"), "<i4": np.dtype("<i4"), "|b1": np.dtype(np.bool_)}
 _HEADER = re.compile(rb"\{'descr': '(\|i1|<i2|<i4|\|b1)', 'fortran_order': False, "

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels, ops
-from .graph import INPUT, Network, run_neuron
-from .layers import NetworkError, Neuron, type_name
+from ..network import kernels, ops
+from ..network.graph import INPUT, Network, run_neuron
+from ..network.layers import NetworkError, Neuron, type_name
+from .network import network_from_module
+from .stack import restore_quantizers, snapshot_quantizers, stack
 
 F32 = "float32 accumulation"
 OFF_GRID = "off grid"
@@ -119,9 +121,8 @@ class NetworkReport:
 # ------------------------------------------------------------------ 1. hooking + running
 def record(model, net: Network, x) -> dict:
     """Run ``model`` in ``.eval()`` on float ``x`` (S, T, *input_shape); name -> {'out', 'v'} float32 (S, T, ...)."""
-    from ..torch_bridge import _snapshot_quantizers, _stack
-
-    torch, _, _, functional = _stack()
+    s = stack()
+    torch, functional = s.torch, s.functional
     mods = dict(model.named_modules())
     x = torch.as_tensor(np.asarray(x, np.float32))
     S, T = int(x.shape[0]), int(x.shape[1])
@@ -148,7 +149,7 @@ def record(model, net: Network, x) -> dict:
             m.store_v_seq = True
         handles.append(m.register_forward_hook(hook(n.name, isinstance(n.layer, Neuron))))
     was = model.training
-    saved = _snapshot_quantizers(model)
+    saved = snapshot_quantizers(model)
     try:
         model.eval()
         functional.reset_net(model)
@@ -165,8 +166,7 @@ def record(model, net: Network, x) -> dict:
         for name, flag in stored.items():
             mods[name].store_v_seq = flag
         model.train(was)
-        for q, gmax, gmin in saved:
-            q.global_max, q.global_min = gmax, gmin
+        restore_quantizers(saved)
         functional.reset_net(model)
     out = {}
     for n in net:
@@ -289,12 +289,10 @@ def check_network(model, x, net: Network | None = None) -> NetworkReport:
     ``x``: float inputs (S, T, *input_shape), channels-first. Both step modes; the
     model's own. See the module doc for what is compared and how causes are named.
     """
-    from .from_torch import network_from_torch
-
     x = np.asarray(x, np.float32)
     if x.ndim < 3:
         raise NetworkError(f"inputs: expected (samples, steps, *input_shape), got shape {x.shape}")
-    net = network_from_torch(model, tuple(x.shape[2:])) if net is None else net
+    net = network_from_module(model, tuple(x.shape[2:])) if net is None else net
     if x.ndim != 2 + len(net.input_shape) or tuple(x.shape[2:]) != net.input_shape:
         raise NetworkError(f"inputs: expected (samples, steps, *{net.input_shape}), got {x.shape}")
     recorded = record(model, net, x)

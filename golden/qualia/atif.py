@@ -19,7 +19,7 @@ theta = vth * 2**q (off the grid: not an integer), float32-exact:
 
 Integer hardware for such a layer holds two constants: the fire/reset threshold C
 and the graded output Qact(Qv(vth)); the golden spec is the ATIF spec with
-``v_threshold = C`` and ``spike_out = Qact(Qv(vth))``.
+``v_threshold = C`` and ``spike_out = Qact(Qv(vth))`` (built by :mod:`golden.qualia.neurons`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import math
 
 import numpy as np
 
+from ..errors import TorchBridgeError
 from ..spec import QFormat, quantize_real
-from .layers import QUALIA_ROUNDS, NetworkError
 
 
 def atif_threshold(vth: float, fmt_v: QFormat, rnd: str) -> tuple[int, int]:
@@ -40,12 +40,12 @@ def atif_threshold(vth: float, fmt_v: QFormat, rnd: str) -> tuple[int, int]:
     f = quantize_real(d, fmt_v, rnd)
     fired = f >= 0
     if not fired.any():
-        raise NetworkError(f"v_threshold {vth!r}: no potential in {fmt_v} ever fires it")
+        raise TorchBridgeError(f"v_threshold {vth!r}: no potential in {fmt_v} ever fires it")
     c = int(V[fired].min())
     if c <= 0:
-        raise NetworkError(f"v_threshold {vth!r}: fires at potential {c} <= 0 in {fmt_v}; it must be positive")
+        raise TorchBridgeError(f"v_threshold {vth!r}: fires at potential {c} <= 0 in {fmt_v}; it must be positive")
     if not np.array_equal(fired, V >= c) or not np.array_equal(f[fired], V[fired] - c):
-        raise NetworkError(f"v_threshold {vth!r}: float32 rounding of v - v_threshold in {fmt_v} makes the reset "
+        raise TorchBridgeError(f"v_threshold {vth!r}: float32 rounding of v - v_threshold in {fmt_v} makes the reset "
                            f"non-affine; no integer threshold reproduces it")
     return c, int(quantize_real(np.float32(vth), fmt_v, rnd))
 
@@ -57,25 +57,3 @@ def closed_form(theta: float, roundtype: str) -> tuple[int, int]:
     if roundtype == "floor":
         return math.ceil(theta), math.floor(theta)
     return math.floor(theta), math.ceil(theta)
-
-
-def neuron_spec(m, where: str, profile: str = "torch-eval"):
-    """The :class:`golden.Spec` of a Qualia quantized neuron module; ATIF with its threshold as held."""
-    from ..torch_bridge import TorchBridgeError, _kind, _quantizer_format, from_torch
-
-    try:
-        if _kind(m) != "ATIF":
-            return from_torch(m, profile)
-        bits, q_v, rv = _quantizer_format(m, "quantizer_v", profile)
-        bits_o, q_o, ro = _quantizer_format(m, "quantizer_act", profile)
-        if m.v_threshold.numel() != 1:
-            raise NetworkError(f"{where}: v_threshold holds {m.v_threshold.numel()} values; golden needs one")
-        vth = float(m.v_threshold.detach().reshape(()))
-        fmt_v = QFormat(bits, q_v)
-        c, qvth = atif_threshold(vth, fmt_v, QUALIA_ROUNDS[rv])
-        spec = from_torch(m, profile, v_threshold=fmt_v.real(c))
-        out = int(quantize_real(fmt_v.real(qvth), QFormat(bits_o, q_o), QUALIA_ROUNDS[ro]))
-        return spec.replace(spike_out=out)
-    except (TorchBridgeError, NetworkError) as e:
-        msg = str(e)
-        raise NetworkError(msg if msg.startswith(where) else f"{where}: {msg}") from None
