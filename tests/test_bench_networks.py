@@ -9,6 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from golden import cli
@@ -17,7 +18,7 @@ from golden.cli.bench import harness
 from proofs import missing_codegen, missing_torch, record, requires
 
 FAST = ["--profiles", "codegen", "--kinds", "IF", "--sizes", "64", "--steps", "10", "--no-qualia", "--no-users",
-        "--no-stimuli", "--no-lanes", "--no-fresh", "--rounds", "1", "--min-time", "0.001"]
+        "--no-stimuli", "--no-lanes", "--no-gemm", "--no-fresh", "--rounds", "1", "--min-time", "0.001"]
 
 
 def _files(d: Path) -> dict:
@@ -81,7 +82,45 @@ def test_no_networks_and_a_missing_reference_skip_the_rows(tmp_path, monkeypatch
     assert "The whole-network rows are skipped: --no-c" in md.read_text()
 
 
+@requires(missing_torch())
+def test_real_size_gemm_rows(tmp_path):
+    """tools/bench/gemm.py on the smallest real model (GSC SResNet-8, one sample): every synaptic layer checked equal
+    (GEMM route = Numba kernel) and timed; the rows, the GEMM peak, the markdown and the targets; and through
+    ``golden bench --gemm-models``."""
+    gm = harness().gemm_module()
+    res = gm.gemm_rows(["GSC SResNet-8 int16"], samples=1, min_time=0.001, rounds=1, whole_samples=1)
+    (m,) = res["models"]
+    assert m["model"] == "GSC SResNet-8 int16" and m["T"] == 4 and len(m["rows"]) == 8  # 7 Conv1d + the Linear
+    for r in m["rows"]:
+        record("gemm route, real sizes", "golden.network.kernels (ops.core), each accumulator", r["checked"], 0,
+               unit="values")
+        assert r["rows"] == 4 and r["checked"] == 4 * int(np.prod(r["out_shape"])) and r["macs_per_row"] > 0
+        assert set(r["seconds"]) == {"kernel", "gemm_1t", "gemm_2t", "torch_1t", "torch_2t"}
+        assert all(v > 0 for v in r["seconds"].values())
+        assert r["dtype"] in ("float32", "float64") and r["bound_log2"] <= 53
+        assert r["route"] == ("kernel" if r["layer"] == "linear" else "gemm")  # 640 MACs a row: not worth a GEMM
+    (w,) = res["whole"]  # the whole network with its synaptic layers on the GEMM route: every layer's trace equal
+    record("gemm route, whole networks", "Network.simulate on golden.network.kernels, every layer's output",
+           w["values"], w["differ"], unit="values")
+    assert w["differ"] == 0 and w["values"] > 0 and all(v > 0 for v in w["seconds"].values())
+    assert set(res["peak"]) == {"float32_1t", "float32_2t", "float64_1t", "float64_2t"}
+    text = "\n".join(gm.markdown(res))
+    assert "**GSC SResNet-8 int16**" in text and "Whole torch-eval networks" in text
+    assert "| conv1 | Conv1d | (10, 49) -> (64, 49) |" in text
+    names = [t[0] for t in gm.targets(res)]
+    assert any("Qualia modules" in n for n in names) and any("Numba kernels" in n for n in names)
+    out, md = tmp_path / "b.json", tmp_path / "b.md"
+    argv = [a for a in FAST if a != "--no-gemm"]
+    assert cli.main(["bench", *argv, "--no-networks", "--gemm-models", "GSC SResNet-8 int16", "--gemm-samples", "1",
+                     "--quiet", "--json", str(out), "--markdown", str(md)]) == 0
+    assert [m["model"] for m in json.loads(out.read_text())["gemm"]["models"]] == ["GSC SResNet-8 int16"]
+    assert "Synaptic layers at real sizes" in md.read_text() and "Numba compiles for" in md.read_text()
+
+
 BAD = [
+    (["--gemm-models", "ResNet50"], ["--gemm-models ResNet50", "not a real-size model", "GSC SResNet-8 int16"]),
+    (["--gemm-samples", "0"], ["--gemm-samples", "positive integer"]),
+    (["--no-gemm", "yes"], ["unrecognized arguments", "yes"]),
     (["--net-samples", "0"], ["--net-samples", "positive integer"]),
     (["--net-samples", "x"], ["--net-samples", "positive integer"]),
     (["--net-steps", "-3"], ["--net-steps", "positive integer"]),

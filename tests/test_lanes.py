@@ -8,6 +8,8 @@ before ``A``/``N``) is recorded and must lie inside the lane type, and inside th
 """
 
 import itertools
+import os
+import platform
 
 import numpy as np
 import pytest
@@ -223,9 +225,7 @@ def test_generic_kernel_in_narrow_lanes(data):
     assert trace.overflow == ref["overflow"]
 
 
-def test_lanes_bench_rows():
-    """tools/bench/lanes.py: both kernels checked against golden.simulate, timed, and the narrow hot loop needs
-    fewer instructions per update than the wide one (the lanes really narrowed)."""
+def _lanes_module():
     import importlib.util
     from pathlib import Path
 
@@ -233,12 +233,75 @@ def test_lanes_bench_rows():
     spec = importlib.util.spec_from_file_location("golden_bench_lanes", path)
     lanes = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lanes)
+    return lanes
+
+
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "i386")
+
+
+def test_lanes_bench_rows():
+    """tools/bench/lanes.py: both kernels checked against golden.simulate, timed, and (on x86, whatever its vector
+    extensions) the narrow hot loop needs fewer instructions per update than the wide one (the lanes really
+    narrowed). Elsewhere the loop analysis has no x86 listing to read: the rows show "-"."""
+    lanes = _lanes_module()
     row = lanes.compare(lanes.lane_spec("codegen", 8, "LIF"), n=512, steps=8, rounds=1, min_time=0.001)
     assert (row["wide"], row["narrow"]) == ("int32", "int16")
     assert row["wide_rate"] > 0 and row["narrow_rate"] > 0 and row["copy_bound"] > 0
-    assert row["narrow_loop"]["per_update"] < row["wide_loop"]["per_update"]
+    if X86:
+        assert row["narrow_loop"]["registers"] == row["wide_loop"]["registers"] in ("zmm", "ymm", "xmm")
+        assert row["narrow_loop"]["per_update"] < row["wide_loop"]["per_update"]
     text = "\n".join(lanes.lanes_markdown({"N": 512, "T": 8, "rows": [row], "load": 0.0, "target": 1.8}))
     assert "| codegen LIF int8 | int32 -> int16 |" in text
+
+
+LISTING = """\t.text
+.LBB0_1:
+\tvmovdqu64\t(%rdi,%rax,2), %{r}0
+\tvpaddw\t%{r}0, %{r}1, %{r}2
+\tvpmullw\t%{r}2, %{r}3, %{r}4
+\tvpsraw\t$3, %{r}4, %{r}5
+\tvmovdqu64\t%{r}5, (%rsi,%rax,2)
+\taddq\t${n}, %rax
+\tcmpq\t%rax, %rcx
+\tjne\t.LBB0_1
+.LBB0_2:
+\tmovq\t%rax, %rdx
+\taddq\t$1, %rax
+\tjne\t.LBB0_2
+"""
+
+
+@pytest.mark.parametrize("reg,n", [("zmm", 32), ("ymm", 16), ("xmm", 8)])
+def test_loop_analysis_reads_every_x86_vector_width(reg, n):
+    """The hot-loop analysis finds the vector loop whatever register class the machine code uses (AVX-512, AVX2,
+    SSE), from the listing alone: no dependence on this machine's instruction set."""
+    from golden.cli.bench import harness
+
+    loop = harness().loop_profile(LISTING.format(r=reg, n=n).splitlines())
+    assert loop == {"registers": reg, "instructions": 8, "vector": 5, "updates": n, "per_update": 8 / n}
+    assert harness().loop_profile(LISTING.replace("%{r}", "%r").format(n=n).splitlines()) == {}  # scalar only
+
+
+@pytest.mark.skipif(not X86, reason="simulates an AVX2-only x86 (Numba's target CPU and features)")
+def test_lanes_bench_rows_on_an_avx2_only_x86(tmp_path):
+    """The loop analysis of the lanes rows as an AVX2-only x86 (Haswell, no AVX-512) sees it: Numba told to compile
+    for that CPU in a fresh process (its own kernel cache); the wide and narrow loops are read in ymm registers."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    code = ("import json; from golden import datapath, profiles; from golden.cli.bench import harness; "
+            "h = harness(); spec = profiles.make('codegen', 'LIF', width=8); "
+            "print(json.dumps([h.hot_loop(spec, datapath.working_type(spec)), h.hot_loop(spec)]))")
+    env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "+avx,+avx2,+fma,+sse4.2,+popcnt,+bmi,"
+           "+bmi2", "GOLDEN_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(root)}
+    res = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    wide, narrow = json.loads(res.stdout.splitlines()[-1])
+    assert wide["registers"] == narrow["registers"] == "ymm"
+    assert narrow["per_update"] < wide["per_update"]
 
 
 def test_golden_bench_reports_the_lanes_rows_and_their_target():
@@ -255,4 +318,5 @@ def test_golden_bench_reports_the_lanes_rows_and_their_target():
     assert worst.startswith(f"{ratio:.2f}x (codegen IF int8 N=65536 T=2)") and hit == (ratio >= 1.8)
     text = h.markdown({**result, "machine": h.machine(), "date": "now", "rounds": 1, "qualia_exact": {},
                        "hot_loops": {}})
+    assert "Numba compiles for" in text  # the instruction set of the run is recorded
     assert "Narrow lanes, N = 65536, T = 2" in text and "| codegen IF int8 |" in text

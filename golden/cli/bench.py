@@ -56,6 +56,10 @@ def build_parser() -> Parser:
     p.add_argument("--net-models", nargs="+", help="whole-network models (default: all of tools/bench/netc.py)")
     p.add_argument("--net-samples", type=positive_int, default=32, help="whole networks: samples S (default 32)")
     p.add_argument("--net-steps", type=positive_int, default=100, help="whole networks: steps T (default 100)")
+    p.add_argument("--no-gemm", action="store_true", help="skip the real-size synaptic layer rows (Numba kernel vs "
+                                                          "the exact GEMM route vs the Qualia module)")
+    p.add_argument("--gemm-models", nargs="+", help="real-size models (default: all of tools/bench/gemm.py)")
+    p.add_argument("--gemm-samples", type=positive_int, default=2, help="real-size layers: samples (default 2)")
     p.add_argument("--no-fresh", action="store_true", help="skip timing a fresh process's first result")
     p.add_argument("--asm", action="store_true", help="also count the instructions of each kernel's hot loop")
     p.add_argument("--json", help="write the results here")
@@ -76,6 +80,10 @@ def cli(argv) -> int:
     bad = [m for m in a.net_models or () if m not in known]
     if bad:
         raise UsageError(f"bench: --net-models {bad[0]}: not a whole-network model (known: {', '.join(known)})")
+    gemm_known = list(bench.gemm_module().MODELS)
+    bad = [m for m in a.gemm_models or () if m not in gemm_known]
+    if bad:
+        raise UsageError(f"bench: --gemm-models {bad[0]}: not a real-size model (known: {', '.join(gemm_known)})")
     result = bench.run(a)
     if a.json:
         write_atomic(a.json, lambda f: f.write((json.dumps(result, indent=1) + "\n").encode()), force=a.force)

@@ -172,6 +172,11 @@ def netc_module():
     return _sibling("netc")
 
 
+def gemm_module():
+    """tools/bench/gemm.py (synaptic layers at real sizes: the Numba kernel, the exact GEMM route, torch's layer)."""
+    return _sibling("gemm")
+
+
 def user_spec() -> Spec:
     """The issue's yardstick layer: qualia-codegen int16 LIF, q 6, tau 3."""
     return profiles.make("codegen", "LIF", width=16, q_v=6, tau=3.0)
@@ -314,39 +319,66 @@ def stimuli_markdown(st: dict) -> list:
 
 
 # ----------------------------------------------------------------- profile
-def hot_loop(spec: Spec) -> dict:
-    """The innermost vector loop of the spec's specialised kernel (compiled afresh, uncached): a static profile.
+VECTOR_REGS = ("zmm", "ymm", "xmm")  # x86 vector registers, widest first: AVX-512, AVX/AVX2, SSE
 
-    Returns its instruction count, how many of them are vector (zmm/ymm) ones, and the neuron-updates
-    one iteration does, so instructions per update.
-    """
+
+def vector_width(asm_lines) -> str | None:
+    """The widest x86 vector register class the code uses (zmm, ymm, xmm), or None (not x86 / no vectors)."""
     import re
 
-    kernel = kernels.uncached(encode(spec), constants(spec))
+    text = "\n".join(asm_lines)
+    for reg in VECTOR_REGS:
+        if re.search(rf"%{reg}\d+\b|\b{reg}\d+\b", text):
+            return reg
+    return None
+
+
+def loop_profile(asm_lines) -> dict:
+    """The innermost vector loop of an x86 assembly listing: its instructions, how many touch vector registers,
+    the elements one iteration steps over (the ``addq $N`` of its counter), the register class, instructions per
+    element. Loops are jumps back to an earlier label; the chosen one counts elements and is the densest in the
+    widest registers the listing uses (zmm on AVX-512, ymm on AVX2, xmm on SSE-only targets). {} if none."""
+    import re
+
+    reg = vector_width(asm_lines)
+    if reg is None:
+        return {}
+    labels = {line.split(":")[0]: i for i, line in enumerate(asm_lines) if re.match(r"^\.LBB\d+_\d+:", line)}
+    best = None
+    for i, line in enumerate(asm_lines):
+        m = re.match(r"\s+j\w+\s+(\.LBB\d+_\d+)", line)
+        if m and m.group(1) in labels and labels[m.group(1)] < i:
+            body = [x for x in asm_lines[labels[m.group(1)] + 1:i + 1]
+                    if x.startswith("\t") and not x.strip().startswith(".")]
+            step = [int(s.group(1)) for x in body[-4:] for s in [re.search(r"addq\s+\$(\d+),", x)] if s]
+            dense = sum(reg in x for x in body)
+            key = (bool(step), dense)  # a loop that counts neurons, then the most work in the widest registers
+            if dense >= 4 and len(body) < 200 and (best is None or key > best[0]):
+                best = (key, body, max(step) if step else 0)
+    if best is None:
+        return {}
+    _, body, per = best
+    return {"registers": reg, "instructions": len(body), "vector": sum(any(r in x for r in VECTOR_REGS) for x in body),
+            "updates": per, "per_update": len(body) / per if per else None}
+
+
+def hot_loop(spec: Spec, lanes=None) -> dict:
+    """The innermost vector loop of the spec's specialised kernel (compiled afresh, uncached): a static profile.
+
+    Returns :func:`loop_profile` of its assembly (instructions, vector ones, neuron-updates per iteration,
+    instructions per update, the register class) and the lane type W; {} where no vector loop is found (a
+    non-x86 machine), so a row shows "-" rather than failing. ``lanes``: the lane type to compile it in
+    (default: the range analysis', ``lane_type(spec)``).
+    """
+    lanes = lane_type(spec) if lanes is None else lanes
+    kernel = kernels.uncached(encode(spec, lanes), constants(spec, lanes))
     n = 64
     kernel(np.zeros((2, n), spec.fmt_in.dtype), np.zeros(n, spec.fmt_v.dtype), np.zeros((2, n), spec.fmt_out.dtype),
            np.zeros((2, n), spec.fmt_v.dtype), np.zeros((2, n), np.bool_), np.zeros(5, np.int64),
            np.full(3, -1, np.int64),
            0, 0, n)
-    asm = kernel.inspect_asm(kernel.signatures[0]).splitlines()
-    labels = {line.split(":")[0]: i for i, line in enumerate(asm) if re.match(r"^\.LBB\d+_\d+:", line)}
-    best = None
-    for i, line in enumerate(asm):  # loops: a jump back to an earlier label; the one densest in zmm registers
-        m = re.match(r"\s+j\w+\s+(\.LBB\d+_\d+)", line)
-        if m and m.group(1) in labels and labels[m.group(1)] < i:
-            body = [x for x in asm[labels[m.group(1)] + 1:i + 1]
-                    if x.startswith("\t") and not x.strip().startswith(".")]
-            step = [int(s.group(1)) for x in body[-4:] for s in [re.search(r"addq\s+\$(\d+),", x)] if s]
-            zmm = sum("zmm" in x for x in body)
-            key = (bool(step), zmm)  # a loop that counts neurons, then the most 512-bit work
-            if zmm >= 4 and len(body) < 200 and (best is None or key > best[0]):
-                best = (key, body, max(step) if step else 0)
-    if best is None:
-        return {}
-    _, body, per = best
-    return {"W": np.dtype(lane_type(spec)).name, "instructions": len(body),
-            "vector": sum("zmm" in x or "ymm" in x for x in body), "updates": per,
-            "per_update": len(body) / per if per else None}
+    loop = loop_profile(kernel.inspect_asm(kernel.signatures[0]).splitlines())
+    return {"W": np.dtype(lanes).name, **loop} if loop else {}
 
 
 # ----------------------------------------------------------------- timing
@@ -377,6 +409,34 @@ def interleaved(fns: dict, rounds: int, min_time: float) -> dict:
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
+ISA_FLAGS = (("avx512f", "AVX-512F"), ("avx512bw", "AVX-512BW"), ("avx512vl", "AVX-512VL"), ("avx2", "AVX2"),
+             ("fma", "FMA"), ("avx", "AVX"), ("sse4_2", "SSE4.2"), ("asimd", "ASIMD"), ("sve", "SVE"))
+
+
+def instruction_set(flags: str | None = None) -> dict:
+    """The vector instruction set of this run: the CPU's (``/proc/cpuinfo`` flags; ``flags`` to read another
+    listing) and what Numba compiles golden's kernels for (its target CPU and features: NUMBA_CPU_NAME /
+    NUMBA_CPU_FEATURES when set, else the host's), so a bench file says which machine code produced it."""
+    if flags is None:
+        flags = ""
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith(("flags", "Features")):
+                    flags = line.split(":", 1)[1]
+                    break
+        except OSError:
+            pass
+    have = set(flags.split())
+    from numba.core import config
+    try:
+        import llvmlite.binding as llvm
+        host = llvm.get_host_cpu_name()
+    except Exception:  # pragma: no cover - llvmlite always ships with numba
+        host = "?"
+    return {"cpu_flags": [name for flag, name in ISA_FLAGS if flag in have], "arch": platform.machine(),
+            "numba_cpu": config.CPU_NAME or host, "numba_features": config.CPU_FEATURES or "host"}
+
+
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -390,7 +450,29 @@ def machine() -> dict:
 
     return {"cpu": cpu, "threads": kernels.THREADS, "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
             "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-            "gcc": compiler_version(), "cflags": " ".join(CFLAGS), "platform": platform.platform()}
+            "gcc": compiler_version(), "cflags": " ".join(CFLAGS), "platform": platform.platform(),
+            "isa": instruction_set(), "blas": blas_info()}
+
+
+def blas_info() -> str:
+    """The BLAS numpy calls (the GEMM route's): library, version, the kernel architecture it picked (which
+    OPENBLAS_CORETYPE can force), its threads; "unknown" without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover
+        return "unknown"
+    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return "; ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture') or '?'} kernels, "
+                     f"{i.get('num_threads')} threads)" for i in libs) or "none loaded"
+
+
+def isa_text(m: dict) -> str:
+    """One phrase for a bench file: the CPU's vector extensions and Numba's compile target."""
+    isa = m.get("isa") or {}
+    if not isa:
+        return "instruction set not recorded"
+    return (f"{isa['arch']} with {', '.join(isa['cpu_flags']) or 'no vector extension listed'}; Numba compiles for "
+            f"{isa['numba_cpu']} (features: {isa['numba_features']})")
 
 
 def run_config(spec: Spec, n: int, steps: int, ckernel, qualia, rounds: int, min_time: float, seed: int = 0,
@@ -480,8 +562,8 @@ RATIOS = ("golden/C 1t", "golden/C 2t", "golden/real C 1t", "golden 2t/1t", "sim
 
 def markdown(result: dict) -> str:
     m = result["machine"]
-    lines = [f"Measured {result['date']} on {m['cpu']} ({m['threads']} hardware threads, load average "
-             f"{m['load']:.2f} at the start), Python {m['python']}, numpy {m['numpy']}, numba {m['numba']}, "
+    lines = [f"Measured {result['date']} on {m['cpu']} ({isa_text(m)}; {m['threads']} hardware threads, load "
+             f"average {m['load']:.2f} at the start), Python {m['python']}, numpy {m['numpy']}, numba {m['numba']}, "
              f"{m['gcc'] or 'no gcc'} `{m['cflags']}`.", "",
              f"Neuron-updates per second, median of {result['rounds']} interleaved rounds; ratios compare "
              "medians of the same run. golden 1t/2t and C 1t/omp 2t: the kernels on the same preallocated "
@@ -514,6 +596,10 @@ def markdown(result: dict) -> str:
         lines = lanes_module().lanes_markdown(lanes) + lines
     if result.get("stimuli"):
         lines = stimuli_markdown(result["stimuli"]) + lines
+    if result.get("gemm"):
+        lines = gemm_module().markdown(result["gemm"]) + lines
+    elif result.get("gemm_missing"):
+        lines = [f"The real-size synaptic layer rows are skipped: {result['gemm_missing']}.", ""] + lines
     if result.get("networks"):
         lines = netc_module().markdown(result["networks"]) + lines
     elif result.get("networks_missing"):
@@ -528,14 +614,15 @@ def markdown(result: dict) -> str:
                  *(f"| {name} | {text} | {'hit' if ok else '**missed**'} |" for name, text, ok in t), "", *lines]
     if result.get("hot_loops"):
         lines += ["", "The hot loop of each specialised kernel (static count, from its machine code): one iteration "
-                  "updates `updates` neurons with `instructions` instructions, `vector` of them on 256/512-bit "
-                  "registers.", "", "| spec | working type | updates | instructions | vector | per update |",
-                  "|---|---|---|---|---|---|"]
+                  "updates `updates` neurons with `instructions` instructions, `vector` of them on vector registers "
+                  "(the widest the code uses: zmm on AVX-512, ymm on AVX2, xmm on SSE).", "",
+                  "| spec | working type | registers | updates | instructions | vector | per update |",
+                  "|---|---|---|---|---|---|---|"]
         for name, h in result["hot_loops"].items():
             if h:
                 per = f"{h['per_update']:.2f}" if h["per_update"] else "-"
-                lines.append(f"| {name} | {h['W']} | {h['updates'] or '-'} | {h['instructions']} | {h['vector']} "
-                             f"| {per} |")
+                lines.append(f"| {name} | {h['W']} | {h['registers']} | {h['updates'] or '-'} | {h['instructions']} "
+                             f"| {h['vector']} | {per} |")
     if result.get("qualia_exact"):
         lines += ["", "The Qualia layers timed compute what golden's torch-eval spec does, bit for bit: "
                   + ", ".join(f"{k} {'yes' if v else '**NO**'}" for k, v in result["qualia_exact"].items())
@@ -603,6 +690,8 @@ def targets(result: dict) -> list:
                     f"T={big[0]['T']})", w[0] >= 1.8))
     if result.get("networks"):
         out += netc_module().targets(result["networks"])
+    if result.get("gemm"):
+        out += gemm_module().targets(result["gemm"])
     fresh = result.get("fresh_process")
     if fresh:
         out.append(("a fresh process reaches its first result in < 1 s (spec in the disk cache)",
@@ -669,6 +758,15 @@ def run(args) -> dict:
                                                      getattr(args, "net_models", None),
                                                      getattr(args, "net_samples", nc.NET_S),
                                                      getattr(args, "net_steps", nc.NET_T))
+        if not getattr(args, "no_gemm", False):
+            gm = gemm_module()
+            why = gm.available()
+            if why:
+                result["gemm_missing"] = why
+            else:
+                result["gemm"] = gm.gemm_rows(getattr(args, "gemm_models", None),
+                                              getattr(args, "gemm_samples", gm.SAMPLES), max(args.min_time, 0.05),
+                                              min(args.rounds, 3))
         if not getattr(args, "no_lanes", False):
             lanes = lanes_module()
             result["lanes"] = [lanes.lanes_rows(n, t, args.rounds, max(args.min_time, 0.2), args.asm)

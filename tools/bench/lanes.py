@@ -23,7 +23,6 @@ instructions per update (harness.hot_loop, reused).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import importlib.util
 import os
@@ -63,18 +62,6 @@ def kernel(spec: Spec, lanes):
     return kernels.specialised(datapath.encode(spec, lanes), datapath.constants(spec, lanes))
 
 
-@contextlib.contextmanager
-def _lanes_in(harness, lanes):
-    """harness.hot_loop compiles ``encode(spec), constants(spec)``: make them those of ``lanes``."""
-    saved = harness.encode, harness.constants
-    harness.encode = functools.partial(datapath.encode, lanes=lanes)
-    harness.constants = functools.partial(datapath.constants, lanes=lanes)
-    try:
-        yield
-    finally:
-        harness.encode, harness.constants = saved
-
-
 def compare(spec: Spec, n: int = N, steps: int = T, rounds: int = 5, min_time: float = 0.2, asm: bool = True,
             seed: int = 0) -> dict:
     """The wide and the narrow kernel of ``spec`` on one input, checked equal, then timed interleaved."""
@@ -107,9 +94,7 @@ def compare(spec: Spec, n: int = N, steps: int = T, rounds: int = 5, min_time: f
     row["ratio"] = row["narrow_rate"] / row["wide_rate"]
     if asm:
         for name, lanes in names.items():
-            with _lanes_in(h, lanes):
-                loop = h.hot_loop(spec)
-            row[f"{name}_loop"] = loop
+            row[f"{name}_loop"] = h.hot_loop(spec, lanes)
     return row
 
 
