@@ -39,6 +39,7 @@ import numpy as np
 from ..errors import NetworkError
 from ..registry import Registry
 from ..spec import QUALIA_ROUND, Overflow, QFormat, Round, Spec
+from . import gemm, kernels
 
 ROUNDS = (Round.TRN, Round.TRN_INF, Round.RND)  # the Round members a layer takes: QUALIA_ROUND's (floor, ceil, nearest)
 QUALIA_ROUNDS = QUALIA_ROUND  # the same table under its former name (golden.spec.QUALIA_ROUND is the one to use)
@@ -276,7 +277,19 @@ class Weighted(Layer):
 
     def core(self, impl, params: dict, xs: list, acc_bits: int | None = None):
         w, b, b_shift, p_shift = self.weights(impl, params)
-        return self.accumulate(impl, xs[0], w, b, b_shift, p_shift, self.acc_bits if acc_bits is None else acc_bits)
+        return self.accumulate(self.family(impl, w), xs[0], w, b, b_shift, p_shift,
+                               self.acc_bits if acc_bits is None else acc_bits)
+
+    GEMM: ClassVar[str | None] = None  # the kind gemm.choose knows this type as ("linear", "conv"), or None
+
+    def family(self, impl, w):
+        """The kernel family that runs this layer: ``impl``, except that the Numba family hands a Linear or Conv
+        large enough, whose every sum float64 (or float32) provably holds exactly, to the exact-GEMM route
+        (:func:`golden.network.gemm.choose`, from the real weights and the input format). The oracle
+        (:mod:`golden.network.reference`) is never replaced."""
+        if impl is not kernels or self.GEMM is None:
+            return impl
+        return gemm.choose(w, self.fmt_in, self.GEMM, macs=math.prod(self.out_shape) * math.prod(w.shape[1:])).impl
 
     def accumulate(self, impl, x, w, b, b_shift: int, p_shift: int, bits: int):
         """The type's kernel on prepared weights: (acc, number wrapped to ``bits``)."""
@@ -326,6 +339,7 @@ class Linear(Weighted):
     """
 
     TYPE: ClassVar[str] = "Linear"
+    GEMM: ClassVar[str] = "linear"
     PARAMS: ClassVar[tuple] = ("weight", "bias")
     in_features: int
     out_features: int
@@ -358,6 +372,7 @@ class Conv(Weighted):
     """
 
     TYPE: ClassVar[str] = "Conv"
+    GEMM: ClassVar[str] = "conv"
     PARAMS: ClassVar[tuple] = ("weight", "bias")
     dims: int
     in_channels: int
