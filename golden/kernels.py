@@ -99,19 +99,24 @@ class _Cache(FunctionCache):
     _impl_class = _Impl
 
 
-def _compile(fn, cache: bool = True):
-    """``njit(nogil=True)(fn)``, its disk cache in :func:`cache_dir` (or none: ``cache=False``, or no writable dir).
-
-    This sets the cache of these dispatchers only, rather than ``NUMBA_CACHE_DIR``, which would move the
-    cache of every other Numba user in the process too.
-    """
-    dispatcher = njit(nogil=True)(fn)
-    if cache:
+def jit(**options):
+    """``@jit(...)``: ``njit(**options)`` with its disk cache in :func:`cache_dir` (none if it cannot be written):
+    the decorator of every cached golden kernel, the network kernels' too. Numba's own ``cache=True`` would write
+    beside the source, inside the installed package; this sets the cache of these dispatchers only, rather than
+    ``NUMBA_CACHE_DIR``, which would move the cache of every other Numba user in the process too."""
+    def wrap(fn):
+        dispatcher = njit(**options)(fn)
         try:
             dispatcher._cache = _Cache(dispatcher.py_func)
         except RuntimeError:  # no locator: the cache directory cannot be created or written
             dispatcher._cache = NullCache()
-    return dispatcher
+        return dispatcher
+    return wrap
+
+
+def _compile(fn, cache: bool = True):
+    """``njit(nogil=True)(fn)``, its disk cache in :func:`cache_dir` (or none: ``cache=False``)."""
+    return jit(nogil=True)(fn) if cache else njit(nogil=True)(fn)
 
 
 @njit(inline="always")  # pasted into each kernel, where a specialised kernel's constants are visible

@@ -34,7 +34,6 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from .. import kernels as neuron_kernels
 from . import kernels
@@ -184,7 +183,7 @@ def blas_threads(n: int | None = None):
 
 
 # ------------------------------------------------------------------ after the sum
-@njit(cache=True, nogil=True)
+@neuron_kernels.jit(nogil=True)
 def finish(prod, b, b_shift, p_shift, acc_bits):
     """prod (O, R, P) exact integer sums in floats -> acc (R, O, P) int64: ``(sum << p_shift) + (b[o] << b_shift)``
     in int64 (wrapping modulo 2**64 as the kernels do), narrowed to ``acc_bits`` by wrapping; and the count of

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..kernels import jit
 from ..spec import Overflow, Round
 
 TRN, TRN_INF, RND = Round.TRN.code, Round.TRN_INF.code, Round.RND.code  # the Qualia roundtypes a layer takes
@@ -63,7 +64,7 @@ def narrow(n, bits, policy):
     return (n << sh) >> sh, 1
 
 
-@njit(cache=True)
+@jit()
 def requant(x, s, mode, bits, policy, pre_bits=64):
     """Elementwise ``N(R(x, s))``: a quantizer on raw values (input stage, output stage, Identity)."""
     flat = x.reshape(-1)
@@ -75,7 +76,7 @@ def requant(x, s, mode, bits, policy, pre_bits=64):
     return out.reshape(x.shape), hits
 
 
-@njit(cache=True)
+@jit()
 def linear(x, w, b, b_shift, p_shift, acc_bits):
     """x (R, I), w (O, I), b (O,) or empty: acc (R, O) = sum w x << p_shift + b << b_shift, narrowed (wrap)."""
     R, I = x.shape
@@ -98,7 +99,7 @@ def linear(x, w, b, b_shift, p_shift, acc_bits):
 ROW_BLOCK = 64  # rows a conv handles at once, side by side (its block of inputs and sums stays in L1/L2)
 
 
-@njit(cache=True)
+@jit()
 def conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw):
     """x (R, C, H, W), w (O, C, KH, KW): zero-padded, strided cross-correlation + bias; (R, O, OH, OW).
 
@@ -149,7 +150,7 @@ def conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw):
     return acc, hits
 
 
-@njit(cache=True)
+@jit()
 def batchnorm(x, w, b, b_shift, p_shift, acc_bits):
     """x (R, C, L): acc = x * w[c] << p_shift + b[c] << b_shift."""
     R, C, L = x.shape
@@ -166,7 +167,7 @@ def batchnorm(x, w, b, b_shift, p_shift, acc_bits):
     return acc, hits
 
 
-@njit(cache=True)
+@jit()
 def maxpool2d(x, kh, kw, sh, sw, ph, pw):
     """x (R, C, H, W): the max over each window, padding ignored (torch pads with -inf)."""
     R, C, H, W = x.shape
@@ -188,7 +189,7 @@ def maxpool2d(x, kh, kw, sh, sw, ph, pw):
     return out
 
 
-@njit(cache=True)
+@jit()
 def add(a, b, sa, sb):
     """Elementwise (a << sa) + (b << sb)."""
     fa, fb = a.reshape(-1), b.reshape(-1)
@@ -198,7 +199,7 @@ def add(a, b, sa, sb):
     return out.reshape(a.shape)
 
 
-@njit(cache=True)
+@jit()
 def sumpool(x):
     """x (R, C, L): the exact sum over L."""
     R, C, L = x.shape
