@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from golden.qualia.deployparams import deployment_params
 from golden.refs import codegen_model as cm
 from golden.refs import qualia_models as qm
 
@@ -173,7 +174,7 @@ def test_lif_8bit_differs_and_starts_in_a_lif_layer(model):
 @pytest.mark.parametrize("model,neuron", [("SCNN2d-bn", "LIF-hard"), ("SResNet1d", "IF-soft"), ("SMLP", "LIF-soft")])
 def test_deployment_params_match_the_quantized_modules(model, neuron):
     dep = _deployed(model, neuron, 8)
-    params = cm.deployment_params(dep)
+    params = deployment_params(dep)
     ranges = {ln.split(",")[0]: ln.split(",") for ln in dep.activations_range.splitlines() if ln}
     for p in params:
         assert p.width == 8 and p.long_width == 16 and p.round_out == "nearest"
@@ -188,7 +189,7 @@ def test_deployment_params_match_the_quantized_modules(model, neuron):
 
 def test_deployment_follows_the_float_twin_tau_not_the_calibrated_module():
     dep = _deployed("SMLP", "LIF-tau3", 8)
-    p = next(p for p in cm.deployment_params(dep) if p.torch_name == "layers.neuron1")
+    p = next(p for p in deployment_params(dep) if p.torch_name == "layers.neuron1")
     # calibration re-quantized the module's tau (q_v moved during calibration); the converter
     # quantizes the float twin's float32(1/3) at the final q_v
     assert p.q_weights == 4
