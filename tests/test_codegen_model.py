@@ -301,6 +301,28 @@ def test_float_twin_deploys_byte_identical_to_the_float_template(model, neuron, 
     assert net.digest() == golden.from_torch(dep, profile="codegen").digest()
 
 
+def test_a_rendered_deployment_runs_only_once_compiled_and_then_equals_the_compiled_one():
+    """golden.qualia renders (no compiler); the harness compiles: running an uncompiled deployment is refused in
+    one line naming the fix, and the compiled one runs value for value like ``cm.deploy``'s."""
+    from golden.errors import DeployError
+    from golden.qualia.deployment import Deployed, deploy
+
+    dep = _deployed("SCNN2d", "LIF-soft", 8)
+    rendered = deploy(dep.built)
+    assert isinstance(dep, Deployed) and not isinstance(rendered, cm.CompiledDeployed)
+    assert rendered.source == dep.source and rendered.layers == dep.layers
+    x = cm.quantize_input(dep, dep.built.sample_inputs(2, seed=3))
+    for uncompiled in (rendered, cm.deploy(dep.built, compile=False)):
+        with pytest.raises(DeployError, match=r"^the model's C is not compiled .*compile_deployed\(dep\)") as e:
+            cm.run(uncompiled, x)
+        assert "\n" not in str(e.value)
+    compiled = cm.compile_deployed(rendered)
+    assert compiled.compiled.key == dep.compiled.key
+    got, want = cm.run(compiled, x), cm.run(dep, x)
+    assert got.c.keys() == want.c.keys() and all((got.c[k] == want.c[k]).all() for k in want.c)
+    assert (got.output == want.output).all() and got.output.size > 0
+
+
 def test_a_failed_deployment_shows_the_converters_own_error_in_one_line(capfd):
     """The converter logs its cause and returns None; golden's error is that cause, one line, nothing on stderr."""
     import torch
