@@ -607,7 +607,7 @@ def prove_network(network, against: str = "codegen", *, deployment=None, neuron_
     """A certificate (dict, deterministic JSON via :func:`to_json`) that ``network`` equals ``against`` on every
     input sequence of its input format, or names each layer it cannot prove and why; see the module docstring.
 
-    ``deployment``: a :class:`golden.refs.codegen_model.Deployed` the network was read from: its weights, biases,
+    ``deployment``: a :class:`golden.qualia.deployment.Deployed` the network was read from: its weights, biases,
     shifts and channels-last layout are then checked equal to what the converter exported. ``neuron_pairs``: the
     largest (v, x) plane a neuron proof runs here (default 2^24: the 16-bit plane, 2^32, is stated not proven).
     ``max_values``: the largest domain one layer check enumerates.

@@ -1,6 +1,6 @@
 """The network against what qualia-codegen's converter exported: integers, shifts, widths, rounding, layout.
 
-:func:`export_checks` reads the deployment's own objects (:func:`golden.refs.codegen_model.deployment_params`:
+:func:`export_checks` reads the deployment's own objects (:func:`golden.qualia.deployparams.deployment_params`:
 ``node.layer.weights`` after the converter quantized them, the scale factors and round modes it rendered) and
 compares each layer of a golden network with them, independently of how golden read the network: the Conv
 kernels' C layout ``(O, *K, I)``, and the columns of a Dense after a Flatten in the C's channels-last order
@@ -23,7 +23,7 @@ _ROUNDS = {"nearest": "RND", "floor": "TRN", "none": "TRN"}  # OUTPUT_ROUND_MODE
 
 def export_checks(net, dep) -> dict:
     """Per layer name: [(name, holds, detail)] comparing the network with what the converter exported."""
-    from .refs.codegen_model import deployment_params
+    from .qualia.deployparams import deployment_params
 
     by_c = {la.c_name: la for la in dep.layers}
     out: dict = {}

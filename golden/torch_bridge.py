@@ -39,6 +39,7 @@ from .errors import SpecError, TorchBridgeError
 from .qualia import neurons
 from .qualia.check import check_network
 from .qualia.deploy import network_codegen
+from .qualia.deployment import Deployed, Packaged
 from .qualia.network import network_from_module
 from .qualia.neurons import PROFILES, TORCH_PROFILES, spec_from_module
 from .qualia.stack import restore_quantizers, snapshot_quantizers, stack
@@ -69,13 +70,10 @@ def from_torch(module, profile: str = "torch-eval", **overrides):
     if profile not in PROFILES:
         raise TorchBridgeError(f"profile: {profile!r} is not one from_torch builds (expected one of: "
                                f"{', '.join(PROFILES)})")
-    from .refs import codegen_model, qualia_models
-
-    if isinstance(module, (qualia_models.Built, codegen_model.Deployed)):
-        if profile != "codegen":
-            module = module.model if isinstance(module, qualia_models.Built) else module.built.model
-        else:
+    if isinstance(module, (Packaged, Deployed)):  # golden's test factory's Built, or a deployment: its model
+        if profile == "codegen":
             return _whole_codegen(module, overrides)
+        module = module.model
     torch = stack().torch
     if not isinstance(module, torch.nn.Module):
         raise TorchBridgeError(f"unsupported object type {type(module).__name__}: from_torch reads a Qualia "

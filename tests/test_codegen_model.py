@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from golden.qualia.deployparams import deployment_params
 from golden.refs import codegen_model as cm
 from golden.refs import qualia_models as qm
 
@@ -173,7 +174,7 @@ def test_lif_8bit_differs_and_starts_in_a_lif_layer(model):
 @pytest.mark.parametrize("model,neuron", [("SCNN2d-bn", "LIF-hard"), ("SResNet1d", "IF-soft"), ("SMLP", "LIF-soft")])
 def test_deployment_params_match_the_quantized_modules(model, neuron):
     dep = _deployed(model, neuron, 8)
-    params = cm.deployment_params(dep)
+    params = deployment_params(dep)
     ranges = {ln.split(",")[0]: ln.split(",") for ln in dep.activations_range.splitlines() if ln}
     for p in params:
         assert p.width == 8 and p.long_width == 16 and p.round_out == "nearest"
@@ -188,7 +189,7 @@ def test_deployment_params_match_the_quantized_modules(model, neuron):
 
 def test_deployment_follows_the_float_twin_tau_not_the_calibrated_module():
     dep = _deployed("SMLP", "LIF-tau3", 8)
-    p = next(p for p in cm.deployment_params(dep) if p.torch_name == "layers.neuron1")
+    p = next(p for p in deployment_params(dep) if p.torch_name == "layers.neuron1")
     # calibration re-quantized the module's tau (q_v moved during calibration); the converter
     # quantizes the float twin's float32(1/3) at the final q_v
     assert p.q_weights == 4
@@ -298,6 +299,28 @@ def test_float_twin_deploys_byte_identical_to_the_float_template(model, neuron, 
     assert set(twin) == set(ref) and all(bool((twin[k] == ref[k]).all()) for k in ref)
     net = golden.from_torch(dep.built.model, profile="codegen")
     assert net.digest() == golden.from_torch(dep, profile="codegen").digest()
+
+
+def test_a_rendered_deployment_runs_only_once_compiled_and_then_equals_the_compiled_one():
+    """golden.qualia renders (no compiler); the harness compiles: running an uncompiled deployment is refused in
+    one line naming the fix, and the compiled one runs value for value like ``cm.deploy``'s."""
+    from golden.errors import DeployError
+    from golden.qualia.deployment import Deployed, deploy
+
+    dep = _deployed("SCNN2d", "LIF-soft", 8)
+    rendered = deploy(dep.built)
+    assert isinstance(dep, Deployed) and not isinstance(rendered, cm.CompiledDeployed)
+    assert rendered.source == dep.source and rendered.layers == dep.layers
+    x = cm.quantize_input(dep, dep.built.sample_inputs(2, seed=3))
+    for uncompiled in (rendered, cm.deploy(dep.built, compile=False)):
+        with pytest.raises(DeployError, match=r"^the model's C is not compiled .*compile_deployed\(dep\)") as e:
+            cm.run(uncompiled, x)
+        assert "\n" not in str(e.value)
+    compiled = cm.compile_deployed(rendered)
+    assert compiled.compiled.key == dep.compiled.key
+    got, want = cm.run(compiled, x), cm.run(dep, x)
+    assert got.c.keys() == want.c.keys() and all((got.c[k] == want.c[k]).all() for k in want.c)
+    assert (got.output == want.output).all() and got.output.size > 0
 
 
 def test_a_failed_deployment_shows_the_converters_own_error_in_one_line(capfd):

@@ -22,7 +22,7 @@ from golden.errors import NetworkError
 from golden.network import Identity, Layer, Linear, Network, Neuron, Node, ops, reference
 from golden.network import kernels as layer_kernels
 from golden.network import layers as layers_mod
-from golden.network.codegen import C_READERS
+from golden.qualia.creaders import C_READERS
 from golden.spec import QUALIA_NAME, QUALIA_ROUND, Overflow, QFormat, Round
 
 

@@ -2,10 +2,10 @@
 every step.
 
 The C is rendered by Qualia's own deployment path from the installed packages at test time and compiled with gcc
-(:mod:`golden.refs.codegen_model`; binaries cached). CI runs a covering grid (every template once, the union
-covering 8/16 bits, every LIF/IF variant, default LONG and long_width 32); GOLDEN_HYPOTHESIS=deep runs the full
-product. Also: golden's torch-eval network vs golden's codegen network reproduces, value for value, where the real
-torch model and the real C differ; and the bad inputs of the new path.
+(:mod:`golden.qualia.deployment`, compiled by :mod:`golden.refs.codegen_model`; binaries cached). CI runs a covering
+grid (every template once, the union covering 8/16 bits, every LIF/IF variant, default LONG and long_width 32);
+GOLDEN_HYPOTHESIS=deep runs the full product. Also: golden's torch-eval network vs golden's codegen network
+reproduces, value for value, where the real torch model and the real C differ; and the bad inputs of the new path.
 """
 
 from __future__ import annotations
@@ -252,11 +252,11 @@ def test_codegen_follows_the_deployment_where_it_differs_from_the_module():
     """tau = 3 is off the power-of-two grid: the converter quantizes float32(1/tau) at the final q_v (5 at q_v = 4)
     while the calibrated module holds it re-quantized at an earlier q_v (6). Golden takes the C's integer, says so,
     and still equals the C (the CI grid row SCNN2d-gsp/LIF-tau3)."""
-    from golden.refs import codegen_model as cm
+    from golden.qualia.deployparams import deployment_params
 
     dep = _deployed("SCNN2d-gsp", "LIF-tau3", 8)
     net = golden.from_torch(dep, profile="codegen")
-    lps = {lp.torch_name: lp for lp in cm.deployment_params(dep)}
+    lps = {lp.torch_name: lp for lp in deployment_params(dep)}
     assert net.meta["differs"] == "layers.neuron1:reciprocal_tau=1"
     lp = lps["layers.neuron1"]
     assert int(lp.ints["reciprocal_tau"]) != int(lp.torch_ints["reciprocal_tau"])
@@ -315,6 +315,7 @@ def test_diff_networks_names_the_tmp_leak_shift():
 def test_separate_bias_quantizer_deploys_and_equals_the_real_c(model, neuron, bits):
     """``bias.quant_enable = true`` (every EuroSAT config): the bias has its own quantizer and its own q (here
     apart from the weights'); golden reads it with that quantizer, torch-eval and codegen, and equals the C."""
+    from golden.qualia.deployparams import deployment_params
     from golden.refs import codegen_model as cm
 
     qm = _qm()
@@ -325,7 +326,7 @@ def test_separate_bias_quantizer_deploys_and_equals_the_real_c(model, neuron, bi
         dep = cm.deploy(b)
     parted = [la for la in dep.layers if la.q_bias is not None and la.q_bias != la.q_weights]
     assert parted, "the bias q must differ from the weights' somewhere, or the test proves nothing"
-    assert all(not any(lp.differs.values()) for lp in cm.deployment_params(dep)), "torch and the C hold other ints"
+    assert all(not any(lp.differs.values()) for lp in deployment_params(dep)), "torch and the C hold other ints"
     net, r, tr, counts, rates = compare_c(dep)
     values = sum(v for v, _ in counts.values())
     record("network codegen", "the whole model's C from Qualia's deployment path (gcc), every layer at every step",

@@ -15,7 +15,7 @@ Qualia layer computes in float32 is stated in its class docstring; the integer
 stages above equal it while float32 holds every partial sum exactly, which
 ``float32_bound`` states (and :mod:`golden.network.graph` checks per value).
 
-The knobs the generated C (profile "codegen", :mod:`golden.network.codegen`) needs are fields of the
+The knobs the generated C (profile "codegen", :mod:`golden.qualia.creaders`) needs are fields of the
 same specs: ``acc_bits`` + ``acc_overflow = wrap`` (LONG_NUMBER_T: the accumulator of Linear/Conv/
 BatchNorm/Add/GlobalSumPool, and the output stage's rounding addend / left shift, number.hh ``scale``),
 ``tmp_frac`` (TMP_SCALE_FACTOR), ``round_out`` (OUTPUT_ROUND_MODE), ``out_overflow`` (``clamp_to``

@@ -10,6 +10,11 @@ neurons             a quantized neuron module -> its :class:`golden.Spec` (torch
 readers             one torch reader per Qualia module class (``@torch_reader(QuantizedConv2d)``), a registry
 network             a whole model -> its torch-eval :class:`golden.network.Network` (torch.fx graph + readers)
 check               a whole model proven against that network at every layer and step
+target              what QualiaCodeGen can deploy (widths, neuron kinds), checked before deploying
+twin                the float twin of a quantized model (what Qualia's converter converts)
+deployment          Qualia's deployment path run on a model: the rendered C and the converter's objects
+deployparams        what a deployment holds per C layer (the converter's integers beside torch's)
+creaders            one C reader per generated-C layer type (``@c_reader("TConv2DLayer")``), a registry
 deploy              profile "codegen": the deployment Qualia makes, read as a Network
 ==================  ===========================================================================================
 

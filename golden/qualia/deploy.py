@@ -1,9 +1,9 @@
 """Profile "codegen" of a whole model: deploy it the way Qualia does, then read the deployment as a Network.
 
-The deployment is Qualia's own path, run by :func:`golden.refs.codegen_model.deploy` on any calibrated quantized
+The deployment is Qualia's own path, run by :func:`golden.qualia.deployment.deploy` on any calibrated quantized
 model: the activation-range export of ``QuantizationAwareTraining``, the float twin (:mod:`golden.qualia.twin`, by
 Qualia's ``Quantized<X>`` <-> ``<X>`` pairing) and ``QualiaCodeGen.convert``. The reading (the converter's formats and
-integers as golden layer specs) is :func:`golden.network.codegen.network_from_deployment`. Nothing of Qualia
+integers as golden layer specs) is :func:`golden.qualia.creaders.network_from_deployment`. Nothing of Qualia
 (AGPL-3.0) is copied here.
 
 Refused before deploying, each in one line: QuantizedATIF (qualia-codegen has no C mapping for it), and quantizers
@@ -14,41 +14,41 @@ reads any width).
 from __future__ import annotations
 
 from ..errors import DeployError
-from ..network.codegen import check_widths
-from ..network.codegen import network_from_deployment as _read_deployment
 from ..network.graph import Network
 from ..network.layers import NetworkError
+from .creaders import check_widths
+from .creaders import network_from_deployment as read_deployment
+from .deployment import Deployed, Packaged, deploy
 from .target import deployable_width
 
 
 def network_from_deployment(dep) -> Network:
-    """The codegen :class:`Network` of a deployed model (:func:`golden.refs.codegen_model.deploy`'s result)."""
-    return _read_deployment(dep)
+    """The codegen :class:`Network` of a deployed model (:func:`golden.qualia.deployment.deploy`'s result)."""
+    return read_deployment(dep)
 
 
 def network_codegen(model, *, width=None, long_width=None) -> Network:
     """``golden.from_torch(model, profile="codegen", width=, long_width=)``: deploy the way Qualia does, read it.
 
-    ``model``: any calibrated quantized Qualia model (``nn.Module``; its float twin is derived), a test-factory
-    :class:`golden.refs.qualia_models.Built`, or an already :func:`~golden.refs.codegen_model.deploy`-ed model.
+    ``model``: any calibrated quantized Qualia model (``nn.Module``; its float twin is derived), a
+    :class:`golden.qualia.deployment.Packaged` one (golden's test factory), or an already
+    :func:`~golden.qualia.deployment.deploy`-ed model.
     Rendering needs no compiler (the C is not compiled here).
     """
     check_widths(width, long_width)
-    from golden.refs import codegen_model as cm
-
-    if isinstance(model, cm.Deployed):
+    if isinstance(model, Deployed):
         if (width not in (None, model.width)) or (long_width not in (None, model.long_width)):
             raise NetworkError(f"width/long_width: the model is deployed at int{model.width}/int{model.long_width}; "
                                f"deploy it again to change them")
         return network_from_deployment(model)
-    qmodel = getattr(model, "model", model)  # a test-factory Built holds its model
+    qmodel = model.model if isinstance(model, Packaged) else model
     try:
         deployable_width(qmodel, width)
     except DeployError as e:
         raise NetworkError(str(e)) from None
     refused = None
     try:
-        dep = cm.deploy(model, width=width, long_width=long_width, compile=False)
+        dep = deploy(model, width=width, long_width=long_width)
     except DeployError as e:
         refused = str(e).splitlines()[0]
     if refused is not None:  # raised outside the handler: the failed deployment (and Qualia's log handler

@@ -155,6 +155,11 @@ class Built:
         x = rng.random((int(n), *self.torch_input_shape), dtype=np.float32) * scale
         return np.repeat(x[:, None], self.timesteps, axis=1)
 
+    def float_model(self):
+        """The float twin template holding this model's float parameters (:func:`float_model`): what
+        :func:`golden.qualia.deployment.deploy` converts for a packaged model (its ``Packaged`` protocol)."""
+        return float_model(self)
+
 
 def _quant_params(bits: int, roundtype: str, force_q: int | None, overrides: dict | None) -> dict:
     if bits not in BITS:
