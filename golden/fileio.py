@@ -442,36 +442,20 @@ def _check_target(path: Path, force: bool):
 
 
 def check_new_file(path, option: str, *, force: bool, suffix: str | None = None) -> Path | None:
-    """Refuse, before any work, a file golden must not or cannot write, by the rule :func:`write_atomic` applies
-    at the end (so a long run never ends in a refusal): a symlink (never followed), a directory, a device or
-    fifo, a wrong extension, a missing or unwritable directory; an existing file unless ``force``, and with
-    ``force`` unless it is golden's own (:func:`owned_file`). ``option`` names the path in the message
-    (``--out``). None passes through (no output asked for)."""
+    """Refuse, before any work, a file golden must not or cannot write, by the very rule :func:`write_atomic`
+    applies at the end (:func:`_check_target`), so a long run never ends in a refusal: a symlink (never
+    followed), a directory, a device or fifo; an existing file unless ``force``, and with ``force`` unless it
+    is golden's own (:func:`owned_file`); then a wrong extension, a missing or unwritable directory.
+    ``option`` names the path in the message (``--out``). None passes through (no output asked for)."""
     if path is None:
         return None
     target = Path(path)
     try:
-        st = os.lstat(target)
-    except FileNotFoundError:
-        st = None
-    except OSError as e:
-        raise BundleError(f"{option} {path}: cannot check it ({e.strerror or e})") from None
-    if st is not None:
-        if stat.S_ISLNK(st.st_mode):
-            raise BundleError(f"{option} {path}: is a symlink; refusing to write through it (give the real path)")
-        if stat.S_ISDIR(st.st_mode):
-            raise BundleError(f"{option} {path}: is a directory; give the file to write")
-        if not stat.S_ISREG(st.st_mode):
-            raise BundleError(f"{option} {path}: is not a regular file (a device or fifo); refusing to replace it")
+        _check_target(target, force)
+    except BundleError as e:
+        raise BundleError(f"{option} {e}") from None
     if suffix and target.suffix.lower() != suffix:
         raise BundleError(f"{option} {path}: expected a {suffix} file name (the format is {suffix[1:].upper()})")
-    if st is not None:
-        if not force:
-            raise BundleError(f"{option} {path}: already exists; refusing to replace it (use --force to replace "
-                              f"a file golden wrote)")
-        if owned_file(target) is None:
-            raise BundleError(f"{option} {path}: not golden's to replace (it carries no intact golden stamp: a file "
-                              f"golden did not write, or one changed since); delete or move it yourself")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise BundleError(f"{option} {path}: the directory {parent} does not exist")

@@ -689,7 +689,7 @@ def _fmt_of(net, name):
 
 
 def _versions(against: str) -> dict:
-    import importlib.metadata
+    from .prove import versions
 
     names = ["golden"] + (["torch", "spikingjelly", "qualia-core", "qualia-plugin-snn"] if against == "torch-eval"
                           else ["qualia-codegen-core", "qualia-codegen-plugin-snn"])
@@ -698,12 +698,7 @@ def _versions(against: str) -> dict:
         from .netprove_c import compiler_id
 
         out["gcc"] = compiler_id()
-    for n in names:
-        try:
-            out[n] = importlib.metadata.version(n)
-        except importlib.metadata.PackageNotFoundError:
-            out[n] = None
-    return out
+    return {**out, **versions(*names)}
 
 
 def to_json(cert: dict) -> str:

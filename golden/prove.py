@@ -128,7 +128,8 @@ def reachable(spec: Spec, v0: int | None = None) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ references
-def _versions(*names: str) -> dict:
+def versions(*names: str) -> dict:
+    """The installed version of each package (None: not installed): what a certificate records."""
     out = {}
     for n in names:
         try:
@@ -195,7 +196,7 @@ class _Python(_Reference):
 
     def __init__(self, spec):
         super().__init__(spec)
-        self.versions = _versions("golden")
+        self.versions = versions("golden")
         self.own_spec = spec
 
     def residue(self, v, x, x2):
@@ -222,7 +223,7 @@ class _OtherSpec(_Reference):
         _check_enumerable(other)
         self.other = self.own_spec = other
         self.name = f"spec {other.digest()}"
-        self.versions = _versions("golden")
+        self.versions = versions("golden")
         self.knobs_differing = [f for f in Spec.__dataclass_fields__ if not f.startswith("_") and f != "profile"
                                 and getattr(spec, f) != getattr(other, f)]
 
@@ -338,7 +339,7 @@ class _Torch(_Reference):
         except SpecError as e:
             raise ProveError(f"{self.name} cannot represent this spec: {e}") from None
         self.knobs_differing = _same_layer(spec, self.own_spec, self.name)
-        self.versions = _versions("torch", "spikingjelly", "qualia-core", "qualia-plugin-snn")
+        self.versions = versions("torch", "spikingjelly", "qualia-core", "qualia-plugin-snn")
         if spec.kind == "ATIF":
             self.notes.append("qualia-plugin-snn 2.6.0 QuantizedATIF reads the missing self.vp_th: aliased to "
                               "v_threshold (the same Parameter), the only patch applied")
@@ -431,7 +432,7 @@ class _Codegen(_Reference):
         self.config = codegen_config(spec) if config is None else check_config("codegen", config)
         self.own_spec = _codegen_spec(self.config, spec)
         self.knobs_differing = _same_layer(spec, self.own_spec, self.name)
-        self.versions = {**_versions("qualia-codegen-core", "qualia-codegen-plugin-snn"),
+        self.versions = {**versions("qualia-codegen-core", "qualia-codegen-plugin-snn"),
                          "gcc": codegen_c.compiler_id("gcc")}
         self.notes.append("int8 builds evaluate in int from int16_t LONG values, which wrap by gcc's modular "
                           "conversion (defined); in wider builds a signed overflow or an oversized shift is undefined: "
@@ -546,8 +547,8 @@ class Certificate:
         return json.dumps(self.to_dict(), sort_keys=True, indent=1) + "\n"
 
     def __str__(self) -> str:
-        versions = ", ".join(f"{k} {v}" for k, v in self.reference["versions"].items())
-        lines = [f"golden prove: {self.spec.describe()}", f"  against     {self.against} ({versions})",
+        vs = ", ".join(f"{k} {v}" for k, v in self.reference["versions"].items())
+        lines = [f"golden prove: {self.spec.describe()}", f"  against     {self.against} ({vs})",
                  (f"  pairs       {self.pairs} ({self.enumeration['v_values']} potentials x "
                   f"{self.enumeration['x_values']} inputs, {self.enumeration['mode']}); compared "
                   f"{', '.join(self.fields)} on {self.compared}"),
@@ -654,7 +655,7 @@ class Proof:
         return {"spec_sha256": self.spec.digest(), "reference": ref.name, "config": ref.config,
                 "versions": ref.versions, "reference_spec_sha256": ref.own_spec.digest() if ref.own_spec else None,
                 "reachable_only": self.reachable_only, "v_values": len(self.vs), "rows": self.rows,
-                "chunks": self.chunks, "listed": self.listed, "golden": _versions("golden")["golden"]}
+                "chunks": self.chunks, "listed": self.listed, "golden": versions("golden")["golden"]}
 
     def run_chunk(self, i: int, keep: int | None = None) -> Chunk:
         """Chunk ``i`` (listing at most ``keep`` differing pairs, default all the certificate lists)."""

@@ -269,7 +269,7 @@ BAD_INPUTS = [
     (_precious, "is a symlink; refusing to write through it"),
     (_plot_dir, "is a directory"),
     (lambda tmp: ["--plot", str(tmp / "x.json")], "expected a .png file name"),
-    (_existing_png, "already exists; refusing to replace it (use --force"),
+    (_existing_png, "already exists (use --force"),
     (lambda tmp: ["--plot", str(tmp / "missing" / "d.png")], "does not exist"),
     (lambda tmp: [*_net_dirs(tmp), "--plot", str(tmp / "n.png")], "not available for --net-a/--net-b"),
     (lambda tmp: ["--cause", "TMP leek shift"], "unknown cause 'TMP leek shift'"),
@@ -372,7 +372,7 @@ def test_cli_plot_force_replaces_golden_s_png(capsys, tmp_path):
     assert run_cli(capsys, *SMALL, "--plot", str(png))[0] == 1
     first = png.read_bytes()
     rc, out, err = run_cli(capsys, *SMALL, "--seed", "1", "--plot", str(png))
-    assert rc == 2 and out == "" and "already exists; refusing" in err and png.read_bytes() == first
+    assert rc == 2 and out == "" and "already exists" in err and png.read_bytes() == first
     rc, _, _ = run_cli(capsys, *SMALL, "--seed", "1", "--plot", str(png), "--force")
     assert rc == 1 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.read_bytes() != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]

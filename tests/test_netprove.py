@@ -251,7 +251,7 @@ def _bad_rows(tmp: Path):
         (["--network", str(tmp), "--against", "codegen"], "no network.toml"),
         (["--network", SMLP, "--against", "torch"], "invalid choice: 'torch'"),
         (["--network", SMLP], "--against"),
-        (["--network", SMLP, "--against", "codegen", "--out", str(user)], "already exists; refusing"),
+        (["--network", SMLP, "--against", "codegen", "--out", str(user)], "already exists"),
         (["--network", SMLP, "--against", "codegen", "--out", str(tmp / "link.json")], "is a symlink"),
         (["--network", SMLP, "--against", "codegen", "--out", str(tmp / "no" / "c.json")], "does not exist"),
         (["--network", SMLP, "--against", "codegen", "--out", str(tmp)], "is a directory"),
