@@ -174,3 +174,40 @@ def test_the_network_counts_its_neuron_steps_in_the_open():
     net.simulate(x, impl=reference)
     assert net.neuron_steps == 2 * 3 * 5 * 4
     assert _net().simulate(X).network.neuron_steps == 0  # no neuron layer
+
+
+# a module may name a kind without branching on it: a default, or a carrier spec whose kind does not matter
+KIND_NAMED_NOT_BRANCHED = {
+    "golden/cli/__init__.py": "the demo's default kind",
+    "golden/cli/options.py": "--kind's default",
+    "golden/vectors/network.py": "an IF spec that only carries the stimulus input format",
+}
+
+
+def test_the_neuron_kind_recipe_names_every_module_that_knows_a_kind_by_name():
+    """README, "A neuron kind": the engines ask Kind's properties (has_leak, graded_spike, soft_reset_only), never
+    its name; every module that names a kind (``Kind.LIF`` or the string ``"LIF"``) is one the recipe lists, so
+    following the recipe reaches every place a new kind must be taught. A new name-dependent branch elsewhere
+    fails here, naming its module."""
+    import ast
+    import re
+    from pathlib import Path
+
+    from golden.spec import Kind
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    para = readme[readme.index("**A neuron kind.**"):]
+    listed = set(re.findall(r"`(golden/[^`]+?\.(?:py|c))`", para[:para.index("\n\n")]))
+    names = {k.value for k in Kind}
+    naming = set()
+    for path in sorted((root / "golden").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            by_member = (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                         and node.value.id == "Kind" and node.attr in Kind.__members__)
+            if by_member or (isinstance(node, ast.Constant) and node.value in names):
+                naming.add(path.relative_to(root).as_posix())
+    assert naming, "the scan found no module naming a kind: it sees nothing"
+    assert naming - listed - set(KIND_NAMED_NOT_BRANCHED) == set()
+    assert {p for p in listed if p.endswith(".py")} <= {p.relative_to(root).as_posix()
+                                                        for p in (root / "golden").rglob("*.py")}
