@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from .prove import Chunk, Proof, ProveError
 from .spec import Spec
 
-CONNECT_SECONDS = 5.0  # an unreachable scheduler is reported after this long
+CONNECT_SECONDS = 4.0  # an unreachable scheduler is reported after this long
 # a LocalCluster worker is one process with one thread: its libraries must not start thread pools of their own
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 WORKERS_SECONDS = 60.0  # waiting for the workers of an existing scheduler
@@ -141,16 +141,16 @@ class Engine:
                 if self.wanted:
                     self.client.wait_for_workers(self.wanted, timeout=WORKERS_SECONDS)
             _quiet()
-        except (OSError, TimeoutError) as e:
-            self.__exit__(None, None, None)
-            why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-            raise ProveError(f"--scheduler: cannot reach a Dask scheduler with enough workers at {self.scheduler} "
-                             f"within {CONNECT_SECONDS:g} s ({why}); start one (dask scheduler; dask worker "
-                             f"ADDRESS) or pass --scheduler local") from None
-        except ValueError as e:
+        except ValueError as e:  # distributed's parse of the address
             self.__exit__(None, None, None)
             raise ProveError(f"--scheduler: {self.scheduler!r} is not a scheduler address ({str(e)[:120]}); "
                              f"expected local or tcp://HOST:PORT") from None
+        except Exception as e:  # whatever answers there (timeout, refused, not Dask): one line
+            self.__exit__(None, None, None)
+            why = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}" if str(e) else type(e).__name__
+            raise ProveError(f"--scheduler: cannot reach a Dask scheduler with enough workers at {self.scheduler} "
+                             f"within {CONNECT_SECONDS:g} s ({why}); start one (dask scheduler; dask worker "
+                             f"ADDRESS) or pass --scheduler local") from None
         return self
 
     @property

@@ -219,16 +219,16 @@ def run(argv) -> int:
     if other is not None:  # the map runs after the proof: refused now if it cannot fit
         refuse(divergence_cost(spec, other), "--against SPEC", allow_long=a.allow_long, seconds=a.budget)
     args = dist.ProofArgs(spec, against, a.reachable, config, None, None, v_range)
-    proof = args.build()
     if a.scheduler is None:
+        proof = args.build()
         check_memory(proof.chunk_bytes, f"a chunk of {proof.chunk_pairs} pairs", "free memory or raise ulimit -v")
         cert, journal, resumed, info = run_proof(proof, a)
     else:
-        local = a.scheduler == "local"
-        n = (a.workers or dist.default_workers()) if local else 1
-        check_memory(proof.chunk_bytes * (n + 1), f"{n} worker(s) and this process, a chunk of {proof.chunk_pairs} "
-                     f"pairs each", "free memory, raise ulimit -v or pass fewer --workers")
-        with dist.Engine(a.scheduler, a.workers) as engine:
+        with dist.Engine(a.scheduler, a.workers) as engine:  # first: an unreachable scheduler fails fast
+            proof = args.build()
+            n = engine.workers if a.scheduler == "local" else 0  # remote workers use their own machines' memory
+            check_memory(proof.chunk_bytes * (n + 1), f"a chunk of {proof.chunk_pairs} pairs in this process and "
+                         f"each of {n} local worker(s)", "free memory, raise ulimit -v or pass fewer --workers")
             cert, journal, resumed, info = run_proof(proof, a, engine, args)
     try:
         dmap, text = write_results(cert, other, out, plot, a.spec, a.force, info.to_dict() if info else None)
