@@ -133,7 +133,7 @@ class Engine:
             if self.scheduler == "local":
                 n = self.wanted or default_workers()
                 self.cluster = d.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                              dashboard_address=None, silence_logs=logging.ERROR,
+                                              dashboard_address=":0", silence_logs=logging.ERROR,
                                               env=WORKER_ENV)
                 self.client = d.Client(self.cluster)
             else:
@@ -174,8 +174,9 @@ class Engine:
         info = RunInfo("dask", self.scheduler, self.workers)
         todo = proof.needed(done)
         t0 = time.perf_counter()
-        remote = self.client.scatter(args, broadcast=True)
-        futures = {self.client.submit(run_chunk_on_worker, remote, key, i, proof.listed, pure=False): i
+        # args (a spec, a reference name, a few numbers) travels with each task: a scattered copy would be shared
+        # by reruns under one content key, and cancelling a stopped run's tasks could release it under the next
+        futures = {self.client.submit(run_chunk_on_worker, args, key, i, proof.listed, pure=False): i
                    for i in todo}
         stop = proof.chunks
         try:
