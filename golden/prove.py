@@ -453,8 +453,8 @@ class _Codegen(_Reference):
         c = [self.cc.StepCall(x=x, v=v, v_threshold=s.v_threshold, v_reset=s.v_reset,
                               reciprocal_tau=s.reciprocal_tau) for v, x in calls]
         v0, res = self.cc.step_c_layer(**args, shape=shape, calls=c)
-        got = np.unique(v0)
-        self._v0 = int(got[0]) if len(got) == 1 else None
+        lo, hi = int(v0.min()), int(v0.max())  # one value for every neuron, or none (min/max: no sort of 4M)
+        self._v0 = lo if lo == hi else None
         return res
 
     def _undefined(self, v, x):
