@@ -22,6 +22,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from .errors import GoldenError
 from .prove import Chunk, Proof, ProveError
 from .spec import Spec
 
@@ -188,7 +189,14 @@ class Engine:
             for fut in d.as_completed(list(futures)):
                 if futures[fut] >= stop:
                     continue
-                record, seconds, where, setup = fut.result()
+                try:
+                    record, seconds, where, setup = fut.result()
+                except GoldenError:
+                    raise
+                except Exception as e:  # a worker lost (killed, out of memory), a task that failed there
+                    msg = str(e).splitlines()[0][:160] if str(e) else ""
+                    raise ProveError(f"chunk {futures[fut]}: failed on a Dask worker ({type(e).__name__}: {msg}); the "
+                                     f"chunks finished before are kept (with --out the same command resumes)") from None
                 chunk = Chunk.from_dict(record)
                 info.chunks_run += 1
                 info.pairs_run += chunk.pairs

@@ -173,3 +173,16 @@ def test_proof_args_and_engine_refuse_bad_values():
         dist.Engine("local", 0)
     with pytest.raises(P.ProveError, match="v_range"):
         dist.ProofArgs(SPEC16, "reference", v_range=(1, 2, 3)).build()
+
+
+@DIST
+def test_a_worker_whose_proof_differs_refuses(engine):
+    """A worker rebuilds the proof from its arguments; when that proof has another key than the client's (here
+    another chunk size; on a real cluster another golden or package version), the chunk is refused, one line."""
+    other = golden.codegen("LIF", width=16, q_v=12, tau=3.0, round="floor")
+    client_side = dist.ProofArgs(SPEC16, other, chunk=1 << 17, v_range=NEAR_VTH).build()
+    worker_side = dist.ProofArgs(SPEC16, other, chunk=1 << 18, v_range=NEAR_VTH)
+    done = {}
+    with pytest.raises(P.ProveError, match="its proof differs from the client's") as e:
+        engine.run(client_side, worker_side, done, lambda c: done.__setitem__(c.index, c))
+    assert "\n" not in str(e.value) and done == {}
