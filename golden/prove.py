@@ -454,8 +454,8 @@ class _Codegen(_Reference):
         c = [self.cc.StepCall(x=x, v=v, v_threshold=s.v_threshold, v_reset=s.v_reset,
                               reciprocal_tau=s.reciprocal_tau) for v, x in calls]
         v0, res = self.cc.step_c_layer(**args, shape=shape, calls=c)
-        got = np.unique(v0)
-        self._v0 = int(got[0]) if len(got) == 1 else None
+        lo, hi = int(v0.min()), int(v0.max())  # one value for every neuron, or none (min/max: no sort of 4M)
+        self._v0 = lo if lo == hi else None
         return res
 
     def _undefined(self, v, x):
@@ -621,6 +621,19 @@ def _merge_after(chunks: list) -> list:
     return merged
 
 
+def _check_v_range(spec: Spec, v_range) -> tuple | None:
+    """(lo, hi) raw potentials of a slice of the plane, inclusive, within the potential format; or None."""
+    if v_range is None:
+        return None
+    fmt = spec.fmt_v
+    ok = (isinstance(v_range, (tuple, list)) and len(v_range) == 2
+          and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in v_range))
+    if not ok or not fmt.min <= v_range[0] <= v_range[1] <= fmt.max:
+        raise ProveError(f"v_range: expected raw potentials LO <= HI within {fmt} ({fmt.min}..{fmt.max}), "
+                         f"got {v_range!r}")
+    return int(v_range[0]), int(v_range[1])
+
+
 class Proof:
     """One proof, cut into chunks that can run in any order, in any process, and be saved and resumed.
 
@@ -631,12 +644,18 @@ class Proof:
     """
 
     def __init__(self, spec: Spec, against="reference", *, reachable_only: bool = False,
-                 config: dict | None = None, chunk: int | None = None, listed: int = MAX_LISTED):
+                 config: dict | None = None, chunk: int | None = None, listed: int = MAX_LISTED,
+                 v_range: tuple | None = None):
         self.t0 = time.perf_counter()  # the certificate's seconds count from here: the reference's setup included
         _check_enumerable(spec)
         self.spec, self.against, self.reachable_only, self.listed = spec, against, reachable_only, listed
+        self.v_range = _check_v_range(spec, v_range)
         self.ref = _make_reference(spec, against, config)
         self.vs = reachable(spec) if reachable_only else _values(spec.fmt_v)
+        if self.v_range is not None:
+            self.vs = self.vs[(self.vs >= self.v_range[0]) & (self.vs <= self.v_range[1])]
+            if not len(self.vs):
+                raise ProveError(f"v_range: no enumerated potential lies in {list(self.v_range)}")
         self.nx = 1 << spec.fmt_in.bits
         size = chunk or (CHUNK_ORACLE if isinstance(self.ref, _Python) else CHUNK)
         self.rows = max(1, size // self.nx)
@@ -655,7 +674,8 @@ class Proof:
         return {"spec_sha256": self.spec.digest(), "reference": ref.name, "config": ref.config,
                 "versions": ref.versions, "reference_spec_sha256": ref.own_spec.digest() if ref.own_spec else None,
                 "reachable_only": self.reachable_only, "v_values": len(self.vs), "rows": self.rows,
-                "chunks": self.chunks, "listed": self.listed, "golden": versions("golden")["golden"]}
+                "chunks": self.chunks, "listed": self.listed, "golden": versions("golden")["golden"]} \
+            | ({} if self.v_range is None else {"v_range": list(self.v_range)})
 
     def run_chunk(self, i: int, keep: int | None = None) -> Chunk:
         """Chunk ``i`` (listing at most ``keep`` differing pairs, default all the certificate lists)."""
@@ -744,12 +764,18 @@ class Proof:
             _precondition("no hidden state", residue_ok and offgrid is None,
                           ref.residue_detail.format(n=sum(c.residue_pairs for c in counted))),
         ] + _merge_after(used)
+        if self.v_range is not None:  # a slice certifies its rows only: never a proof of the layer
+            pre.append(_precondition("every potential", False,
+                                     f"only the {len(self.vs)} potentials in [{self.v_range[0]}, {self.v_range[1]}] "
+                                     f"were enumerated (a slice of the plane), not every potential of {fmt}"))
         own = ref.own_spec
         reference = {"name": ref.name, "versions": ref.versions, "config": ref.config, "notes": ref.notes,
                      "spec_sha256": own.digest() if own is not None else None,
                      "knobs_differing": ref.knobs_differing}
         enumeration = {"mode": "reachable from v0" if self.reachable_only else "all", "v_values": len(self.vs),
                        "x_values": self.nx}
+        if self.v_range is not None:
+            enumeration["v_range"] = list(self.v_range)
         undefined = {"count": und_count, "first": und_list,
                      "reason": "the generated C hits undefined behaviour (signed overflow or an oversized shift in "
                                "its int/int64_t arithmetic): it has no defined answer there" if und_count else ""}

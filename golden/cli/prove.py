@@ -5,6 +5,8 @@ an existing file without ``--force``), ``--config`` field by field, the memory a
 needs, and the time: a proof of more than one chunk times its first chunk (and its second, once warm), states
 its cost and refuses past ``--budget`` unless ``--allow-long``. A long proof shows its progress on a terminal,
 stops on Ctrl-C, and with ``--out`` saves each finished chunk in ``CERT.state``: the same command resumes.
+``--scheduler local | ADDRESS`` runs the chunks as Dask tasks (:mod:`golden.dist`), journaled the same way; the
+certificate file then gains a ``run`` section (engine, workers, throughput), the only part that depends on the run.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import sys
 import time
 from pathlib import Path
 
+from .. import dist
 from ..budget import DEFAULT_SECONDS, refuse
 from ..errors import BudgetError
 from ..fileio import check_new_file, write_atomic
 from ..prove import REFERENCES, Chunk, Proof, ProveError, check_config, divergence_cost, divergence_map, plot_map
 from ..spec import Spec
 from .longrun import Interrupted, Journal, Progress, check_memory, duration, gib
-from .options import Parser, positive_float
+from .options import Parser, UsageError, positive_float, positive_int
 
 BUDGET = DEFAULT_SECONDS  # a proof estimated longer is refused unless --budget or --allow-long says otherwise
 NOTE = 30.0  # seconds: a proof estimated longer states its cost on stderr before it runs
@@ -49,7 +52,29 @@ def build_parser() -> Parser:
     p.add_argument("--budget", type=positive_float, default=BUDGET, metavar="SECONDS",
                    help=f"refuse a proof estimated (from its first chunks) to take longer (default {BUDGET:g})")
     p.add_argument("--allow-long", action="store_true", help="run however long the estimate says")
+    p.add_argument("--scheduler", metavar="local|ADDRESS",
+                   help="run the chunks on Dask distributed: a LocalCluster of --workers processes (local), or the "
+                        "workers of an existing scheduler (e.g. tcp://HOST:8786); needs pip install 'golden[dist]'")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="with --scheduler local: worker processes, one thread each (default: the CPU count); with "
+                        "an address: wait for N workers")
+    p.add_argument("--v-range", metavar="LO:HI",
+                   help="enumerate only the raw potentials LO..HI (inclusive): a slice of the plane, to time or "
+                        "test a long proof; its certificate is never 'proven'")
     return p
+
+
+def parse_v_range(text: str | None) -> tuple | None:
+    """``LO:HI`` -> (LO, HI) ints, or None."""
+    if text is None:
+        return None
+    lo, sep, hi = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(lo), int(hi)
+    except ValueError:
+        raise UsageError(f"--v-range: expected LO:HI (raw potentials, e.g. -32768:-31745), got {text!r}") from None
 
 
 def read_config(path: str | None, against) -> dict | None:
@@ -72,50 +97,59 @@ def read_config(path: str | None, against) -> dict | None:
     return check_config(against, cfg)
 
 
-def _cost(proof: Proof, per_chunk: float, left: int) -> str:
+def _cost(proof: Proof, per_chunk: float, left: int, workers: int = 1) -> str:
+    on = f" on {workers} workers" if workers > 1 else ""
     return (f"{proof.pairs} pairs in {proof.chunks} chunks of {proof.chunk_pairs} against {proof.ref.name}: "
-            f"about {duration(per_chunk * left)} for the {left} left (measured {per_chunk:.2f} s per chunk), "
-            f"about {gib(proof.chunk_bytes)} of memory")
+            f"about {duration(per_chunk * -(-left // workers))} for the {left} left{on} (measured {per_chunk:.2f} s "
+            f"per chunk), about {gib(proof.chunk_bytes * workers)} of memory")
 
 
-def measure(proof: Proof, done: dict, a) -> float:
-    """Run the first chunks still to do (kept in ``done``), timing them, until the estimate for the rest fits the
-    budget or two were timed (the first includes one-time costs: compiling, importing); refuse past the budget."""
+def measure(proof: Proof, done: dict, a, workers: int = 1) -> float:
+    """Run the first chunks still to do (kept in ``done``), timing them, until the estimate for the rest (on
+    ``workers`` processes) fits the budget or two were timed (the first includes one-time costs: compiling,
+    importing); refuse past the budget."""
     per = 0.0
+
+    def estimate():
+        return per * -(-len(proof.needed(done)) // workers)
+
     for n, i in enumerate(proof.needed(done)[:2]):
         t0 = time.perf_counter()
         done[i] = proof.run_chunk(i, proof.keep(done, i))
         per = time.perf_counter() - t0 if n == 0 else min(per, time.perf_counter() - t0)
-        if per * len(proof.needed(done)) <= a.budget:
+        if estimate() <= a.budget:
             return per
     if a.allow_long or not proof.needed(done):
         return per
     left = len(proof.needed(done))
-    raise BudgetError(f"prove: {_cost(proof, per, left)}; more than --budget {a.budget:g} s: pass --budget "
-                      f"{per * left * 1.2:.0f} or --allow-long"
+    raise BudgetError(f"prove: {_cost(proof, per, left, workers)}; more than --budget {a.budget:g} s: pass --budget "
+                      f"{estimate() * 1.2:.0f} or --allow-long"
                       + ("" if a.out else " (with --out it can be stopped by Ctrl-C and resumed)"))
 
 
-def run_proof(proof: Proof, a) -> tuple:
-    """(the certificate, the journal or None, how many chunks an earlier run had saved): the chunks not saved run
-    here, timed and checked against the budget first, each saved as it finishes (with --out)."""
+def run_proof(proof: Proof, a, engine=None, args=None) -> tuple:
+    """(the certificate, the journal or None, how many chunks an earlier run had saved, the engine's RunInfo or
+    None): the chunks not saved run here (or on ``engine``, a :class:`golden.dist.Engine` rebuilding the proof
+    from ``args``), timed and checked against the budget first, each saved as it finishes (with --out)."""
     journal = Journal(Path(a.out)) if a.out and proof.chunks > 1 else None
     done = journal.load(proof.key(), Chunk.from_dict) if journal else {}
     resumed = len(done)
-    progress = Progress(f"golden prove {a.spec}")
+    workers = engine.workers if engine is not None else 1
+    progress = Progress(f"golden prove {a.spec}" + (f" on {workers} Dask workers" if engine is not None else ""))
+    info = None
     try:
         fresh = dict(done)
-        per = measure(proof, fresh, a) if len(proof.needed(done)) > 1 else 0.0
+        per = measure(proof, fresh, a, workers) if len(proof.needed(done)) > 1 else 0.0
         left = len(proof.needed(fresh))
         if journal:
             journal.open(proof.key())
             for i in sorted(set(fresh) - set(done)):
                 journal.append(fresh[i].to_dict())
         done = fresh
-        if per * left > NOTE:
+        if per * -(-left // workers) > NOTE or (engine is not None and left):
             where = f"the same command resumes ({journal.path} keeps the finished chunks)" if journal else \
                 "give --out to make it resumable"
-            print(f"golden prove: {_cost(proof, per, left)}; Ctrl-C stops, {where}", file=sys.stderr)
+            print(f"golden prove: {_cost(proof, per, left, workers)}; Ctrl-C stops, {where}", file=sys.stderr)
 
         def finished(chunk):
             done[chunk.index] = chunk
@@ -123,7 +157,11 @@ def run_proof(proof: Proof, a) -> tuple:
                 journal.append(chunk.to_dict())
             progress.update(len(done), proof.chunks)
 
-        cert = proof.run(done, on_chunk=finished)
+        if engine is None:
+            cert = proof.run(done, on_chunk=finished)
+        else:
+            info = engine.run(proof, args, done, finished)
+            cert = proof.certificate(done)
     except KeyboardInterrupt:
         progress.clear()
         if journal is not None:
@@ -133,13 +171,17 @@ def run_proof(proof: Proof, a) -> tuple:
                                   f"{journal.path}; the same command resumes") from None
         raise Interrupted("prove: stopped; nothing was written") from None
     progress.clear()
-    return cert, journal, resumed
+    return cert, journal, resumed, info
 
 
-def write_results(cert, other: Spec | None, out: Path | None, plot: Path | None, name: str, force: bool) -> tuple:
+def write_results(cert, other: Spec | None, out: Path | None, plot: Path | None, name: str, force: bool,
+                  run_info: dict | None = None) -> tuple:
     """(the divergence map or None, the certificate JSON): against a spec the map (and its plot) first, then the
-    certificate, each written whole."""
+    certificate, each written whole. ``run_info`` (a distributed run) is its ``run`` section: without it, the
+    file is byte for byte the certificate a single process writes."""
     doc = cert.to_dict()
+    if run_info is not None:
+        doc["run"] = run_info
     dmap = None
     if other is not None:
         progress = Progress(f"golden prove {name}: divergence map", unit="pairs")
@@ -170,14 +212,26 @@ def run(argv) -> int:
         other = against = Spec.from_toml(Path(against))
     elif a.plot:
         raise ProveError("--plot: the heat map compares two specs; give --against a spec .toml")
+    if a.workers is not None and a.scheduler is None:
+        raise UsageError("--workers: only with --scheduler (local or an address); drop it or add --scheduler local")
+    v_range = parse_v_range(a.v_range)
     config = read_config(a.config, against)
     if other is not None:  # the map runs after the proof: refused now if it cannot fit
         refuse(divergence_cost(spec, other), "--against SPEC", allow_long=a.allow_long, seconds=a.budget)
-    proof = Proof(spec, against, reachable_only=a.reachable, config=config)
-    check_memory(proof.chunk_bytes, f"a chunk of {proof.chunk_pairs} pairs", "free memory or raise ulimit -v")
-    cert, journal, resumed = run_proof(proof, a)
+    args = dist.ProofArgs(spec, against, a.reachable, config, None, None, v_range)
+    if a.scheduler is None:
+        proof = args.build()
+        check_memory(proof.chunk_bytes, f"a chunk of {proof.chunk_pairs} pairs", "free memory or raise ulimit -v")
+        cert, journal, resumed, info = run_proof(proof, a)
+    else:
+        with dist.Engine(a.scheduler, a.workers) as engine:  # first: an unreachable scheduler fails fast
+            proof = args.build()
+            n = engine.workers if a.scheduler == "local" else 0  # remote workers use their own machines' memory
+            check_memory(proof.chunk_bytes * (n + 1), f"a chunk of {proof.chunk_pairs} pairs in this process and "
+                         f"each of {n} local worker(s)", "free memory, raise ulimit -v or pass fewer --workers")
+            cert, journal, resumed, info = run_proof(proof, a, engine, args)
     try:
-        dmap, text = write_results(cert, other, out, plot, a.spec, a.force)
+        dmap, text = write_results(cert, other, out, plot, a.spec, a.force, info.to_dict() if info else None)
     except KeyboardInterrupt:
         where = f"; its chunks are saved in {journal.path}: the same command resumes" if journal else ""
         raise Interrupted(f"prove: stopped after the proof, before its results were written{where}") from None
@@ -191,6 +245,11 @@ def run(argv) -> int:
             print(dmap)
         if resumed:
             print(f"  resumed     {resumed} of {proof.chunks} chunks from {journal.path}")
+        if info is not None:
+            r = info.to_dict()
+            print(f"  run         {r['chunks_run']} chunks on {r['workers']} Dask workers ({a.scheduler}) in "
+                  f"{r['seconds']:.1f} s: {r['pairs_per_second']} pairs/s, {r['pairs_per_second_per_worker']} per "
+                  f"worker")
         for path, what in ((a.out, "certificate"), (a.plot, "heat map")):
             if path:
                 print(f"  {what:<11} {path}")
