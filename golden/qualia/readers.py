@@ -186,7 +186,7 @@ def _batchnorm(m, where, in_shape, fmt_src):
     fw, fb, p = quantized_weights(m, alpha, beta, where)
     dims = 1 if isinstance(m, core.QuantizedBatchNorm1d) else 2
     return BatchNorm(**_io(m, where, in_shape, fmt_src), fmt_w=fw, fmt_b=fb, dims=dims,
-                     num_features=int(m.num_features)), p
+                     num_features=int(m.num_features), arith="float32"), p  # torch's two float32 operations
 
 
 @torch_reader(core.QuantizedMaxPool1d, core.QuantizedMaxPool2d)
