@@ -382,21 +382,29 @@ class Linear(Weighted):
 @register("Conv1d", "Conv2d")
 @dataclass(frozen=True, kw_only=True)
 class Conv(Weighted):
-    """QuantizedConv1d / QuantizedConv2d (dims 1 / 2; dilation 1, groups 1): the Linear's stages, per window.
+    """QuantizedConv1d / QuantizedConv2d (dims 1 / 2; dilation 1): the Linear's stages, per window.
 
     Float32 as for Linear (``torch.nn.functional.conv{dims}d``, zero padding).
     Integers: ``acc[o, p] = sum_{c,k} W[o,c,k] x[c, p*stride + k - padding] + (B[o] << (F - q_b))``.
+
+    ``groups`` (depthwise-separable and grouped convolutions; torch's and qualia-codegen's ``groups``): the
+    channels split into ``groups`` equal blocks; output channel ``o`` sums over its block ``o // (out_channels /
+    groups)`` of ``in_channels / groups`` input channels only, so ``weight`` is ``(out_channels, in_channels /
+    groups, *kernel)``. golden runs each group as an independent convolution on its channel slice (the same kernel
+    family, the same exact sums): depthwise is ``groups = in_channels``.
     """
 
     TYPE: ClassVar[str] = "Conv"
     GEMM: ClassVar[str] = "conv"
     PARAMS: ClassVar[tuple] = ("weight", "bias")
+    OPTIONAL: ClassVar[tuple] = ("groups",)
     dims: int
     in_channels: int
     out_channels: int
     kernel: tuple
     stride: tuple
     padding: tuple
+    groups: int = 1
 
     @property
     def type_name(self) -> str:
@@ -407,6 +415,10 @@ class Conv(Weighted):
         _choice("dims", self.dims, (1, 2))
         _pos("in_channels", self.in_channels)
         _pos("out_channels", self.out_channels)
+        _pos("groups", self.groups)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise NetworkError(f"groups: {self.groups} must divide in_channels {self.in_channels} and out_channels "
+                               f"{self.out_channels} (each group takes an equal block of both)")
         for name in ("kernel", "stride"):
             _shape(name, getattr(self, name), self.dims)
             if min(getattr(self, name)) < 1:
@@ -427,7 +439,7 @@ class Conv(Weighted):
         return (self.out_channels, *sp)
 
     def param_specs(self) -> dict:
-        return self._params((self.out_channels, self.in_channels, *self.kernel), self.out_channels)
+        return self._params((self.out_channels, self.in_channels // self.groups, *self.kernel), self.out_channels)
 
     def lanes(self, impl, w):
         """``w`` as int32 when the family has 32-bit lanes and every sum provably fits 32 bits (|x| <=
@@ -440,12 +452,29 @@ class Conv(Weighted):
 
     def accumulate(self, impl, x, w, b, b_shift, p_shift, bits):
         w = self.lanes(impl, w)
+        if self.groups == 1:
+            return self.conv(impl, x, w, b, b_shift, p_shift, bits)
+        ci, co = self.in_channels // self.groups, self.out_channels // self.groups
+        accs, hits = [], 0
+        for g in range(self.groups):  # each group: an independent convolution on its block of channels
+            out = slice(g * co, (g + 1) * co)
+            acc, h = self.conv(impl, np.ascontiguousarray(x[:, g * ci:(g + 1) * ci]), np.ascontiguousarray(w[out]),
+                               np.ascontiguousarray(b[out]) if b.size else b, b_shift, p_shift, bits)
+            accs.append(acc)
+            hits += h
+        return np.concatenate(accs, axis=1), hits
+
+    def conv(self, impl, x, w, b, b_shift, p_shift, bits):
+        """One dense convolution (groups 1) on the kernel family: (acc, number wrapped)."""
         if self.dims == 1:  # a 1-D conv is a 2-D one of height 1
             acc, h = impl.conv2d(x[:, :, None, :], w[:, :, None, :], b, b_shift, p_shift, bits, 1, self.stride[0],
                                  0, self.padding[0])
             return acc[:, :, 0, :], h
         (sh, sw), (ph, pw) = self.stride, self.padding
         return impl.conv2d(x, w, b, b_shift, p_shift, bits, sh, sw, ph, pw)
+
+    def describe(self) -> str:
+        return super().describe() + (f" groups={self.groups}" if self.groups != 1 else "")
 
 
 @register("BatchNorm1d", "BatchNorm2d")
