@@ -155,3 +155,24 @@ def test_16_bit_scnn_with_batch_norm_end_to_end(neuron, seed):
         net[c.name].layer, net.params[c.name]) > 1 << 24 for c in bns)  # float32 rounds there: proven, not bounded
     rates = [c.spike_rate for c in report.layers if c.spike_rate is not None]
     assert rates and min(rates) > 0.005, str(report)
+
+
+def test_float32_batchnorm_saved_loaded_and_described(tmp_path):
+    """arith = "float32" round-trips through network.toml (written only when not "int": codegen networks and older
+    files keep their bytes and digests); describe() names it and shows no float32 bound for it."""
+    import golden
+    from golden.network import Network
+    from golden.refs import qualia_models as qm
+
+    b = qm.build("SCNN", dims=1, kind="IF", bits=16, batch_norm=True, seed=0, calib_batches=1)
+    net = golden.from_torch(b.model)
+    back = Network.load(net.save(tmp_path / "n"))
+    assert back.digest() == net.digest() and back["layers.bn1"].layer.arith == "float32"
+    from golden.spec import tomllib
+
+    doc = tomllib.loads((tmp_path / "n" / "network.toml").read_text())
+    assert [e["spec"].get("arith") for e in doc["layer"] if e["type"].startswith("BatchNorm")] == ["float32"] * 2
+    assert all("arith" not in e["spec"] for e in doc["layer"] if e["type"].startswith("Conv"))
+    line = next(ln for ln in net.describe().splitlines() if "layers.bn1" in ln)
+    assert "arith=float32" in line and "float32 bound" not in line
+    assert "arith" not in net["layers.bn1"].layer.replace(arith="int").describe()
