@@ -176,3 +176,27 @@ def test_float32_batchnorm_saved_loaded_and_described(tmp_path):
     line = next(ln for ln in net.describe().splitlines() if "layers.bn1" in ln)
     assert "arith=float32" in line and "float32 bound" not in line
     assert "arith" not in net["layers.bn1"].layer.replace(arith="int").describe()
+
+
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_netprove_torch_run_batchnorm_is_the_real_module_and_equals_golden(bits):
+    """golden.netprove_torch.run_batchnorm (the torch side a network proof can call per float32 BatchNorm): the real
+    module holding a layer's raw alpha / beta on every input value; golden's layer equals it there."""
+    from golden.netprove_torch import run_batchnorm
+    from golden.network import BatchNorm, kernels, ops
+    from golden.spec import QFormat
+
+    rng = np.random.default_rng(bits)
+    C = 3
+    f = lambda q: QFormat(bits, q)  # noqa: E731
+    layer = BatchNorm(in_shape=(C, 1), dims=1, num_features=C, fmt_src=f(bits - 2), fmt_in=f(bits - 2),
+                      fmt_w=f(bits - 1), fmt_b=f(bits + 3), fmt_out=f(bits - 4), arith="float32")
+    params = {"weight": rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), C),
+              "bias": rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), C)}
+    vals = np.arange(layer.fmt_in.min, layer.fmt_in.max + 1)
+    want = run_batchnorm(layer, params, vals)
+    x = np.broadcast_to(vals, (C, vals.size)).reshape(1, C, -1).copy()
+    got = ops.run(kernels, layer.replace(in_shape=(C, vals.size)), params, [x])["out"][0]
+    record("BatchNorm float32 (torch-eval)", "qualia-core QuantizedBatchNorm in .eval(), every input value",
+           got.size, int((got != want).sum()), unit="values")
+    np.testing.assert_array_equal(got, want)
