@@ -5,8 +5,11 @@ qualia-core 2.6's ``QuantizedConv1d`` / ``QuantizedConv2d`` take ``groups`` (tor
 each filter over its group's ``CHANNELS_PER_GROUP`` channels). Qualia's float ``SCNN`` builds separable convs
 (``separables``: a depthwise ``conv<i>_dw`` with ``groups = in_channels`` and a 1x1 ``conv<i>_pw``) but
 ``QuantizedSCNN`` 2.6.0 has no ``separables`` argument, so QAT (``QuantizedSCNN(**params)``) cannot build one from a
-config: the quantized models here are built through Qualia's Python API, the way the float template lays them out,
-from Qualia's own quantized layer classes; calibrated in train mode, then ``.eval()``.
+config (``TypeError: QuantizedSCNN.__init__() got an unexpected keyword argument 'separables'``), and the float
+SCNN with ``separables`` and ``batch_norm`` fails at its first forward (``bn<i>_dw`` is built with ``out_filters``
+channels after a depthwise conv of ``in_filters``: "running_mean should contain 4 elements not 6"). The quantized
+models here are built through Qualia's Python API, as the float template lays them out (names included), from
+Qualia's own quantized layer classes; calibrated in train mode, then ``.eval()``.
 """
 
 import warnings
@@ -34,7 +37,9 @@ def grouped_scnn(dims, variant, kind="LIF", bits=8, seed=0, timesteps=6):
     conv = type(m.layers.conv2)
     new = OrderedDict()
     for name, mod in m.layers.items():
-        if name != "conv2":
+        if name == "neuron2" and variant == "separable":
+            new["neuron2_pw"] = mod  # the float SCNN's names: conv2_dw, neuron2_dw, conv2_pw, neuron2_pw
+        elif name != "conv2":
             new[name] = mod
         elif variant == "separable":
             new["conv2_dw"] = conv(in_channels=4, out_channels=4, kernel_size=3, padding=1, stride=1, groups=4,
