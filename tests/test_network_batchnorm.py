@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, target
 from hypothesis import strategies as st
 
-from proofs import missing_torch, record, requires
+from proofs import missing_codegen, missing_torch, record, requires
 
 pytestmark = requires(missing_torch())
 ROUNDS = ("nearest", "floor", "ceil")
@@ -200,3 +200,22 @@ def test_netprove_torch_run_batchnorm_is_the_real_module_and_equals_golden(bits)
     record("BatchNorm float32 (torch-eval)", "qualia-core QuantizedBatchNorm in .eval(), every input value",
            got.size, int((got != want).sum()), unit="values")
     np.testing.assert_array_equal(got, want)
+
+
+@requires(missing_codegen())
+def test_torch_eval_vs_codegen_batchnorm_divergences_are_named():
+    """A real 16-bit SCNN1d-bn: golden's torch-eval network vs its codegen network (Qualia's deployment, LONG 64 so
+    nothing wraps). Where they part at a BatchNorm, diff_networks names torch's float32 ("float32 arithmetic"),
+    never "unexplained"."""
+    import golden
+    from golden.network.diff import diff_networks
+    from golden.qualia.deployment import deploy
+    from golden.refs import codegen_model as cm
+    from golden.refs import qualia_models as qm
+
+    b = qm.build(**dict(qm.configs(["SCNN1d-bn"], ["IF-soft"], (16,), ("s",), (3,))[0][1]))
+    dep = deploy(b, long_width=64)
+    te, cg = golden.from_torch(b.model), golden.from_torch(dep, profile="codegen")
+    d = diff_networks(te, cg, cm.quantize_input(dep, b.sample_inputs(6, seed=7)))
+    firsts = [f for f in d.first if f is not None]
+    assert firsts and all(f.layer.startswith("layers.bn") and f.cause == "float32 arithmetic" for f in firsts), str(d)
