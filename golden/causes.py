@@ -9,7 +9,8 @@ arithmetic). Several knobs at once read ``"init potential + TMP shift"``; no set
 
 The engine (:func:`attribute`) only needs the candidate variants and a test "does this variant restore these
 items"; each caller supplies those for its items (neurons of a stimulus, ``(v, x)`` pairs, a network value).
-A network layer that is not a neuron has one knob, its accumulator width (``acc_bits``, :data:`WIDTH`).
+A network layer that is not a neuron has its accumulator width (``acc_bits``, :data:`WIDTH`) and, for a BatchNorm,
+its arithmetic (torch's float32 or the C's integers, :data:`F32_ARITH`).
 
 :class:`FirstDivergence` is the one record of where two runs first part, for a layer and for a network.
 """
@@ -26,7 +27,7 @@ import numpy as np
 from .errors import GoldenError
 from .spec import QFormat, Spec, SpecError
 
-__all__ = ["CAUSES", "HYPER", "INIT", "LEAK", "ORDER", "SPIKE", "TMP", "UNEXPLAINED", "WIDTH", "Cause",
+__all__ = ["CAUSES", "F32_ARITH", "HYPER", "INIT", "LEAK", "ORDER", "SPIKE", "TMP", "UNEXPLAINED", "WIDTH", "Cause",
            "FirstDivergence", "Steps", "aligned", "attribute", "canonical", "differing", "spec_variants"]
 
 UNEXPLAINED = "unexplained"  # no knob set restores a's value
@@ -104,8 +105,18 @@ HYPER = Cause("hyperparameter rounding", "v_threshold / v_reset / 1/tau held as 
               "re-quantized at calibration)", ("v_threshold", "v_reset", "reciprocal_tau"), _align_hyper,
               aliases=("tau re-quantized",))
 
+
+
+def _layer_only(a: Spec, b: Spec) -> Spec:
+    raise SpecError("a knob of a network layer's arithmetic, not of a neuron spec")
+
+
+F32_ARITH = Cause("float32 arithmetic", "torch's float32 BatchNorm (x * alpha and + beta each rounded to float32, its "
+                  "quantizer's float32 y * 2**q + 1/2) vs the C's exact integer product and sum", (), _layer_only,
+                  layer_knobs=("arith", "acc_bits", "acc_overflow", "tmp_frac", "out_overflow"))
+
 #: every known cause, in attribution order (most specific first)
-CAUSES = (INIT, SPIKE, TMP, WIDTH, ORDER, LEAK, HYPER)
+CAUSES = (INIT, SPIKE, TMP, WIDTH, ORDER, LEAK, HYPER, F32_ARITH)
 _BY_NAME = {n: c.name for c in CAUSES for n in (c.name, *c.aliases)} | {UNEXPLAINED: UNEXPLAINED, "other": UNEXPLAINED}
 
 

@@ -138,6 +138,14 @@ def test_load_refuses_a_damaged_directory(tmp_path, damage, message):
     assert sorted(p.name for p in d.iterdir()) == before  # nothing written or deleted
 
 
+def _bn(**kw):
+    from golden.network import BatchNorm
+
+    args = dict(in_shape=(2, 4), fmt_src=Q(8, 6), fmt_in=Q(8, 6), fmt_out=Q(8, 4), fmt_w=Q(8, 7), fmt_b=Q(8, 7),
+                dims=1, num_features=2)
+    return BatchNorm(**{**args, **kw})
+
+
 @pytest.mark.parametrize("build,message", [
     (lambda: _net(fc_in=31), r"^fc: shapes do not chain: Linear takes \(31,\) but 'flat' gives \(32,\)"),
     (lambda: _net(params={"fc": {"weight": np.full((3, 32), 200)}}), r"^fc\.weight: raw value 200 is off its declared"),
@@ -148,6 +156,16 @@ def test_load_refuses_a_damaged_directory(tmp_path, damage, message):
                   in_channels=3, out_channels=4, kernel=(3,), stride=(1,), padding=(1,)), r"^in_shape: Conv1d takes"),
     (lambda: Linear(in_shape=(4,), in_features=4, out_features=2, fmt_src=Q(8, 6), fmt_in=Q(8, 6), fmt_out=Q(8, 4),
                     fmt_w=Q(8, 7), round_out="RND_CONV"), r"^round_out: 'RND_CONV' is not one of"),
+    (lambda: Conv(in_shape=(4, 8), fmt_src=Q(8, 6), fmt_in=Q(8, 6), fmt_out=Q(8, 4), fmt_w=Q(8, 7), dims=1,
+                  in_channels=4, out_channels=6, kernel=(3,), stride=(1,), padding=(1,), groups=4),
+     r"^groups: 4 must divide in_channels 4 and out_channels 6 \(each group takes an equal block of both\)$"),
+    (lambda: Conv(in_shape=(4, 8), fmt_src=Q(8, 6), fmt_in=Q(8, 6), fmt_out=Q(8, 4), fmt_w=Q(8, 7), dims=1,
+                  in_channels=4, out_channels=4, kernel=(3,), stride=(1,), padding=(1,), groups=0),
+     r"^groups: expected an int >= 1, got 0$"),
+    (lambda: _bn(arith="double"), r"^arith: 'double' is not one of int, float32$"),
+    (lambda: _bn(arith="float32", acc_bits=32), r"^arith: float32 is torch's datapath: it takes acc_bits = 64"),
+    (lambda: _bn(arith="float32", fmt_src=Q(8, 48), fmt_in=Q(8, 48), fmt_w=Q(8, 48), fmt_b=None, fmt_out=Q(8, -20)),
+     r"^arith: float32 with F = 96 and output shift 116: outside what golden reproduces"),
 ])
 def test_construction_refuses(build, message):
     with pytest.raises(NetworkError, match=message) as e:

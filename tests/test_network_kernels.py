@@ -53,7 +53,9 @@ def cases(draw):
         k = tuple(draw(st.integers(1, 3)) for _ in range(dims))
         pad = tuple(draw(st.integers(0, 2)) for _ in range(dims))
         sp = tuple(draw(st.integers(max(1, kk - 2 * p), 5)) for kk, p in zip(k, pad))
-        layer = Conv(in_shape=(c, *sp), dims=dims, in_channels=c, out_channels=draw(st.integers(1, 3)), kernel=k,
+        g = draw(st.sampled_from([1, 1, 2, 3]))  # groups: each group an independent conv on its channel block
+        ci, co = (c, draw(st.integers(1, 3))) if g == 1 else (g * draw(st.integers(1, 2)), g * draw(st.integers(1, 2)))
+        layer = Conv(in_shape=(ci, *sp), dims=dims, in_channels=ci, out_channels=co, kernel=k, groups=g,
                      stride=tuple(draw(st.integers(1, 2)) for _ in range(dims)), padding=pad, **common, **weighted)
     elif kind == "BatchNorm":
         dims = draw(st.integers(1, 2))
@@ -213,3 +215,41 @@ def test_c_knobs_kernels_equal_references(case, tmp_extra, acc_bits):
     got, want = ops.run(kernels, layer, params, xs), ops.run(reference, layer, params, xs)
     np.testing.assert_array_equal(got["out"], want["out"])
     assert got["overflow"] == want["overflow"]
+
+
+@st.composite
+def _float32_batchnorms(draw):
+    """BatchNorm with arith = float32 (torch-eval): drawn formats wide enough that torch's float32 rounds (16-bit
+    inputs and weights, fracs up to 30), every roundtype; the layers the formats make impossible are refused."""
+    f = st.builds(QFormat, st.integers(2, 16), st.integers(-4, 30))
+    dims, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    try:
+        layer = BatchNorm(in_shape=(c, *[draw(st.integers(1, 4)) for _ in range(dims)]), dims=dims, num_features=c,
+                          fmt_src=draw(f), fmt_in=draw(f), fmt_out=draw(f), fmt_w=draw(f),
+                          fmt_b=draw(st.one_of(st.none(), f)), round_in=draw(rounds), round_out=draw(rounds),
+                          arith="float32")
+    except NetworkError:
+        reject()
+    params = {key: _raw(draw, fmt, shape) for key, (shape, fmt) in layer.param_specs().items()}
+    return layer, params, [_raw(draw, layer.fmt_src, (draw(st.integers(1, 3)), *layer.in_shape))]
+
+
+@given(_float32_batchnorms())
+def test_float32_batchnorm_kernel_equals_reference_and_numpy_float32(case):
+    """The float32 BatchNorm on the Numba family = the plain-Python oracle = numpy float32 evaluating torch's
+    ``x * alpha + beta`` and ``floor(y * 2**q + 1/2)`` directly (float32 ops, one rounding each)."""
+    layer, params, xs = case
+    got = ops.run(kernels, layer, params, xs, bounds=True)
+    want = ops.run(reference, layer, params, xs, bounds=True)
+    np.testing.assert_array_equal(got["out"], want["out"])
+    assert got["overflow"] == want["overflow"] and got["f32_exact"] is None and layer.float32_reproduced
+    x, _ = ops.quantize(kernels, xs[0], layer.fmt_src, layer.fmt_in, layer.round_in)
+    f32 = np.float32
+    shape = (1, layer.num_features) + (1,) * layer.dims
+    a = np.ldexp(params["weight"].astype(np.float64), -layer.fmt_w.frac).astype(f32).reshape(shape)
+    y = np.ldexp(x.astype(np.float64), -layer.fmt_in.frac).astype(f32) * a
+    if layer.fmt_b is not None:
+        y = y + np.ldexp(params["bias"].astype(np.float64), -layer.fmt_b.frac).astype(f32).reshape(shape)
+    z = (y * f32(2.0 ** layer.fmt_out.frac)).astype(f32)
+    r = {Round.RND: np.floor(z + f32(0.5)), Round.TRN: np.floor(z), Round.TRN_INF: np.ceil(z)}[layer.round_out]
+    np.testing.assert_array_equal(got["out"], np.clip(r, layer.fmt_out.min, layer.fmt_out.max).astype(np.int64))

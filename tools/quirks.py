@@ -223,7 +223,8 @@ def causes_section() -> list:
     from golden.causes import CAUSES, UNEXPLAINED
 
     rows = [f"| {c.name} | {', '.join(f'`{k}`' for k in c.knobs)}"
-            + (f"; other network layers: {', '.join(f'`{k}`' for k in c.layer_knobs)}" if c.layer_knobs else "")
+            + (f"{'; other network' if c.knobs else 'network'} layers: {', '.join(f'`{k}`' for k in c.layer_knobs)}"
+               if c.layer_knobs else "")
             + f" | {c.why} | {', '.join(c.aliases) or '-'} |" for c in CAUSES]
     return [
         "`golden diff`, `golden diff --exhaustive` (and `golden prove --against SPEC`) and `golden diff --net-a "
@@ -316,6 +317,19 @@ def _linear_pair(fmt_in, fmt_w, fmt_out, weight, acc_bits_b):
                  for layer in (lin, lin.replace(acc_bits=acc_bits_b)))
 
 
+def _bn_pair(fmt_in, fmt_w, fmt_out, weight):
+    """BatchNorm1d (1 channel, no bias) networks: a torch-eval's (``arith = float32``), b the same with integers."""
+    import numpy as np
+
+    from golden.network import Network, Node
+    from golden.network.layers import BatchNorm
+
+    bn = BatchNorm(in_shape=(1, 1), fmt_src=fmt_in, fmt_in=fmt_in, fmt_out=fmt_out, fmt_w=fmt_w, dims=1,
+                   num_features=1, arith="float32")
+    return tuple(Network((1, 1), fmt_in, [Node("bn", layer)], {"bn": {"weight": np.asarray([weight], np.int64)}})
+                 for layer in (bn, bn.replace(arith="int")))
+
+
 def minimal_input(a, b, max_steps: int = 4):
     """The raw input (1, T, *shape) on which a layer both hold parts: fewest steps, then smallest max |x|,
     then smallest sum |x|, then first in the order 0, 1, -1, 2, -2, ... (every candidate is simulated)."""
@@ -383,6 +397,13 @@ def network_examples() -> list:
                    "q_out = 15 it wraps to -32768 and clamps to -128, where Qualia's quantizer saturates 1.0 to "
                    f"127. a is torch-eval's LIF, b the same with the C's `spike_out = {cg_spike.spike_out}`.",
                    *_neuron_pair(golden.make("torch-eval", "LIF", q_out=15), spike_out=cg_spike.spike_out)),
+        NetExample("float32-arithmetic", "float32 arithmetic", "BatchNorm at 16 bits: torch's float32 y * 2^q + 1/2",
+                   "QuantizedBatchNorm computes y = x * alpha + beta as two float32 operations and quantizes y in "
+                   "float32, floor(float32(y * 2^q + 1/2)); the C multiplies and adds exact integers. With Q16.12 "
+                   "inputs, alpha = 4097 / 2^13 and q_out = 0, x = 4095 / 2^12 gives x * alpha = 1/2 - 2^-25 "
+                   "exactly: float32(z + 1/2) rounds to 1, the exact floor(z + 1/2) is 0. a is torch-eval's "
+                   "BatchNorm (`arith = float32`), b the same with `arith = int`.",
+                   *_bn_pair(QFormat(16, 12), QFormat(16, 13), QFormat(16, 0), 4097)),
         NetExample("compare-before-round", "compare-before-round", "LIF: QAT (train) vs eval",
                    "In `.train()` Qualia quantizes the charged potential before the spike test, in `.eval()` it "
                    "tests the unrounded value. a is torch-train's LIF (tau = 3, v_threshold = 0.25 so that one step "

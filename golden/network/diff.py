@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..budget import Cost
-from ..causes import CAUSES, WIDTH, FirstDivergence, attribute, spec_variants
+from ..causes import CAUSES, F32_ARITH, WIDTH, FirstDivergence, attribute, spec_variants
 from . import kernels, ops
 from .graph import Network, Node, run_neuron
 from .layers import Neuron
@@ -94,6 +94,8 @@ def _variants(node_a: Node, node_b: Node):
         knobs = {k: getattr(la, k) for k in WIDTH.layer_knobs if getattr(la, k) != getattr(lb, k)}
         if knobs:
             yield WIDTH.name, (lb.replace, knobs)
+        if getattr(la, "arith", None) != getattr(lb, "arith", None):  # a BatchNorm: torch's float32 vs the C's ints
+            yield F32_ARITH.name, (lb.replace, {k: getattr(la, k) for k in F32_ARITH.layer_knobs})
 
 
 def _cause(net_a: Network, net_b: Network, tb, name: str, s: int, t: int, idx: tuple, want: int) -> str:

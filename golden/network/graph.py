@@ -195,7 +195,7 @@ class Network:
                  f"{self.output!r} {self.out_shape}")]
         longs = {c.name: c for c in self.long_check()}
         for node in self.nodes:
-            bound = float32_bound(node.layer, self.params.get(node.name, {}))
+            bound = 0 if node.layer.float32_reproduced else float32_bound(node.layer, self.params.get(node.name, {}))
             verdict = "float32 exact" if bound <= F32_EXACT else "float32 may round"
             b = f"  [float32 bound 2^{math.log2(bound):.1f}: {verdict}]" if bound else ""
             lc = longs.get(node.name)

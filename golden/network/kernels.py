@@ -77,6 +77,29 @@ def requant(x, s, mode, bits, policy, pre_bits=64):
 
 
 @jit()
+def round_f32(x):
+    """Each value rounded to 24 significant bits, ties to even: what float32 makes of an integer multiple of a
+    power of two (IEEE 754 round to nearest; the identity below 2**24). The float32 BatchNorm's roundings."""
+    flat = x.reshape(-1)
+    out = np.empty(flat.size, np.int64)
+    for i in range(flat.size):
+        n = flat[i]
+        a = -n if n < 0 else n
+        e = 0
+        while (a >> e) >= (np.int64(1) << 24):
+            e += 1
+        if e:
+            q = a >> e
+            r = a - (q << e)
+            half = np.int64(1) << (e - 1)
+            if r > half or (r == half and (q & 1) == 1):
+                q += 1
+            a = q << e
+        out[i] = -a if n < 0 else a
+    return out.reshape(x.shape)
+
+
+@jit()
 def linear(x, w, b, b_shift, p_shift, acc_bits):
     """x (R, I), w (O, I), b (O,) or empty: acc (R, O) = sum w x << p_shift + b << b_shift, narrowed (wrap)."""
     R, I = x.shape

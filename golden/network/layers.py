@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import NetworkError
 from ..registry import Registry
-from ..spec import QUALIA_ROUND, Overflow, QFormat, Round, Spec
+from ..spec import QUALIA_ROUND, Arith, Overflow, QFormat, Round, Spec
 from . import gemm, kernels
 
 ROUNDS = (Round.TRN, Round.TRN_INF, Round.RND)  # the Round members a layer takes: QUALIA_ROUND's (floor, ceil, nearest)
@@ -46,6 +46,7 @@ QUALIA_ROUNDS = QUALIA_ROUND  # the same table under its former name (golden.spe
 OUT_OVERFLOWS = (Overflow.SATURATE, Overflow.WRAP)
 ACC_OVERFLOWS = (Overflow.WRAP, Overflow.STRICT)
 F32_EXACT = 1 << 24  # float32 holds every integer up to 2**24 exactly
+F32_SIGNIFICAND = 24  # float32's significant bits: what round_f32 keeps
 assert set(ROUNDS) == set(QUALIA_ROUND.values())
 
 LAYERS = Registry("layer type")  # TOML type name -> layer class: the supported list is LAYERS.names()
@@ -105,6 +106,8 @@ class Layer:
     PARAMS: ClassVar[tuple] = ()  # names of the raw integer arrays beside the spec
     QUANTIZED: ClassVar[bool] = True  # False: a pure reshape (no quantizer, nothing narrowed)
     SUMS: ClassVar[bool] = False  # its float32 forms sums that may round (bounded by float32_bound)
+    OPTIONAL: ClassVar[tuple] = ()  # fields saved only when they differ from their default (added later: older
+    # network.toml files, and their digests, stay byte-identical)
     in_shape: tuple
     fmt_src: QFormat
     fmt_in: QFormat
@@ -166,6 +169,20 @@ class Layer:
         width (None: the layer's). The base class: the identity (a quantizer alone).
         """
         return xs[0].reshape(xs[0].shape[0], *self.out_shape), 0
+
+    def out_stage(self, impl, acc):
+        """The output quantizer on the accumulator (R, *out_shape) at frac F: (raw values at ``fmt_out``, number
+        narrowed). ``N_out(R(acc, F - q_out))``, the rounding addend / left shift in ``acc_bits`` (number.hh
+        ``scale`` in LONG_NUMBER_T; 64: exact)."""
+        return impl.requant(acc, self.acc_frac - self.fmt_out.frac, self.round_out.code, self.fmt_out.bits,
+                            self.out_overflow.code, self.acc_bits)
+
+    @property
+    def float32_reproduced(self) -> bool:
+        """True when golden computes this layer's float32 arithmetic exactly as torch does, every rounding
+        included (a BatchNorm with ``arith = float32``): its values then carry no float32-accumulation caveat,
+        whatever :meth:`float32_bound` says. False: golden's integers equal torch while the bound holds."""
+        return False
 
     def float32_bound(self, params: dict, x_max: int | None = None) -> int:
         """The largest |partial sum| torch's float32 may form, in units of 2**-F, plus the output's half LSB.
@@ -365,21 +382,29 @@ class Linear(Weighted):
 @register("Conv1d", "Conv2d")
 @dataclass(frozen=True, kw_only=True)
 class Conv(Weighted):
-    """QuantizedConv1d / QuantizedConv2d (dims 1 / 2; dilation 1, groups 1): the Linear's stages, per window.
+    """QuantizedConv1d / QuantizedConv2d (dims 1 / 2; dilation 1): the Linear's stages, per window.
 
     Float32 as for Linear (``torch.nn.functional.conv{dims}d``, zero padding).
     Integers: ``acc[o, p] = sum_{c,k} W[o,c,k] x[c, p*stride + k - padding] + (B[o] << (F - q_b))``.
+
+    ``groups`` (depthwise-separable and grouped convolutions; torch's and qualia-codegen's ``groups``): the
+    channels split into ``groups`` equal blocks; output channel ``o`` sums over its block ``o // (out_channels /
+    groups)`` of ``in_channels / groups`` input channels only, so ``weight`` is ``(out_channels, in_channels /
+    groups, *kernel)``. golden runs each group as an independent convolution on its channel slice (the same kernel
+    family, the same exact sums): depthwise is ``groups = in_channels``.
     """
 
     TYPE: ClassVar[str] = "Conv"
     GEMM: ClassVar[str] = "conv"
     PARAMS: ClassVar[tuple] = ("weight", "bias")
+    OPTIONAL: ClassVar[tuple] = ("groups",)
     dims: int
     in_channels: int
     out_channels: int
     kernel: tuple
     stride: tuple
     padding: tuple
+    groups: int = 1
 
     @property
     def type_name(self) -> str:
@@ -390,6 +415,10 @@ class Conv(Weighted):
         _choice("dims", self.dims, (1, 2))
         _pos("in_channels", self.in_channels)
         _pos("out_channels", self.out_channels)
+        _pos("groups", self.groups)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise NetworkError(f"groups: {self.groups} must divide in_channels {self.in_channels} and out_channels "
+                               f"{self.out_channels} (each group takes an equal block of both)")
         for name in ("kernel", "stride"):
             _shape(name, getattr(self, name), self.dims)
             if min(getattr(self, name)) < 1:
@@ -410,7 +439,7 @@ class Conv(Weighted):
         return (self.out_channels, *sp)
 
     def param_specs(self) -> dict:
-        return self._params((self.out_channels, self.in_channels, *self.kernel), self.out_channels)
+        return self._params((self.out_channels, self.in_channels // self.groups, *self.kernel), self.out_channels)
 
     def lanes(self, impl, w):
         """``w`` as int32 when the family has 32-bit lanes and every sum provably fits 32 bits (|x| <=
@@ -423,6 +452,20 @@ class Conv(Weighted):
 
     def accumulate(self, impl, x, w, b, b_shift, p_shift, bits):
         w = self.lanes(impl, w)
+        if self.groups == 1:
+            return self.conv(impl, x, w, b, b_shift, p_shift, bits)
+        ci, co = self.in_channels // self.groups, self.out_channels // self.groups
+        accs, hits = [], 0
+        for g in range(self.groups):  # each group: an independent convolution on its block of channels
+            out = slice(g * co, (g + 1) * co)
+            acc, h = self.conv(impl, np.ascontiguousarray(x[:, g * ci:(g + 1) * ci]), np.ascontiguousarray(w[out]),
+                               np.ascontiguousarray(b[out]) if b.size else b, b_shift, p_shift, bits)
+            accs.append(acc)
+            hits += h
+        return np.concatenate(accs, axis=1), hits
+
+    def conv(self, impl, x, w, b, b_shift, p_shift, bits):
+        """One dense convolution (groups 1) on the kernel family: (acc, number wrapped)."""
         if self.dims == 1:  # a 1-D conv is a 2-D one of height 1
             acc, h = impl.conv2d(x[:, :, None, :], w[:, :, None, :], b, b_shift, p_shift, bits, 1, self.stride[0],
                                  0, self.padding[0])
@@ -430,24 +473,49 @@ class Conv(Weighted):
         (sh, sw), (ph, pw) = self.stride, self.padding
         return impl.conv2d(x, w, b, b_shift, p_shift, bits, sh, sw, ph, pw)
 
+    def describe(self) -> str:
+        return super().describe() + (f" groups={self.groups}" if self.groups != 1 else "")
+
 
 @register("BatchNorm1d", "BatchNorm2d")
 @dataclass(frozen=True, kw_only=True)
 class BatchNorm(Weighted):
     """QuantizedBatchNorm1d / 2d in ``.eval()``, fused: ``Qact(Qi(x) * Qw(alpha) + Qb(beta))`` per channel.
 
-    Float32: ``alpha = weight / sqrt(running_var + eps)``, ``beta = bias -
-    weight * running_mean / sqrt(running_var + eps)`` (the module computes them
-    each call); quantizer_w quantizes alpha, quantizer_bias (or quantizer_w's
-    scale) beta; then ``x * alpha + beta`` as two float32 operations.
-    Integers: the raw ``weight`` is Qw(alpha), ``bias`` Qb(beta);
-    ``acc = x * W[c] + (B[c] << (F - q_b))``.
+    What the module computes (qualia-core 2.6 ``QuantizedBatchNorm.forward``, not
+    ``torch.nn.functional.batch_norm``): ``alpha = weight / sqrt(running_var + eps)``,
+    ``beta = bias - weight * running_mean / sqrt(running_var + eps)`` in float32, each call;
+    quantizer_w quantizes alpha, quantizer_bias (or quantizer_w's scale) beta; then
+    ``y = x * alpha + beta`` as two float32 operations (a product rounded to float32, then a
+    sum rounded to float32; no fused multiply-add), then quantizer_act on y in float32:
+    ``floor(float32(y * 2**q_out + 1/2))`` ('nearest'), ``floor`` / ``ceil`` of ``y * 2**q_out``.
+    The raw ``weight`` is Qw(alpha), ``bias`` Qb(beta); golden reads them through the module's
+    own quantizers, so alpha and beta are the module's bit for bit.
+
+    ``arith = "int"`` (the generated C, profile codegen): ``acc = x * W[c] << (F - q_in - q_w) +
+    (B[c] << (F - q_b))``, exact (LONG_NUMBER_T: ``acc_bits``, wrapping), then the output stage.
+
+    ``arith = "float32"`` (profile torch-eval): torch's two float32 operations and its float32
+    quantizer, reproduced in integers: every value is an integer multiple of 2**-F, and float32
+    rounding of such a value is rounding the integer to 24 significant bits, ties to even
+    (:func:`round_f32` of the kernel family; exact while no value is subnormal, which ``validate``
+    guarantees)::
+
+        P = round_f32(x * W[c])                                   at q_in + q_w (the float32 product)
+        Y = round_f32(P << (F - q_in - q_w) + B[c] << (F - q_b))  at F          (the float32 sum)
+        out = clamp(floor(round_f32(Y << (t - s) + 2**(t-1)) / 2**t))   'nearest', s = F - q_out, t = max(s, 1)
+              clamp(floor / ceil(Y / 2**s))                             'floor' / 'ceil' (exact in float32)
+
+    Bit-exact against the real module at every width (tests/test_network_batchnorm.py): its
+    values carry no float32-accumulation caveat (:attr:`float32_reproduced`).
     """
 
     TYPE: ClassVar[str] = "BatchNorm"
     PARAMS: ClassVar[tuple] = ("weight", "bias")
+    OPTIONAL: ClassVar[tuple] = ("arith",)
     dims: int
     num_features: int
+    arith: Arith = Arith.INT
 
     @property
     def type_name(self) -> str:
@@ -460,6 +528,29 @@ class BatchNorm(Weighted):
         if len(self.in_shape) != self.dims + 1 or self.in_shape[0] != self.num_features:
             raise NetworkError(f"in_shape: BatchNorm{self.dims}d takes ({self.num_features}, *{self.dims} spatial), "
                                f"got {self.in_shape}")
+        _member(self, "arith", (Arith.INT, Arith.FLOAT32))
+        if self.arith == Arith.FLOAT32:
+            self._validate_float32()
+
+    def _validate_float32(self) -> None:
+        """torch's datapath: no LONG (it never wraps), no TMP_SCALE_FACTOR, a clamping quantizer; every value a
+        normal float32 (F <= 126) and every integer of the reproduction inside int64."""
+        if self.acc_bits != 64 or self.tmp_frac is not None or self.out_overflow != Overflow.SATURATE:
+            raise NetworkError("arith: float32 is torch's datapath: it takes acc_bits = 64, no tmp_frac and "
+                               "out_overflow = saturate (the C's knobs go with arith = int)")
+        F, s = self.acc_frac, self.acc_frac - self.fmt_out.frac
+        p_shift = F - self.fmt_in.frac - self.fmt_w.frac
+        mag = self.fmt_in.bits + self.fmt_w.bits - 2 + p_shift
+        if self.fmt_b is not None:
+            mag = max(mag, self.fmt_b.bits - 1 + F - self.fmt_b.frac) + 1
+        if not (-60 <= F <= 126 and -60 <= s <= 62 and mag + max(1 - s, 0) <= 61):
+            raise NetworkError(f"arith: float32 with F = {F} and output shift {s}: outside what golden reproduces "
+                               f"(-60 <= F <= 126, -60 <= F - q_out <= 62, every value below 2**61); use "
+                               f"formats closer to one another")
+
+    @property
+    def float32_reproduced(self) -> bool:
+        return self.arith == Arith.FLOAT32
 
     def param_specs(self) -> dict:
         return self._params((self.num_features,), self.num_features)
@@ -467,6 +558,29 @@ class BatchNorm(Weighted):
     def accumulate(self, impl, x, w, b, b_shift, p_shift, bits):
         acc, h = impl.batchnorm(x.reshape(x.shape[0], self.num_features, -1), w, b, b_shift, p_shift, bits)
         return acc.reshape(x.shape), h
+
+    def core(self, impl, params: dict, xs: list, acc_bits: int | None = None):
+        if self.arith != Arith.FLOAT32:
+            return super().core(impl, params, xs, acc_bits)
+        w, b, b_shift, p_shift = self.weights(impl, params)
+        x = xs[0].reshape(xs[0].shape[0], self.num_features, -1)
+        prod, _ = impl.batchnorm(x, w, np.zeros(0, np.int64), 0, 0, 64)  # x * W exactly, at q_in + q_w
+        y = impl.round_f32(prod) << p_shift  # the float32 product, at F
+        if b.size:
+            y = impl.round_f32(y + (b[None, :, None] << b_shift))  # the float32 sum
+        return y.reshape(xs[0].shape), 0
+
+    def out_stage(self, impl, acc):
+        if self.arith != Arith.FLOAT32 or self.round_out != Round.RND:
+            return super().out_stage(impl, acc)  # floor / ceil of y * 2**q_out: exact in float32
+        s = self.acc_frac - self.fmt_out.frac
+        t = max(s, 1)
+        half_up = impl.round_f32((acc << (t - s)) + (1 << (t - 1)))  # float32(y * 2**q_out + 1/2), at frac t
+        return impl.requant(half_up, t, Round.TRN.code, self.fmt_out.bits, Overflow.SATURATE.code, 64)
+
+    def describe(self) -> str:
+        f32 = " arith=float32 (torch's float32 ops, reproduced)" if self.arith == Arith.FLOAT32 else ""
+        return super().describe() + f32
 
 
 @register("MaxPool1d", "MaxPool2d")
@@ -650,6 +764,13 @@ class Neuron(Layer):
 def type_name(layer: Layer) -> str:
     """The TOML type name of ``layer`` (``layer.type_name``)."""
     return layer.type_name
+
+
+def float32_reproduced(layer: Layer) -> bool:
+    """Whether golden reproduces ``layer``'s float32 arithmetic exactly, roundings included (``layer.
+    float32_reproduced``): True for a BatchNorm with ``arith = float32`` (what :mod:`golden.qualia.readers` builds
+    for torch-eval). Such a layer equals torch on every value: no float32-accumulation flag applies to it."""
+    return layer.float32_reproduced
 
 
 def float32_bound(layer: Layer, params: dict, x_max: int | None = None) -> int:

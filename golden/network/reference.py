@@ -37,6 +37,19 @@ def requant(x, s, mode, bits, policy, pre_bits=64):
     return _arr([r[0] for r in res], np.shape(x)), sum(r[1] for r in res)
 
 
+def round_f32(x):
+    """float32 rounding of integers, from the definition: the nearest value with at most 24 significant bits (a
+    multiple of 2**e, e = bit length - 24), ties to the even multiple."""
+    def one(n: int) -> int:
+        e = max(abs(n).bit_length() - 24, 0)
+        q, r = divmod(abs(n), 1 << e)
+        if 2 * r > 1 << e or (2 * r == 1 << e and q % 2):
+            q += 1
+        return (q << e) * (1 if n >= 0 else -1)
+
+    return _arr([one(int(v)) for v in np.asarray(x).reshape(-1)], np.shape(x))
+
+
 def linear(x, w, b, b_shift, p_shift, acc_bits):
     R, I = x.shape
     O = w.shape[0]

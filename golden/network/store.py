@@ -339,7 +339,10 @@ def _check_meta(v, at: str, depth: int) -> None:
 
 def _layer_doc(layer: Layer) -> dict:
     out = {}
+    defaults = {f.name: f.default for f in dataclasses.fields(layer)}
     for k, v in layer.fields().items():
+        if k in layer.OPTIONAL and v == defaults[k]:
+            continue  # a field added later, at its default: written as before it existed (same bytes, same digest)
         if isinstance(v, QFormat):
             out[k] = {"bits": v.bits, "frac": v.frac}
         elif isinstance(v, Spec):

@@ -13,9 +13,11 @@ Three separate steps:
    them by cause and finds the first divergence (sample, t, layer, index).
 
 Causes: ``float32 accumulation`` (the value lies outside the float32 bound: torch's
-float32 Linear/Conv/BatchNorm/Add/sum cannot hold it exactly, golden's is the exact
-integer result), ``off grid`` (the module's value is not on its quantizer's grid)
-and ``golden != module`` (inside the bound: a bug, in golden or upstream).
+float32 Linear/Conv/Add/sum cannot hold it exactly, golden's is the exact integer
+result), ``off grid`` (the module's value is not on its quantizer's grid) and
+``golden != module`` (inside the bound: a bug, in golden or upstream). A layer whose
+float32 golden reproduces (``layer.float32_reproduced``: the torch-eval BatchNorm, two
+elementwise float32 operations) has no bound: each of its mismatches is ``golden != module``.
 """
 
 from __future__ import annotations

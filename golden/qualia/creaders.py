@@ -167,8 +167,7 @@ def _conv(node: CNode) -> tuple[Layer, dict]:
     lp, where = node.lp, node.where
     common, params = _weights(lp, node.io)
     dims = 1 if lp.ctype == "TConv1DLayer" else 2
-    if int(lp.attrs.get("groups", 1)) != 1:
-        raise NetworkError(f"{where}: groups={lp.attrs['groups']} is not supported (groups=1 only)")
+    groups = int(lp.attrs.get("groups", 1))  # the templates' CONV_GROUPS: kernel (O, *K, I / groups)
     pad = lp.attrs.get("padding", "valid")
     if pad == "valid":
         pad = ((0, 0),) * dims
@@ -176,9 +175,9 @@ def _conv(node: CNode) -> tuple[Layer, dict]:
     if any(a != b for a, b in pad):
         raise NetworkError(f"{where}: asymmetric zero padding {pad} is not supported")
     w = params["weight"] = np.ascontiguousarray(np.moveaxis(params["weight"], -1, 1))  # C (O, *K, I) -> (O, I, *K)
-    layer = Conv(**common, dims=dims, in_channels=int(w.shape[1]), out_channels=int(w.shape[0]),
+    layer = Conv(**common, dims=dims, in_channels=int(w.shape[1]) * groups, out_channels=int(w.shape[0]),
                  kernel=tuple(int(k) for k in w.shape[2:]), stride=_tuple(lp.attrs["strides"], dims),
-                 padding=tuple(p[0] for p in pad))
+                 padding=tuple(p[0] for p in pad), groups=groups)
     return layer, params
 
 

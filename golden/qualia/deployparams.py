@@ -109,6 +109,8 @@ def _torch_ints(m, la: CLayer, prev: CLayer | None) -> dict[str, np.ndarray]:
             return {"kernel": _raw(a, qw, f"{where} alpha").reshape(-1),
                     "bias": _raw(b, qb, f"{where} beta").reshape(-1)}
         if la.ctype in ("TLifLayer", "TIfLayer"):
+            if getattr(m, "quantizer_v", None) is None:  # a float node (spikingjelly ParametricLIFNode): torch holds
+                return {}  # no integers; the converter's are the deployment's
             hp = m.get_hyperparams_tensor(device=torch.device("cpu"), dtype=torch.float32)
             _, q = m.quantizer_v(torch.zeros(1), bias_tensor=hp)
             raw = _raw(q, qw, f"{where} hyperparameters")

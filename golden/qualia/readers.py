@@ -168,12 +168,12 @@ def _linear(m, where, in_shape, fmt_src):
 @torch_reader(core.QuantizedConv1d, core.QuantizedConv2d)
 def _conv(m, where, in_shape, fmt_src):
     dims = 1 if isinstance(m, core.QuantizedConv1d) else 2
-    if isinstance(m.padding, str) or m.padding_mode != "zeros" or m.groups != 1 or set(m.dilation) != {1}:
-        raise NetworkError(f"{where}: only zero padding given as numbers, groups=1 and dilation=1 are supported")
+    if isinstance(m.padding, str) or m.padding_mode != "zeros" or set(m.dilation) != {1}:
+        raise NetworkError(f"{where}: only zero padding given as numbers and dilation=1 are supported")
     fw, fb, p = quantized_weights(m, m.weight, m.bias, where)
     return Conv(**_io(m, where, in_shape, fmt_src), fmt_w=fw, fmt_b=fb, dims=dims, in_channels=int(m.in_channels),
                 out_channels=int(m.out_channels), kernel=_tuple(m.kernel_size, dims), stride=_tuple(m.stride, dims),
-                padding=_tuple(m.padding, dims)), p
+                padding=_tuple(m.padding, dims), groups=int(m.groups)), p
 
 
 @torch_reader(core.QuantizedBatchNorm1d, core.QuantizedBatchNorm2d)
@@ -186,7 +186,7 @@ def _batchnorm(m, where, in_shape, fmt_src):
     fw, fb, p = quantized_weights(m, alpha, beta, where)
     dims = 1 if isinstance(m, core.QuantizedBatchNorm1d) else 2
     return BatchNorm(**_io(m, where, in_shape, fmt_src), fmt_w=fw, fmt_b=fb, dims=dims,
-                     num_features=int(m.num_features)), p
+                     num_features=int(m.num_features), arith="float32"), p  # torch's two float32 operations
 
 
 @torch_reader(core.QuantizedMaxPool1d, core.QuantizedMaxPool2d)
