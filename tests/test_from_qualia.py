@@ -50,6 +50,7 @@ GRID = {  # id -> (project, --model or None, why golden refuses it or None: then
 # also `qualia CONFIG prepare_deploy`: Qualia's converter writes the C it deploys ([deploy] quantize: int8, or int16)
 DEPLOYED = ("smlp_lif8", "smlp_lif12", "smlp_lif4_forceq2", "scnn1d_lif6", "scnn2d_bn_lif16", "scnn2d_gsp_forceq",
             "sresnet1d_lif_m", "sresnetstride2d_if_bias", "scnn2d_fuse_include")  # GRID keys
+GSP = ("scnn2d_gsp_forceq", "scnn2d_fuse_include")  # SCNN with gsp = true: the model's output is the sum pool's
 PER_LAYER_C = ("smlp_lif4_forceq2", "scnn1d_lif6", "scnn2d_gsp_forceq", "scnn2d_fuse_include")  # + every C layer
 
 
@@ -133,7 +134,8 @@ def test_from_qualia_every_layer_equals_the_runs_own_model(key, qualia_runs, mon
     meta = net.meta["qualia_project"]
     assert meta["model"] == name and meta["iteration"] == 1 and meta["run_name"].startswith(f"{name}_")
     x = _inputs(net, seed=7)  # the learningframework (SpikingJelly*) repeats a static frame
-    report = check_network(_real_model(d, meta["run_name"]), x, net)
+    real = _real_model(d, meta["run_name"])
+    report = check_network(real, x, net)
     rates = {c.name: c.spike_rate for c in report.layers if c.spike_rate is not None}
     print(f"\n{key}: {report.compared} values, {report.count(BUG)} mismatches, {report.count(F32)} float32 "
           f"accumulation; spike rates " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in rates.items()))
@@ -149,6 +151,14 @@ def test_from_qualia_every_layer_equals_the_runs_own_model(key, qualia_runs, mon
         assert meta["run_name"].startswith(f"{name}_fused_q8") and not any("bn" in n.name for n in net)
     assert report.count(BUG) == 0 and report.count(OFF_GRID) == 0, str(report)
     assert report.end_to_end_mismatches == 0, str(report)
+    if key in GSP:  # the output after the final global sum pool: its own quantizer_act on the sum (no activation)
+        gsp = next(c for c in report.layers if c.name == "layers.gsp")
+        module = dict(real.named_modules())["layers.gsp"]
+        assert module.activation is None and net.output == "layers.gsp"
+        assert net["layers.gsp"].layer.fmt_out.frac == module.activation_q
+        assert gsp.compared == SAMPLES * STEPS * int(np.prod(net["layers.gsp"].layer.out_shape))
+        assert gsp.total_mismatches == 0, str(gsp)
+        print(f"{key}: layers.gsp (the output after the global sum pool): {gsp.compared} values, 0 mismatches")
     assert [c.name for c in report.layers] == [n.name for n in net]
     for c, node in zip(report.layers, net):
         assert c.compared >= SAMPLES * STEPS * int(np.prod(node.layer.out_shape)), c
@@ -254,6 +264,8 @@ def test_every_layer_of_the_codegen_network_equals_the_c(key, qualia_runs, monke
         np.testing.assert_array_equal(sim.layers[node.name].out.reshape(c.shape), c, err_msg=node.name)
         compared += c.size
     assert [n.name for n in net] == [n for n in crun.cf if n != "input"]
+    if key in GSP:  # the C's TSumLayer output (its activation q from the file) is golden's last layer
+        assert type(net[net.output].layer).__name__ == "GlobalSumPool" and net.output == "layers.gsp"
     print(f"\n{key}: {compared} C layer values, 0 mismatches")
     record("from-qualia codegen (every C layer)", "the projects' codegen networks vs their C with dump_featuremaps, "
            "every layer at every step", compared, 0, unit="layer values")

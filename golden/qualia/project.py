@@ -8,7 +8,8 @@ saved: the .txt is the only record of the q's, and it is what Qualia's deploymen
 
 :func:`from_qualia` rebuilds the model with the installed Qualia, through its own code:
 
-1. the config with ``qualia_core.utils.config.parse_config`` (``[model_template]`` merged into each ``[[model]]``);
+1. the config as Qualia's ``main`` reads it: ``parse_config`` (``[model_template]`` merged into each ``[[model]]``),
+   its ``includes`` merged, ``validate_config_dict``;
 2. the input/output shapes as Qualia's ``instantiate_model`` sets them: the model's ``params`` if given, else
    the training set Qualia exported (``out/data/<dataset>/train``);
 3. the quantized model with ``QuantizationAwareTraining._build_quantized_model`` (Qualia's merge of
@@ -20,7 +21,15 @@ saved: the .txt is the only record of the q's, and it is what Qualia's deploymen
    Qualia's properties (``input_q``, ``activation_q``, ``weights_q``, ``bias_q``, the bits and round modes) and
    must equal the file, and every enabled quantizer must have been restored.
 
-and returns ``golden.from_torch(model.eval(), profile=...)``.
+5. the postprocessings around QuantizationAwareTraining, in the config's order: before it, each one's
+   ``process_name`` and (on the float model, as ``prepare_deploy`` does) ``process_model``, whose model config QAT
+   then receives (FuseBatchNorm turns ``batch_norm`` off); after it, each one's ``process_name`` and
+   ``process_model`` on the quantized model (the code its ``__call__`` runs on the run's model), its exported
+   ``.pth`` loaded when the run wrote one;
+
+and returns ``golden.from_torch(model.eval(), profile=...)``. For the codegen profile, the deployment's
+``timestep_mode`` is recorded, and a run whose model a postprocessing after QAT changed is deployed only if
+Qualia's own ``prepare_deploy`` steps can (otherwise refused, naming where Qualia fails).
 
 What the artifacts cannot say: a quantizer whose run-time ``global_max`` was 0 (a layer that never spiked while
 it was calibrated) is written as q = bits - 2, like a range in [1, 2), while the run's torch model used scale 1.

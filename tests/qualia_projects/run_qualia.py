@@ -55,8 +55,9 @@ def stub_spikingjelly_datasets() -> bool:
 def portable(model):
     """``model`` as ``torch.save`` can pickle it: a torch.fx GraphModule (what FuseBatchNorm returns) holds the
     string annotation ``_torch_Tensor_`` of the model's forward among its code's globals, which its pickler cannot
-    name; the same graph over the same modules, annotations dropped, is saved instead (the attributes Qualia copies
-    onto it kept)."""
+    name, and Qualia's tracer (which torch would re-trace it with when loading) takes arguments; the same graph over
+    the same modules, annotations dropped, is saved instead, re-traced by torch's default tracer when loaded (the
+    attributes Qualia copies onto it kept)."""
     import copy
 
     from torch.fx import GraphModule
@@ -67,6 +68,7 @@ def portable(model):
     for node in graph.nodes:
         node.type = None
     out = GraphModule(model, graph)
+    out._tracer_cls, out._tracer_extras = None, {}  # unpickled by re-tracing its code: torch's default tracer
     for attr in ("timesteps", "step_mode", "is_snn", "input_shape", "output_shape"):
         if hasattr(model, attr):
             setattr(out, attr, getattr(model, attr))
