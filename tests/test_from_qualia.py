@@ -32,12 +32,13 @@ SEED = 2  # every project's [bench] seed: one driver process runs them all (Qual
 SAMPLES, STEPS = 4, 4
 MIN_LAYER_RATE = 0.005  # every neuron layer spikes on >= 0.5% of its neuron-steps, as in the network tests
 PROJECTS_RUN = ("smlp_lif8", "smlp_lif12", "scnn1d_lif6", "scnn1d_if_noinput", "scnn2d_bn_lif16", "scnn2d_gsp_forceq",
-                "sresnet1d_lif_m", "sresnetstride2d_if_bias", "scnn2d_fuse_include",
-                "scnn2d_bn_qat_fuse")  # tests/qualia_projects/<name>.toml (their includes: qualia_projects/conf/)
+                "sresnet1d_lif_m", "sresnetstride2d_if_bias", "scnn2d_fuse_include", "scnn2d_bn_qat_fuse",
+                "smlp_if4")  # tests/qualia_projects/<name>.toml (their includes: qualia_projects/conf/)
 GRID = {  # id -> (project, --model or None, why golden refuses it or None: then xfail strict)
     "smlp_lif8": ("smlp_lif8", None, None),  # LIF hard, 8 bits, nearest, 's', timestep_mode duplicate
     "smlp_lif12": ("smlp_lif12", "0", None),  # LIF soft without decay_input, 12 bits (int16 C)
     "smlp_lif4_forceq2": ("smlp_lif12", "1", None),  # the same name, `update`: 4 bits, force_q = 2 (int16 C)
+    "smlp_if4": ("smlp_if4", None, None),  # IF soft, 4 bits, force_q = 2 (int8 C), floor
     "scnn1d_lif6": ("scnn1d_lif6", None, None),  # LIF hard, 6 bits (int8 C), nearest, 's', timestep_mode iterate
     "scnn1d_if_noinput": ("scnn1d_if_noinput", None, None),  # IF soft, floor, input off, 'm'
     "scnn2d_bn_lif16": ("scnn2d_bn_lif16", None, None),  # batch_norm, 16 bits, one epoch of QAT
@@ -48,7 +49,9 @@ GRID = {  # id -> (project, --model or None, why golden refuses it or None: then
     "scnn2d_bn_qat_fuse": ("scnn2d_bn_qat_fuse", None, None),  # FuseBatchNorm after QAT (EuroSAT), bias q, 'm'
 }
 # also `qualia CONFIG prepare_deploy`: Qualia's converter writes the C it deploys ([deploy] quantize: int8, or int16)
-DEPLOYED = ("smlp_lif8", "smlp_lif12", "smlp_lif4_forceq2", "scnn1d_lif6", "scnn2d_bn_lif16", "scnn2d_gsp_forceq",
+# (not smlp_lif4_forceq2: prepare_deploy names each entry from the QAT postprocessing's own bits, ignoring
+# `update`, so it deploys the 12-bit run's model under both entries)
+DEPLOYED = ("smlp_lif8", "smlp_lif12", "smlp_if4", "scnn1d_lif6", "scnn2d_bn_lif16", "scnn2d_gsp_forceq",
             "sresnet1d_lif_m", "sresnetstride2d_if_bias", "scnn2d_fuse_include")  # GRID keys
 GSP = ("scnn2d_gsp_forceq", "scnn2d_fuse_include")  # SCNN with gsp = true: the model's output is the sum pool's
 PER_LAYER_C = ("smlp_lif4_forceq2", "scnn1d_lif6", "scnn2d_gsp_forceq", "scnn2d_fuse_include")  # + every C layer
@@ -144,6 +147,10 @@ def test_from_qualia_every_layer_equals_the_runs_own_model(key, qualia_runs, mon
            "step", report.compared, bad, unit="layer values")
     record(f"from-qualia torch-eval {key}", "its run's own model; neuron-layer spike rates "
            + " / ".join(f"{100 * v:.1f}%" for v in rates.values()), report.compared, bad, unit="layer values")
+    if key == "smlp_lif4_forceq2":  # prepare_deploy would name (and deploy) it as the 12-bit entry: said in meta
+        assert meta["prepare_deploy_name"] == "smlp_lif12_q12_force_qoff_e0_LSQFalse"
+    else:
+        assert "prepare_deploy_name" not in meta
     if key == "scnn2d_bn_qat_fuse":  # the run's final model is FuseBatchNorm's, loaded from its own export
         assert meta["postprocessed_after_qat"] == "FuseBatchNorm" and meta["run_name"].endswith("_fused")
         assert meta["final_weights"].endswith(f"{meta['run_name']}_r1.pth")

@@ -77,12 +77,18 @@ class Run:
     postprocessed: tuple = ()  # the postprocessings after QAT that changed the model (e.g. FuseBatchNorm)
     final_weights: Path | None = None  # <name>_r<i>.pth of the changed model, loaded last (when the run exported it)
     deployable: str | None = None  # why Qualia's own prepare_deploy cannot deploy the changed model (None: it can)
+    deploy_name: str | None = None  # the run name prepare_deploy gives this entry (it ignores `update`)
 
     def meta(self) -> dict:
         out = {"config": self.config, "model": self.model, "model_index": self.index, "run_name": self.name,
                "iteration": self.iteration, "weights": str(self.weights), "weights_sha256": _sha256(self.weights),
                "activations_range": str(self.ranges), "activations_range_sha256": _sha256(self.ranges),
                "note": NOTE}
+        if self.deploy_name not in (None, self.name):
+            out["prepare_deploy_name"] = self.deploy_name
+            out["prepare_deploy_note"] = (f"Qualia's prepare_deploy names this [[model]] {self.deploy_name} (from the "
+                                          f"QAT postprocessing's own quant_params, ignoring the entry's update) and "
+                                          f"deploys that run's weights and ranges, not this run's")
         if self.postprocessed:
             out["postprocessed_after_qat"] = ",".join(self.postprocessed)
             if self.final_weights is not None:
@@ -547,11 +553,22 @@ def _rebuild_quietly(config, model, run_dir, iteration, input_shape):
     restore_ranges(qmodel, ranges)
     qmodel, final, changed, final_pth = _after_qat(cfg, after, framework, qmodel.eval(), entry, name, i, learning,
                                                    where)
-    run = Run(where, entry["name"], index, final, i, pth, ranges, tuple(changed), final_pth)
+    run = Run(where, entry["name"], index, final, i, pth, ranges, tuple(changed), final_pth,
+              deploy_name=_deploy_name(cfg, (*before, *after), qat_cls(**qat_params), entry["name"], before))
     if changed:
         run = dataclasses.replace(run, deployable=_deploy_path_error(cfg, (*before, {"kind": QAT}, *after),
                                                                      framework, deployed_entry, final, i, learning))
     return qmodel.eval(), run, cfg
+
+
+def _deploy_name(cfg: dict, pps: list, qat, name: str, before: list) -> str:
+    """The run name ``prepare_deploy`` gives the entry: every postprocessing as the config constructs it, QAT's
+    from its own ``quant_params`` (prepare_deploy ignores the entry's ``update``, which training applied)."""
+    for k, p in enumerate(pps):
+        if k == len(before):
+            name = qat.process_name(name)
+        name = _postprocessing(cfg, p).process_name(name)
+    return qat.process_name(name) if len(pps) == len(before) else name
 
 
 def _changes_model(pp) -> bool:
