@@ -38,7 +38,7 @@ GRID = {  # id -> (project, --model or None, why golden refuses it or None: then
     "smlp_lif8": ("smlp_lif8", None, None),  # LIF hard, 8 bits, nearest, 's', timestep_mode duplicate
     "smlp_lif12": ("smlp_lif12", "0", None),  # LIF soft without decay_input, 12 bits (int16 C)
     "smlp_lif4_forceq2": ("smlp_lif12", "1", None),  # the same name, `update`: 4 bits, force_q = 2 (int16 C)
-    "smlp_if4": ("smlp_if4", None, None),  # IF soft, 4 bits, force_q = 2 (int8 C), floor
+    "smlp_if4": ("smlp_if4", None, None),  # IF soft, 4 bits, force_q = 2 (int8 C), nearest
     "scnn1d_lif6": ("scnn1d_lif6", None, None),  # LIF hard, 6 bits (int8 C), nearest, 's', timestep_mode iterate
     "scnn1d_if_noinput": ("scnn1d_if_noinput", None, None),  # IF soft, floor, input off, 'm'
     "scnn2d_bn_lif16": ("scnn2d_bn_lif16", None, None),  # batch_norm, 16 bits, one epoch of QAT
