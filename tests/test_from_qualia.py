@@ -39,7 +39,7 @@ GRID = {  # id -> (project, --model or None, why golden refuses it or None: then
     "smlp_lif12": ("smlp_lif12", "0", None),  # LIF soft without decay_input, 12 bits (int16 C)
     "smlp_lif4_forceq2": ("smlp_lif12", "1", None),  # the same name, `update`: 4 bits, force_q = 2 (int16 C)
     "smlp_if4": ("smlp_if4", None, None),  # IF soft, 4 bits, force_q = 2 (int8 C), nearest
-    "scnn1d_lif6": ("scnn1d_lif6", None, None),  # LIF hard, 6 bits (int8 C), nearest, 's', timestep_mode iterate
+    "scnn1d_lif6": ("scnn1d_lif6", None, None),  # LIF hard, 6 bits (int8 C), 's', frames in the data, 'iterate'
     "scnn1d_if_noinput": ("scnn1d_if_noinput", None, None),  # IF soft, floor, input off, 'm'
     "scnn2d_bn_lif16": ("scnn2d_bn_lif16", None, None),  # batch_norm, 16 bits, one epoch of QAT
     "scnn2d_gsp_forceq": ("scnn2d_gsp_forceq", None, None),  # strides, global sum pool, force_q = 4, floor
@@ -53,6 +53,7 @@ GRID = {  # id -> (project, --model or None, why golden refuses it or None: then
 # `update`, so it deploys the 12-bit run's model under both entries)
 DEPLOYED = ("smlp_lif8", "smlp_lif12", "smlp_if4", "scnn1d_lif6", "scnn2d_bn_lif16", "scnn2d_gsp_forceq",
             "sresnet1d_lif_m", "sresnetstride2d_if_bias", "scnn2d_fuse_include")  # GRID keys
+ITERATE = ("scnn1d_lif6",)  # data with timesteps (Split2TimeSteps), deployed with timestep_mode = "iterate"
 GSP = ("scnn2d_gsp_forceq", "scnn2d_fuse_include")  # SCNN with gsp = true: the model's output is the sum pool's
 PER_LAYER_C = ("smlp_lif4_forceq2", "scnn1d_lif6", "scnn2d_gsp_forceq", "scnn2d_fuse_include")  # + every C layer
 
@@ -136,7 +137,8 @@ def test_from_qualia_every_layer_equals_the_runs_own_model(key, qualia_runs, mon
     assert net.describe() in printed
     meta = net.meta["qualia_project"]
     assert meta["model"] == name and meta["iteration"] == 1 and meta["run_name"].startswith(f"{name}_")
-    x = _inputs(net, seed=7)  # the learningframework (SpikingJelly*) repeats a static frame
+    # as the learningframework feeds them: SpikingJelly* repeats a static frame, *TimeStepsInData one frame per step
+    x = _inputs(net, seed=7, iterate=key in ITERATE)
     real = _real_model(d, meta["run_name"])
     report = check_network(real, x, net)
     rates = {c.name: c.spike_rate for c in report.layers if c.spike_rate is not None}
@@ -220,7 +222,7 @@ def test_firmware_flow_from_a_qualia_project_to_the_c_qualia_deployed(key, quali
                 "--stimulus", "uniform", "--out", bundle) == 0, capsys.readouterr().err
     (header,) = (d / "out" / "qualia_codegen").glob(f"{run_name}_r1_*/full_model.h")
     mode = net.meta["timestep_mode"]
-    assert mode == ("iterate" if key == "scnn1d_lif6" else "duplicate") and net.meta["timesteps"] == STEPS
+    assert mode == ("iterate" if key in ITERATE else "duplicate") and net.meta["timesteps"] == STEPS
     source = header.read_text()
     assert f"#define MODEL_INPUT_TIMESTEP_MODE_{mode.upper()}" in source
     assert f"#define MODEL_INPUT_TIMESTEPS {STEPS}" in source
