@@ -10,7 +10,9 @@ The driver also pickles the quantized model that postprocessing returned (the ru
 Then ``golden from-qualia CONFIG --out NETDIR`` (the command, as a user runs it) reads only the config and
 ``out/``; the saved network is loaded and every layer, at every step, is compared with the run's own model in
 ``.eval()`` on random inputs (``golden.qualia.check.check_network``): values compared, mismatches (0), and
-every neuron layer must spike.
+every neuron layer must spike. The codegen networks are checked against the C Qualia's own ``prepare_deploy``
+wrote (tools/firmware/main.c) and, layer by layer, against the C rendered with ``dump_featuremaps``; a run Qualia
+itself cannot deploy (FuseBatchNorm after QAT) is refused saying so, Qualia's own failure checked beside it.
 """
 
 from __future__ import annotations
