@@ -37,8 +37,7 @@ def deployable_width(model, width=None) -> int:
     if width is None:
         width = natural_width(bits)
     if isinstance(width, bool) or width not in C_WIDTHS:
-        raise DeployError(f"width: {width!r} is not a QualiaCodeGen NUMBER_T (quantize='int8'|'int16'; Qualia's "
-                          f"converter refuses any other): use 8 or 16")
+        raise DeployError(f"width: {width!r} is not a QualiaCodeGen NUMBER_T (int8 / int16): use 8 or 16")
     return int(width)
 
 
