@@ -6,9 +6,9 @@ Qualia's ``Quantized<X>`` <-> ``<X>`` pairing) and ``QualiaCodeGen.convert``. Th
 integers as golden layer specs) is :func:`golden.qualia.creaders.network_from_deployment`. Nothing of Qualia
 (AGPL-3.0) is copied here.
 
-Refused before deploying, each in one line: QuantizedATIF (qualia-codegen has no C mapping for it), and quantizers
-of other than 8 or 16 bits (QualiaCodeGen's C numbers are int8 or int16 only, ``quantize='int8'|'int16'``; torch-eval
-reads any width).
+Refused before deploying, each in one line, only what Qualia's converter refuses or cannot map
+(:mod:`golden.qualia.target`): QuantizedATIF, LSQ, a quantype other than 'fxp', a NUMBER_T other than int8 / int16.
+A model of other quantizer bits (4, 6, 12) deploys at int8 / int16 as Qualia's converter deploys it.
 """
 
 from __future__ import annotations

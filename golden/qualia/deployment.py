@@ -219,15 +219,18 @@ def _one_line(failed: str | None, logged: list[str]) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
-def deploy(model, *, width: int | None = None, long_width: int | None = None, dump_featuremaps: bool = True
-           ) -> Deployed:
+def deploy(model, *, width: int | None = None, long_width: int | None = None, dump_featuremaps: bool = True,
+           timestep_mode: str = "duplicate") -> Deployed:
     """Render ``model`` through Qualia's deployment path (no compiler needed). See the module doc.
 
     ``model``: a calibrated quantized Qualia model (its float twin is derived: :func:`golden.qualia.twin.float_twin`)
     or a :class:`Packaged` one (golden's test factory: its float template rebuilt from its arguments).
-    ``width``: 8 or 16 (the converter's ``quantize='int8'|'int16'``; default: the model's bits).
+    ``width``: 8 or 16 (the converter's ``quantize='int8'|'int16'``; default: the narrowest holding the model's bits,
+    :func:`golden.qualia.target.natural_width`; any bits deploy at either, as Qualia's converter deploys them).
     ``long_width``: the LONG accumulator width (None: the converter default, 16 for int8, 32 for int16).
     ``dump_featuremaps``: the C writes every layer's output at every step as JSON (what a harness reads back).
+    ``timestep_mode``: the converter's 'duplicate' (its default) or 'iterate': only the
+    ``MODEL_INPUT_TIMESTEP_MODE_*`` define of the rendered source differs (what the examples' main loops read).
     """
     from .network import torch_input_shape
     from .target import deployable_width
@@ -240,6 +243,8 @@ def deploy(model, *, width: int | None = None, long_width: int | None = None, du
         width = deployable_width(qmodel, width)
     except GoldenError as e:
         raise DeployError(str(e)) from None
+    if timestep_mode not in ("duplicate", "iterate"):
+        raise DeployError(f"timestep_mode: {timestep_mode!r} is not 'duplicate' or 'iterate' (QualiaCodeGen's modes)")
     if long_width is not None and (long_width not in (16, 32, 64) or long_width < width):
         raise DeployError(f"long_width must be 16, 32 or 64 and >= width {width}, got {long_width!r}")
     from qualia_core.postprocessing.QuantizationAwareTraining import (
@@ -264,7 +269,7 @@ def deploy(model, *, width: int | None = None, long_width: int | None = None, du
                 qat._QuantizationAwareTraining__export_activation_ranges(qmodel, save_name=C_NAME)
                 ranges = (Path("out") / "learningmodel" / f"{C_NAME}_activations_range.txt").read_text()
                 cg = _codegen_class()(quantize=f"int{width}", long_width=long_width,
-                                      dump_featuremaps=dump_featuremaps)
+                                      dump_featuremaps=dump_featuremaps, timestep_mode=timestep_mode)
                 failed = None
                 try:
                     ok = cg.convert(SpikingJelly(), fmodel, C_NAME, None)

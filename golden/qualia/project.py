@@ -8,7 +8,8 @@ saved: the .txt is the only record of the q's, and it is what Qualia's deploymen
 
 :func:`from_qualia` rebuilds the model with the installed Qualia, through its own code:
 
-1. the config with ``qualia_core.utils.config.parse_config`` (``[model_template]`` merged into each ``[[model]]``);
+1. the config as Qualia's ``main`` reads it: ``parse_config`` (``[model_template]`` merged into each ``[[model]]``),
+   its ``includes`` merged, ``validate_config_dict``;
 2. the input/output shapes as Qualia's ``instantiate_model`` sets them: the model's ``params`` if given, else
    the training set Qualia exported (``out/data/<dataset>/train``);
 3. the quantized model with ``QuantizationAwareTraining._build_quantized_model`` (Qualia's merge of
@@ -20,7 +21,15 @@ saved: the .txt is the only record of the q's, and it is what Qualia's deploymen
    Qualia's properties (``input_q``, ``activation_q``, ``weights_q``, ``bias_q``, the bits and round modes) and
    must equal the file, and every enabled quantizer must have been restored.
 
-and returns ``golden.from_torch(model.eval(), profile=...)``.
+5. the postprocessings around QuantizationAwareTraining, in the config's order: before it, each one's
+   ``process_name`` and (on the float model, as ``prepare_deploy`` does) ``process_model``, whose model config QAT
+   then receives (FuseBatchNorm turns ``batch_norm`` off); after it, each one's ``process_name`` and
+   ``process_model`` on the quantized model (the code its ``__call__`` runs on the run's model), its exported
+   ``.pth`` loaded when the run wrote one;
+
+and returns ``golden.from_torch(model.eval(), profile=...)``. For the codegen profile, the deployment's
+``timestep_mode`` is recorded, and a run whose model a postprocessing after QAT changed is deployed only if
+Qualia's own ``prepare_deploy`` steps can (otherwise refused, naming where Qualia fails).
 
 What the artifacts cannot say: a quantizer whose run-time ``global_max`` was 0 (a layer that never spiked while
 it was calibrated) is written as q = bits - 2, like a range in [1, 2), while the run's torch model used scale 1.
@@ -34,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import importlib
 import inspect
@@ -62,14 +72,29 @@ class Run:
     index: int  # its position among the config's [[model]] entries
     name: str  # the run name Qualia gave it (postprocessings' process_name)
     iteration: int
-    weights: Path  # <name>_r<i>.pth
-    ranges: Path  # <name>_r<i>_activations_range.txt
+    weights: Path  # <QAT's run name>_r<i>.pth
+    ranges: Path  # <QAT's run name>_r<i>_activations_range.txt
+    postprocessed: tuple = ()  # the postprocessings after QAT that changed the model (e.g. FuseBatchNorm)
+    final_weights: Path | None = None  # <name>_r<i>.pth of the changed model, loaded last (when the run exported it)
+    deployable: str | None = None  # why Qualia's own prepare_deploy cannot deploy the changed model (None: it can)
+    deploy_name: str | None = None  # the run name prepare_deploy gives this entry (it ignores `update`)
 
     def meta(self) -> dict:
-        return {"config": self.config, "model": self.model, "model_index": self.index, "run_name": self.name,
-                "iteration": self.iteration, "weights": str(self.weights), "weights_sha256": _sha256(self.weights),
-                "activations_range": str(self.ranges), "activations_range_sha256": _sha256(self.ranges),
-                "note": NOTE}
+        out = {"config": self.config, "model": self.model, "model_index": self.index, "run_name": self.name,
+               "iteration": self.iteration, "weights": str(self.weights), "weights_sha256": _sha256(self.weights),
+               "activations_range": str(self.ranges), "activations_range_sha256": _sha256(self.ranges),
+               "note": NOTE}
+        if self.deploy_name not in (None, self.name):
+            out["prepare_deploy_name"] = self.deploy_name
+            out["prepare_deploy_note"] = (f"Qualia's prepare_deploy names this [[model]] {self.deploy_name} (from the "
+                                          f"QAT postprocessing's own quant_params, ignoring the entry's update) and "
+                                          f"deploys that run's weights and ranges, not this run's")
+        if self.postprocessed:
+            out["postprocessed_after_qat"] = ",".join(self.postprocessed)
+            if self.final_weights is not None:
+                out["final_weights"] = str(self.final_weights)
+                out["final_weights_sha256"] = _sha256(self.final_weights)
+        return out
 
 
 def _sha256(path: Path) -> str:
@@ -78,36 +103,95 @@ def _sha256(path: Path) -> str:
 
 # ---------------------------------------------------------------- the config
 def load_config(config) -> tuple[dict, str]:
-    """The parsed config (a TOML path or a dict) with ``[model_template]`` merged into each ``[[model]]``."""
+    """The config as Qualia's ``main`` reads it: ``parse_config`` (each file's ``[model_template]`` merged into its own
+    ``[[model]]`` list), then every file of ``includes`` merged under it (:func:`merge_includes`), then
+    ``validate_config_dict``. ``config``: a TOML path, or a dict (parsed already: its ``[model_template]`` is merged
+    into its ``[[model]]`` entries first, idempotently)."""
     from qualia_core.utils.merge_dict import merge_dict
 
     if isinstance(config, dict):
         cfg, where = copy.deepcopy(config), "<dict>"
+        models, template = cfg.get("model"), cfg.get("model_template")
+        if isinstance(template, dict) and isinstance(models, list) and all(isinstance(m, dict) for m in models):
+            cfg["model"] = [merge_dict(m, copy.deepcopy(template)) for m in models]
     else:
-        path = Path(config)
-        where = str(path)
-        if not path.is_file():
-            raise ProjectError(f"{path}: no such config file; give the Qualia configuration TOML the run used")
-        from qualia_core.utils.config import parse_config
-
-        try:
-            cfg, _ = parse_config(path)
-        except KeyError as e:  # parse_config merges [model_template] into the [[model]] list it expects
-            if e.args == ("model",):
-                raise ProjectError(f"{where}: no [[model]] entry; a Qualia config lists its models as [[model]] "
-                                   f"tables") from None
-            raise ProjectError(f"{path}: not a Qualia TOML configuration (missing {e})") from None
-        except Exception as e:  # tomlkit's parse errors have no common base
-            raise ProjectError(f"{path}: not a Qualia TOML configuration ({' '.join(str(e).split())})") from None
-    if "includes" in cfg:
-        raise ProjectError(f"{where}: 'includes' is not followed; pass the config with its includes merged (a dict)")
+        where = str(config)
+        cfg = _parse(Path(config), "config")
+    cfg = merge_includes(cfg, where)
     models = cfg.get("model")
     if not isinstance(models, list) or not models or not all(isinstance(m, dict) for m in models):
         raise ProjectError(f"{where}: no [[model]] entry; a Qualia config lists its models as [[model]] tables")
-    template = cfg.get("model_template")
-    if isinstance(template, dict):  # idempotent: parse_config has merged it already, a raw dict has not
-        cfg["model"] = [merge_dict(m, copy.deepcopy(template)) for m in models]
-    return cfg, where
+    return _validated(cfg, where), where
+
+
+def _parse(path: Path, what: str) -> dict:
+    """``qualia_core.utils.config.parse_config`` of one file, its failures as one line."""
+    if not path.is_file():
+        raise ProjectError(f"{path}: no such {what} file; give the Qualia configuration TOML the run used")
+    from qualia_core.utils.config import parse_config
+
+    try:
+        cfg, _ = parse_config(path)
+    except KeyError as e:  # parse_config merges [model_template] into the [[model]] list it expects
+        if e.args == ("model",):
+            raise ProjectError(f"{path}: [model_template] but no [[model]] entry; Qualia merges a file's template "
+                               f"into that file's own [[model]] tables") from None
+        raise ProjectError(f"{path}: not a Qualia TOML configuration (missing {e})") from None
+    except Exception as e:  # tomlkit's parse errors have no common base
+        raise ProjectError(f"{path}: not a Qualia TOML configuration ({' '.join(str(e).split())})") from None
+    return cfg
+
+
+def include_search_paths(cfg: dict) -> list[Path]:
+    """Where Qualia's ``main`` looks for an included file, first match first: the config's own
+    ``include_search_paths``, then ``conf/`` in the working directory, then the ``conf/`` beside qualia_core's and
+    each ``[bench] plugins`` package (editable installs). Relative paths are relative to the working directory, as
+    in ``qualia CONFIG ...`` run from the project directory."""
+    from importlib.resources import files
+
+    from qualia_core.utils.path import resources_to_path
+
+    found = [Path("conf")]
+    for package in ["qualia_core", *cfg.get("bench", {}).get("plugins", [])]:
+        with contextlib.suppress(ModuleNotFoundError, TypeError):
+            found.append(resources_to_path(files(package)).parent.parent / "conf")
+    return [Path(p) for p in cfg.get("include_search_paths", [])] + found
+
+
+def merge_includes(cfg: dict, where: str) -> dict:
+    """``cfg`` with each file of its ``includes`` merged under it, as Qualia's ``main`` does: looked up with
+    ``qualia_core.utils.path.lookup_file`` in :func:`include_search_paths`, parsed with ``parse_config``, merged with
+    ``merge_dict(cfg, included, merge_lists=True)`` (the including file wins). Qualia only warns about an include it
+    cannot find and runs without it; golden refuses, since the run's configuration cannot then be known."""
+    names = cfg.get("includes", [])
+    if not names:
+        return cfg
+    from qualia_core.utils.merge_dict import merge_dict
+    from qualia_core.utils.path import lookup_file
+
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ProjectError(f"{where}: includes must be a list of file names, got {names!r}")
+    paths = include_search_paths(cfg)
+    for name in names:
+        path = lookup_file(search_paths=paths, filename=Path(name))
+        if path is None:
+            raise ProjectError(f"{where}: included file {name!r} not found in {', '.join(map(str, paths))} (Qualia's "
+                               f"search paths, relative to the working directory: run from the project directory, "
+                               f"or set include_search_paths)")
+        cfg = merge_dict(cfg, _parse(path, "included"), merge_lists=True)
+    return cfg
+
+
+def _validated(cfg: dict, where: str) -> dict:
+    """``qualia_core.utils.config.validate_config_dict``, as Qualia's ``main`` runs it before anything else."""
+    from qualia_core.utils.config import validate_config_dict
+
+    with _quiet():
+        valid = validate_config_dict(cfg)
+    if valid is None:
+        raise ProjectError(f"{where}: Qualia's validate_config_dict rejects this configuration (Qualia would not "
+                           f"run it either); run `qualia CONFIG train` to see its messages")
+    return dict(valid)
 
 
 def select_model(cfg: dict, model, where: str) -> tuple[int, dict]:
@@ -441,21 +525,23 @@ def _rebuild_quietly(config, model, run_dir, iteration, input_shape):
     cfg, where = load_config(config)
     index, entry = select_model(cfg, model, where)
     entry = _checked_entry(copy.deepcopy(entry), index, where)
+    deployed_entry = copy.deepcopy(entry)  # prepare_deploy instantiates the model from the config's own entry
     before, qat_cls, qat_params, after = _postprocessings(cfg, where)
-    _refuse_model_changes(cfg, after, where)
     run_dir = Path(run_dir)
     learning = run_dir / "learningmodel"
     if not learning.is_dir():
         raise ProjectError(f"{learning}: no such directory; run_dir (--run-dir) is the out/ directory Qualia's run "
                            f"wrote (its learningmodel/ holds the .pth and activation-range files)")
     framework = _framework(cfg, entry, where)
-    params = entry.setdefault("params", {})  # what instantiate_model adds to the entry before QAT reads it
-    params["input_shape"], params["output_shape"] = _shapes(cfg, entry, run_dir, input_shape)
-    if "iteration" in inspect.signature(getattr(framework.learningmodels, entry["kind"])).parameters:
-        params["iteration"] = int(iteration) if iteration is not None else _iterations(cfg).start
-    run_name = entry["name"]
-    for p in before:
-        run_name = _postprocessing(cfg, p).process_name(run_name)
+    for p in (*before, *after):  # prepare_deploy lets every postprocessing change the framework first
+        framework = _postprocessing(cfg, p).process_framework(framework)
+    shapes = _shapes(cfg, entry, run_dir, input_shape)
+    for e in (entry, deployed_entry):  # what instantiate_model adds to the entry before QAT reads it
+        params = e.setdefault("params", {})
+        params["input_shape"], params["output_shape"] = shapes
+        if "iteration" in inspect.signature(getattr(framework.learningmodels, e["kind"])).parameters:
+            params["iteration"] = int(iteration) if iteration is not None else _iterations(cfg).start
+    entry, run_name = _before_qat(cfg, before, framework, entry, where)
     try:
         qat = qat_cls(**qat_params)
     except ValueError:
@@ -463,10 +549,133 @@ def _rebuild_quietly(config, model, run_dir, iteration, input_shape):
                            f"table)") from None
     qmodel, (name, i, pth, ranges) = _build(qat, framework, entry, where,
                                             lambda n: _locate(learning, n, _iterations(cfg), iteration), run_name)
-    run = Run(where, entry["name"], index, name, i, pth, ranges)
     _refuse_unsupported(qmodel, name)
     restore_ranges(qmodel, ranges)
+    qmodel, final, changed, final_pth = _after_qat(cfg, after, framework, qmodel.eval(), entry, name, i, learning,
+                                                   where)
+    run = Run(where, entry["name"], index, final, i, pth, ranges, tuple(changed), final_pth,
+              deploy_name=_deploy_name(cfg, (*before, *after), qat_cls(**qat_params), entry["name"], before))
+    if changed:
+        run = dataclasses.replace(run, deployable=_deploy_path_error(cfg, (*before, {"kind": QAT}, *after),
+                                                                     framework, deployed_entry, final, i, learning))
     return qmodel.eval(), run, cfg
+
+
+def _deploy_name(cfg: dict, pps: list, qat, name: str, before: list) -> str:
+    """The run name ``prepare_deploy`` gives the entry: every postprocessing as the config constructs it, QAT's
+    from its own ``quant_params`` (prepare_deploy ignores the entry's ``update``, which training applied)."""
+    for k, p in enumerate(pps):
+        if k == len(before):
+            name = qat.process_name(name)
+        name = _postprocessing(cfg, p).process_name(name)
+    return qat.process_name(name) if len(pps) == len(before) else name
+
+
+def _changes_model(pp) -> bool:
+    """Whether a postprocessing changes the model (its class overrides ``process_model``, as FuseBatchNorm does)."""
+    from qualia_core.postprocessing.PostProcessing import PostProcessing
+
+    return type(pp).process_model is not PostProcessing.process_model
+
+
+def _float_model(framework, entry: dict, where: str):
+    """The float model ``instantiate_model`` makes from the entry (its params copied: some templates edit them)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return getattr(framework.learningmodels, entry["kind"])(**copy.deepcopy(entry.get("params", {})))
+    except (RuntimeError, TypeError, KeyError, AttributeError, ValueError) as e:
+        raise ProjectError(f"{where}: Qualia cannot build the float {entry['kind']!r} {entry['name']!r} from this "
+                           f"config ({' '.join(str(e).split())[:300]})") from None
+
+
+def _process_model(pp, kind: str, model, entry: dict, framework, where: str):
+    """``pp.process_model(model, entry, framework)``: what the postprocessing does to the model and its config."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pp.process_model(model, entry, framework=framework)
+    except Exception as e:  # Qualia's tracing and fusing raise anything
+        raise ProjectError(f"{where}: Qualia's {kind} cannot process {entry['name']!r} ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())[:300]})") from None
+
+
+def _before_qat(cfg: dict, before: list, framework, entry: dict, where: str) -> tuple[dict, str]:
+    """(the model config QAT receives, the run name before QAT's suffix): each postprocessing before QAT renames the
+    run (``process_name``) and may change the model config with the model (FuseBatchNorm turns ``batch_norm`` off
+    once it has folded each BatchNorm into its convolution), followed through its ``process_model`` on the float
+    model, as Qualia's prepare_deploy does."""
+    name = entry["name"]
+    pps = [(p.get("kind"), _postprocessing(cfg, p)) for p in before]
+    if any(_changes_model(pp) for _, pp in pps):
+        fmodel = _float_model(framework, entry, where)
+        for kind, pp in pps:
+            fmodel, entry = _process_model(pp, kind, fmodel, entry, framework, where)
+    for _, pp in pps:
+        name = pp.process_name(name)
+    return entry, name
+
+
+def _after_qat(cfg: dict, after: list, framework, qmodel, entry: dict, name: str, i: int, learning: Path, where: str):
+    """(the run's final model, its run name, the postprocessings after QAT that changed it, the .pth last loaded):
+    each postprocessing after QAT renames the run and may change the quantized model (``process_model``, the code
+    its ``__call__`` runs on the run's model: FuseBatchNorm re-traces it and folds the BatchNorms whose types match
+    its patterns); where the run exported the changed model (``export = true``), that state_dict is loaded into it,
+    strictly."""
+    changed, loaded = [], None
+    for p in after:
+        kind, pp = p.get("kind"), _postprocessing(cfg, p)
+        name = pp.process_name(name)
+        if not _changes_model(pp):
+            continue
+        qmodel, entry = _process_model(pp, kind, qmodel, entry, framework, where)
+        changed.append(str(kind))
+        pth = learning / f"{name}_r{i}.pth"
+        if p.get("export", False) and pth.is_file():
+            try:
+                qmodel.load_state_dict(_load_state_dict(pth), strict=True)
+            except RuntimeError as e:
+                why = " ".join(str(e).split())[:300]
+                raise ProjectError(f"{pth}: does not load into the model {kind} makes of this run ({why}); was the "
+                                   f"config changed after the run?") from None
+            loaded = pth
+    return qmodel, name, changed, loaded
+
+
+def _deploy_path_error(cfg: dict, pps: list, framework, entry: dict, name: str, i: int, learning: Path) -> str | None:
+    """Why Qualia's own ``prepare_deploy`` cannot deploy this run (None when it can), found by its own steps: the
+    float model of the config's entry, every postprocessing's ``process_model`` in order, the final run name's
+    .pth loaded strictly, then the converter's activation-range file of that name."""
+    where = "prepare_deploy"
+    try:
+        model = _float_model(framework, entry, where)
+        for p in pps:
+            model, entry = _process_model(_postprocessing(cfg, p) if p.get("kind") != QAT else _Identity(),
+                                          p.get("kind"), model, entry, framework, where)
+    except ProjectError as e:
+        return str(e)
+    pth = learning / f"{name}_r{i}.pth"
+    if not pth.is_file():
+        return f"it loads {pth}, which the run did not write"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.load_state_dict(_load_state_dict(pth), strict=True)
+    except RuntimeError as e:
+        return (f"it loads {pth} into the float model the postprocessings make, and torch refuses: "
+                f"{' '.join(str(e).split())[:240]}")
+    ranges = learning / f"{name}_r{i}_activations_range.txt"
+    if not ranges.is_file():
+        return f"its converter reads {ranges}, which the run did not write"
+    return None
+
+
+class _Identity:
+    """QuantizationAwareTraining's ``process_model`` (the base class's: the model unchanged)."""
+
+    @staticmethod
+    def process_model(model, entry, framework):
+        return model, entry
 
 
 def _checked_entry(entry: dict, index: int, where: str) -> dict:
@@ -476,15 +685,6 @@ def _checked_entry(entry: dict, index: int, where: str) -> dict:
     if "kind" not in entry:
         raise ProjectError(f"{where}: [[model]] {name!r} has no kind (e.g. 'SCNN'), nor has [model_template]")
     return entry
-
-
-def _refuse_model_changes(cfg: dict, after: list, where: str) -> None:
-    """A postprocessing after QAT that changes the model (its own ``process_model``, e.g. FuseBatchNorm)."""
-    changing = [p.get("kind") for p in after
-                if _component(cfg, "postprocessing", p.get("kind", "")).process_model is not _base_process_model()]
-    if changing:
-        raise ProjectError(f"{where}: {', '.join(map(str, changing))} after {QAT} changes the model Qualia deploys; "
-                           f"golden rebuilds the model {QAT} exported and does not follow {changing[0]} yet")
 
 
 def _framework(cfg: dict, entry: dict, where: str):
@@ -529,12 +729,6 @@ def _postprocessing(cfg: dict, p: dict):
     return _component(cfg, "postprocessing", p.get("kind", ""))(**dict(p.get("params", {})))
 
 
-def _base_process_model():
-    from qualia_core.postprocessing.PostProcessing import PostProcessing
-
-    return PostProcessing.process_model
-
-
 def _codegen_overrides(cfg: dict, overrides: dict) -> dict:
     """The deployment's NUMBER_T / LONG_NUMBER_T as the config's [deploy] gives them (overrides win)."""
     deploy = cfg.get("deploy", {})
@@ -565,10 +759,47 @@ def from_qualia(config, *, model=None, run_dir="out", profile: str = "torch-eval
     qmodel, run, cfg = _rebuild(config, model, run_dir, iteration, input_shape)
     from ..torch_bridge import from_torch
 
+    mode = None
     if profile == "codegen":
+        mode = timestep_mode(cfg, run.config)
+        _refuse_undeployable(run)
         overrides = _codegen_overrides(cfg, overrides)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # Qualia's torch.tensor(tensor) copy warning, on every read
         net = from_torch(qmodel, profile=profile, **overrides)
     net.meta["qualia_project"] = run.meta()
+    if mode is not None:
+        net.meta["timestep_mode"] = mode
+        net.meta["timesteps"] = int(qmodel.timesteps)
     return net
+
+
+TIMESTEP_MODES = ("duplicate", "iterate")
+
+
+def timestep_mode(cfg: dict, where: str) -> str:
+    """The deployment's ``[deploy] converter.params.timestep_mode`` (QualiaCodeGen's default: 'duplicate').
+
+    It changes nothing in the generated ``cnn()``: the converter writes ``MODEL_INPUT_TIMESTEP_MODE_<MODE>`` into
+    ``model.hh``, and the main loop of qualia-codegen-plugin-snn's examples reads it: 'duplicate' calls ``cnn()``
+    ``MODEL_INPUT_TIMESTEPS`` times on one static frame per sample, 'iterate' on the sample's
+    ``MODEL_INPUT_TIMESTEPS`` frames in turn, then ``reset()``. The codegen network records it, and golden's
+    network vectors follow it (a 'duplicate' network's stimulus is one frame per sample, repeated)."""
+    params = cfg.get("deploy", {}).get("converter", {}).get("params", {})
+    mode = params.get("timestep_mode", "duplicate")
+    if mode not in TIMESTEP_MODES:
+        raise ProjectError(f"{where}: [deploy] converter.params.timestep_mode = {mode!r}; QualiaCodeGen's main loop "
+                           f"knows {' and '.join(repr(m) for m in TIMESTEP_MODES)} (any other stops its build at "
+                           f"'Unknown input timestep mode')")
+    return mode
+
+
+def _refuse_undeployable(run: Run) -> None:
+    """A run whose model a postprocessing after QAT changed: deployed only as Qualia's prepare_deploy would."""
+    if not run.postprocessed:
+        return
+    if run.deployable is not None:
+        raise ProjectError(f"{run.name}: Qualia's own prepare_deploy cannot deploy this run either ("
+                           f"{', '.join(run.postprocessed)} after {QAT}): {run.deployable}")
+    raise ProjectError(f"{run.name}: {', '.join(run.postprocessed)} after {QAT} changed the model Qualia deploys; "
+                       f"golden's codegen profile does not deploy such a model yet (use profile='torch-eval')")

@@ -1,4 +1,9 @@
-"""What QualiaCodeGen can deploy: the C number widths and the neuron kinds it maps (checked before deploying)."""
+"""What QualiaCodeGen can deploy: the C number widths and the neuron kinds it maps (checked before deploying).
+
+QualiaCodeGen's C numbers are int8 or int16 (``quantize='int8'|'int16'``), and its converter deploys a model of
+any quantizer bits at either: a 4-, 6- or 12-bit model runs as int8 / int16 C, its weights quantized at the
+file's q's and clipped to NUMBER_T, every output saturated to NUMBER_T (not to the model's bits). Refused here
+only what the converter refuses or cannot map: ATIF neurons, LSQ, a quantype other than 'fxp', other widths."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ def model_bits(model) -> set:
 
 
 def deployable_width(model, width=None) -> int:
-    """The C NUMBER_T width to deploy ``model`` at (default: its quantizers' bits), or a one-line refusal."""
+    """The C NUMBER_T width to deploy ``model`` at (default: :func:`natural_width` of its bits), or one-line refusal."""
     s = stack()
     atif = [n for n, m in model.named_modules() if isinstance(m, s.snn.QuantizedATIF)]
     if atif:
@@ -29,15 +34,21 @@ def deployable_width(model, width=None) -> int:
                 raise DeployError(f"{name}: {why}; Qualia's own converter (QualiaCodeGen) refuses it too: the "
                                   f"codegen profile takes fixed-point ('fxp', LSQ=False) models")
     bits = model_bits(model)
-    odd = sorted(bits - set(C_WIDTHS))
-    if odd:
-        raise DeployError(f"model: quantizers of {odd[0]} bits; QualiaCodeGen's C numbers are int8 or int16 only "
-                          f"(quantize='int8'|'int16'), so the C would not saturate at {odd[0]} bits as torch does: "
-                          f"the codegen profile takes 8- or 16-bit models (torch-eval reads any width)")
     if width is None:
-        if len(bits) != 1:
-            raise DeployError(f"width: the model's quantizers have {sorted(bits)} bits; state width=8 or 16")
-        width = bits.pop()
+        width = natural_width(bits)
     if isinstance(width, bool) or width not in C_WIDTHS:
         raise DeployError(f"width: {width!r} is not a QualiaCodeGen NUMBER_T (int8 / int16): use 8 or 16")
     return int(width)
+
+
+def natural_width(bits) -> int:
+    """The NUMBER_T a model of these quantizer bits deploys at when no ``[deploy] quantize`` says: the narrowest C
+    width holding them (int8 up to 8 bits, int16 up to 16). QualiaCodeGen itself takes any ``quantize`` for any
+    bits: the C computes at NUMBER_T (weights quantized and clipped to it, outputs saturated to it), whatever bits
+    the quantizers had, which is what the codegen network follows."""
+    top = max(bits, default=8)
+    for w in C_WIDTHS:
+        if top <= w:
+            return w
+    raise DeployError(f"width: the model's quantizers have up to {top} bits, more than QualiaCodeGen's widest "
+                      f"NUMBER_T (int16); state width=8 or 16 (as [deploy] quantize does)")

@@ -158,14 +158,18 @@ def network_stimulus(net: Network, samples: int, steps: int, seed: int, generato
 
     golden.stimuli's generator over S * n_in "neurons" for T steps: sample s is columns
     s * n_in .. (s + 1) * n_in - 1, each in the C's input order. Deterministic in
-    (input format, input shape, S, T, seed, generator); a shorter T is a prefix of a longer one.
+    (input format, input shape, S, T, seed, generator); a shorter T is a prefix of a longer one. A network
+    deployed with ``timestep_mode = 'duplicate'`` (``net.meta``) gets each sample's first frame at every step.
     """
     check_stimulus(generator)
     shape = c_shape(net.input_shape)
     n_in = int(np.prod(shape))
     st = Stimulus(_input_spec(net.fmt_input), samples * n_in, check_seed(seed), generator)
     x = np.concatenate([st.block(k, min(BLOCK, steps - k * BLOCK)) for k in range(-(-steps // BLOCK))])
-    return np.ascontiguousarray(x.reshape(steps, samples, *shape).swapaxes(0, 1)).astype(net.fmt_input.dtype)
+    x = x.reshape(steps, samples, *shape).swapaxes(0, 1)
+    if net.meta.get("timestep_mode") == "duplicate":  # Qualia's deployed main loop: one static frame per sample
+        x = np.repeat(x[:, :1], steps, axis=1)
+    return np.ascontiguousarray(x).astype(net.fmt_input.dtype)
 
 
 # ------------------------------------------------------------------ manifest

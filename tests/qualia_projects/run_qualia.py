@@ -16,7 +16,7 @@ Two things around Qualia, nothing inside it:
   which imports torchvision, which this environment removes (see the README). When that import fails for
   that reason only, ``spikingjelly.datasets`` is registered as a stub whose functions raise if called, so
   that Qualia's plugin loader proceeds; the projects here use qualia_core's MNIST loader.
-- ``--record DIR``: after each QuantizationAwareTraining postprocessing, the quantized model it returns (the
+- ``--record DIR``: after each QuantizationAwareTraining or FuseBatchNorm postprocessing, the model it returns (the
   run's real model, calibrated, in memory only in Qualia's process) is pickled whole with ``torch.save`` to
   ``DIR/<run name>_r<i>.pt``, so that the tests compare golden with the run's own model, not a rebuild.
 """
@@ -52,21 +52,47 @@ def stub_spikingjelly_datasets() -> bool:
     return True
 
 
+def portable(model):
+    """``model`` as ``torch.save`` can pickle it: a torch.fx GraphModule (what FuseBatchNorm returns) holds the
+    string annotation ``_torch_Tensor_`` of the model's forward among its code's globals, which its pickler cannot
+    name, and Qualia's tracer (which torch would re-trace it with when loading) takes arguments; the same graph over
+    the same modules, annotations dropped, is saved instead, re-traced by torch's default tracer when loaded (the
+    attributes Qualia copies onto it kept)."""
+    import copy
+
+    from torch.fx import GraphModule
+
+    if not isinstance(model, GraphModule):
+        return model
+    graph = copy.deepcopy(model.graph)
+    for node in graph.nodes:
+        node.type = None
+    out = GraphModule(model, graph)
+    out._tracer_cls, out._tracer_extras = None, {}  # unpickled by re-tracing its code: torch's default tracer
+    for attr in ("timesteps", "step_mode", "is_snn", "input_shape", "output_shape"):
+        if hasattr(model, attr):
+            setattr(out, attr, getattr(model, attr))
+    return out
+
+
 def record_quantized_models(directory: Path) -> None:
-    """Wrap QuantizationAwareTraining.__call__: same result, and the returned model pickled into ``directory``."""
+    """Wrap QuantizationAwareTraining.__call__ and FuseBatchNorm.__call__ (qualia-plugin-snn's, which Qualia
+    resolves): same result, and the returned model pickled into ``directory`` as ``<run name>_r<i>.pt``."""
     import torch
     from qualia_core.postprocessing.QuantizationAwareTraining import QuantizationAwareTraining
+    from qualia_plugin_snn.postprocessing.FuseBatchNorm import FuseBatchNorm
 
-    original = QuantizationAwareTraining.__call__
+    for cls in (QuantizationAwareTraining, FuseBatchNorm):
+        original = cls.__call__
 
-    def call(self, trainresult, model_conf):
-        result, conf = original(self, trainresult, model_conf)
-        target = (Path.cwd() / directory).resolve()
-        target.mkdir(parents=True, exist_ok=True)
-        torch.save(result.model, target / f"{result.name}_r{result.i}.pt")
-        return result, conf
+        def call(self, trainresult, model_conf, original=original):
+            result, conf = original(self, trainresult, model_conf)
+            target = (Path.cwd() / directory).resolve()
+            target.mkdir(parents=True, exist_ok=True)
+            torch.save(portable(result.model), target / f"{result.name}_r{result.i}.pt")
+            return result, conf
 
-    QuantizationAwareTraining.__call__ = call
+        cls.__call__ = call
 
 
 def main(argv: list[str]) -> int:
