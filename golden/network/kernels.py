@@ -65,14 +65,22 @@ def narrow(n, bits, policy):
 
 
 @jit()
-def requant(x, s, mode, bits, policy, pre_bits=64):
-    """Elementwise ``N(R(x, s))``: a quantizer on raw values (input stage, output stage, Identity)."""
-    flat = x.reshape(-1)
-    out = np.empty(flat.size, np.int64)
+def requant_flat(x, s, mode, bits, policy, pre_bits):
+    """:func:`requant` on a 1-D int64 array: the one compiled quantizer, whatever the shape it serves."""
+    out = np.empty(x.size, np.int64)
     hits = 0
-    for i in range(flat.size):
-        out[i], h = narrow(rescale(flat[i], s, mode, pre_bits), bits, policy)
+    for i in range(x.size):
+        out[i], h = narrow(rescale(x[i], s, mode, pre_bits), bits, policy)
         hits += h
+    return out, hits
+
+
+def requant(x, s, mode, bits, policy, pre_bits=64):
+    """Elementwise ``N(R(x, s))``: a quantizer on raw values (input stage, output stage, Identity); (values, number
+    narrowed). Any shape, through one compiled kernel (:func:`requant_flat`): a network compiles it once, not once
+    per rank."""
+    x = np.ascontiguousarray(x, np.int64)
+    out, hits = requant_flat(x.reshape(-1), int(s), int(mode), int(bits), int(policy), int(pre_bits))
     return out.reshape(x.shape), hits
 
 
