@@ -21,7 +21,7 @@ from ..errors import NetworkError
 from ..simulate import Runner, initial_v, kernel_args
 from ..spec import STAGES, Overflow, QFormat, Round, quantize_real
 from . import kernels as layer_kernels
-from . import ops, store
+from . import npkernels, ops, store
 from .layers import (
     F32_EXACT,
     ROUNDS,
@@ -33,7 +33,17 @@ from .layers import (
 from .store import INPUT
 
 SPECIALISE_AT = 1 << 14  # neuron-steps of one layer in one call from which it runs on its spec's specialised kernel
-SPECIALISED, GENERIC = "specialised", "generic"  # the kernels Network.plan chooses between
+SPECIALISED, GENERIC = "specialised", "generic"  # the neuron kernels Network.plan chooses between
+NUMPY, NUMBA = "numpy", "numba"  # the kernel families of the other layers
+
+
+def tiny(layer: Layer, params: dict, rows: int) -> bool:
+    """Whether ``layer`` on ``rows`` (sample, step) rows is at most ``npkernels.TINY`` operations (its outputs
+    times its fan-in: the multiply-accumulates of a Linear/Conv), so that it runs in plain numpy, with no compile:
+    a compile costs 0.3-1 s, such a call microseconds either way."""
+    w = params.get("weight")
+    fan_in = math.prod(np.shape(w)[1:]) if w is not None and np.ndim(w) > 1 else 1
+    return rows * math.prod(layer.out_shape) * fan_in <= npkernels.TINY
 
 
 class LongCheck(NamedTuple):
@@ -233,6 +243,7 @@ class Network:
 
     def simulate(self, x_raw, *, bounds: bool = False, impl=None) -> Trace:
         """Raw input (S, T, *input_shape) -> :class:`Trace`. ``bounds``: mark values float32 holds exactly."""
+        default = impl is None
         impl = layer_kernels if impl is None else impl
         x = np.asarray(x_raw)
         if x.dtype.kind not in "iu":
@@ -248,11 +259,12 @@ class Network:
         layers = OrderedDict()
         for node in self.nodes:
             xs = [rows[i] for i in node.inputs]
+            family = npkernels if default and tiny(node.layer, self.params.get(node.name, {}), S * T) else impl
             if isinstance(node.layer, Neuron):  # the one stateful layer: all its steps in one kernel call
-                lt = run_neuron(impl, node, xs[0], S, T, plan.get(node.name) == SPECIALISED)
+                lt = run_neuron(family, node, xs[0], S, T, plan.get(node.name) == SPECIALISED)
                 rows[node.name] = lt.out.reshape(S * T, *node.layer.out_shape).astype(np.int64)
             else:
-                res = ops.run(impl, node.layer, self.params.get(node.name, {}), xs, node.name, bounds)
+                res = ops.run(family, node.layer, self.params.get(node.name, {}), xs, node.name, bounds)
                 out = res["out"]
                 mask = None if res["f32_exact"] is None else res["f32_exact"].reshape(S, T, *node.layer.out_shape)
                 lt = LayerTrace(node.name, node.layer, out.reshape(S, T, *node.layer.out_shape)
@@ -263,7 +275,10 @@ class Network:
 
     def plan(self, samples: int, steps: int) -> dict:
         """Neuron layer name -> the kernel it runs on for inputs of ``samples`` x ``steps``: :data:`SPECIALISED`
-        (its spec's own kernel) or :data:`GENERIC` (one kernel for every spec: no compile per spec).
+        (its spec's own kernel) or :data:`GENERIC` (one kernel for every spec: no compile per spec); every other
+        layer's name -> :data:`NUMPY` (:mod:`golden.network.npkernels`, no compile: its share of the call is at
+        most ``npkernels.TINY`` operations, see :func:`tiny`) or :data:`NUMBA` (:mod:`golden.network.kernels`,
+        or the exact-GEMM route it hands large Linear/Conv layers to).
 
         Chosen once per shape, before the run, and kept for the network's life: the same shapes always run on the
         same kernels, so no call is slower than the one before it on the same shapes (no compile in mid-use).
@@ -274,6 +289,7 @@ class Network:
         disk cache, every kernel the plan names.
         """
         key = (int(samples), int(steps))
+        rows = key[0] * key[1]
         plan = self._plans.get(key)
         if plan is None:
             plan = {}
@@ -286,6 +302,8 @@ class Network:
                         plan[node.name] = SPECIALISED
                     else:
                         plan[node.name] = GENERIC
+                else:
+                    plan[node.name] = NUMPY if tiny(node.layer, self.params.get(node.name, {}), rows) else NUMBA
             self._plans[key] = plan
         return plan
 

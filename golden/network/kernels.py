@@ -22,6 +22,7 @@ from ..spec import Overflow, Round
 
 TRN, TRN_INF, RND = Round.TRN.code, Round.TRN_INF.code, Round.RND.code  # the Qualia roundtypes a layer takes
 SAT, WRAP = Overflow.SATURATE.code, Overflow.WRAP.code
+INT64_MIN = -(1 << 63)  # a max-pool window's start (every value is above it; torch pads with -inf)
 INT32_LANES = True  # a Conv whose sums provably fit 32 bits may pass int32 weights (twice the lanes per vector)
 
 
@@ -185,7 +186,7 @@ def maxpool2d(x, kh, kw, sh, sw, ph, pw):
         for c in range(C):
             for i in range(OH):
                 for j in range(OW):
-                    m = np.iinfo(np.int64).min
+                    m = INT64_MIN
                     for ki in range(kh):
                         y = i * sh + ki - ph
                         if 0 <= y < H:
