@@ -129,7 +129,7 @@ def _qualifies(stepper, code, cr, cm, c, c1, p, v, x, threshold):
     return _differ(stepper, cr, c, cm, c, v, xc) & (x <= p.fmax)
 
 
-@njit(inline="always")
+@njit
 def _charge(code, c, v, x):
     """The value the step rounds, as float64: H at frac T (int) or y = h * 2**q_v (float32)."""
     if code & FLOAT32:
@@ -137,7 +137,7 @@ def _charge(code, c, v, x):
     return np.float64(charge_int(code, c, v, x)[0])
 
 
-@njit(inline="always")
+@njit
 def _toward(p, xa, dist):
     """xa + round(dist / slope), or fmax + 1 (none) when it leaves fmt_in."""
     z = dist / p.slope
@@ -147,7 +147,7 @@ def _toward(p, xa, dist):
     return x if p.fmin <= x <= p.fmax else p.fmax + 1
 
 
-@njit(inline="always")
+@njit
 def _guess(p, xa, dist):
     """xa + round(dist / slope), held inside fmt_in."""
     z = min(max(dist / p.slope, -2.0 * p.span), 2.0 * p.span)
@@ -189,7 +189,7 @@ def _first_spike(stepper, code, c, p, v, guess):
     return b
 
 
-@njit(inline="always")
+@njit
 def _modular(p, xa, big_xa, target, mod):
     """The input x >= xa nearest xa (else below it) whose aligned input X = x << sh_in is target mod ``mod``
     (a power of two), given X(xa) = ``big_xa``; fmax + 1 if none."""
