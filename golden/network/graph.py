@@ -25,7 +25,15 @@ from . import npkernels, ops, store
 from .layers import (
     F32_EXACT,
     ROUNDS,
+    Add,
+    BatchNorm,
+    Conv,
+    Flatten,
+    GlobalSumPool,
+    Identity,
     Layer,
+    Linear,
+    MaxPool,
     Neuron,
     float32_bound,
     type_name,
@@ -35,12 +43,16 @@ from .store import INPUT
 SPECIALISE_AT = 1 << 14  # neuron-steps of one layer in one call from which it runs on its spec's specialised kernel
 SPECIALISED, GENERIC = "specialised", "generic"  # the neuron kernels Network.plan chooses between
 NUMPY, NUMBA = "numpy", "numba"  # the kernel families of the other layers
+# the layer types whose every kernel npkernels has (exact types: a subclass may call kernels it lacks)
+NUMPY_TYPES = (Linear, Conv, BatchNorm, MaxPool, Add, GlobalSumPool, Flatten, Identity, Neuron)
 
 
 def tiny(layer: Layer, params: dict, rows: int) -> bool:
     """Whether ``layer`` on ``rows`` (sample, step) rows is at most ``npkernels.TINY`` operations (its outputs
     times its fan-in: the multiply-accumulates of a Linear/Conv), so that it runs in plain numpy, with no compile:
     a compile costs 0.3-1 s, such a call microseconds either way."""
+    if type(layer) not in NUMPY_TYPES:  # a layer type registered elsewhere knows the Numba family and the oracle
+        return False
     w = params.get("weight")
     fan_in = math.prod(np.shape(w)[1:]) if w is not None and np.ndim(w) > 1 else 1
     return rows * math.prod(layer.out_shape) * fan_in <= npkernels.TINY

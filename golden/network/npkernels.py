@@ -2,7 +2,8 @@
 
 Drop-in twins of :mod:`golden.network.kernels` (same functions, arguments and ``(values, count)`` results, bit
 for bit), which :meth:`golden.network.graph.Network.plan` takes for a layer whose share of one call is at most
-:data:`TINY` operations: a first ``golden demo --network`` then compiles no layer kernel at all.
+:data:`TINY` operations: a first ``golden demo --network`` then compiles no layer kernel at all. Only the layer
+types of ``graph.NUMPY_TYPES`` take it (a type added elsewhere, or a subclass, keeps the Numba family).
 
 **Why it is exact.** Every value is an int64 array and every operation is the kernels' own, elementwise:
 shifts, adds, multiplies, compares, all modulo 2**64 as the Numba kernels compute them; the sums of Linear,
