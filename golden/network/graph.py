@@ -254,7 +254,11 @@ class Network:
         return quantize_real(x_float, self.fmt_input, self.round_input).astype(self.fmt_input.dtype)
 
     def simulate(self, x_raw, *, bounds: bool = False, impl=None) -> Trace:
-        """Raw input (S, T, *input_shape) -> :class:`Trace`. ``bounds``: mark values float32 holds exactly."""
+        """Raw input (S, T, *input_shape) -> :class:`Trace`. ``bounds``: mark values float32 holds exactly.
+
+        Every kernel is chosen before the first layer runs (:meth:`plan`, kept per shape). ``impl``: a kernel
+        family to run every non-neuron layer on instead (:mod:`golden.network.reference`, the oracle); the neuron
+        layers always run on golden's neuron kernels."""
         default = impl is None
         impl = layer_kernels if impl is None else impl
         x = np.asarray(x_raw)
