@@ -14,8 +14,9 @@ compiled.
   :data:`COMPILE_TARGET` s;
 - no call slower than the one before it: :data:`CALLS` successive ``simulate`` calls of that new torch-eval
   network on the same inputs, their outputs checked equal first; hit when the calls after the first compile
-  nothing and each takes at most :data:`NOISE` x the one before (the machine is shared: the old mid-run
-  compile made the second call 10-75x slower than the first).
+  nothing and each takes at most :data:`NOISE` x the one before plus :data:`SLACK` s (the machine is shared and
+  a call takes milliseconds; the old mid-run compile made the second call 10-75x slower than the first, by
+  seconds).
 
 Run alone: ``python tools/bench/coldstart.py [--no-torch]``; ``golden bench`` adds these rows unless
 ``--no-coldstart``.
@@ -34,7 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout whose golden is measured
-DEMO_TARGET, COMPILE_TARGET, NOISE = 5.0, 10.0, 1.5
+DEMO_TARGET, COMPILE_TARGET, NOISE, SLACK = 5.0, 10.0, 1.5, 0.05
 NET_MODEL, NET_NEURON, NET_S, NET_T, CALLS = "SResNet2d", "LIF-soft", 4, 16, 3
 SPEC = "lif.toml"  # the README's: golden spec new --profile codegen --kind LIF
 GENERATE = ("vectors", "generate", "--spec", SPEC, "--steps", "1000", "--neurons", "1024", "--seed", "1",
@@ -182,7 +183,7 @@ def coldstart_rows(torch: bool = True) -> dict:
     if calls is not None:
         c = calls["calls"]
         steady = all(x["compiles"] == 0 for x in c[1:])
-        paced = all(b["seconds"] <= NOISE * a["seconds"] for a, b in zip(c, c[1:]))
+        paced = all(b["seconds"] <= NOISE * a["seconds"] + SLACK for a, b in zip(c, c[1:]))
         out["calls"] = {"model": NET_MODEL, "S": NET_S, "T": NET_T, "calls": c, "equal": calls["equal"],
                         "values": calls["values"], "ok": steady and paced and calls["equal"]}
     return out
@@ -197,7 +198,7 @@ def targets(cs: dict) -> list:
     if c:
         secs = ", ".join(f"{x['seconds']:.3f} s ({x['compiles']} compiles)" for x in c["calls"])
         out.append((f"no call slower than the one before: {len(c['calls'])} calls of a new model, same inputs "
-                    f"(after the first: no compile, each <= {NOISE:g}x the one before)", secs, c["ok"]))
+                    f"(after the first: no compile, each <= {NOISE:g}x the one before + {SLACK:g} s)", secs, c["ok"]))
     return out
 
 
@@ -224,7 +225,7 @@ def markdown(cs: dict) -> list:
         for i, x in enumerate(c["calls"], 1):
             lines.append(f"| {i} | {x['seconds']:.3f} | {x['compiles']} | {x['compile_seconds']:.2f} s |")
         lines.append(f"\nNo call slower than the one before (no compile after the first call, each within {NOISE:g}x "
-                     f"of the one before): {'hit' if c['ok'] else '**missed**'}.")
+                     f"of the one before + {SLACK:g} s): {'hit' if c['ok'] else '**missed**'}.")
     lines += ["", "| cold-start target | measured | verdict |", "|---|---|---|",
               *(f"| {n} | {m} | {'hit' if ok else '**missed**'} |" for n, m, ok in targets(cs))]
     return lines
