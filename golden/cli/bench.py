@@ -34,12 +34,16 @@ def harness():
     return module
 
 
-def _tool(name: str):
-    """The checkout's ``tools/bench/<name>.py`` as a module (beside the harness, which :func:`harness` checks)."""
+def tool(name: str):
+    """The checkout's ``tools/bench/<name>.py`` as a module, loaded once (beside the harness, which :func:`harness`
+    checks)."""
     harness()
-    spec = importlib.util.spec_from_file_location(f"golden_bench_{name}", HARNESS.with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = sys.modules.get(f"golden_bench_{name}")
+    if module is None:
+        spec = importlib.util.spec_from_file_location(f"golden_bench_{name}", HARNESS.with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
     return module
 
 
@@ -96,7 +100,7 @@ def cli(argv) -> int:
     if bad:
         raise UsageError(f"bench: --gemm-models {bad[0]}: not a real-size model (known: {', '.join(gemm_known)})")
     result = bench.run(a)
-    cold = None if a.no_coldstart else _tool("coldstart")  # tools/bench/coldstart.py: its rows after the harness's
+    cold = None if a.no_coldstart else tool("coldstart")  # tools/bench/coldstart.py: its rows after the harness's
     if cold is not None:
         result["coldstart"] = cold.coldstart_rows(torch=not a.no_qualia)
     if a.json:

@@ -140,7 +140,7 @@ def _longest(report: dict) -> tuple:
     return tuple(report["compiles"][0]) if report["compiles"] else (0.0, "-", 0.0)
 
 
-def _row(what: str, r: dict) -> dict:
+def row_of(what: str, r: dict) -> dict:
     longest = _longest(r)
     return {"what": what, "wall": r["wall"], "cpu": r["cpu"], "longest": longest[0], "longest_in": longest[1],
             "longest_cpu": longest[2], "compiled": sum(e[0] for e in r["compiles"]),
@@ -162,7 +162,7 @@ def coldstart_rows(torch: bool = True) -> dict:
                    [*GENERATE, "--stimulus", s, "--out", f"bundle-{s}"], "compile") for s in ("uniform", "ties"))]
         for what, argv, target in jobs:
             r = cold({"kind": "cli", "argv": argv}, work)
-            row = _row(what, r)
+            row = row_of(what, r)
             if target == "demo":
                 row.update(target=f"result <= {DEMO_TARGET:g} s", ok=r["wall"] <= DEMO_TARGET and r["rc"] == 0)
             else:
@@ -173,7 +173,7 @@ def coldstart_rows(torch: bool = True) -> dict:
             for profile in ("torch-eval", "codegen"):
                 r = cold({"kind": "network", "profile": profile, "model": NET_MODEL, "neuron": NET_NEURON,
                           "S": NET_S, "T": NET_T, "calls": CALLS}, work)
-                row = _row(f"a first {profile} network ({NET_MODEL}, {NET_S} x {NET_T}, {r['neuron_layers']} "
+                row = row_of(f"a first {profile} network ({NET_MODEL}, {NET_S} x {NET_T}, {r['neuron_layers']} "
                            f"neuron layers): build + {CALLS} simulate calls", r)
                 row.update(target=f"longest compile <= {COMPILE_TARGET:g} s", ok=row["longest"] <= COMPILE_TARGET)
                 rows.append(row)
