@@ -1,7 +1,7 @@
 """The whole datapath of one neuron for one time step, as Numba scalar code.
 
-``step(code, c, v, x)`` is all a kernel calls. ``code`` packs everything that
-shapes the machine code: the spec's choices, its widths and its shifts;
+``step(code, c, v, x)`` (or its half, ``step_int`` or ``step_f32``) is all a kernel
+calls. ``code`` packs everything that shapes the machine code: the spec's choices, its widths and its shifts;
 ``c`` holds the spec's numbers (:func:`constants`). A specialised kernel passes
 ``code`` as a compile-time literal and freezes ``c``, so every ``if`` below
 folds away and each spec gets its own straight-line, vectorised machine code.

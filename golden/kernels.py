@@ -10,7 +10,7 @@ One loop body (:func:`_columns`) makes two kinds of kernel:
   compile-time literal) and constants, holding the state in the potential
   format's dtype. Every mode test and every overflow check the constants rule
   out folds away and the rest vectorises, as C written for that spec would.
-  It costs a few seconds to compile, once per spec: Numba caches it on disk,
+  It costs about 1.5 s of CPU to compile, once per spec: Numba caches it on disk,
   keyed by the frozen values, in :func:`cache_dir` (never inside the
   installed package).
 - the generic kernels (:data:`run_generic_int`, :data:`run_generic_f32`: one per half of the datapath, so a
