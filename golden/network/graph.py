@@ -47,15 +47,12 @@ NUMPY, NUMBA = "numpy", "numba"  # the kernel families of the other layers
 NUMPY_TYPES = (Linear, Conv, BatchNorm, MaxPool, Add, GlobalSumPool, Flatten, Identity, Neuron)
 
 
-def tiny(layer: Layer, params: dict, rows: int) -> bool:
-    """Whether ``layer`` on ``rows`` (sample, step) rows is at most ``npkernels.TINY`` operations (its outputs
-    times its fan-in: the multiply-accumulates of a Linear/Conv), so that it runs in plain numpy, with no compile:
-    a compile costs 0.3-1 s, such a call microseconds either way."""
+def tiny(layer: Layer, rows: int) -> bool:
+    """Whether ``layer`` on ``rows`` (sample, step) rows makes at most ``npkernels.TINY`` output values, so that it
+    runs in plain numpy, with no compile: a compile costs 0.3-1 s, such a call microseconds either way."""
     if type(layer) not in NUMPY_TYPES:  # a layer type registered elsewhere knows the Numba family and the oracle
         return False
-    w = params.get("weight")
-    fan_in = math.prod(np.shape(w)[1:]) if w is not None and np.ndim(w) > 1 else 1
-    return rows * math.prod(layer.out_shape) * fan_in <= npkernels.TINY
+    return rows * math.prod(layer.out_shape) <= npkernels.TINY
 
 
 class LongCheck(NamedTuple):
@@ -275,7 +272,7 @@ class Network:
         layers = OrderedDict()
         for node in self.nodes:
             xs = [rows[i] for i in node.inputs]
-            family = npkernels if default and tiny(node.layer, self.params.get(node.name, {}), S * T) else impl
+            family = npkernels if default and tiny(node.layer, S * T) else impl
             if isinstance(node.layer, Neuron):  # the one stateful layer: all its steps in one kernel call
                 lt = run_neuron(family, node, xs[0], S, T, plan.get(node.name) == SPECIALISED)
                 rows[node.name] = lt.out.reshape(S * T, *node.layer.out_shape).astype(np.int64)
@@ -293,7 +290,7 @@ class Network:
         """Neuron layer name -> the kernel it runs on for inputs of ``samples`` x ``steps``: :data:`SPECIALISED`
         (its spec's own kernel) or :data:`GENERIC` (one kernel for every spec: no compile per spec); every other
         layer's name -> :data:`NUMPY` (:mod:`golden.network.npkernels`, no compile: its share of the call is at
-        most ``npkernels.TINY`` operations, see :func:`tiny`) or :data:`NUMBA` (:mod:`golden.network.kernels`,
+        most ``npkernels.TINY`` output values, see :func:`tiny`) or :data:`NUMBA` (:mod:`golden.network.kernels`,
         or the exact-GEMM route it hands large Linear/Conv layers to).
 
         Chosen once per shape, before the run, and kept for the network's life: the same shapes always run on the
@@ -319,7 +316,7 @@ class Network:
                     else:
                         plan[node.name] = GENERIC
                 else:
-                    plan[node.name] = NUMPY if tiny(node.layer, self.params.get(node.name, {}), rows) else NUMBA
+                    plan[node.name] = NUMPY if tiny(node.layer, rows) else NUMBA
             self._plans[key] = plan
         return plan
 

@@ -2,7 +2,7 @@
 
 Drop-in twins of :mod:`golden.network.kernels` (same functions, arguments and ``(values, count)`` results, bit
 for bit), which :meth:`golden.network.graph.Network.plan` takes for a layer whose share of one call is at most
-:data:`TINY` operations: a first ``golden demo --network`` then compiles no layer kernel at all. Only the layer
+:data:`TINY` output values: a first ``golden demo --network`` then compiles no layer kernel at all. Only the layer
 types of ``graph.NUMPY_TYPES`` take it (a type added elsewhere, or a subclass, keeps the Numba family).
 
 **Why it is exact.** Every value is an int64 array and every operation is the kernels' own, elementwise:
@@ -20,7 +20,9 @@ from ..spec import Overflow, Round
 
 TRN, TRN_INF, RND = Round.TRN.code, Round.TRN_INF.code, Round.RND.code
 SAT = Overflow.SATURATE.code
-TINY = 1 << 16  # operations (multiply-accumulates, or values) of one layer in one call, up to which it runs here
+# output values of one layer in one call up to which it runs here: a first demo's every layer (8 samples x 8 steps:
+# at most 4096), never a benchmark's (32 x 100 rows: a Numba kernel's single pass beats numpy's few there)
+TINY = 1 << 13
 INT64_MIN = np.iinfo(np.int64).min
 
 
