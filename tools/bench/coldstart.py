@@ -13,13 +13,13 @@ compiled.
   :data:`NET_MODEL`, ``golden.from_torch(...).simulate(x)``): the longest single compile, target <=
   :data:`COMPILE_TARGET` s;
 - no call slower than the one before it: :data:`CALLS` successive ``simulate`` calls of that new torch-eval
-  network on the same inputs, their outputs checked equal first; hit when the calls after the first compile
-  nothing and each takes at most :data:`NOISE` x the one before plus :data:`SLACK` s (the machine is shared and
-  a call takes milliseconds; the old mid-run compile made the second call 10-75x slower than the first, by
-  seconds).
+  network (its samples chosen for :data:`CALL_NEURON_STEPS` neuron-steps a call) on the same inputs, their
+  outputs checked equal first; hit when the calls after the first compile nothing and each takes at most
+  :data:`NOISE` x the one before plus :data:`SLACK` s (the machine is shared and a call takes milliseconds; the
+  old mid-run compile made the second call 10-75x slower than the first, by seconds).
 
-Run alone: ``python tools/bench/coldstart.py [--no-torch]``; ``golden bench`` adds these rows unless
-``--no-coldstart``.
+Run alone: ``python tools/bench/coldstart.py [--no-torch | --networks-only] [--json]``; ``golden bench`` adds
+these rows unless ``--no-coldstart``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]  # the checkout whose golden is measured
 DEMO_TARGET, COMPILE_TARGET, NOISE, SLACK = 5.0, 10.0, 1.5, 0.05
 NET_MODEL, NET_NEURON, NET_S, NET_T, CALLS = "SResNet2d", "LIF-soft", 4, 16, 3
+# neuron-steps of one call of the successive-calls row: 3/4 of the 2**20 after which golden used to compile every
+# neuron layer's specialised kernel in mid-use (its second call), the case the row is for
+CALL_NEURON_STEPS = 3 << 18
 SPEC = "lif.toml"  # the README's: golden spec new --profile codegen --kind LIF
 GENERATE = ("vectors", "generate", "--spec", SPEC, "--steps", "1000", "--neurons", "1024", "--seed", "1",
             "--formats", "npy,hex,h")
@@ -76,6 +79,10 @@ else:
     with contextlib.redirect_stdout(io.StringIO()):
         built = qm.build(**qm.MODELS[job["model"]], **qm.neuron_kwargs(job["neuron"], 8), bits=8, seed=0,
                          timesteps=job["T"])
+        if job["S"] is None:  # samples for a call of about CALL_NEURON_STEPS neuron-steps (see the module docstring)
+            per = job["T"] * sum(int(np.prod(n.layer.in_shape)) for n in golden.from_torch(built.model).nodes
+                                 if type(n.layer).__name__ == "Neuron")
+            job["S"] = max(1, round(job["per_call"] / per))
         x = built.sample_inputs(job["S"], seed=11)
         if job["profile"] == "codegen":
             dep = cm.deploy(built, dump_featuremaps=False, compile=False)
@@ -92,7 +99,9 @@ else:
         calls.append({"seconds": time.perf_counter() - t, "compiles": len(_log) - n,
                       "compile_seconds": sum(e[0] for e in _log[n:])})
         outs.append(np.concatenate([lt.out.reshape(-1).astype(np.int64) for lt in tr.layers.values()]))
-    report.update(calls=calls, equal=all(np.array_equal(outs[0], o) for o in outs[1:]), values=int(outs[0].size),
+    report.update(S=job["S"], neuron_steps=job["S"] * job["T"] * sum(
+                      int(np.prod(n.layer.in_shape)) for n in net.nodes if type(n.layer).__name__ == "Neuron"),
+                  calls=calls, equal=all(np.array_equal(outs[0], o) for o in outs[1:]), values=int(outs[0].size),
                   neuron_layers=sum(1 for n in net.nodes if type(n.layer).__name__ == "Neuron"),
                   before_calls=sum(e[0] for e in _log[:before]))
 report["compiles"] = sorted(_log, reverse=True)
@@ -147,8 +156,9 @@ def row_of(what: str, r: dict) -> dict:
             "compiled_cpu": sum(e[2] for e in r["compiles"]), "compiles": len(r["compiles"])}
 
 
-def coldstart_rows(torch: bool = True) -> dict:
-    """Every row (see the module docstring), each with its target and verdict."""
+def coldstart_rows(torch: bool = True, commands: bool = True) -> dict:
+    """Every row (see the module docstring), each with its target and verdict (``commands`` False: the network
+    rows only)."""
     rows = []
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="golden-cold-") as tmp:
@@ -160,7 +170,7 @@ def coldstart_rows(torch: bool = True) -> dict:
         jobs = [("golden demo", ["demo"], "demo"), ("golden demo --network", ["demo", "--network"], "demo"),
                 *((f"golden vectors generate --stimulus {s} (1000 x 1024)",
                    [*GENERATE, "--stimulus", s, "--out", f"bundle-{s}"], "compile") for s in ("uniform", "ties"))]
-        for what, argv, target in jobs:
+        for what, argv, target in jobs if commands else ():
             r = cold({"kind": "cli", "argv": argv}, work)
             row = row_of(what, r)
             if target == "demo":
@@ -172,8 +182,9 @@ def coldstart_rows(torch: bool = True) -> dict:
         if torch and available() is None:
             for profile in ("torch-eval", "codegen"):
                 r = cold({"kind": "network", "profile": profile, "model": NET_MODEL, "neuron": NET_NEURON,
-                          "S": NET_S, "T": NET_T, "calls": CALLS}, work)
-                row = row_of(f"a first {profile} network ({NET_MODEL}, {NET_S} x {NET_T}, {r['neuron_layers']} "
+                          "S": None if profile == "torch-eval" else NET_S, "T": NET_T, "calls": CALLS,
+                          "per_call": CALL_NEURON_STEPS}, work)
+                row = row_of(f"a first {profile} network ({NET_MODEL}, {r['S']} x {NET_T}, {r['neuron_layers']} "
                            f"neuron layers): build + {CALLS} simulate calls", r)
                 row.update(target=f"longest compile <= {COMPILE_TARGET:g} s", ok=row["longest"] <= COMPILE_TARGET)
                 rows.append(row)
@@ -184,7 +195,8 @@ def coldstart_rows(torch: bool = True) -> dict:
         c = calls["calls"]
         steady = all(x["compiles"] == 0 for x in c[1:])
         paced = all(b["seconds"] <= NOISE * a["seconds"] + SLACK for a, b in zip(c, c[1:]))
-        out["calls"] = {"model": NET_MODEL, "S": NET_S, "T": NET_T, "calls": c, "equal": calls["equal"],
+        out["calls"] = {"model": NET_MODEL, "S": calls["S"], "T": NET_T, "neuron_steps": calls["neuron_steps"],
+                        "calls": c, "equal": calls["equal"],
                         "values": calls["values"], "ok": steady and paced and calls["equal"]}
     return out
 
@@ -219,6 +231,7 @@ def markdown(cs: dict) -> list:
     c = cs.get("calls")
     if c:
         lines += ["", f"Successive calls of a new model ({c['model']} torch-eval, {c['S']} samples x {c['T']} steps, "
+                      f"{c['neuron_steps']} neuron-steps a call, "
                       f"the same inputs; outputs of every call equal: {'yes' if c['equal'] else '**NO**'}, "
                       f"{c['values']} values each):", "",
                   "| call | seconds | compiles during it | compiling |", "|---|---|---|---|"]
@@ -232,7 +245,7 @@ def markdown(cs: dict) -> list:
 
 
 if __name__ == "__main__":
-    result = coldstart_rows(torch="--no-torch" not in sys.argv[1:])
+    result = coldstart_rows(torch="--no-torch" not in sys.argv[1:], commands="--networks-only" not in sys.argv[1:])
     if "--json" in sys.argv[1:]:
         print(json.dumps(result, indent=1))
     print("\n".join(markdown(result)))
