@@ -10,13 +10,17 @@ One loop body (:func:`_columns`) makes two kinds of kernel:
   compile-time literal) and constants, holding the state in the potential
   format's dtype. Every mode test and every overflow check the constants rule
   out folds away and the rest vectorises, as C written for that spec would.
-  It costs a few seconds to compile, once per spec: Numba caches it on disk,
+  It costs about 1.5 s of CPU to compile, once per spec: Numba caches it on disk,
   keyed by the frozen values, in :func:`cache_dir` (never inside the
   installed package).
-- :data:`run_generic` reads ``code`` and ``c`` at run time, on int32 inputs,
-  int64 state and int64 outputs, so that one compile per lane type serves
-  every spec: small runs, property tests (which so check the lane types
-  too), per-cycle testbenches.
+- the generic kernels (:data:`run_generic_int`, :data:`run_generic_f32`: one per half of the datapath, so a
+  command compiles only the half its specs use) read ``code`` and ``c`` at run time, on int32 inputs, int64
+  state and int64 outputs, so that one compile per lane type serves every spec: small runs, property tests
+  (which so check the lane types too), small per-cycle testbenches.
+
+Which of the two a run takes is decided before it starts, from its own size and what this process has
+already compiled (:func:`pick`), never from what ran before it: no call pauses to compile because earlier
+calls added up.
 
 Both compute in the spec's lane type ``c.W`` (int16, int32 or int64), the
 narrowest that :func:`golden.datapath.lane_type`'s range analysis proves holds
@@ -40,12 +44,12 @@ import numpy as np
 from numba import njit
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, NullCache, UserProvidedCacheLocator
 
-from .datapath import CHARGE, FLOAT32, LEAK, RESET, STOP, STRICT_MASK, VSTAGE, step, step_f32, step_int, wadd
+from .datapath import CHARGE, FLOAT32, LEAK, RESET, STOP, STRICT_MASK, VSTAGE, step_f32, step_int, wadd
 
 SOURCE = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes()
                                  for f in ("datapath.py", "kernels.py", "spec.py"))).hexdigest()
 BLOCK_BYTES = 1 << 18  # state bytes per block of neurons: it stays in L2 while t advances over the block
-SPECIALISE_AT = 1 << 20  # neuron-steps from which a run compiles its spec's specialised kernel (~3 s, once)
+SPECIALISE_AT = 1 << 20  # neuron-steps of one run from which it compiles its spec's specialised kernel (~1.5 s, once)
 CHUNK = 1 << 14  # neurons of a row counted at once: the counts fit int16 counters
 PARALLEL_AT = 1 << 15  # neurons from which a layer is split over threads
 THREADS = int(os.environ.get("GOLDEN_THREADS", 0)) or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
@@ -114,8 +118,9 @@ def jit(**options):
     return wrap
 
 
-def _compile(fn, cache: bool = True):
-    """``njit(nogil=True)(fn)``, its disk cache in :func:`cache_dir` (or none: ``cache=False``)."""
+def compile_kernel(fn, cache: bool = True):
+    """``njit(nogil=True)(fn)``, its disk cache in :func:`cache_dir` (or none: ``cache=False``): a kernel of golden's
+    neuron family (the stimuli's too)."""
     return jit(nogil=True)(fn) if cache else njit(nogil=True)(fn)
 
 
@@ -171,24 +176,38 @@ def _columns(stepper, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
                         return
 
 
-def _generic():
+def _generic(float32: bool):
     source = SOURCE
+    if float32:
+        def run_generic_f32(code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
+            """Neurons lo..hi of a float32 spec; ``code`` and ``c`` read at run time."""
+            source  # noqa: B018  (part of the cache key)
+            _columns(step_f32, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi)
 
-    def run_generic(code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
-        """Neurons lo..hi; ``code`` and ``c`` read at run time."""
+        return compile_kernel(run_generic_f32)
+
+    def run_generic_int(code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi):
+        """Neurons lo..hi of an integer spec; ``code`` and ``c`` read at run time."""
         source  # noqa: B018  (part of the cache key)
-        _columns(step, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi)
+        _columns(step_int, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi)
 
-    return _compile(run_generic)
+    return compile_kernel(run_generic_int)
 
 
-run_generic = _generic()
-_entries: dict = {}  # id(c) -> (c, run_generic's compiled entry point for c's type)
+# The generic kernel, one per datapath half: a command compiles only the half its specs use (an integer spec never
+# waits for the float32 step's compile), once per lane type.
+run_generic_int, run_generic_f32 = _generic(False), _generic(True)
+_entries: dict = {}  # id(c) -> (c, the generic kernel's compiled entry point for c's type)
+
+
+def generic_kernel(code: int):
+    """The generic kernel (a Numba dispatcher) that runs specs of mode ``code``: the integer or the float32 one."""
+    return run_generic_f32 if code & FLOAT32 else run_generic_int
 
 
 def call_generic(code: int, c, x32, v64, o64, t64, spikes, counts, err, t0: int, lo: int, hi: int) -> None:
-    """``run_generic`` on int32 ``x32`` (T, N), int64 ``v64`` (N,), int64 ``o64``/``t64`` and bool ``spikes`` (T, N),
-    every array C-contiguous (the callers make them so).
+    """The generic kernel on int32 ``x32`` (T, N), int64 ``v64`` (N,), int64 ``o64``/``t64`` and bool ``spikes``
+    (T, N), every array C-contiguous (the callers make them so).
 
     Numba's dispatcher types each argument on every call, and typing ``c`` (a tuple of fourteen numbers and a
     type) costs ~50 µs: most of a small run. After the first call with a given ``c``, this calls the compiled
@@ -199,8 +218,9 @@ def call_generic(code: int, c, x32, v64, o64, t64, spikes, counts, err, t0: int,
             and o64.flags.c_contiguous and t64.flags.c_contiguous and spikes.flags.c_contiguous):
         return hit[1](code, c, x32, v64, o64, t64, spikes, counts, err, t0, lo, hi)
     args = (code, c, x32, v64, o64, t64, spikes, counts, err, t0, lo, hi)
-    run_generic(*args)  # the dispatcher: compiles, or checks the types
-    overload = run_generic.overloads.get(tuple(run_generic.typeof_pyval(a) for a in args))
+    kernel = generic_kernel(code)
+    kernel(*args)  # the dispatcher: compiles, or checks the types
+    overload = kernel.overloads.get(tuple(kernel.typeof_pyval(a) for a in args))
     if overload is not None and all(a.flags.c_contiguous for a in args[2:9]):
         _entries[id(c)] = (c, overload.entry_point)
 
@@ -237,6 +257,11 @@ def specialised(code: int, c):
     return kernel
 
 
+def has_specialised(code: int, c) -> bool:
+    """Whether this process has made the specialised kernel of (code, c) (so taking it costs no compile)."""
+    return _made_for(code, c) is not None
+
+
 def _made_for(code: int, c):
     """The specialised kernel of (code, c) if this process has made it, else None."""
     hit = _by_id.get(id(c))
@@ -255,13 +280,13 @@ def _specialise(code: int, c, cache: bool = True):
             source  # noqa: B018
             _columns(step_f32, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi)
 
-        return _compile(run_float32, cache)
+        return compile_kernel(run_float32, cache)
 
     def run_int(x, v, out, vt, spikes, counts, err, t0, lo, hi):
         source  # noqa: B018
         _columns(step_int, code, c, x, v, out, vt, spikes, counts, err, t0, lo, hi)
 
-    return _compile(run_int, cache)
+    return compile_kernel(run_int, cache)
 
 
 def uncached(code: int, c):

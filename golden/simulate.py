@@ -222,37 +222,40 @@ def simulate(spec: Spec, x, v0=None, *, parallel: bool | None = None, out: Trace
 class Simulator:
     """Per-cycle use (cocotb testbenches, whole networks): ``step(x_t)`` advances every neuron by one time step.
 
-    The kernel is chosen for the Simulator's lifetime, not for one call: a wide layer (at least
-    :data:`SPECIALISE_NEURONS` neurons) gets its spec's specialised kernel on construction (compiled once
-    per spec, then loaded from the disk cache), a narrow one once it has stepped
-    ``kernels.SPECIALISE_AT`` neuron-steps in all (or at once, if this process already has that kernel).
-    Until then the generic kernel serves it, so a campaign of many small specs compiles nothing.
+    The kernel is chosen once, on construction, for the Simulator's lifetime, so no step ever pauses to compile:
+    a wide layer (at least :data:`SPECIALISE_NEURONS` neurons), or a spec this process already has the
+    specialised kernel of, gets that kernel (compiled now, once per spec and machine, then loaded from the disk
+    cache); a narrow one the generic kernel (so a campaign of many small specs compiles nothing per spec).
+    ``specialise``: True takes the specialised kernel whatever the width (a long per-cycle run of a narrow
+    layer: about 2x less per-call time), False the generic one.
     A step runs on one thread: one row of even a wide layer is shorter than a thread hand-off pays for.
     """
 
-    def __init__(self, spec: Spec, shape):
+    def __init__(self, spec: Spec, shape, specialise: bool | None = None):
         self._runner = Runner(spec)
         self.spec = spec
         self.shape = layer_shape(shape)
+        if specialise not in (None, True, False):
+            raise SpecError(f"specialise: expected True, False or None (choose by width), got {specialise!r}")
         self._n = int(np.prod(self.shape, dtype=np.int64))
-        self._lifetime = 0  # neuron-steps so far (all resets included)
-        self._kernel = None  # the specialised kernel, once chosen
+        self._kernel = None  # the specialised kernel, if chosen
         self._in_dtype = np.dtype(spec.fmt_in.dtype)
         self._out_dtype = np.dtype(spec.fmt_out.dtype)
         bits = 8 * self._in_dtype.itemsize - (self._in_dtype.kind == "i")
         self._in_free = spec.fmt_in.min <= -(1 << bits) and spec.fmt_in.max >= (1 << bits) - 1  # no range scan
         self._err = np.full(3, -1, np.int64)
         r = self._runner
-        if self._n >= SPECIALISE_NEURONS or kernels._made_for(r.code, r.consts) is not None:
-            self._specialise()
+        if specialise is None:
+            specialise = self._n >= SPECIALISE_NEURONS or kernels.has_specialised(r.code, r.consts)
+        if specialise:
+            self._kernel = kernels.specialised(r.code, r.consts)
+            self._vt = np.empty((1, self._n), self.spec.fmt_v.dtype)
         self.reset()
 
-    def _specialise(self) -> None:
-        r = self._runner
-        self._kernel = kernels.specialised(r.code, r.consts)
-        self._vt = np.empty((1, self._n), self.spec.fmt_v.dtype)
-        if hasattr(self, "_v"):
-            self._v = self._v.astype(self.spec.fmt_v.dtype)
+    @property
+    def specialised(self) -> bool:
+        """Whether this Simulator steps on its spec's specialised kernel (else the generic one), for its lifetime."""
+        return self._kernel is not None
 
     def reset(self, v0=None) -> None:
         """Back to the initial potential (the spec's, or ``v0``) and t = 0."""
@@ -290,8 +293,6 @@ class Simulator:
             _bad_buffer("out", out, self.shape, self._out_dtype)
         spikes = np.empty(self.shape, np.bool_)
         n = self._n
-        if self._kernel is None and self._lifetime >= kernels.SPECIALISE_AT:
-            self._specialise()
         kernel, err = self._kernel, self._err
         if kernel is not None:
             x2 = x_t.reshape(1, n)
@@ -310,6 +311,5 @@ class Simulator:
             err[:] = -1
             raise SimulationOverflow(stages, t, neuron)
         self.t += 1
-        self._lifetime += n
         self.spikes = spikes
         return out

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from . import kernels
-from .datapath import FLOAT32, charge_f32, charge_int, constants, encode, step, step_f32, step_int
+from .datapath import FLOAT32, charge_f32, charge_int, constants, encode, step_f32, step_int
 from .simulate import initial_v
 from .spec import Arith, Spec, SpecError
 
@@ -129,7 +129,7 @@ def _qualifies(stepper, code, cr, cm, c, c1, p, v, x, threshold):
     return _differ(stepper, cr, c, cm, c, v, xc) & (x <= p.fmax)
 
 
-@njit(inline="always")
+@njit
 def _charge(code, c, v, x):
     """The value the step rounds, as float64: H at frac T (int) or y = h * 2**q_v (float32)."""
     if code & FLOAT32:
@@ -137,7 +137,7 @@ def _charge(code, c, v, x):
     return np.float64(charge_int(code, c, v, x)[0])
 
 
-@njit(inline="always")
+@njit
 def _toward(p, xa, dist):
     """xa + round(dist / slope), or fmax + 1 (none) when it leaves fmt_in."""
     z = dist / p.slope
@@ -147,7 +147,7 @@ def _toward(p, xa, dist):
     return x if p.fmin <= x <= p.fmax else p.fmax + 1
 
 
-@njit(inline="always")
+@njit
 def _guess(p, xa, dist):
     """xa + round(dist / slope), held inside fmt_in."""
     z = min(max(dist / p.slope, -2.0 * p.span), 2.0 * p.span)
@@ -189,7 +189,7 @@ def _first_spike(stepper, code, c, p, v, guess):
     return b
 
 
-@njit(inline="always")
+@njit
 def _modular(p, xa, big_xa, target, mod):
     """The input x >= xa nearest xa (else below it) whose aligned input X = x << sh_in is target mod ``mod``
     (a power of two), given X(xa) = ``big_xa``; fmax + 1 if none."""
@@ -282,17 +282,24 @@ def _ties_rows(stepper, code, cr, cm, c, c1, p, v, raw, out, s):
             v[n] = stepper(code, c, v[n], x)[0]
 
 
-def _generic_kernel():
+def _generic_kernel(float32: bool):
     source = kernels.SOURCE
+    if float32:
+        def ties_generic_f32(code, cr, cm, c, c1, p, v, raw, out, scratch):
+            source  # noqa: B018  (part of the cache key)
+            _ties_rows(step_f32, code, cr, cm, c, c1, p, v, raw, out, scratch)
 
-    def ties_generic(code, cr, cm, c, c1, p, v, raw, out, scratch):
+        return kernels.compile_kernel(ties_generic_f32)
+
+    def ties_generic_int(code, cr, cm, c, c1, p, v, raw, out, scratch):
         source  # noqa: B018  (part of the cache key)
-        _ties_rows(step, code, cr, cm, c, c1, p, v, raw, out, scratch)
+        _ties_rows(step_int, code, cr, cm, c, c1, p, v, raw, out, scratch)
 
-    return kernels._compile(ties_generic)
+    return kernels.compile_kernel(ties_generic_int)
 
 
-ties_generic = _generic_kernel()
+# the generic ties kernel, one per datapath half (a spec compiles only the half it uses)
+ties_generic_int, ties_generic_f32 = _generic_kernel(False), _generic_kernel(True)
 _specialised: dict = {}
 
 
@@ -300,7 +307,8 @@ def ties_kernel(probes, specialise: bool):
     """``f(v, raw, out, scratch)``: the generic ties kernel, or one compiled for these
     probes (constants frozen, only the half of the datapath the spec uses: two closures, as in kernels.py)."""
     if not specialise:
-        return lambda *a: ties_generic(*probes, *a)
+        generic = ties_generic_f32 if probes[0] & FLOAT32 else ties_generic_int
+        return lambda *a: generic(*probes, *a)
     kernel = _specialised.get(probes)
     if kernel is None:
         source = kernels.SOURCE
@@ -310,13 +318,13 @@ def ties_kernel(probes, specialise: bool):
                 source  # noqa: B018
                 _ties_rows(step_f32, code, cr, cm, c, c1, p, v, raw, out, scratch)
 
-            kernel = kernels._compile(ties_float32)
+            kernel = kernels.compile_kernel(ties_float32)
         else:
             def ties_int(v, raw, out, scratch):
                 source  # noqa: B018
                 _ties_rows(step_int, code, cr, cm, c, c1, p, v, raw, out, scratch)
 
-            kernel = kernels._compile(ties_int)
+            kernel = kernels.compile_kernel(ties_int)
         _specialised[probes] = kernel
     return kernel
 
@@ -356,7 +364,7 @@ def _edges_kernel():
                 else:
                     out[t, n] = out[t - 1, n]
 
-    return kernels._compile(edges_rows)
+    return kernels.compile_kernel(edges_rows)
 
 
 edges_rows = _edges_kernel()

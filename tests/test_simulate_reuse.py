@@ -50,22 +50,27 @@ def test_step_out_buffer_equals_simulate():
     assert sim.overflow == trace.overflow
 
 
-def test_simulator_specialises_by_lifetime(monkeypatch):
-    """A wide layer takes the specialised kernel at once; a narrow one after SPECIALISE_AT neuron-steps in all,
-    identical results on both sides of the switch (state carried over)."""
-    assert golden.Simulator(SPEC, SPECIALISE_NEURONS)._kernel is not None
+def test_simulator_chooses_its_kernel_on_construction_and_keeps_it(monkeypatch):
+    """A wide layer takes the specialised kernel at once, a narrow one the generic kernel for its whole life: no
+    step ever compiles (the old lifetime switch compiled in mid-run); ``specialise=True`` asks for it up front.
+    Both give the trace of ``simulate``."""
+    assert golden.Simulator(SPEC, SPECIALISE_NEURONS).specialised
     spec = golden.hardware("LIF", bits=8, q_v=6, tau=3.0)  # a spec nothing here has specialised yet
-    monkeypatch.setattr(kernels, "SPECIALISE_AT", 40 * 10)
     monkeypatch.setattr(kernels, "_made_for", lambda code, c: None)
+    made = []
+    real = kernels.specialised
+    monkeypatch.setattr(kernels, "specialised", lambda code, c: made.append(code) or real(code, c))
     x = _x(80, 10, spec=spec)
     trace = golden.simulate(spec, x, parallel=False)
-    sim = golden.Simulator(spec, 10)
-    kinds = []
+    narrow, eager = golden.Simulator(spec, 10), golden.Simulator(spec, 10, specialise=True)
+    assert not narrow.specialised and eager.specialised and len(made) == 1  # chosen (and compiled) on construction
     for t in range(80):
-        assert np.array_equal(sim.step(x[t]), trace.out[t]) and np.array_equal(sim.v, trace.v[t])
-        kinds.append(sim._kernel is not None)
-    assert kinds.index(True) == 40 and all(kinds[40:])  # 400 neuron-steps on the generic kernel, then switched
-    assert sim.overflow == trace.overflow
+        for sim in (narrow, eager):
+            assert np.array_equal(sim.step(x[t]), trace.out[t]) and np.array_equal(sim.v, trace.v[t])
+    assert not narrow.specialised and len(made) == 1  # 800 neuron-steps later: no switch, nothing compiled
+    assert narrow.overflow == trace.overflow == eager.overflow
+    with pytest.raises(golden.SpecError, match="specialise: expected True, False or None"):
+        golden.Simulator(spec, 10, specialise="yes")
 
 
 def test_step_input_of_another_dtype_or_a_strided_view():

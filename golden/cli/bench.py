@@ -34,6 +34,19 @@ def harness():
     return module
 
 
+def tool(name: str):
+    """The checkout's ``tools/bench/<name>.py`` as a module, loaded once (beside the harness, which :func:`harness`
+    checks)."""
+    harness()
+    module = sys.modules.get(f"golden_bench_{name}")
+    if module is None:
+        spec = importlib.util.spec_from_file_location(f"golden_bench_{name}", HARNESS.with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
 def build_parser() -> Parser:
     p = Parser(prog="golden bench", description="Benchmark golden against the C of the same spec and the Qualia "
                                                 "layers, in one run (see docs/bench.md).")
@@ -61,6 +74,8 @@ def build_parser() -> Parser:
     p.add_argument("--gemm-models", nargs="+", help="real-size models (default: all of tools/bench/gemm.py)")
     p.add_argument("--gemm-samples", type=positive_int, default=2, help="real-size layers: samples (default 2)")
     p.add_argument("--no-fresh", action="store_true", help="skip timing a fresh process's first result")
+    p.add_argument("--no-coldstart", action="store_true", help="skip the cold-start rows (tools/bench/coldstart.py: "
+                                                               "fresh kernel cache, longest compile, no-pause calls)")
     p.add_argument("--asm", action="store_true", help="also count the instructions of each kernel's hot loop")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--markdown", help="write the markdown table here")
@@ -85,9 +100,12 @@ def cli(argv) -> int:
     if bad:
         raise UsageError(f"bench: --gemm-models {bad[0]}: not a real-size model (known: {', '.join(gemm_known)})")
     result = bench.run(a)
+    cold = None if a.no_coldstart else tool("coldstart")  # tools/bench/coldstart.py: its rows after the harness's
+    if cold is not None:
+        result["coldstart"] = cold.coldstart_rows(torch=not a.no_qualia)
     if a.json:
         write_atomic(a.json, lambda f: f.write((json.dumps(result, indent=1) + "\n").encode()), force=a.force)
-    text = bench.markdown(result)
+    text = bench.markdown(result) + ("\n".join(cold.markdown(result["coldstart"])) + "\n" if cold else "")
     if a.markdown:
         write_atomic(a.markdown, lambda f: f.write(text.encode()), force=a.force)
     if not a.quiet:

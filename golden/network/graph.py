@@ -18,19 +18,41 @@ import numpy as np
 
 from .. import kernels as neuron_kernels
 from ..errors import NetworkError
-from ..simulate import Runner, initial_v
+from ..simulate import Runner, initial_v, kernel_args
 from ..spec import STAGES, Overflow, QFormat, Round, quantize_real
 from . import kernels as layer_kernels
-from . import ops, store
+from . import npkernels, ops, store
 from .layers import (
     F32_EXACT,
     ROUNDS,
+    Add,
+    BatchNorm,
+    Conv,
+    Flatten,
+    GlobalSumPool,
+    Identity,
     Layer,
+    Linear,
+    MaxPool,
     Neuron,
     float32_bound,
     type_name,
 )
 from .store import INPUT
+
+SPECIALISE_AT = 1 << 14  # neuron-steps of one layer in one call from which it runs on its spec's specialised kernel
+SPECIALISED, GENERIC = "specialised", "generic"  # the neuron kernels Network.plan chooses between
+NUMPY, NUMBA = "numpy", "numba"  # the kernel families of the other layers
+# the layer types whose every kernel npkernels has (exact types: a subclass may call kernels it lacks)
+NUMPY_TYPES = (Linear, Conv, BatchNorm, MaxPool, Add, GlobalSumPool, Flatten, Identity, Neuron)
+
+
+def tiny(layer: Layer, rows: int) -> bool:
+    """Whether ``layer`` on ``rows`` (sample, step) rows makes at most ``npkernels.TINY`` output values, so that it
+    runs in plain numpy, with no compile: a compile costs 0.3-1 s, such a call microseconds either way."""
+    if type(layer) not in NUMPY_TYPES:  # a layer type registered elsewhere knows the Numba family and the oracle
+        return False
+    return rows * math.prod(layer.out_shape) <= npkernels.TINY
 
 
 class LongCheck(NamedTuple):
@@ -105,9 +127,8 @@ class Network:
         self.params = {k: dict(v) for k, v in (params or {}).items()}
         self.output = output or (self.nodes[-1].name if self.nodes else None)
         self.meta = dict(meta or {})
-        # neuron-steps this network has simulated: from neuron_kernels.SPECIALISE_AT on, each neuron layer takes its
-        # spec's specialised kernel (chosen for the network's lifetime, as a Simulator's); it changes no value
-        self.neuron_steps = 0
+        self.neuron_steps = 0  # neuron-steps this network has simulated (a count only: no kernel choice reads it)
+        self._plans: dict = {}  # (samples, steps) -> the kernel of each neuron layer (see plan)
         self._check()
 
     # ------------------------------------------------------------- validation
@@ -230,7 +251,12 @@ class Network:
         return quantize_real(x_float, self.fmt_input, self.round_input).astype(self.fmt_input.dtype)
 
     def simulate(self, x_raw, *, bounds: bool = False, impl=None) -> Trace:
-        """Raw input (S, T, *input_shape) -> :class:`Trace`. ``bounds``: mark values float32 holds exactly."""
+        """Raw input (S, T, *input_shape) -> :class:`Trace`. ``bounds``: mark values float32 holds exactly.
+
+        Every kernel is chosen before the first layer runs (:meth:`plan`, kept per shape). ``impl``: a kernel
+        family to run every non-neuron layer on instead (:mod:`golden.network.reference`, the oracle); the neuron
+        layers always run on golden's neuron kernels."""
+        default = impl is None
         impl = layer_kernels if impl is None else impl
         x = np.asarray(x_raw)
         if x.dtype.kind not in "iu":
@@ -241,16 +267,17 @@ class Network:
             raise NetworkError(f"x_raw: values outside the input format {self.fmt_input}")
         S, T = x.shape[:2]
         self.neuron_steps += S * T * sum(math.prod(n.layer.in_shape) for n in self.nodes if isinstance(n.layer, Neuron))
-        specialise = self.neuron_steps >= neuron_kernels.SPECIALISE_AT
+        plan = self.plan(S, T)  # before any layer runs: every neuron kernel it names is compiled here
         rows = {INPUT: np.ascontiguousarray(x, np.int64).reshape(S * T, *self.input_shape)}
         layers = OrderedDict()
         for node in self.nodes:
             xs = [rows[i] for i in node.inputs]
+            family = npkernels if default and tiny(node.layer, S * T) else impl
             if isinstance(node.layer, Neuron):  # the one stateful layer: all its steps in one kernel call
-                lt = run_neuron(impl, node, xs[0], S, T, specialise)
+                lt = run_neuron(family, node, xs[0], S, T, plan.get(node.name) == SPECIALISED)
                 rows[node.name] = lt.out.reshape(S * T, *node.layer.out_shape).astype(np.int64)
             else:
-                res = ops.run(impl, node.layer, self.params.get(node.name, {}), xs, node.name, bounds)
+                res = ops.run(family, node.layer, self.params.get(node.name, {}), xs, node.name, bounds)
                 out = res["out"]
                 mask = None if res["f32_exact"] is None else res["f32_exact"].reshape(S, T, *node.layer.out_shape)
                 lt = LayerTrace(node.name, node.layer, out.reshape(S, T, *node.layer.out_shape)
@@ -258,6 +285,48 @@ class Network:
                 rows[node.name] = out.reshape(S * T, *node.layer.out_shape)  # int64, in fmt_out: lt.out exactly
             layers[node.name] = lt
         return Trace(self, x, layers)
+
+    def plan(self, samples: int, steps: int) -> dict:
+        """Neuron layer name -> the kernel it runs on for inputs of ``samples`` x ``steps``: :data:`SPECIALISED`
+        (its spec's own kernel) or :data:`GENERIC` (one kernel for every spec: no compile per spec); every other
+        layer's name -> :data:`NUMPY` (:mod:`golden.network.npkernels`, no compile: its share of the call is at
+        most ``npkernels.TINY`` output values, see :func:`tiny`) or :data:`NUMBA` (:mod:`golden.network.kernels`,
+        or the exact-GEMM route it hands large Linear/Conv layers to).
+
+        Chosen once per shape, before the run, and kept for the network's life: the same shapes always run on the
+        same kernels, so no call is slower than the one before it on the same shapes (no compile in mid-use).
+        A layer is specialised when its share of one call, ``samples x steps x neurons``, reaches
+        :data:`SPECIALISE_AT` (a run of that size pays for its compile, once per spec and machine: the disk
+        cache), or when this process already has its spec's kernel (:meth:`specialise`); otherwise generic (a
+        property campaign's many small networks compile nothing per spec). Choosing compiles, or loads from the
+        disk cache, every kernel the plan names.
+        """
+        key = (int(samples), int(steps))
+        rows = key[0] * key[1]
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = {}
+            for node in self.nodes:
+                if isinstance(node.layer, Neuron):
+                    code, consts = kernel_args(node.layer.spec)
+                    big = key[0] * key[1] * math.prod(node.layer.in_shape) >= SPECIALISE_AT
+                    if big or neuron_kernels.has_specialised(code, consts):
+                        neuron_kernels.specialised(code, consts)
+                        plan[node.name] = SPECIALISED
+                    else:
+                        plan[node.name] = GENERIC
+                else:
+                    plan[node.name] = NUMPY if tiny(node.layer, rows) else NUMBA
+            self._plans[key] = plan
+        return plan
+
+    def specialise(self) -> None:
+        """Compile (or load from the disk cache) every neuron layer's specialised kernel now, so that every run
+        from here on, of any shape, takes them: for a network called many times on small batches."""
+        for node in self.nodes:
+            if isinstance(node.layer, Neuron):
+                neuron_kernels.specialised(*kernel_args(node.layer.spec))
+        self._plans.clear()
 
     # ------------------------------------------------------------ save / load (golden/network/store.py)
     def to_toml(self, digests: dict, weights_sha256: str = "") -> str:
@@ -277,7 +346,9 @@ class Network:
 
 def run_neuron(impl, node: Node, x, S: int, T: int, specialise: bool = False) -> LayerTrace:
     """A neuron layer over every sample at once: (T, S * N), the samples side by side, each from the spec's initial
-    potential (as ``golden.simulate`` runs it, without its input check: ``quantize`` keeps x in the format)."""
+    potential (as ``golden.simulate`` runs it, without its input check: ``quantize`` keeps x in the format).
+    ``specialise``: run on the spec's specialised kernel (the caller has made it: :meth:`Network.plan`), else on
+    the generic one."""
     layer = node.layer
     q, sat = ops.quantize(impl, x, layer.fmt_src, layer.fmt_in, layer.round_in)
     shape = layer.in_shape
@@ -286,8 +357,9 @@ def run_neuron(impl, node: Node, x, S: int, T: int, specialise: bool = False) ->
     steps.reshape(T, S, n)[...] = q.reshape(S, T, n).swapaxes(0, 1)  # one pass: transpose and narrow
     runner = Runner(layer.spec)
     if specialise:
-        neuron_kernels.specialised(runner.code, runner.consts)  # compiled once per spec, then the disk cache
-    out, vt, spikes, counts = runner.run(steps, initial_v(layer.spec, None, (S * n,)))
+        neuron_kernels.specialised(runner.code, runner.consts)  # made by the plan: a lookup
+    out, vt, spikes, counts = runner.run(steps, initial_v(layer.spec, None, (S * n,)), parallel=None if specialise
+                                         else False)
 
     def back(a):
         return np.ascontiguousarray(a.reshape(T, S, *shape).swapaxes(0, 1))

@@ -22,6 +22,7 @@ from ..spec import Overflow, Round
 
 TRN, TRN_INF, RND = Round.TRN.code, Round.TRN_INF.code, Round.RND.code  # the Qualia roundtypes a layer takes
 SAT, WRAP = Overflow.SATURATE.code, Overflow.WRAP.code
+INT64_MIN = -(1 << 63)  # a max-pool window's start (every value is above it; torch pads with -inf)
 INT32_LANES = True  # a Conv whose sums provably fit 32 bits may pass int32 weights (twice the lanes per vector)
 
 
@@ -65,14 +66,22 @@ def narrow(n, bits, policy):
 
 
 @jit()
-def requant(x, s, mode, bits, policy, pre_bits=64):
-    """Elementwise ``N(R(x, s))``: a quantizer on raw values (input stage, output stage, Identity)."""
-    flat = x.reshape(-1)
-    out = np.empty(flat.size, np.int64)
+def requant_flat(x, s, mode, bits, policy, pre_bits):
+    """:func:`requant` on a 1-D int64 array: the one compiled quantizer, whatever the shape it serves."""
+    out = np.empty(x.size, np.int64)
     hits = 0
-    for i in range(flat.size):
-        out[i], h = narrow(rescale(flat[i], s, mode, pre_bits), bits, policy)
+    for i in range(x.size):
+        out[i], h = narrow(rescale(x[i], s, mode, pre_bits), bits, policy)
         hits += h
+    return out, hits
+
+
+def requant(x, s, mode, bits, policy, pre_bits=64):
+    """Elementwise ``N(R(x, s))``: a quantizer on raw values (input stage, output stage, Identity); (values, number
+    narrowed). Any shape, through one compiled kernel (:func:`requant_flat`): a network compiles it once, not once
+    per rank."""
+    x = np.ascontiguousarray(x, np.int64)
+    out, hits = requant_flat(x.reshape(-1), int(s), int(mode), int(bits), int(policy), int(pre_bits))
     return out.reshape(x.shape), hits
 
 
@@ -200,7 +209,7 @@ def maxpool2d(x, kh, kw, sh, sw, ph, pw):
         for c in range(C):
             for i in range(OH):
                 for j in range(OW):
-                    m = np.iinfo(np.int64).min
+                    m = INT64_MIN
                     for ki in range(kh):
                         y = i * sh + ki - ph
                         if 0 <= y < H:
