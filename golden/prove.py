@@ -442,40 +442,33 @@ class _Codegen(_Reference):
 
     def v0(self):
         if self._v0 is None:
-            self._run([(np.zeros(1, np.int64), np.zeros(1, np.int64))])
+            zero = np.zeros(1, np.int64)
+            self._chunk(zero, zero, zero)
         return self._v0
 
-    def _run(self, calls):
-        n = len(calls[0][1])
+    def _chunk(self, v, x, x2):
+        """The three layer calls and both undefined-behaviour replays of one chunk: one call of the compiled C."""
+        n = len(v)
         shape = (n,) if n <= self.cc.MAX_DIM else (n // 65536, 256, 256)
-        s = self.spec
-        args = {k: self.config[k] for k in ("kind", "width", "long_width", "q_in", "q_v", "q_out", "round_mode",
-                                            "soft_reset", "decay_input")}
-        c = [self.cc.StepCall(x=x, v=v, v_threshold=s.v_threshold, v_reset=s.v_reset,
-                              reciprocal_tau=s.reciprocal_tau) for v, x in calls]
-        v0, res = self.cc.step_c_layer(**args, shape=shape, calls=c)
-        lo, hi = int(v0.min()), int(v0.max())  # one value for every neuron, or none (min/max: no sort of 4M)
+        s, c = self.spec, self.config
+        args = {k: c[k] for k in ("kind", "width", "long_width", "q_in", "q_v", "q_out", "round_mode",
+                                  "soft_reset", "decay_input")}
+        r = self.cc.prove_chunk_c(**args, shape=shape, v=v, x=x, x2=x2, v_threshold=s.v_threshold,
+                                  v_reset=s.v_reset, reciprocal_tau=s.reciprocal_tau)
+        lo, hi = int(r.v0.min()), int(r.v0.max())  # one value for every neuron, or none (min/max: no sort of 4M)
         self._v0 = lo if lo == hi else None
-        return res
-
-    def _undefined(self, v, x):
-        c = self.config
-        return self.cc.undefined_pairs(kind=c["kind"], long_width=c["long_width"], q_in=c["q_in"], q_v=c["q_v"],
-                                       q_out=c["q_out"], round_mode=c["round_mode"], soft_reset=c["soft_reset"],
-                                       decay_input=c["decay_input"], v_threshold=self.spec.v_threshold,
-                                       v_reset=self.spec.v_reset, reciprocal_tau=self.spec.reciprocal_tau, v=v, x=x)
+        return r
 
     def step(self, v, x):
-        (out, nv), = self._run([(v, x)])
-        return Outcome(nv, out, undefined=self._undefined(v, x))
+        r = self._chunk(v, x, x)
+        return Outcome(r.v1, r.o1, undefined=r.ub1)
 
     def residue(self, v, x, x2):
-        """Step (v, x), then continue on x2 (one binary run); then the C again from the reported potential."""
-        (o1, v1), (o2, v2) = self._run([(v, x), (None, x2)])
-        (o3, v3), = self._run([(v1, x2)])
-        second = self._undefined(v1, x2)  # the same pairs for both second steps
-        return (Outcome(v1, o1, undefined=self._undefined(v, x)), Outcome(v2, o2, undefined=second),
-                Outcome(v3, o3, undefined=second))
+        """Step (v, x), then continue on x2; then the C again from the reported potential on x2: one C call, which
+        also replays the pairs of both steps for undefined behaviour (the second steps share their pairs)."""
+        r = self._chunk(v, x, x2)
+        return (Outcome(r.v1, r.o1, undefined=r.ub1), Outcome(r.v2, r.o2, undefined=r.ub2),
+                Outcome(r.v3, r.o3, undefined=r.ub2))
 
 
 def _make_reference(spec: Spec, against, config: dict | None) -> _Reference:
