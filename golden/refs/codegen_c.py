@@ -955,7 +955,7 @@ _DRIVERS = {"seq": _driver_source, "step": _step_driver_source, "chunk": _chunk_
 
 @dataclass(frozen=True)
 class ChunkResult:
-    """One chunk of ``golden prove`` on the real C (int64 arrays, one value per pair): ``v0`` the potentials
+    """One chunk of ``golden prove`` on the real C (raw NUMBER_T arrays, one value per pair): ``v0`` the potentials
     after ``<name>_reset_pot()``; ``o1``/``v1`` one step from (v, x); ``o2``/``v2`` a second step continuing on x2;
     ``o3``/``v3`` one step from ``v1`` on x2; ``ub1``/``ub2`` (bool) the pairs of steps 1 and 2 on which the
     template's integer expressions hit undefined behaviour (steps 2 and 3 compute the same expressions)."""
@@ -1013,7 +1013,7 @@ def prove_chunk_c(*, kind: str, width: int, long_width: int, q_in: int, q_v: int
                 *(a.ctypes.data_as(ctypes.c_void_p) for a in ins + outs))
     if rc != 0:
         raise CRunError(f"golden_prove_chunk returned {rc} (size mismatch)", rc, "")
-    return ChunkResult(*(a.astype(np.int64) for a in outs[:7]), *(a.view(bool) for a in outs[7:]))
+    return ChunkResult(*outs[:7], *(a.view(bool) for a in outs[7:]))
 
 
 if __name__ == "__main__":  # pragma: no cover - manual smoke run
