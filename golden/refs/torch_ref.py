@@ -319,7 +319,7 @@ def step_module(module, x_raw: np.ndarray, v_raw: np.ndarray | None, *, q_in: in
     try:  # elementwise ops on <= 1M values: one thread is 5-15x faster than torch's pool on a loaded machine
         if len(x) <= 1 << 20:
             torch.set_num_threads(1)
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Qualia's torch.tensor(tensor)
             y = module(torch.from_numpy(xf))
     finally:
