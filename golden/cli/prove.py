@@ -148,7 +148,7 @@ def run_proof(proof: Proof, a, engine=None, args=None) -> tuple:
         done = fresh
         if per * -(-left // workers) > NOTE or (engine is not None and left):
             where = f"the same command resumes ({journal.path} keeps the finished chunks)" if journal else \
-                "give --out to make it resumable"
+                "one chunk: nothing to resume" if proof.chunks == 1 else "give --out to make it resumable"
             print(f"golden prove: {_cost(proof, per, left, workers)}; Ctrl-C stops, {where}", file=sys.stderr)
 
         def finished(chunk):
