@@ -11,8 +11,9 @@ kernel and through the reference, checks each precondition on the reference itse
 a pure function of (spec, reference, chunk index) with a JSON-able result (:class:`Chunk`), merged in index
 order: so a long proof can be timed from its first chunk, saved and resumed, or run chunk by chunk elsewhere.
 References: ``reference`` (golden's plain-Python oracle),
-``torch-eval`` / ``torch-train`` (the real Qualia module, its ``v`` set per neuron), ``codegen`` (the real
-``lif.cc`` / ``if.cc`` rendered from the installed packages, compiled with gcc, run once on all pairs), or another
+``torch-eval`` / ``torch-train`` (the real Qualia module, its ``v`` set per neuron, driven in cache-sized batches),
+``codegen`` (the real ``lif.cc`` / ``if.cc`` rendered from the installed packages, compiled once by gcc as a shared
+library with golden's driver and undefined-behaviour replay, one call per chunk), or another
 :class:`~golden.spec.Spec`. :func:`divergence_map` lists exactly where two specs differ on the whole state space,
 grouped by the causes of :data:`golden.causes.CAUSES`.
 """

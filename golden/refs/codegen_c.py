@@ -26,6 +26,12 @@ harness
    keyed by a SHA-256 of (rendered source + driver + compiler + flags + compiler
    version), so a given configuration is compiled once per machine.
 
+For ``golden prove``, :func:`prove_chunk_c` compiles the same rendered layer with
+a third driver of ours (``golden_prove_chunk``) as a shared library, loaded once
+per process with ctypes: one call per chunk runs the three layer calls of the
+proof and replays the template's integer expressions for undefined behaviour in
+exact 128-bit arithmetic (:func:`undefined_pairs` is its numpy twin).
+
 What is compile time and what is run time
 -----------------------------------------
 Baked into the binary (one compile per distinct value): ``kind``, ``width``,
