@@ -35,9 +35,11 @@ def _pid() -> int:
     return os.getpid()
 
 
-def _line(engine: str, start: float, run: float, pairs: int, chunk_s: list, setup: list, cert) -> dict:
+def _line(engine: str, start: float, run: float, pairs: int, chunk_s: list, cpu_s: list, setup: list,
+          cert) -> dict:
     return {"engine": engine, "start_s": round(start, 2), "run_s": round(run, 2),
             "pairs_per_s": round(pairs / run), "median_chunk_s": round(statistics.median(chunk_s), 3),
+            "median_chunk_cpu_s": round(statistics.median(cpu_s), 3),
             "max_setup_s": round(max(setup, default=0.0), 2),
             "certificate_sha256": hashlib.sha256(cert.to_json().encode()).hexdigest()[:16]}
 
@@ -46,13 +48,15 @@ def run_local(args: dist.ProofArgs) -> dict:
     t0 = time.perf_counter()
     proof = args.build()
     start = time.perf_counter() - t0
-    done, secs = {}, []
+    done, secs, cpu = {}, [], []
     t0 = time.perf_counter()
     for i in range(proof.chunks):
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         done[i] = proof.run_chunk(i, proof.keep(done, i))
         secs.append(time.perf_counter() - t1)
-    return _line("one process", start, time.perf_counter() - t0, proof.pairs, secs, [], proof.certificate(done))
+        cpu.append(time.process_time() - c1)
+    return _line("one process", start, time.perf_counter() - t0, proof.pairs, secs, cpu, [],
+                 proof.certificate(done))
 
 
 def run_dask(args: dist.ProofArgs, workers: int) -> dict:
@@ -62,12 +66,13 @@ def run_dask(args: dist.ProofArgs, workers: int) -> dict:
         proof, done = args.build(), {}
         info = engine.run(proof, args, done, lambda c: done.__setitem__(c.index, c))
     return _line(f"dask ({workers} workers)", start, info.seconds, proof.pairs, info.chunk_seconds,
-                 info.setup_seconds, proof.certificate(done))
+                 info.chunk_cpu_seconds, info.setup_seconds, proof.certificate(done))
 
 
 def run_ray(args: dist.ProofArgs, workers: int) -> dict:
     import ray
 
+    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)  # the same glibc heap as golden's Dask workers (golden.dist)
     t0 = time.perf_counter()
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": dict(dist.WORKER_ENV) | {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
@@ -79,19 +84,20 @@ def run_ray(args: dist.ProofArgs, workers: int) -> dict:
         key = json.dumps(proof.key(), sort_keys=True)
         t0 = time.perf_counter()
         pending = [task.remote(args, key, i, proof.listed) for i in range(proof.chunks)]
-        secs, setup = [], []
+        secs, cpu, setup = [], [], []
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
-            record, seconds, _where, s = ray.get(ready[0])
+            record, seconds, _where, s, c_s = ray.get(ready[0])
             c = Chunk.from_dict(record)
             done[c.index] = c
             secs.append(seconds)
+            cpu.append(c_s)
             if s:
                 setup.append(s)
         run = time.perf_counter() - t0
     finally:
         ray.shutdown()
-    return _line(f"ray ({workers} workers)", start, run, proof.pairs, secs, setup, proof.certificate(done))
+    return _line(f"ray ({workers} workers)", start, run, proof.pairs, secs, cpu, setup, proof.certificate(done))
 
 
 def main(argv=None) -> int:
