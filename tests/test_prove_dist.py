@@ -186,3 +186,19 @@ def test_a_worker_whose_proof_differs_refuses(engine):
     with pytest.raises(P.ProveError, match="its proof differs from the client's") as e:
         engine.run(client_side, worker_side, done, lambda c: done.__setitem__(c.index, c))
     assert "\n" not in str(e.value) and done == {}
+
+
+def _worker_settings():
+    import os
+
+    import dask
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), dask.config.get("distributed.worker.profile.enabled")
+
+
+@DIST
+def test_local_workers_keep_glibc_heap_dynamic_and_no_profiler(engine):
+    """Dask's defaults cost a chunk 2-5x its CPU time (measured, golden/dist.py): the LocalCluster workers run
+    without MALLOC_TRIM_THRESHOLD_ (every large array fresh pages otherwise) and without the 10 ms stack sampler."""
+    got = engine.client.run(_worker_settings)
+    assert len(got) == 2 and set(got.values()) == {(None, False)}
