@@ -102,16 +102,16 @@ from golden.errors import CRunError
 __all__ = [
     "CBuild",
     "CRunError",
+    "ChunkResult",
     "QUALIA_LINUX_UB_CFLAGS",
     "build_c_layer",
     "c_available",
     "cache_dir",
+    "prove_chunk_c",
     "render_c_layer",
     "run_c_layer",
     "step_c_layer",
     "undefined_pairs",
-    "ChunkResult",
-    "prove_chunk_c",
 ]
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
