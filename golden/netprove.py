@@ -223,7 +223,16 @@ def _no_ub(e: _Entry, L: int, bound: int, what: str) -> bool:
                  f"{what}: every partial sum (any subset, any order), shifted sum, aligned bias, accumulator and "
                  f"rounding addend is at most {bound} = 2^{math.log2(max(bound, 1)):.2f} in magnitude, "
                  f"{'within' if bound < lim else 'OUTSIDE'} int{L}_t (a signed overflow there is undefined "
-                 f"behaviour: no result to compare)")
+                 f"behaviour: no result to compare)" + ("" if bound < lim else _widen(bound, L)))
+
+
+def _widen(bound: int, L: int) -> str:
+    """The fix for an accumulator that can overflow its LONG: the width that holds the bound, or narrower inputs."""
+    fits = [w for w in (32, 64) if w > L and bound < 1 << (w - 1)]
+    if fits:
+        return (f"; fix: deploy with QualiaCodeGen long_width={fits[0]} (LONG_NUMBER_T int{fits[0]}_t), or narrow "
+                f"the layer's input range or weights so that the bound stays below 2^{L - 1}")
+    return f"; fix: narrow the layer's input range or weights so that the bound stays below 2^{L - 1}"
 
 
 def _shifts_defined(e: _Entry, L: int, shifts: dict) -> bool:
@@ -440,7 +449,8 @@ _ARG = {
 }
 
 
-def _prove_layer(node, net, against, X, bounds, neuron_proofs, neuron_pairs, max_values) -> tuple[dict, Values | None]:
+def _prove_layer(node, net, against, X, bounds, neuron_proofs, neuron_pairs, max_values,
+                 neuron_prover=None) -> tuple[dict, Values | None]:
     layer, name, t = node.layer, node.name, _type(node.layer)
     base = BASE.get(t, t)
     torch = against == "torch-eval"
@@ -489,7 +499,7 @@ def _prove_layer(node, net, against, X, bounds, neuron_proofs, neuron_pairs, max
         out = _torch_in(e, layer.fmt_src, layer.fmt_out, _rname(layer.round_out), X[0])
         return e.finish(), out
     if base == "Neuron":
-        return _neuron(node, against, X, neuron_proofs, neuron_pairs)
+        return _neuron(node, against, X, neuron_proofs, neuron_pairs, neuron_prover)
     e = _Entry(name, node, "none", "")
     e.fail(f"no network proof for layer type {t}")
     return e.finish(), None
@@ -561,7 +571,7 @@ def _sum_like(node, base, torch, X, bounds, max_values):
     return e.finish(), out
 
 
-def _neuron(node, against, X, proofs, neuron_pairs):
+def _neuron(node, against, X, proofs, neuron_pairs, neuron_prover=None):
     from .prove import ProveError, prove
 
     layer, name = node.layer, node.name
@@ -575,16 +585,16 @@ def _neuron(node, against, X, proofs, neuron_pairs):
     pairs = 1 << (spec.fmt_v.bits + spec.fmt_in.bits)
     key = (spec, against)
     if key not in proofs:
-        if pairs > neuron_pairs:
+        if pairs > neuron_pairs and neuron_prover is None:
             bv, bx = spec.fmt_v.bits, spec.fmt_in.bits
             plane = f"{bv}-bit plane" if bv == bx else f"{bv}x{bx}-bit plane"
             proofs[key] = {"proven": False, "pairs": pairs, "result":
                            f"not proven: {plane} (2^{bv + bx} pairs) needs the distributed engine (not run here: "
-                           f"raise neuron_pairs / --neuron-pairs to 2^{bv + bx} to run it on one process, 0.5 to "
-                           f"1.5 h at 16 bits)"}
+                           f"pass --scheduler local|ADDRESS to golden prove --network, or raise neuron_pairs / "
+                           f"--neuron-pairs to 2^{bv + bx} to run it in this process)"}
         else:
             try:
-                c = prove(spec, against)
+                c = prove(spec, against) if pairs <= neuron_pairs else neuron_prover(spec, against)
                 proofs[key] = {"proven": c.proven, "pairs": c.pairs, "compared": c.compared,
                                "differences": c.differences, "undefined": c.undefined["count"],
                                "preconditions": c.preconditions, "result": c.result,
@@ -603,14 +613,16 @@ def _neuron(node, against, X, proofs, neuron_pairs):
 
 # ------------------------------------------------------------------------------------------------ entry point
 def prove_network(network, against: str = "codegen", *, deployment=None, neuron_pairs: int = NEURON_PAIRS,
-                  max_values: int = MAX_VALUES) -> dict:
+                  max_values: int = MAX_VALUES, neuron_prover=None) -> dict:
     """A certificate (dict, deterministic JSON via :func:`to_json`) that ``network`` equals ``against`` on every
     input sequence of its input format, or names each layer it cannot prove and why; see the module docstring.
 
     ``deployment``: a :class:`golden.qualia.deployment.Deployed` the network was read from: its weights, biases,
     shifts and channels-last layout are then checked equal to what the converter exported. ``neuron_pairs``: the
     largest (v, x) plane a neuron proof runs here (default 2^24: the 16-bit plane, 2^32, is stated not proven).
-    ``max_values``: the largest domain one layer check enumerates.
+    ``max_values``: the largest domain one layer check enumerates. ``neuron_prover``: a callable
+    ``(spec, against) -> golden.prove.Certificate`` that proves the planes above ``neuron_pairs`` elsewhere (``golden
+    prove --network --scheduler``: on the distributed engine, resumable); each distinct spec is handed to it once.
     """
     from .netprove_export import export_checks
     from .network import Network
@@ -619,6 +631,9 @@ def prove_network(network, against: str = "codegen", *, deployment=None, neuron_
         raise NetProveError(f"network: expected a golden.network.Network, got {type(network).__name__}")
     if against not in AGAINST:
         raise NetProveError(f"against: {against!r} is not one of {', '.join(AGAINST)}")
+    if neuron_prover is not None and not callable(neuron_prover):
+        raise NetProveError(f"neuron_prover: expected a callable (spec, against) -> Certificate, got "
+                            f"{type(neuron_prover).__name__}")
     if deployment is not None and against != "codegen":
         raise NetProveError("deployment: the converter's export is compared only when proving against codegen")
     _available(against)
@@ -630,7 +645,8 @@ def prove_network(network, against: str = "codegen", *, deployment=None, neuron_
     layers = []
     for node in network.nodes:
         X = [reach[i] if reach.get(i) is not None else Values.fmt(_fmt_of(network, i)) for i in node.inputs]
-        d, out = _prove_layer(node, network, against, X, bounds, proofs, int(neuron_pairs), max_values)
+        d, out = _prove_layer(node, network, against, X, bounds, proofs, int(neuron_pairs), max_values,
+                              neuron_prover)
         d["reachable_inputs"] = [x.describe() for x in X]
         for pname, holds, detail in exports.get(node.name, []):
             d["preconditions"].append({"name": f"export: {pname}", "holds": bool(holds), "detail": detail})

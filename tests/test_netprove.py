@@ -34,7 +34,7 @@ from golden.network import (
 )
 from golden.spec import QFormat
 
-from proofs import missing_codegen, missing_torch, record, requires
+from proofs import missing_codegen, missing_module, missing_torch, record, requires
 
 ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED = ROOT / "golden" / "data" / "scnn1d_lif8"
@@ -95,6 +95,8 @@ def test_corpus_16bit_network_names_what_it_cannot_prove():
     assert set(failing) == {"conv1", "neuron1", "layers.0.0.neuron1", "layers.0.0.neuron2", "layers.0.0.neuronr"}
     assert "2^32 pairs" in failing["neuron1"] and "distributed engine" in failing["neuron1"]
     assert "OUTSIDE int32_t" in failing["conv1"] and "undefined behaviour" in failing["conv1"]
+    assert "2^31.18" in failing["conv1"] and "fix: deploy with QualiaCodeGen long_width=64" in failing["conv1"]
+    assert "--scheduler local|ADDRESS" in failing["neuron1"]
     assert cert["result"].startswith("not proven: conv1, neuron1")
     # fed by spikes {0, 16384}, the later int32 layers are proven on every reachable accumulator
     for n in ("layers.0.0.conv1", "layers.0.0.sconv", "layers.0.0.add", "linear"):
@@ -256,6 +258,13 @@ def _bad_rows(tmp: Path):
         (["--network", SMLP, "--against", "codegen", "--out", str(tmp / "no" / "c.json")], "does not exist"),
         (["--network", SMLP, "--against", "codegen", "--out", str(tmp)], "is a directory"),
         (["--network", SMLP, "--against", "codegen", "--max-values", "0"], "--max-values"),
+        (["--network", SMLP, "--against", "codegen", "--workers", "2"], "--workers: only with --scheduler"),
+        (["--network", SMLP, "--against", "codegen", "--allow-long"], "--allow-long: only with --scheduler"),
+        (["--network", SMLP, "--against", "codegen", "--budget", "60"], "--budget: only with --scheduler"),
+        (["--network", SMLP, "--against", "codegen", "--scheduler", "local", "--workers", "0"], "--workers"),
+        (["--network", SMLP, "--against", "codegen", "--scheduler", "local", "--budget", "-1"], "--budget"),
+        (["--network", SMLP, "--against", "codegen", "--scheduler", "tcp://127.0.0.1:9", "--out",
+          str(tmp / "c.json")], "cannot reach a Dask scheduler"),
     ]
 
 
@@ -292,3 +301,50 @@ def test_a_neuron_plane_above_the_limit_is_stated_not_run():
         assert "8-bit plane (2^16 pairs) needs the distributed engine" in d["result"] and "compared" not in d["proof"]
     assert cert["counts"]["neuron_pairs"] == 0
     assert isinstance(NP.NetProveError("x"), golden.GoldenError)
+
+
+# ------------------------------------------------------------------------------------------------ on the engine
+DIST = requires(missing_module("distributed"))
+
+
+@DIST
+@CODEGEN
+def test_neuron_planes_on_the_engine_resume_to_the_single_process_certificate(tmp_path, capsys, monkeypatch):
+    """--scheduler local: the neuron planes above --neuron-pairs run as Dask tasks in chunks (8 of 2^13 pairs
+    here), journaled beside --out. Stopped (Ctrl-C) after the first plane, the command exits 130 and keeps its
+    journal; the same command resumes it (every chunk of that plane from the journal) and writes the certificate a
+    single process writes, plus the ``run`` section; no journal is left behind."""
+    from golden.cli import main
+    from golden.cli import netprove as cli_np
+
+    monkeypatch.setattr(cli_np, "NEURON_CHUNK", 1 << 13)
+    plain = tmp_path / "plain.json"
+    assert main(["prove", "--network", SMLP, "--against", "codegen", "--out", str(plain)]) == 0
+    out = tmp_path / "cert.json"
+    argv = ["prove", "--network", SMLP, "--against", "codegen", "--neuron-pairs", "1", "--scheduler", "local",
+            "--workers", "2", "--out", str(out)]
+    real = cli_np.DistProver.__call__
+    calls = []
+
+    def stop_at_the_second(self, spec, against):
+        calls.append(spec.digest())
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, spec, against)
+
+    monkeypatch.setattr(cli_np.DistProver, "__call__", stop_at_the_second)
+    assert main(argv) == 130
+    capsys.readouterr()
+    states = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".state"))
+    assert states == [f"cert.json.neuron-{calls[0][:12]}-codegen.state"] and not out.exists()
+    monkeypatch.setattr(cli_np.DistProver, "__call__", real)
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"neuron spec {calls[0][:12]}: 8 chunks (8 resumed)" in text and "(0 resumed)" in text
+    cert = json.loads(out.read_text())
+    run = cert.pop("run")
+    assert cert == json.loads(plain.read_text())
+    assert [r["chunks_resumed"] for r in run["neuron_planes"]] == [8, 0] and run["engine"] == "dask"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".state")]
+    record("prove --network --scheduler local (8-bit planes, 2 workers)", "codegen",
+           cert["counts"]["neuron_pairs"], cert["counts"]["mismatches"], unit="neuron pairs")

@@ -17,10 +17,11 @@ from golden import dist
 from golden import prove as P
 from golden.cli import longrun, main
 
-from proofs import missing_codegen, missing_module, record, requires
+from proofs import missing_codegen, missing_module, missing_torch, record, requires
 
 DIST = requires(missing_module("distributed"))
 CODEGEN = requires(missing_codegen())
+TORCH = requires(missing_torch())
 # 16-bit LIF, the C's profile; its threshold 4096 lies in the slices below, so both spiking and idle pairs occur
 SPEC16 = golden.codegen("LIF", width=16, q_v=12, tau=3.0)
 NEAR_VTH = (4096 - 32, 4096 + 31)  # 64 potentials x 65,536 inputs = 2**22 pairs
@@ -94,6 +95,24 @@ def test_stopped_midway_the_rest_completes_to_the_same_certificate(engine):
     engine.run(proof, args, done, lambda c: again.append(c.index) or done.__setitem__(c.index, c))
     assert sorted(again) == sorted(set(range(16)) - set(first))  # the finished chunks did not run again
     assert proof.certificate(done).to_json() == args.build().run().to_json()
+
+
+@DIST
+@TORCH
+def test_torch_slice_in_batches_on_two_workers_is_the_certificate_of_one_process(engine):
+    """The real Qualia module against a 16-bit LIF slice: chunks of 2**20 pairs, each driven as 4 batches of 2**18
+    neurons (P.TORCH_BATCH) on 2 workers, certify byte for byte what one process certifies with one batch per chunk
+    (chunks of 2**18): the batching, the continued second step of each batch and the engine change nothing."""
+    spec = golden.make("torch-eval", "LIF", bits=16, q_v=12, tau=3.0)
+    assert P.TORCH_BATCH == 1 << 18
+    args = dist.ProofArgs(spec, "torch-eval", chunk=1 << 20, v_range=NEAR_VTH)
+    proof, done, info, order = _engine_certificate(engine, args)
+    assert sorted(order) == [0, 1, 2, 3] and info.pairs_run == 1 << 22
+    cert = proof.certificate(done)
+    local = dist.ProofArgs(spec, "torch-eval", chunk=1 << 18, v_range=NEAR_VTH).build().run()
+    assert cert.to_json() == local.to_json() and cert.differences == 0 and cert.compared == 1 << 22
+    record("prove --scheduler local (slice, 2 workers, batches)", "torch-eval", cert.compared, cert.differences,
+           unit="pairs")
 
 
 def _spec_file(tmp_path):
@@ -186,3 +205,19 @@ def test_a_worker_whose_proof_differs_refuses(engine):
     with pytest.raises(P.ProveError, match="its proof differs from the client's") as e:
         engine.run(client_side, worker_side, done, lambda c: done.__setitem__(c.index, c))
     assert "\n" not in str(e.value) and done == {}
+
+
+def _worker_settings():
+    import os
+
+    import dask
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), dask.config.get("distributed.worker.profile.enabled")
+
+
+@DIST
+def test_local_workers_keep_glibc_heap_dynamic_and_no_profiler(engine):
+    """Dask's defaults cost a chunk 2-5x its CPU time (measured, golden/dist.py): the LocalCluster workers run
+    without MALLOC_TRIM_THRESHOLD_ (every large array fresh pages otherwise) and without the 10 ms stack sampler."""
+    got = engine.client.run(_worker_settings)
+    assert len(got) == 2 and set(got.values()) == {(None, False)}

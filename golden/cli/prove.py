@@ -148,7 +148,7 @@ def run_proof(proof: Proof, a, engine=None, args=None) -> tuple:
         done = fresh
         if per * -(-left // workers) > NOTE or (engine is not None and left):
             where = f"the same command resumes ({journal.path} keeps the finished chunks)" if journal else \
-                "give --out to make it resumable"
+                "one chunk: nothing to resume" if proof.chunks == 1 else "give --out to make it resumable"
             print(f"golden prove: {_cost(proof, per, left, workers)}; Ctrl-C stops, {where}", file=sys.stderr)
 
         def finished(chunk):
@@ -249,7 +249,8 @@ def run(argv) -> int:
             r = info.to_dict()
             print(f"  run         {r['chunks_run']} chunks on {r['workers']} Dask workers ({a.scheduler}) in "
                   f"{r['seconds']:.1f} s: {r['pairs_per_second']} pairs/s, {r['pairs_per_second_per_worker']} per "
-                  f"worker")
+                  f"worker; median chunk {r['median_chunk_seconds_on_a_worker']:.2f} s "
+                  f"({r['median_chunk_cpu_seconds_on_a_worker']:.2f} s CPU)")
         for path, what in ((a.out, "certificate"), (a.plot, "heat map")):
             if path:
                 print(f"  {what:<11} {path}")

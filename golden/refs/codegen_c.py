@@ -26,6 +26,12 @@ harness
    keyed by a SHA-256 of (rendered source + driver + compiler + flags + compiler
    version), so a given configuration is compiled once per machine.
 
+For ``golden prove``, :func:`prove_chunk_c` compiles the same rendered layer with
+a third driver of ours (``golden_prove_chunk``) as a shared library, loaded once
+per process with ctypes: one call per chunk runs the three layer calls of the
+proof and replays the template's integer expressions for undefined behaviour in
+exact 128-bit arithmetic (:func:`undefined_pairs` is its numpy twin).
+
 What is compile time and what is run time
 -----------------------------------------
 Baked into the binary (one compile per distinct value): ``kind``, ``width``,
@@ -74,6 +80,7 @@ which is how Qualia's examples/Linux/build.sh builds model.c) and
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import hashlib
 import importlib.util
@@ -82,6 +89,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,10 +102,12 @@ from golden.errors import CRunError
 __all__ = [
     "CBuild",
     "CRunError",
+    "ChunkResult",
     "QUALIA_LINUX_UB_CFLAGS",
     "build_c_layer",
     "c_available",
     "cache_dir",
+    "prove_chunk_c",
     "render_c_layer",
     "run_c_layer",
     "step_c_layer",
@@ -462,7 +472,9 @@ def _build(cfg: _Config, lang: str, extra_cflags: tuple[str, ...], driver: str =
         raise ValueError(f"lang must be 'c' or 'c++', got {lang!r}")
     compiler = _COMPILER[lang]
     flags = (*_BASE_CFLAGS[lang], *extra_cflags)
-    source = _render(cfg) + (_driver_source(cfg) if driver == "seq" else _step_driver_source(cfg))
+    if driver == "chunk":  # a shared library (golden_prove_chunk), loaded once per process with ctypes
+        flags = (*flags, "-shared", "-fPIC")
+    source = _render(cfg) + _DRIVERS[driver](cfg)
     h = hashlib.sha256()
     for part in (source, compiler, compiler_id(compiler), "\0".join(flags)):
         h.update(part.encode())
@@ -471,13 +483,13 @@ def _build(cfg: _Config, lang: str, extra_cflags: tuple[str, ...], driver: str =
     d = cache_dir() / key
     d.mkdir(parents=True, exist_ok=True)
     src_path = d / ("layer.c" if lang == "c" else "layer.cpp")
-    bin_path = d / "layer.bin"
+    bin_path = d / ("layer.so" if driver == "chunk" else "layer.bin")
     log_path = d / "build.log"
     if bin_path.exists() and log_path.exists():
         build = CBuild(bin_path, src_path, log_path.read_text(), 0.0, True, key)
     else:
         atomic_write(src_path, source.encode())
-        tmp_bin = d / f"layer.bin.{os.getpid()}.tmp"
+        tmp_bin = d / f"{bin_path.name}.{os.getpid()}.tmp"
         cmd = [compiler, *flags, "-x", _LANG_FLAG[lang], str(src_path), "-o", str(tmp_bin)]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -812,6 +824,202 @@ def undefined_pairs(*, kind: str, long_width: int, q_in: int, q_v: int, q_out: i
     if soft_reset:
         scale(to_long(chk(tmp - VT)), T - q_v)
     return np.where(np.asarray(spike, bool), ub, idle)
+
+
+# --------------------------------------------------------------------------
+# one chunk of golden prove in one call of a shared library (loaded once per process)
+# --------------------------------------------------------------------------
+
+
+def _replay_source(cfg: _Config) -> str:
+    """golden's replay of the template's integer expressions for undefined behaviour, in C with exact 128-bit
+    arithmetic: the same operations, in the same order, as :func:`undefined_pairs` (its numpy twin, which the
+    tests hold it equal to). C evaluates in ``A = max(32, long_width)`` bits; a value assigned to a narrower
+    LONG_NUMBER_T wraps (gcc's modular conversion, defined); an operation leaving ``A`` bits, or a shift by ``A``
+    bits or more, is undefined. Every exact value of the replay fits in 127 bits (operands are raw inputs or
+    checked ``A``-bit values); a value found out of range flags the pair and is replaced by 0, which cannot change
+    the flag (it is sticky up to the spike test, and each reset branch only adds flags)."""
+    A = max(32, cfg.long_width)
+    wrap = f"(golden_wide_t)(int{cfg.long_width}_t)n" if cfg.long_width < A else "n"
+    T = max(cfg.q_in, cfg.q_v)
+    if cfg.kind == "LIF":
+        tmp = "tmp = P;" if cfg.soft_reset else "tmp = golden_to_long(golden_chk(P - VR, &ub));"
+        if cfg.decay_input:
+            tmp += (f"\n  tmp = golden_to_long(golden_chk(P + golden_scale(golden_chk(golden_to_long("
+                    f"golden_chk(X - tmp, &ub)) * rtau, &ub), {T}, &ub), &ub));")
+        else:
+            tmp += (f"\n  tmp = golden_to_long(golden_chk(golden_to_long(golden_chk(P - golden_scale(golden_chk(tmp * "
+                    f"rtau, &ub), {T}, &ub), &ub)) + X, &ub));")
+    else:
+        tmp = "tmp = golden_to_long(golden_chk(P + X, &ub));"
+    soft = f"golden_scale(golden_to_long(golden_chk(tmp - VT, &ub)), {T - cfg.q_v}, &ub);" if cfg.soft_reset else ""
+    return f"""
+/* ---- golden's undefined-behaviour replay (golden project code, not from Qualia) ---- */
+typedef __int128 golden_wide_t;
+#define GOLDEN_A {A}
+
+static golden_wide_t golden_chk(golden_wide_t n, int *ub) {{
+  const golden_wide_t hi = (((golden_wide_t)1) << (GOLDEN_A - 1)) - 1, lo = -hi - 1;
+  if (n < lo || n > hi) {{ *ub = 1; return 0; }}
+  return n;
+}}
+
+static golden_wide_t golden_to_long(golden_wide_t n) {{ return {wrap}; }}
+
+static golden_wide_t golden_scale(golden_wide_t n, int s, int *ub) {{
+  n = golden_to_long(n);
+  if (s <= 0) {{
+    if (-s >= GOLDEN_A) {{ *ub = 1; return 0; }}
+    return golden_to_long(golden_chk(n * (((golden_wide_t)1) << -s), ub));
+  }}
+  if ({int(cfg.round_mode == "nearest")}) {{
+    if (s - 1 >= 31) {{ *ub = 1; return 0; }}
+    n = golden_to_long(golden_chk(n + (((golden_wide_t)1) << (s - 1)), ub));
+  }}
+  if (s >= GOLDEN_A) {{ *ub = 1; return 0; }}
+  return n >> s;
+}}
+
+static unsigned char golden_undefined(golden_wide_t v, golden_wide_t x, golden_wide_t vth, golden_wide_t vr,
+                                      golden_wide_t rtau) {{
+  int ub = 0;
+  const golden_wide_t VT = golden_scale(vth, {cfg.q_v - T}, &ub);
+  const golden_wide_t VR = golden_scale(vr, {cfg.q_v - T}, &ub);
+  golden_scale(1, {-cfg.q_out}, &ub);
+  const golden_wide_t P = golden_scale(v, {cfg.q_v - T}, &ub), X = golden_scale(x, {cfg.q_in - T}, &ub);
+  golden_wide_t tmp;
+  (void)VR; (void)rtau; (void)X;
+  {tmp}
+  const int spike = golden_chk(tmp - VT, &ub) >= 0;
+  const int before = ub;
+  golden_scale(tmp, {T - cfg.q_v}, &ub);
+  const int idle = ub;
+  ub = before;
+  {soft}
+  return (unsigned char)(spike ? ub : idle);
+}}
+"""
+
+
+def _chunk_driver_source(cfg: _Config) -> str:
+    """Our own C for ``golden prove``, compiled as a shared library: ``golden_prove_chunk`` runs one chunk in one
+    call. It records the potentials right after ``<name>_reset_pot()``, then: (1) loads ``v`` and steps on ``x``;
+    (2) steps again on ``x2``, continuing from the layer's own state; (3) loads the potentials reported by (1) and
+    steps on ``x2``; then replays every pair of (1) and of (2) for undefined behaviour (:func:`_replay_source`).
+    The layer is called through one non-inlined function, as the sequence driver calls it."""
+    ct = _ctype(cfg.width)
+    name = cfg.name
+    inner = "".join(f"[{d}]" for d in cfg.shape[1:])
+    if len(cfg.shape) == 1:
+        in_arg, out_arg = "(const golden_num_t *)in", "(golden_num_t *)out"
+    else:
+        in_arg, out_arg = f"(const golden_num_t (*){inner})in", f"(golden_num_t (*){inner})out"
+    args = [in_arg, "v_threshold"] + ([] if cfg.soft_reset else ["v_reset"])
+    args += ["reciprocal_tau"] if cfg.kind == "LIF" else []
+    call = f"{name}({', '.join(args + [out_arg])});"
+    hyper = ", ".join(f"golden_num_t {a}" for a in ("v_threshold", "v_reset", "reciprocal_tau"))
+    return _replay_source(cfg) + f"""
+/* ---- golden prove chunk driver (golden project code, not from Qualia) ---- */
+#include <string.h>
+
+typedef {ct} golden_num_t;
+#define GOLDEN_TOTAL ((size_t){cfg.total})
+
+static __attribute__((noinline)) void golden_call(const golden_num_t *in, {hyper}, golden_num_t *out) {{
+  (void)v_reset; (void)reciprocal_tau;
+  memset(out, 0x5a, GOLDEN_TOTAL * sizeof(golden_num_t)); /* every element must be overwritten */
+  {call}
+}}
+
+int golden_prove_chunk(long long n, long long vth, long long vr, long long rtau,
+                       const golden_num_t *v, const golden_num_t *x, const golden_num_t *x2, golden_num_t *v0,
+                       golden_num_t *o1, golden_num_t *v1, golden_num_t *o2, golden_num_t *v2,
+                       golden_num_t *o3, golden_num_t *v3, unsigned char *ub1, unsigned char *ub2) {{
+  const size_t bytes = GOLDEN_TOTAL * sizeof(golden_num_t);
+  if ((size_t)n != GOLDEN_TOTAL || sizeof({name}_potent) != bytes) return 3;
+  {name}_reset_pot();
+  memcpy(v0, {name}_potent, bytes);
+  memcpy({name}_potent, v, bytes);
+  golden_call(x, (golden_num_t)vth, (golden_num_t)vr, (golden_num_t)rtau, o1);
+  memcpy(v1, {name}_potent, bytes);
+  golden_call(x2, (golden_num_t)vth, (golden_num_t)vr, (golden_num_t)rtau, o2);
+  memcpy(v2, {name}_potent, bytes);
+  memcpy({name}_potent, v1, bytes);
+  golden_call(x2, (golden_num_t)vth, (golden_num_t)vr, (golden_num_t)rtau, o3);
+  memcpy(v3, {name}_potent, bytes);
+  for (size_t i = 0; i < GOLDEN_TOTAL; i++) {{
+    ub1[i] = golden_undefined(v[i], x[i], vth, vr, rtau);
+    ub2[i] = golden_undefined(v1[i], x2[i], vth, vr, rtau);
+  }}
+  return 0;
+}}
+"""
+
+
+_DRIVERS = {"seq": _driver_source, "step": _step_driver_source, "chunk": _chunk_driver_source}
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One chunk of ``golden prove`` on the real C (raw NUMBER_T arrays, one value per pair): ``v0`` the potentials
+    after ``<name>_reset_pot()``; ``o1``/``v1`` one step from (v, x); ``o2``/``v2`` a second step continuing on x2;
+    ``o3``/``v3`` one step from ``v1`` on x2; ``ub1``/``ub2`` (bool) the pairs of steps 1 and 2 on which the
+    template's integer expressions hit undefined behaviour (steps 2 and 3 compute the same expressions)."""
+
+    v0: np.ndarray
+    o1: np.ndarray
+    v1: np.ndarray
+    o2: np.ndarray
+    v2: np.ndarray
+    o3: np.ndarray
+    v3: np.ndarray
+    ub1: np.ndarray
+    ub2: np.ndarray
+
+
+_LIBS: dict = {}  # shared library path -> (ctypes function, lock): loaded once per process
+_LIBS_LOCK = threading.Lock()
+
+
+def _chunk_function(build: CBuild):
+    with _LIBS_LOCK:
+        if build.binary not in _LIBS:
+            fn = ctypes.CDLL(str(build.binary)).golden_prove_chunk
+            fn.restype = ctypes.c_int
+            fn.argtypes = [ctypes.c_longlong] * 4 + [ctypes.c_void_p] * 12
+            _LIBS[build.binary] = (fn, threading.Lock())  # the layer's potentials are one static array
+        return _LIBS[build.binary]
+
+
+def prove_chunk_c(*, kind: str, width: int, long_width: int, q_in: int, q_v: int, q_out: int, round_mode: str,
+                  soft_reset: bool, decay_input: bool, shape: tuple[int, ...], v: np.ndarray, x: np.ndarray,
+                  x2: np.ndarray, v_threshold: int, v_reset: int, reciprocal_tau: int) -> ChunkResult:
+    """One chunk of ``golden prove`` against the generated layer, in one call (see :class:`ChunkResult`).
+
+    The layer, rendered from the installed templates, is compiled once per configuration (on-disk cache) as a
+    shared library with golden's driver and loaded once per process: no process per chunk. ``shape`` is the
+    compiled per-step shape; ``v``, ``x``, ``x2`` hold ``prod(shape)`` raw integers each.
+    """
+    cfg = _make_config(kind, width, long_width, q_in, q_v, q_out, round_mode, soft_reset, decay_input, shape)
+    dt = np.dtype(_DTYPES[cfg.width])
+    n = cfg.total
+    for name, value in (("v_threshold", v_threshold), ("v_reset", v_reset), ("reciprocal_tau", reciprocal_tau)):
+        _check_range(name, value, cfg.width)
+    ins = []
+    for name, a in (("v", v), ("x", x), ("x2", x2)):
+        a = np.asarray(a)
+        if a.shape != (n,) or a.dtype.kind not in "iu":
+            raise ValueError(f"{name}: expected {n} raw integers, got {a.dtype} {a.shape}")
+        _check_range(name, a, cfg.width)
+        ins.append(np.ascontiguousarray(a, dtype=dt))
+    fn, lock = _chunk_function(_build(cfg, "c", (), driver="chunk"))
+    outs = [np.empty(n, dt) for _ in range(7)] + [np.empty(n, np.uint8) for _ in range(2)]
+    with lock:
+        rc = fn(n, int(v_threshold), int(v_reset), int(reciprocal_tau),
+                *(a.ctypes.data_as(ctypes.c_void_p) for a in ins + outs))
+    if rc != 0:
+        raise CRunError(f"golden_prove_chunk returned {rc} (size mismatch)", rc, "")
+    return ChunkResult(*outs[:7], *(a.view(bool) for a in outs[7:]))
 
 
 if __name__ == "__main__":  # pragma: no cover - manual smoke run

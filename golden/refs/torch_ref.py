@@ -208,8 +208,9 @@ def make_module(
 
 def _to_raw(values: Any, q: int, what: str, step: int) -> np.ndarray:
     """float tensor -> exact int64 raw values at q (raises if not integral)."""
-    arr = values.detach().double().cpu().numpy() * (2.0**q)
-    if not np.all(np.isfinite(arr)):
+    arr = values.detach().cpu().numpy().astype(np.float64)  # a fresh float64 copy: exact for float16/32/64
+    arr *= 2.0**q  # a power of two: exact
+    if arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):  # min/max carry a NaN or an inf
         raise AssertionError(f"{what} at step {step} is not finite: {arr!r}")
     rounded = np.rint(arr)
     if not np.array_equal(rounded, arr):
@@ -307,8 +308,9 @@ def step_module(module, x_raw: np.ndarray, v_raw: np.ndarray | None, *, q_in: in
     torch, _, functional = _stack()
     q_v, q_out = int(module.quantizer_v.force_q), int(module.quantizer_act.force_q)
     x = np.asarray(x_raw, dtype=np.int64)
-    xf = (x.astype(np.float64) * 2.0 ** -int(q_in)).astype(np.float32)
-    if not np.array_equal(xf.astype(np.float64), x * 2.0 ** -int(q_in)):
+    xd = x * 2.0 ** -int(q_in)  # float64: exact for |x| < 2**53
+    xf = xd.astype(np.float32)
+    if not np.array_equal(xf, xd):  # compared as float64: exact
         raise ValueError("x_raw * 2**-q_in is not exactly representable in float32")
     module.train(mode == "train")
     if v_raw is not None:
@@ -319,7 +321,7 @@ def step_module(module, x_raw: np.ndarray, v_raw: np.ndarray | None, *, q_in: in
     try:  # elementwise ops on <= 1M values: one thread is 5-15x faster than torch's pool on a loaded machine
         if len(x) <= 1 << 20:
             torch.set_num_threads(1)
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Qualia's torch.tensor(tensor)
             y = module(torch.from_numpy(xf))
     finally:
