@@ -369,6 +369,29 @@ def _weighted_torch(e, name, layer, params, X, bounds, max_values):
     return _torch_out(e, layer, _shifted(r, max_values), F, mode, max_values)
 
 
+def _batchnorm_torch(e, layer, params, X: Values, max_values: int):
+    """A float32 BatchNorm (``arith = float32``) is elementwise per channel: golden's kernel against the real
+    QuantizedBatchNorm holding the layer's raw alpha and beta, on every (channel, reachable input) pair."""
+    from dataclasses import replace
+
+    from . import netprove_torch
+
+    C, vals = layer.num_features, X.array()
+    if vals.size * C > max_values:
+        e.fail(f"enumeration limit: {C} channels x {vals.size} reachable inputs exceed max_values = {max_values}")
+        return None
+    one = replace(layer, in_shape=(C,) + (1,) * layer.dims)  # every channel at one position: each row one input
+    x = np.ascontiguousarray(np.broadcast_to(vals.reshape(-1, 1, *(1,) * layer.dims), (vals.size, *one.in_shape)))
+    acc, _ = one.core(kernels, params, [x])
+    out, _ = one.out_stage(kernels, acc)
+    golden = out.reshape(vals.size, C).T.ravel()  # (C, n), as the module returns it
+    ref = netprove_torch.run_batchnorm(layer, params, vals).ravel()
+    e.check("float32 BatchNorm", f"qualia_core QuantizedBatchNorm1d in .eval() holding the layer's raw alpha and beta "
+            f"({layer.round_out} output, {layer.fmt_out})", f"{C} channels x {X.describe()}",
+            np.tile(vals, C), golden, ref)
+    return Values.of(golden)
+
+
 def _golden_exact(e: _Entry, layer, bound: int) -> bool:
     """torch never wraps: golden's accumulator (acc_bits, and the output's rounding addend in it) must not either."""
     L = layer.acc_bits
@@ -423,6 +446,9 @@ _ARG = {
     "weighted-codegen": "the C accumulates w*x in LONG_NUMBER_T (int{L}_t), shifts the sum to TMP with scale, adds "
                         "the bias brought to q_in + TMP by scale, and narrows with scale_and_clamp_to; " + RING +
                         "; the two scale calls and scale_and_clamp_to are run on every value of their domain",
+    "batchnorm-float32": "torch computes x * alpha + beta per channel as two float32 operations, then its output "
+                         "quantizer in float32; golden reproduces both roundings in integers (round_f32). Elementwise: "
+                         "checked on every (channel, reachable input) against the real module",
     "weighted-torch": "torch computes Qact(op(Qi(x), Qw(W)) + Qb(B)) in float32: every product and partial sum is "
                       "an integer multiple of 2^-F, exact in float32 while below 2^24 in magnitude (the float32 "
                       "bound), so any summation order gives the exact sum (assumed: torch evaluates sums of products, "
@@ -455,6 +481,10 @@ def _prove_layer(node, net, against, X, bounds, neuron_proofs, neuron_pairs, max
     base = BASE.get(t, t)
     torch = against == "torch-eval"
     params = net.params.get(name, {})
+    if torch and base == "BatchNorm" and layer.float32_reproduced:
+        e = _Entry(name, node, "batchnorm: torch's float32 reproduced, every value", _ARG["batchnorm-float32"])
+        xin = _torch_in(e, layer.fmt_src, layer.fmt_in, _rname(layer.round_in), X[0])
+        return e.finish(), _batchnorm_torch(e, layer, params, xin, max_values)
     if base in ("Linear", "Conv", "BatchNorm"):
         method = "weighted: float32 bound + quantizers" if torch else "weighted: modular LONG + number.hh"
         e = _Entry(name, node, method,

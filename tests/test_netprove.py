@@ -348,3 +348,24 @@ def test_neuron_planes_on_the_engine_resume_to_the_single_process_certificate(tm
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".state")]
     record("prove --network --scheduler local (8-bit planes, 2 workers)", "codegen",
            cert["counts"]["neuron_pairs"], cert["counts"]["mismatches"], unit="neuron pairs")
+
+
+@TORCH
+def test_a_16bit_float32_batchnorm_is_proven_on_every_value_and_the_integer_one_is_not():
+    """torch's BatchNorm rounds twice in float32; golden's arith = float32 reproduces it: proven on every (channel,
+    input) against the real module. The same layer in exact integers is refused by its float32 bound, named."""
+    q = QFormat
+    rng = np.random.default_rng(3)
+    bn = BatchNorm(in_shape=(3, 4), fmt_src=q(16, 12), fmt_in=q(16, 12), fmt_out=q(16, 10), fmt_w=q(16, 13),
+                   fmt_b=q(16, 12), dims=1, num_features=3, arith="float32")
+    params = {"bn": {"weight": rng.integers(-32768, 32768, 3), "bias": rng.integers(-32768, 32768, 3)}}
+    cert = NP.prove_network(Network((3, 4), q(16, 12), [Node("bn", bn)], params), "torch-eval")
+    _tally(cert)
+    assert cert["proven"], NP.summary(cert)
+    d = _layer(cert, "bn")
+    check = [c for c in d["checks"] if c["what"] == "float32 BatchNorm"][0]
+    assert check["values"] == 3 * 65536 and check["mismatches"] == 0
+    integer = dataclasses.replace(bn, arith="int")
+    cert = NP.prove_network(Network((3, 4), q(16, 12), [Node("bn", integer)], params), "torch-eval")
+    assert cert["result"] == "not proven: bn"
+    assert _layer(cert, "bn")["result"].startswith("not proven: float32 accumulation can round: bn's float32 bound")
