@@ -47,8 +47,9 @@ def _layer(kind, *, bits_in, q_in, bits_v, q_v, bits_out, q_out, tau, v_threshol
     kind = Kind.parse(kind, "kind")
     fin, fv, fout = QFormat(bits_in, q_in), QFormat(bits_v, q_v), QFormat(bits_out, q_out)
     vth = _hyper("v_threshold", v_threshold, fv, round_v)
-    if vth <= 0:
-        raise SpecError(f"v_threshold: {v_threshold!r} quantizes to {vth} at q_v={q_v}; it must be positive")
+    if vth < 0 or (vth == 0 and kind.graded_spike):
+        raise SpecError(f"v_threshold: {v_threshold!r} quantizes to {vth} at q_v={q_v}; it must be "
+                        f"{'positive' if kind.graded_spike else 'at least 0'}")
     vr = 0 if v_reset is None else _hyper("v_reset", v_reset, fv, round_v)
     rtau = 0
     if kind.has_leak:

@@ -306,8 +306,9 @@ class Spec:
         if not isinstance(self.profile, str):
             raise SpecError("profile: expected a string")
         v, o = self.fmt_v, self.fmt_out
-        if not 0 < self.v_threshold <= v.max:
-            raise SpecError(f"v_threshold: raw {self.v_threshold} must be in 1..{v.max} ({v})")
+        lo = 1 if self.kind.graded_spike else 0  # 0: fires whenever v >= 0 (a 4-bit Qualia model can hold it)
+        if not lo <= self.v_threshold <= v.max:
+            raise SpecError(f"v_threshold: raw {self.v_threshold} must be in {lo}..{v.max} ({v})")
         if not v.min <= self.v_reset <= v.max:
             raise SpecError(f"v_reset: raw {self.v_reset} is outside {v}")
         if self.reset == Reset.SOFT and self.v_reset != 0:

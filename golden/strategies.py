@@ -43,6 +43,8 @@ def specs(draw, arith=st.sampled_from(ARITHS), kinds=st.sampled_from(Kind.values
     reset = "soft" if Kind(kind).soft_reset_only else draw(st.sampled_from(["hard", "soft"]))
     edge = lambda lo, hi: st.one_of(st.sampled_from([lo, hi, (lo + hi) // 2]), st.integers(lo, hi))  # noqa: E731
     vth = draw(edge(1, fv.max))
+    if not Kind(kind).graded_spike and draw(st.integers(0, 15)) == 0:
+        vth = 0  # a threshold quantized to 0 (a low-bit Qualia model): the neuron fires whenever v >= 0
     vr = 0 if reset == "soft" else draw(edge(fv.min, fv.max))
     rtau = draw(edge(1, fv.max)) if Kind(kind).has_leak else 0
     acc_ovf = draw(st.sampled_from(OVERFLOWS))

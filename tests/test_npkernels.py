@@ -88,3 +88,14 @@ def test_a_network_takes_the_numpy_family_for_tiny_calls_only(monkeypatch):
     for name, lt in a.layers.items():
         np.testing.assert_array_equal(lt.out, b.layers[name].out)
         assert lt.overflow == b.layers[name].overflow
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.integers(-(1 << 61), 1 << 61), st.integers(-(1 << 26), 1 << 26), EDGE.filter(
+    lambda v: abs(v) < 1 << 61)), min_size=1, max_size=16))
+def test_round_f32_as_the_kernels_and_numpy_float32(values):
+    """float32's rounding of integers (24 significant bits, ties to even), as the float32 BatchNorm takes it."""
+    x = np.array(values, np.int64)
+    want = kernels.round_f32(x)
+    assert npkernels.round_f32(x).tolist() == want.tolist() == reference.round_f32(x).tolist()
+    assert want.tolist() == [int(v) for v in x.astype(np.float32).astype(np.float64)]

@@ -38,8 +38,12 @@ def test_bits_out_of_range(bits):
 def test_hyperparameter_unrepresentable():
     with pytest.raises(SpecError, match="tau"):  # 1/200 is 0 at q_v = 6
         golden.torch_eval("LIF", tau=200.0)
-    with pytest.raises(SpecError, match="v_threshold"):  # quantizes to 0
-        golden.torch_eval("LIF", v_threshold=0.001)
+    with pytest.raises(SpecError, match="v_threshold.*must be positive"):  # ATIF's graded spike is its threshold
+        golden.torch_eval("ATIF", v_threshold=0.001)
+    with pytest.raises(SpecError, match="v_threshold.*at least 0"):
+        golden.torch_eval("LIF", v_threshold=-0.5)
+    # a threshold that quantizes to 0 is what Qualia holds (a low-bit model): the neuron fires whenever v >= 0
+    assert golden.torch_eval("LIF", v_threshold=0.001).v_threshold == 0
 
 
 def test_saturating_threshold_is_refused():

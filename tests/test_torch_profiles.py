@@ -189,6 +189,25 @@ def test_known_traps_every_raw_input(mode, kind, extra):
     check_against_module(config, x, mode)
 
 
+@pytest.mark.parametrize("mode", ["eval", "train"])
+@pytest.mark.parametrize("kind, extra", [
+    ("LIF", dict(tau=2.0, v_reset=None, decay_input=True)),
+    ("LIF", dict(tau=3.0, v_reset=-0.25, decay_input=False)),
+    ("IF", dict(tau=None, v_reset=0.1, decay_input=True)),
+    ("IF", dict(tau=None, v_reset=None, decay_input=True)),
+])
+def test_a_threshold_quantized_to_zero_as_qualia_runs_it(mode, kind, extra):
+    """v_threshold 0.001 at q_v = 6 quantizes to 0 (as a low-bit Qualia model's does): Qualia fires whenever v >= 0
+    and golden follows, every raw input held for 40 steps."""
+    config = dict(kind=kind, bits_in=8, q_in=6, bits_v=8, q_v=6, bits_out=8, q_out=7, round_in="nearest",
+                  round_v="nearest", round_out="nearest", v_threshold=0.001, **extra)
+    assert PROFILES[mode](kind, **profile_params(config)).v_threshold == 0
+    x = np.tile(np.arange(-128, 128, dtype=np.int64), (40, 1))
+    x[1::7] = 0
+    x[2::5] = np.minimum(-x[2::5], 127)
+    check_against_module(config, x, mode)
+
+
 def test_mismatch_report_shows_minimal_counterexample():
     """A wrong spec (train's quantize-then-fire used for eval) yields a report with a shrunk one-neuron example."""
     config = dict(kind="LIF", bits_in=8, q_in=6, bits_v=8, q_v=6, bits_out=8, q_out=6, round_in="nearest",

@@ -63,6 +63,25 @@ def requant(x, s, mode, bits, policy, pre_bits=64):
     return narrow(rescale(_int64(x), int(s), int(mode), int(pre_bits)), int(bits), int(policy))
 
 
+def round_f32(x):
+    """Each value rounded to 24 significant bits, ties to even (what float32 makes of an integer multiple of a power
+    of two): the kernels' ``round_f32``, elementwise."""
+    n = _int64(x)
+    a = np.abs(n)
+    e = np.zeros_like(a)
+    while True:  # e: the bits below float32's 24 significant ones (at most 39 passes for values below 2**63)
+        big = (a >> e) >= (1 << 24)
+        if not big.any():
+            break
+        e += big
+    q = a >> e
+    r = a - (q << e)
+    half = np.where(e > 0, np.left_shift(1, np.maximum(e - 1, 0)), 0)
+    up = (e > 0) & ((r > half) | ((r == half) & ((q & 1) == 1)))
+    a = (q + up) << e
+    return np.where(n < 0, -a, a).reshape(np.shape(x))
+
+
 def _finish(a, b, b_shift: int, p_shift: int, acc_bits: int, axis: int):
     """``(a << p_shift) + (b << b_shift)`` (b along ``axis``), wrapped to ``acc_bits``; (acc, number wrapped)."""
     a = a << p_shift
