@@ -53,7 +53,7 @@ module lif_array #(
 ) (
     input  wire                      clk,
     input  wire                      rst,             // synchronous: v <- 0
-    input  wire signed [WIDTH-1:0]   v_threshold,     // raw, Q_V, > 0
+    input  wire signed [WIDTH-1:0]   v_threshold,     // raw, Q_V, >= 0 (0: fires whenever v >= 0)
     input  wire signed [WIDTH-1:0]   v_reset,         // raw, Q_V (hard reset only)
     input  wire signed [WIDTH-1:0]   reciprocal_tau,  // raw, Q_V (LIF only)
     input  wire                      in_valid,
