@@ -77,14 +77,17 @@ def _quiet():
             sink.close()
 
 
-def build(label: str, seed: int = 0, calib_batches: int = 2, calib_batch: int = 4):
-    """The quantized template of ``label`` at its real size, seeded, calibrated (train mode, minmax), in .eval()."""
+def build(label: str, seed: int = 0, calib_batches: int = 2, calib_batch: int = 4, entry: tuple | None = None):
+    """The quantized template of ``label`` at its real size, seeded, calibrated (train mode, minmax), in .eval().
+
+    ``entry``: a :data:`MODELS`-style tuple to build instead of ``MODELS[label]`` (tools/bench/realnet.py's SMLP and
+    its --quick sizes)."""
     import importlib
 
     import torch
     from spikingjelly.activation_based import functional
 
-    template, bits, rnd, force_q, T, in_shape, arch, neuron = MODELS[label]
+    template, bits, rnd, force_q, T, in_shape, arch, neuron = MODELS[label] if entry is None else entry
     qp = {"quant_enable": True, "LSQ": False, "quantype": "fxp", "range_setting": "minmax", "is_asymmetric": False,
           "bits": bits, "roundtype": rnd, "force_q": force_q}
     cls = getattr(importlib.import_module(f"qualia_plugin_snn.learningmodel.pytorch.Quantized{template}"),
