@@ -172,6 +172,11 @@ def netc_module():
     return _sibling("netc")
 
 
+def realnet_module():
+    """tools/bench/realnet.py (whole networks at real sizes: the Qualia model, the model C, batch 1 and 32)."""
+    return _sibling("realnet")
+
+
 def gemm_module():
     """tools/bench/gemm.py (synaptic layers at real sizes: the Numba kernel, the exact GEMM route, torch's layer)."""
     return _sibling("gemm")
@@ -604,6 +609,10 @@ def markdown(result: dict) -> str:
         lines = netc_module().markdown(result["networks"]) + lines
     elif result.get("networks_missing"):
         lines = [f"The whole-network rows are skipped: {result['networks_missing']}.", ""] + lines
+    if result.get("real"):
+        lines = realnet_module().markdown(result["real"]) + lines
+    elif result.get("real_missing"):
+        lines = [f"The real-size whole-network rows are skipped: {result['real_missing']}.", ""] + lines
     if result.get("users"):
         lines = users_markdown(result["users"]) + lines
     elif result.get("real_c_missing"):
@@ -690,6 +699,8 @@ def targets(result: dict) -> list:
                     f"T={big[0]['T']})", w[0] >= 1.8))
     if result.get("networks"):
         out += netc_module().targets(result["networks"])
+    if result.get("real"):
+        out += realnet_module().targets(result["real"])
     if result.get("gemm"):
         out += gemm_module().targets(result["gemm"])
     fresh = result.get("fresh_process")
@@ -758,6 +769,15 @@ def run(args) -> dict:
                                                      getattr(args, "net_models", None),
                                                      getattr(args, "net_samples", nc.NET_S),
                                                      getattr(args, "net_steps", nc.NET_T))
+        if not getattr(args, "no_real", False):
+            rn = realnet_module()
+            why = "--no-c skips every compiled C" if args.no_c else rn.available()
+            if why:
+                result["real_missing"] = why
+            else:
+                result["real"] = rn.real_rows(Path(tmp), min(args.rounds, 3), max(args.min_time, 0.05),
+                                              getattr(args, "real_models", None),
+                                              getattr(args, "real_batch", rn.BATCH), args.quick)
         if not getattr(args, "no_gemm", False):
             gm = gemm_module()
             why = gm.available()
