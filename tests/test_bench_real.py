@@ -40,6 +40,12 @@ def test_real_rows_at_quick_sizes(tmp_path):
         assert set(r["per_step"]) == KEYS and all(v > 0 for v in r["per_step"].values())
         q, p = r["ratios"], r["per_step"]
         assert q["cg_vs_c_1"] == p["c"] / p["cg_1"] and q["te_vs_torch_b"] == p["torch_b"] / p["te_b"]
+        missed = sorted(k for k, v in q.items() if v < rn.TARGET)
+        assert (r["profile"] is None) == (not missed)  # a miss comes with where golden's time goes
+        if missed:
+            pr = r["profile"]
+            assert sorted(pr["missed"]) == missed and pr["calls"] >= 3 and pr["whole"] > 0  # the profiled network's layers
+            assert "neurons" in pr["groups"] and all(v > 0 for v in pr["groups"].values())
         assert len(q) == 6 and r["macs"] > 0 and r["params"] > 0 and r["c_flags"].startswith("-O3 -march=native")
     assert rr["rows"][0]["bits"] == 16 and rr["rows"][1]["bits"] == 8
     text = "\n".join(rn.markdown(rr))
@@ -70,6 +76,8 @@ def test_golden_bench_writes_the_real_rows(tmp_path):
     text = md.read_text()
     assert "Whole networks at toy sizes" in text and "real-size networks: golden codegen / model C" in text
     assert "Numba compiles for" in text  # the file records the instruction set of its run
+    assert text.startswith("# golden bench\n") and "OPENBLAS_CORETYPE" in text and "BLAS (numpy" in text
+    assert "Load average" in text.split("\n\n")[1] and "CPU: " in text
 
 
 def test_no_real_and_a_missing_reference_skip_the_rows(tmp_path, monkeypatch):

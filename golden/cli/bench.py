@@ -94,6 +94,7 @@ def cli(argv) -> int:
     if bad:
         raise UsageError(f"bench: --real-models {bad[0]}: not a real-size network (known: {', '.join(real_known)})")
     result = bench.run(a)
+    result["argv"] = list(argv)
     if a.json:
         write_atomic(a.json, lambda f: f.write((json.dumps(result, indent=1) + "\n").encode()), force=a.force)
     text = bench.markdown(result)

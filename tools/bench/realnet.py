@@ -151,13 +151,15 @@ def model_rows(label: str, entry: tuple, tmp: Path, rounds: int, min_time: float
                                 cg_b=_sampler(lambda: net_cg.simulate(x_cg), min_time),
                                 torch_b=_sampler(lambda: _torch_steps(model, xt), min_time))
             secs = nc._rounds(samplers, rounds)
+        missed = [k for k, v in _ratios(secs, batch, cs, T).items() if v < TARGET]
+        prof = None
+        if missed:  # where golden's time goes, for the text that explains the miss (batch 1, each layer alone)
+            net, xr = (net_cg, x_cg) if any(k.startswith("cg") for k in missed) else (net_te, x_te)
+            prof = {"net": "codegen" if net is net_cg else "torch-eval", "missed": missed,
+                    "layers": nc.layer_profile(net, xr[:1], min_time, 1)}
     n_of = {"c": cs, **{k: (1 if k.endswith("_1") else batch) for k in samplers if k != "c"}}
     per = {k: v / (n_of[k] * T) for k, v in secs.items()}
-    ratios = {}
-    for b in ("1", "b") if batch > 1 else ("1",):
-        ratios[f"te_vs_torch_{b}"] = per[f"torch_{b}"] / per[f"te_{b}"]
-        ratios[f"cg_vs_torch_{b}"] = per[f"torch_{b}"] / per[f"cg_{b}"]
-        ratios[f"cg_vs_c_{b}"] = per["c"] / per[f"cg_{b}"]
+    ratios = _ratios(secs, batch, cs, T)
     spikes = [lt.spike_rate for lt in tr_te.layers.values() if lt.spike_rate is not None]
     return {"model": label, "T": T, "batch": batch, "c_samples": cs, "input": list(torch_in),
             "bits": entry[1], "layers": len(net_te.nodes), "macs": nc.macs(net_te), "params": int(sum(
@@ -165,7 +167,35 @@ def model_rows(label: str, entry: tuple, tmp: Path, rounds: int, min_time: float
             "checked_torch": int(y_b.size + y_1.size), "differ_torch": differ_b + differ_1,
             "checked_c": int(out_c.size), "spike_rate": float(np.mean(spikes)) if spikes else None,
             "per_step": per, "ratios": ratios, "deploy_s": deploy_s, "compile_s": compile_s,
-            "c_flags": c.cmd, "seconds": time.perf_counter() - t_start}
+            "c_flags": c.cmd, "profile": _shares(prof, T), "seconds": time.perf_counter() - t_start}
+
+
+def _ratios(secs: dict, batch: int, cs: int, T: int) -> dict:
+    """The other's time per (sample, step) over golden's, per column and batch (see :data:`COLUMNS`)."""
+    n_of = {"c": cs, **{k: (1 if k.endswith("_1") else batch) for k in secs if k != "c"}}
+    per = {k: v / (n_of[k] * T) for k, v in secs.items()}
+    out = {}
+    for b in ("1", "b") if batch > 1 else ("1",):
+        out[f"te_vs_torch_{b}"] = per[f"torch_{b}"] / per[f"te_{b}"]
+        out[f"cg_vs_torch_{b}"] = per[f"torch_{b}"] / per[f"cg_{b}"]
+        out[f"cg_vs_c_{b}"] = per["c"] / per[f"cg_{b}"]
+    return out
+
+
+GROUPS = {"Conv": "synaptic (Conv/Linear)", "Linear": "synaptic (Conv/Linear)", "Neuron": "neurons",
+          "BatchNorm": "BatchNorm"}
+
+
+def _shares(prof: dict | None, T: int) -> dict | None:
+    """A batch-1 layer profile as seconds per step by group (synaptic, neurons, BatchNorm, other) and the whole."""
+    if prof is None:
+        return None
+    groups: dict = {}
+    for p in prof["layers"][:-1]:
+        g = GROUPS.get(p["type"], "other (pools, adds, identities)")
+        groups[g] = groups.get(g, 0.0) + p["seconds"] / T
+    return {"net": prof["net"], "missed": prof["missed"], "groups": groups, "calls": len(prof["layers"]) - 1,
+            "whole": prof["layers"][-1]["seconds"] / T}
 
 
 def real_rows(tmp: Path, rounds: int = 3, min_time: float = 0.05, labels=None, batch: int = BATCH,
@@ -221,6 +251,20 @@ def markdown(rr: dict) -> list:
         cells += [_cell(q[f"{k}_b"], rr["target"]) if f"{k}_b" in q else "-" for k, _ in COLUMNS]
         lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
     lines.append("")
+    for r in rr["rows"]:
+        pr = r.get("profile")
+        if not pr:
+            continue
+        whole = pr["whole"]
+        parts = ", ".join(f"{g} {_us(v)} ({v / whole:.0%})" for g, v in sorted(pr["groups"].items(),
+                                                                              key=lambda gv: -gv[1]))
+        p = r["per_step"]
+        lines += [f"Where golden's time goes in {r['model']} (missed: {', '.join(pr['missed'])}): golden "
+                  f"{pr['net']} at batch 1, each of its {pr['calls']} layers run alone, per step: {parts}; the whole "
+                  f"`simulate` {_us(whole)} (Qualia b1 {_us(p['torch_1'])}, model C {_us(p['c'])}). A synaptic "
+                  "share near the whole is bound by the GEMM (its rate against this machine's peak: the "
+                  "physical-limit row of the synaptic-layer tables); a large neuron/other share or a whole well "
+                  "above the layers' sum is per-call and per-pass overhead.", ""]
     return lines
 
 
