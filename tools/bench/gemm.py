@@ -254,6 +254,15 @@ def layer_rows(label: str, samples: int = SAMPLES, min_time: float = 0.05, round
             for th in (1, 2):
                 knobs.THREADS = th  # gemm's BLAS threads follow golden's knob
                 secs[f"gemm_{th}t"] = _time(call(impl), min_time, rounds)
+            # spike inputs (0 or the format's largest value, 20% active: a neuron layer's output): the indicator
+            # route where the weights' row sums allow float32 (gemm.spike_scale), checked equal first
+            xs = np.where(rng.random(x.shape) < 0.2, la.fmt_in.max, 0).astype(np.int64)
+            want_s, got_s = ops.core(kernels, la, params, [xs]), ops.core(impl, la, params, [xs])
+            if not (np.array_equal(want_s[0], got_s[0]) and want_s[1] == got_s[1]):
+                raise AssertionError(f"{label} {node.name}: the GEMM route differs from the kernel on spikes")
+            knobs.THREADS = 1
+            secs["gemm_spikes_1t"] = _time(call(impl, x=xs), min_time, rounds)
+            spike_ft = gemm.route(w, xs)[0]
             knobs.THREADS = old_threads
             mod = modules.get(node.name)
             if torch_too and mod is not None:
@@ -267,7 +276,8 @@ def layer_rows(label: str, samples: int = SAMPLES, min_time: float = 0.05, round
                          "in_shape": list(la.in_shape), "out_shape": list(la.out_shape), "macs_per_row": macs,
                          "rows": R, "dtype": np.dtype(choice.dtype).name if choice.dtype else None,
                          "bound_log2": float(np.log2(max(choice.bound, 1))), "route": choice.route,
-                         "checked": int(want[0].size), "seconds": secs,
+                         "checked": int(want[0].size) + int(want_s[0].size), "seconds": secs,
+                         "spike_dtype": np.dtype(spike_ft).name if spike_ft else None,
                          "mac_rate": {k: macs * R / v for k, v in secs.items()}})
     finally:
         knobs.THREADS = old_threads
@@ -412,21 +422,25 @@ def markdown(res: dict) -> list:
              "GEMM route (`golden/network/gemm.py`, its dtype as the range analysis proves it, equal to the kernel "
              "on every value first) on 1 and 2 BLAS threads, and of the Qualia module in `.eval()` (quantizers "
              "included) on 1 and 2 torch threads; speedup = kernel time / GEMM time (1 thread); of peak = the GEMM "
-             "route on 1 thread against the measured 1-thread GEMM peak of its dtype (float32 "
+             "route on 1 thread against the measured 1-thread GEMM peak of its dtype; spikes: the same layer fed a "
+             "spike train (0 or the format's largest value, 20% active, as a neuron layer's output), its dtype and "
+             "MAC/s on the GEMM route (the 0/1 indicator where the weights' row sums fit float32) (float32 "
              f"{pk['float32_1t']:.3g}, float64 {pk['float64_1t']:.3g} MAC/s; the physical-limit row).", "",
              "GEMM peak (n = 1024 square, numpy's BLAS): " + ", ".join(f"{k} {v:.3g} MAC/s" for k, v in pk.items())
              + "." + _blas_text(res.get("blas")), ""]
     for m in res["models"]:
         lines += [f"**{m['model']}** ({m['samples']} samples x T {m['T']} = {m['samples'] * m['T']} rows):", "",
                   "| layer | type | in -> out | MACs/row | bound | dtype | chosen | kernel | gemm 1t | gemm 2t | "
-                  "torch 1t | torch 2t | speedup 1t | gemm 1t of peak |", "|" + "---|" * 14]
+                  "torch 1t | torch 2t | speedup 1t | gemm 1t of peak | spikes: dtype | spikes: gemm 1t |",
+                  "|" + "---|" * 16]
         for r in m["rows"]:
             q = r["mac_rate"]
             sp = r["seconds"]["kernel"] / r["seconds"]["gemm_1t"]
             lines.append(f"| {r['layer']} | {r['type']} | {tuple(r['in_shape'])} -> {tuple(r['out_shape'])} | "
                          f"{r['macs_per_row']:.3g} | 2^{r['bound_log2']:.1f} | {r['dtype'] or '-'} | {r['route']} | "
                          f"{q['kernel']:.3g} | {q['gemm_1t']:.3g} | {q['gemm_2t']:.3g} | {q.get('torch_1t', 0):.3g} | "
-                         f"{q.get('torch_2t', 0):.3g} | **{sp:.1f}x** | {_of(q['gemm_1t'], r['dtype'], pk)} |")
+                         f"{q.get('torch_2t', 0):.3g} | **{sp:.1f}x** | {_of(q['gemm_1t'], r['dtype'], pk)} | "
+                         f"{r.get('spike_dtype') or '-'} | {q.get('gemm_spikes_1t', 0):.3g} |")
         t = _totals(m)
         lines += ["", f"All its synaptic layers: kernel {t['kernel']:.3g} s, GEMM {t['gemm_1t']:.3g} s (1t) / "
                   f"{t['gemm_2t']:.3g} s (2t), each on its chosen route {t['chosen_1t']:.3g} s (1t), torch "
