@@ -93,8 +93,8 @@ def cli(argv) -> int:
     bad = [m for m in a.real_models or () if m not in real_known]
     if bad:
         raise UsageError(f"bench: --real-models {bad[0]}: not a real-size network (known: {', '.join(real_known)})")
+    a.argv = list(argv)  # the command the generated file names
     result = bench.run(a)
-    result["argv"] = list(argv)
     if a.json:
         write_atomic(a.json, lambda f: f.write((json.dumps(result, indent=1) + "\n").encode()), force=a.force)
     text = bench.markdown(result)

@@ -772,6 +772,7 @@ def run(args) -> dict:
     steps_list = args.steps or (QUICK_STEPS if args.quick else STEPS)
     gcc = compiler_version() if not args.no_c else None
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "rounds": args.rounds, "rows": [],
+              "argv": getattr(args, "argv", None),
               "qualia_exact": {}, "hot_loops": {}}
     real_c = None
     if gcc:
