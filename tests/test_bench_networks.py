@@ -18,7 +18,7 @@ from golden.cli.bench import harness
 from proofs import missing_codegen, missing_torch, record, requires
 
 FAST = ["--profiles", "codegen", "--kinds", "IF", "--sizes", "64", "--steps", "10", "--no-qualia", "--no-users",
-        "--no-stimuli", "--no-lanes", "--no-gemm", "--no-fresh", "--rounds", "1", "--min-time", "0.001"]
+        "--no-stimuli", "--no-lanes", "--no-gemm", "--no-real", "--no-fresh", "--rounds", "1", "--min-time", "0.001"]
 
 
 def _files(d: Path) -> dict:
