@@ -252,6 +252,13 @@ def markdown(rr: dict) -> list:
         lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
     lines.append("")
     for r in rr["rows"]:
+        if r["differ_torch"]:
+            lines += [f"{r['model']}: {r['differ_torch']} of {r['checked_torch']} model outputs differ from the Qualia "
+                      "model's: its float32 Conv/Linear rounds sums beyond 2^24, which a 16-bit model's reach (the "
+                      "bound `net.describe()` states per layer), where golden gives the exact integer sum; "
+                      "`golden.check_model` names each such value \"float32 accumulation\" (README, Whole networks). "
+                      "The C (integers) agrees with golden's codegen network on every output.", ""]
+    for r in rr["rows"]:
         pr = r.get("profile")
         if not pr:
             continue
