@@ -93,6 +93,60 @@ def test_the_drawn_layers_take_the_float_route(case):
         assert gemm.float_type(gemm.bound(w, max(-int(x.min()), int(x.max())))) is not None
 
 
+SCALES = st.one_of(st.sampled_from([2, -2, 3, 7, -8, 127, -128, 2047, 32767, -32768]),  # the widths' 4..16 edges
+                   st.integers(-(1 << 15), (1 << 15) - 1))
+
+
+@given(synaptic(), SCALES, st.floats(0, 1), st.integers(0, 2**32 - 1), st.sampled_from([gemm.COLS_BYTES, 64]))
+def test_spike_inputs_equal_kernels_and_reference(case, c, rate, seed, cols_bytes):
+    """A spike train times a scale c (every input 0 or c, c of any width 4..16): the GEMM of its 0/1 indicator, times
+    c in int64, equals the kernels and the reference on every value and wrap count (LONG 16/32/64 and 8..64)."""
+    kind, args = case
+    if kind == "batchnorm":
+        return
+    x = np.where(np.random.default_rng(seed).random(args[0].shape) < rate, c, 0).astype(np.int64)
+    args = (x, *args[1:])
+    ft, scale = gemm.route(args[1], x)
+    if scale != 1:  # the indicator route was taken: its bound is the weights' row sums
+        assert ft is np.float32 and gemm.float_type(gemm.bound(args[1], 1)) is np.float32
+        assert abs(c) > 1 and np.count_nonzero(x) > 0
+    saved, gemm.COLS_BYTES = gemm.COLS_BYTES, cols_bytes
+    try:
+        got, got_h = _impl(gemm, kind)(*args)
+    finally:
+        gemm.COLS_BYTES = saved
+    want, want_h = _impl(kernels, kind)(*args)
+    ref, ref_h = _impl(reference, kind)(*args)
+    record("gemm route, spike inputs", "golden.network.kernels and golden.network.reference, each value",
+           2 * got.size, int((got != want).sum()) + int((got != ref).sum()), unit="values")
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, ref)
+    assert got_h == want_h == ref_h
+
+
+@pytest.mark.parametrize("x,c", [
+    ([0, 0, 0], 1), ([0, 1, 1], 1), ([0, -1], 1), ([0, 5, 5, 0], 5), ([0, -7], -7), ([9, 9], 9), ([0, 5, 4], 1),
+    ([5, -5], 1), ([0, 5, -5], 1), ([], 1), ([-(1 << 62), 0], -(1 << 62)),
+])
+def test_spike_scale(x, c):
+    assert gemm.spike_scale(np.array(x, np.int64)) == c
+
+
+def test_a_16_bit_spike_layer_takes_float32_where_its_plain_bound_needs_float64():
+    """A 16-bit layer (weights up to 2**15, fan-in 576) fed spikes of 32767: the plain bound needs float64, the
+    indicator's fits float32; the route takes float32 and equals the kernel."""
+    rng = np.random.default_rng(0)
+    w = rng.integers(-3000, 3001, (8, 64, 3, 3))
+    x = np.where(rng.random((2, 64, 6, 6)) < 0.2, 32767, 0)
+    assert gemm.float_type(gemm.bound(w, 32767)) is np.float64 and gemm.route(w, x) == (np.float32, 32767)
+    args = (x, w, np.arange(8), 3, 2, 32, 1, 1, 1, 1)
+    got, want = gemm.conv2d(*args), kernels.conv2d(*args)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1] == want[1]
+    x[0, 0, 0, 0] = 5  # no longer a spike train: the plain bound, float64
+    assert gemm.route(w, x) == (np.float64, 1)
+
+
 def _gemm_impl():
     """golden.network.kernels with its synaptic kernels replaced by gemm's: the wiring the lead makes."""
     names = ("requant", "maxpool2d", "add", "sumpool")

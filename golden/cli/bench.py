@@ -69,6 +69,11 @@ def build_parser() -> Parser:
     p.add_argument("--net-models", nargs="+", help="whole-network models (default: all of tools/bench/netc.py)")
     p.add_argument("--net-samples", type=positive_int, default=32, help="whole networks: samples S (default 32)")
     p.add_argument("--net-steps", type=positive_int, default=100, help="whole networks: steps T (default 100)")
+    p.add_argument("--no-real", action="store_true", help="skip the real-size whole networks (golden torch-eval and "
+                                                          "codegen vs the Qualia model and the model C, batch 1 and "
+                                                          "--real-batch; toy sizes with --quick)")
+    p.add_argument("--real-models", nargs="+", help="real-size networks (default: all of tools/bench/realnet.py)")
+    p.add_argument("--real-batch", type=positive_int, default=32, help="real-size networks: the batch (default 32)")
     p.add_argument("--no-gemm", action="store_true", help="skip the real-size synaptic layer rows (Numba kernel vs "
                                                           "the exact GEMM route vs the Qualia module)")
     p.add_argument("--gemm-models", nargs="+", help="real-size models (default: all of tools/bench/gemm.py)")
@@ -99,6 +104,11 @@ def cli(argv) -> int:
     bad = [m for m in a.gemm_models or () if m not in gemm_known]
     if bad:
         raise UsageError(f"bench: --gemm-models {bad[0]}: not a real-size model (known: {', '.join(gemm_known)})")
+    real_known = list(bench.realnet_module().models())
+    bad = [m for m in a.real_models or () if m not in real_known]
+    if bad:
+        raise UsageError(f"bench: --real-models {bad[0]}: not a real-size network (known: {', '.join(real_known)})")
+    a.argv = list(argv)  # the command the generated file names
     result = bench.run(a)
     cold = None if a.no_coldstart else tool("coldstart")  # tools/bench/coldstart.py: its rows after the harness's
     if cold is not None:

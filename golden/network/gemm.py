@@ -12,6 +12,13 @@ the exact integer sum. :func:`bound` computes B from the layer's real weights an
 before the run); and every call checks B again on the values it really got, falling back to the Numba
 kernel where the float route is not proven (so these functions are exact on any input).
 
+**Spike inputs.** Most synaptic layers after the first take a neuron's output: 0 or one value ``c`` (a spike times
+its scale, e.g. 32767 in a 16-bit model), so every sum is ``c`` times a sum of weights over the active inputs.
+:func:`spike_scale` finds such an input (every value 0 or ``c``); the GEMM then multiplies the 0/1 indicator,
+whose bound is ``max_o sum_i |w[o, i]|`` (a 16-bit layer's ``2**28..2**39`` becomes ``2**13..2**24``: float32
+instead of float64), and ``finish`` multiplies each exact sum by ``c`` in int64, where it is exactly the kernel's
+sum (``|c * sum| <= B``, the bound of the plain route, far below 2**63).
+
 **After the sum**, in int64 exactly as the Numba kernel does it: ``(sum << p_shift) + (b << b_shift)``
 (two's-complement arithmetic, which wraps modulo 2**64 in both), then the wrap to ``acc_bits``, the C's
 LONG_NUMBER_T. ``wraps`` counts what the kernels count: the *final* values (one per output) that
@@ -117,6 +124,39 @@ def _x_max(x) -> int:
     return max(-lo, hi)
 
 
+def spike_scale(x) -> int:
+    """``c`` when every value of ``x`` is 0 or the one nonzero value ``c`` with ``|c| > 1`` (a spike train times
+    its scale), else 1 (the input multiplies as it is)."""
+    if x.size == 0:
+        return 1
+    lo, hi = int(x.min()), int(x.max())
+    if lo != 0 and hi != 0 and lo != hi:
+        return 1
+    c = hi if hi != 0 else lo
+    if abs(c) <= 1 or np.count_nonzero(x) != np.count_nonzero(x == c):
+        return 1
+    return c
+
+
+def route(w, x):
+    """(float type, spike scale c) of one call on the values it got: the plain input's bound first; where that
+    needs float64 or more and the input is a spike train, its 0/1 indicator's bound (c = 1: the input as it is;
+    float type None: neither is proven, the Numba kernel)."""
+    rows = prepared(w)[0]
+    ft = float_type(rows * _x_max(x))
+    if ft is np.float32:
+        return ft, 1
+    c = spike_scale(x)
+    if c != 1 and float_type(rows) is np.float32:
+        return np.float32, c
+    return ft, 1
+
+
+def _operand(x, ft, c: int):
+    """x as the GEMM's float operand: itself, or (spike scale c) its 0/1 indicator."""
+    return (x == c).astype(ft) if c != 1 else x.astype(ft)
+
+
 @dataclass(frozen=True)
 class Choice:
     """What :func:`choose` decided for one layer: the route, the float type, the bound and why."""
@@ -184,10 +224,10 @@ def blas_threads(n: int | None = None):
 
 # ------------------------------------------------------------------ after the sum
 @neuron_kernels.jit(nogil=True)
-def finish(prod, b, b_shift, p_shift, acc_bits):
-    """prod (O, R, P) exact integer sums in floats -> acc (R, O, P) int64: ``(sum << p_shift) + (b[o] << b_shift)``
-    in int64 (wrapping modulo 2**64 as the kernels do), narrowed to ``acc_bits`` by wrapping; and the count of
-    values that needed it."""
+def finish(prod, b, b_shift, p_shift, acc_bits, scale=1):
+    """prod (O, R, P) exact integer sums in floats -> acc (R, O, P) int64: ``(sum * scale << p_shift) + (b[o] <<
+    b_shift)`` in int64 (wrapping modulo 2**64 as the kernels do), narrowed to ``acc_bits`` by wrapping; and the
+    count of values that needed it. ``scale``: a spike input's ``c`` (its sums are of the 0/1 indicator)."""
     NO, R, P = prod.shape
     acc = np.empty((R, NO, P), np.int64)
     sh = max(64 - acc_bits, 0)
@@ -196,7 +236,7 @@ def finish(prod, b, b_shift, p_shift, acc_bits):
         bo = b[o] << b_shift if b.size else np.int64(0)
         for r in range(R):
             for p in range(P):
-                a = (np.int64(prod[o, r, p]) << p_shift) + bo
+                a = ((np.int64(prod[o, r, p]) * scale) << p_shift) + bo
                 wrapped = (a << sh) >> sh
                 hits += wrapped != a
                 acc[r, o, p] = wrapped
@@ -206,14 +246,14 @@ def finish(prod, b, b_shift, p_shift, acc_bits):
 # ------------------------------------------------------------------ the drop-in kernels
 def linear(x, w, b, b_shift, p_shift, acc_bits):
     """:func:`golden.network.kernels.linear` as one GEMM: x (R, I), w (O, I) -> acc (R, O), wraps."""
-    ft = float_type(prepared(w)[0] * _x_max(x))
+    ft, c = route(w, x)
     if ft is None:
         return kernels.linear(x, w, b, b_shift, p_shift, acc_bits)
     wf = prepared(w, ft)[1]
-    xt = np.asarray(x).T.astype(ft)  # (I, R): the product lands as (O, R), finish's layout
+    xt = _operand(np.asarray(x).T, ft, c)  # (I, R): the product lands as (O, R), finish's layout
     with blas_threads():
         prod = wf @ xt
-    acc, hits = finish(prod.reshape(w.shape[0], x.shape[0], 1), b, b_shift, p_shift, acc_bits)
+    acc, hits = finish(prod.reshape(w.shape[0], x.shape[0], 1), b, b_shift, p_shift, acc_bits, c)
     return acc.reshape(x.shape[0], w.shape[0]), hits
 
 
@@ -226,7 +266,7 @@ def im2col(xp, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
 
 def conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw):
     """:func:`golden.network.kernels.conv2d` by im2col + GEMM: x (R, C, H, W), w (O, C, KH, KW) -> (R, O, OH, OW)."""
-    ft = float_type(prepared(w)[0] * _x_max(x))
+    ft, c = route(w, x)
     if ft is None:
         return kernels.conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw)
     R, C, H, W = x.shape
@@ -242,9 +282,9 @@ def conv2d(x, w, b, b_shift, p_shift, acc_bits, sh, sw, ph, pw):
         for r0 in range(0, R, step):
             n = min(step, R - r0)
             pad = xp[:n]
-            pad[:, :, ph:ph + H, pw:pw + W] = x[r0:r0 + n]  # the conversion, into the zero border
+            pad[:, :, ph:ph + H, pw:pw + W] = x[r0:r0 + n] if c == 1 else x[r0:r0 + n] == c  # into the zero border
             prod = wf @ im2col(pad, KH, KW, sh, sw, OH, OW)
-            a, h = finish(prod.reshape(NO, n, OH * OW), b, b_shift, p_shift, acc_bits)
+            a, h = finish(prod.reshape(NO, n, OH * OW), b, b_shift, p_shift, acc_bits, c)
             acc[r0:r0 + n] = a.reshape(n, NO, OH, OW)
             hits += h
     return acc, hits

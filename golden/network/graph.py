@@ -21,7 +21,7 @@ from ..errors import NetworkError
 from ..simulate import Runner, initial_v, kernel_args
 from ..spec import STAGES, Overflow, QFormat, Round, quantize_real
 from . import kernels as layer_kernels
-from . import npkernels, ops, store
+from . import npkernels, ops, passes, store
 from .layers import (
     F32_EXACT,
     ROUNDS,
@@ -259,6 +259,11 @@ class Network:
         default = impl is None
         impl = layer_kernels if impl is None else impl
         x = np.asarray(x_raw)
+        step = passes.samples_per_pass(self.nodes, self.input_shape, len(x), x.shape[1]) if x.ndim > 2 else len(x)
+        if step < len(x):  # a big batch in passes of a few samples: the same values, the arrays in cache
+            parts = [self.simulate(x[s:s + step], bounds=bounds, impl=None if default else impl)
+                     for s in range(0, len(x), step)]
+            return Trace(self, x, passes.join([p.layers for p in parts]))
         if x.dtype.kind not in "iu":
             raise NetworkError(f"x_raw: expected raw integers, got dtype {x.dtype} (use net.quantize_input)")
         if x.ndim != 2 + len(self.input_shape) or x.shape[2:] != self.input_shape:

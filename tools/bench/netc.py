@@ -123,10 +123,10 @@ def one_thread():
 class ModelC:
     """The deployed model's ``full_model.h`` with :data:`_DRIVER`, compiled into ``tmp`` as a shared library."""
 
-    def __init__(self, dep, tmp: Path, flags: tuple, tag: str):
+    def __init__(self, dep, tmp: Path, flags: tuple, tag: str, name: str | None = None):
         self.width = dep.width
         n_in, n_out = int(np.prod(dep.c_input_shape)), int(np.prod(dep.layers[-1].c_shape))
-        d = Path(tmp) / f"netc-{dep.built.name}-{tag}"
+        d = Path(tmp) / f"netc-{''.join(ch if ch.isalnum() else '_' for ch in name or dep.built.name)}-{tag}"
         d.mkdir(parents=True, exist_ok=True)
         (d / "full_model.h").write_text(dep.source)  # rendered from the installed packages; a temporary file
         (d / "driver.c").write_text(_DRIVER.format(n_in=n_in, n_out=n_out))
