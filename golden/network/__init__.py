@@ -8,6 +8,9 @@
     diff_networks(net_torch, net_c, x_raw).first     # first divergence per sample and its cause
 """
 
+# ``demo`` is the function (the embedded network's run). Imported here, after the submodule of the same name, so
+# the package attribute stays the function whatever imports ``golden.network.demo`` later.
+from .demo import run as demo
 from .diff import CAUSES, NetworkDiff, diff_networks
 from .graph import INPUT, LayerTrace, Network, Node, Trace
 from .layers import (
@@ -38,8 +41,3 @@ def load(directory) -> Network:
     return Network.load(directory)
 
 
-def demo(*args, **kwargs):
-    """Run the embedded small network (numpy + numba only); see :func:`golden.network.demo.run`."""
-    from .demo import run
-
-    return run(*args, **kwargs)
