@@ -647,6 +647,19 @@ def run_c_layer(
 _STEP_MAGIC = 0x474F4C44454E5331  # "GOLDENS1"
 
 
+
+def _layer_call(cfg, src: str, dst: str) -> str:
+    """The C statement calling the rendered layer on the golden_num_t buffers ``src`` / ``dst`` (cast to the
+    layer's array shape) with its hyperparameters, as both golden drivers call it."""
+    inner = "".join(f"[{d}]" for d in cfg.shape[1:])
+    if len(cfg.shape) == 1:
+        in_arg, out_arg = f"(const golden_num_t *){src}", f"(golden_num_t *){dst}"
+    else:
+        in_arg, out_arg = f"(const golden_num_t (*){inner}){src}", f"(golden_num_t (*){inner}){dst}"
+    args = [in_arg, "v_threshold"] + ([] if cfg.soft_reset else ["v_reset"])
+    args += ["reciprocal_tau"] if cfg.kind == "LIF" else []
+    return f"{cfg.name}({', '.join(args + [out_arg])});"
+
 def _step_driver_source(cfg: _Config) -> str:
     """Our own C driver for ``golden prove``: set the layer's potentials, call the layer once, report.
 
@@ -657,15 +670,8 @@ def _step_driver_source(cfg: _Config) -> str:
     """
     ct = _ctype(cfg.width)
     name = cfg.name
-    inner = "".join(f"[{d}]" for d in cfg.shape[1:])
     dims = "".join(f"[{d}]" for d in cfg.shape)
-    if len(cfg.shape) == 1:
-        in_arg, out_arg = "(const golden_num_t *)g_in", "(golden_num_t *)g_out"
-    else:
-        in_arg, out_arg = f"(const golden_num_t (*){inner})g_in", f"(golden_num_t (*){inner})g_out"
-    args = [in_arg, "v_threshold"] + ([] if cfg.soft_reset else ["v_reset"])
-    args += ["reciprocal_tau"] if cfg.kind == "LIF" else []
-    call = f"{name}({', '.join(args + [out_arg])});"
+    call = _layer_call(cfg, "g_in", "g_out")
     return f"""
 /* ---- golden prove driver (golden project code, not from Qualia) ---- */
 #include <stdio.h>
@@ -909,14 +915,7 @@ def _chunk_driver_source(cfg: _Config) -> str:
     The layer is called through one non-inlined function, as the sequence driver calls it."""
     ct = _ctype(cfg.width)
     name = cfg.name
-    inner = "".join(f"[{d}]" for d in cfg.shape[1:])
-    if len(cfg.shape) == 1:
-        in_arg, out_arg = "(const golden_num_t *)in", "(golden_num_t *)out"
-    else:
-        in_arg, out_arg = f"(const golden_num_t (*){inner})in", f"(golden_num_t (*){inner})out"
-    args = [in_arg, "v_threshold"] + ([] if cfg.soft_reset else ["v_reset"])
-    args += ["reciprocal_tau"] if cfg.kind == "LIF" else []
-    call = f"{name}({', '.join(args + [out_arg])});"
+    call = _layer_call(cfg, "in", "out")
     hyper = ", ".join(f"golden_num_t {a}" for a in ("v_threshold", "v_reset", "reciprocal_tau"))
     return _replay_source(cfg) + f"""
 /* ---- golden prove chunk driver (golden project code, not from Qualia) ---- */
