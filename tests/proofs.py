@@ -70,3 +70,16 @@ def summary() -> list:
     """One line per proof that ran: its reference, the values compared and the mismatches."""
     return [f"{proof}: {_count(t['values'])} {t['unit']}, {t['mismatches']} mismatches (vs {t['reference']})"
             for proof, t in sorted(TALLY.items())]
+
+
+def against_c(dep, net, x_raw):
+    """golden's codegen ``net`` against the whole model's C of the deployment ``dep`` (Qualia's deployment path,
+    gcc), every layer at every step of ``x_raw``; the counts are recorded. Returns (trace, {layer: (values,
+    mismatches)})."""
+    from golden.refs import codegen_model as cm
+
+    r, tr = cm.run(dep, x_raw), net.simulate(x_raw)
+    counts = {n: (int(r.cf[n].size), int((r.cf[n] != lt.out).sum())) for n, lt in tr.layers.items()}
+    record("network codegen", "the whole model's C from Qualia's deployment path (gcc), every layer at every step",
+           sum(v for v, _ in counts.values()), sum(m for _, m in counts.values()), unit="layer values")
+    return tr, counts

@@ -26,7 +26,7 @@ from golden.network import (
     Neuron,
 )
 
-from proofs import missing_codegen, missing_torch, record, requires
+from proofs import against_c, missing_codegen, missing_torch, record, requires
 
 pytestmark = requires(missing_torch() or missing_codegen())
 
@@ -342,11 +342,7 @@ def _c_counts(dep, x):
 
     net = golden.from_torch(dep, profile="codegen")
     xr = cm.quantize_input(dep, x)
-    r, tr = cm.run(dep, xr), net.simulate(xr)
-    counts = {n: (int(r.cf[n].size), int((r.cf[n] != lt.out).sum())) for n, lt in tr.layers.items()}
-    values = sum(v for v, _ in counts.values())
-    record("network codegen", "the whole model's C from Qualia's deployment path (gcc), every layer at every step",
-           values, sum(m for _, m in counts.values()), unit="layer values")
+    tr, counts = against_c(dep, net, xr)
     assert {n: m for n, (_, m) in counts.items() if m} == {}, counts
     rates = {n: lt.spike_rate for n, lt in tr.layers.items() if lt.spikes is not None}
     assert min(rates.values()) > 0, rates

@@ -18,7 +18,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from proofs import missing_codegen, missing_torch, record, requires
+from proofs import against_c, missing_codegen, missing_torch, record, requires
 
 pytestmark = requires(missing_torch())
 
@@ -111,12 +111,8 @@ def test_grouped_convs_equal_the_real_c(dims, variant, kind, bits):
     net = golden.from_torch(dep, profile="codegen")
     assert any(type(n.layer).__name__ == "Conv" and n.layer.groups > 1 for n in net), net.describe()
     x = cm.quantize_input(dep, b.sample_inputs(3, seed=7))
-    r = cm.run(dep, x)
-    tr = net.simulate(x)
-    counts = {n: (int(r.cf[n].size), int((r.cf[n] != lt.out).sum())) for n, lt in tr.layers.items()}
+    tr, counts = against_c(dep, net, x)
     values = sum(v for v, _ in counts.values())
-    record("network codegen", "the whole model's C from Qualia's deployment path (gcc), every layer at every step",
-           values, sum(k for _, k in counts.values()), unit="layer values")
     assert values > 1000 and {n: k for n, (_, k) in counts.items() if k} == {}, counts
     rates = [lt.spike_rate for lt in tr.layers.values() if lt.spikes is not None]
     assert rates and max(rates) >= 0.02, rates

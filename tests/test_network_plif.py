@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import pytest
 
-from proofs import missing_codegen, missing_torch, record, requires
+from proofs import against_c, missing_codegen, missing_torch, requires
 
 pytestmark = requires(missing_torch())
 QP = {"quant_enable": True, "LSQ": False, "quantype": "fxp", "range_setting": "minmax", "is_asymmetric": False,
@@ -104,11 +104,7 @@ def test_parametric_lif_deployed_as_a_lif_equals_the_real_c(init_tau, decay_inpu
     assert spec.reciprocal_tau == int(np.floor(np.float32(w_tau) * 2.0 ** q_v + 0.5))  # the converter's integer
     assert spec.decay_input == decay_input
     x = cm.quantize_input(dep, b.sample_inputs(3, seed=7))
-    r = cm.run(dep, x)
-    tr = net.simulate(x)
-    counts = {n: (int(r.cf[n].size), int((r.cf[n] != lt.out).sum())) for n, lt in tr.layers.items()}
+    tr, counts = against_c(dep, net, x)
     values = sum(v for v, _ in counts.values())
-    record("network codegen", "the whole model's C from Qualia's deployment path (gcc), every layer at every step",
-           values, sum(k for _, k in counts.values()), unit="layer values")
     assert values > 1000 and {n: k for n, (_, k) in counts.items() if k} == {}, counts
     assert tr.layers["layers.neuron1"].spike_rate > 0.02, tr.layers["layers.neuron1"].spike_rate
