@@ -135,6 +135,11 @@ BAD = [
 
 @pytest.mark.parametrize("argv,words", BAD, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_bad_network_options_are_one_line_exit_2(argv, words, tmp_path, capsys, monkeypatch):
+    check_bad_bench_option(argv, words, tmp_path, capsys, monkeypatch)
+
+
+def check_bad_bench_option(argv, words, tmp_path, capsys, monkeypatch):
+    """``golden bench`` with a bad option: one ``golden: error:`` line naming it, exit 2, nothing written."""
     monkeypatch.chdir(tmp_path)
     before = _files(tmp_path)
     rc = cli.main(["bench", *argv, "--json", "b.json", "--markdown", "b.md"])

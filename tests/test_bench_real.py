@@ -2,14 +2,14 @@
 
 Not timed tests: at the --quick toy sizes the rows must appear with every candidate, their ratios and verdicts, the
 checks made before timing (golden torch-eval = the Qualia model, golden codegen = the model C) must hold, and the
-options refuse bad values in one line. Nothing here depends on the instruction set (AVX2 or AVX-512 alike)."""
+options refuse bad values in one line. Nothing here depends on the instruction set."""
 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
+from test_bench_networks import check_bad_bench_option
 
 from golden import cli
 from golden.cli.bench import harness
@@ -20,10 +20,6 @@ FAST = ["--profiles", "codegen", "--kinds", "IF", "--sizes", "64", "--steps", "1
         "--no-stimuli", "--no-lanes", "--no-gemm", "--no-networks", "--no-fresh", "--rounds", "1", "--min-time",
         "0.001"]
 KEYS = {"te_1", "cg_1", "c", "torch_1", "te_b", "cg_b", "torch_b"}
-
-
-def _files(d) -> dict:
-    return {p: p.stat().st_mtime_ns for p in d.rglob("*")}
 
 
 @requires(missing_torch() or missing_codegen())
@@ -131,12 +127,4 @@ BAD = [
 
 @pytest.mark.parametrize("argv,words", BAD, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_bad_real_options_are_one_line_exit_2(argv, words, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    before = _files(tmp_path)
-    rc = cli.main(["bench", *argv, "--json", "b.json", "--markdown", "b.md"])
-    out, err = capsys.readouterr()
-    assert rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("golden: error: "), err
-    assert "Traceback" not in err
-    for w in words:
-        assert w in err, (w, err)
-    assert _files(tmp_path) == before and not os.path.exists("b.json")
+    check_bad_bench_option(argv, words, tmp_path, capsys, monkeypatch)
