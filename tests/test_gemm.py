@@ -64,17 +64,22 @@ def _impl(module, kind):
     return getattr(module, "conv2d" if kind.startswith("conv") else kind)
 
 
+
+def _three(kind, args, cols_bytes):
+    """(gemm, kernels, reference) results of one call; the GEMM route with its im2col chunk at ``cols_bytes``
+    (small: one GEMM per row, or per few rows)."""
+    saved, gemm.COLS_BYTES = gemm.COLS_BYTES, cols_bytes
+    try:
+        got = _impl(gemm, kind)(*args)
+    finally:
+        gemm.COLS_BYTES = saved
+    return got, _impl(kernels, kind)(*args), _impl(reference, kind)(*args)
+
 @given(synaptic(), st.sampled_from([gemm.COLS_BYTES, 64, 1]))
 def test_gemm_equals_kernels_and_reference(case, cols_bytes):
     """Every accumulator value and the wrap count, against the Numba kernel and the plain-Python reference."""
     kind, args = case
-    saved, gemm.COLS_BYTES = gemm.COLS_BYTES, cols_bytes  # small: one GEMM per row, or per few rows
-    try:
-        got, got_h = _impl(gemm, kind)(*args)
-    finally:
-        gemm.COLS_BYTES = saved
-    want, want_h = _impl(kernels, kind)(*args)
-    ref, ref_h = _impl(reference, kind)(*args)
+    (got, got_h), (want, want_h), (ref, ref_h) = _three(kind, args, cols_bytes)
     assert got.dtype == np.int64 and got.shape == want.shape == ref.shape
     differ = int((got != want).sum()) + int((got != ref).sum())
     record("gemm route", "golden.network.kernels and golden.network.reference, each value", 2 * got.size, differ,
@@ -110,13 +115,7 @@ def test_spike_inputs_equal_kernels_and_reference(case, c, rate, seed, cols_byte
     if scale != 1:  # the indicator route was taken: its bound is the weights' row sums
         assert ft is np.float32 and gemm.float_type(gemm.bound(args[1], 1)) is np.float32
         assert abs(c) > 1 and np.count_nonzero(x) > 0
-    saved, gemm.COLS_BYTES = gemm.COLS_BYTES, cols_bytes
-    try:
-        got, got_h = _impl(gemm, kind)(*args)
-    finally:
-        gemm.COLS_BYTES = saved
-    want, want_h = _impl(kernels, kind)(*args)
-    ref, ref_h = _impl(reference, kind)(*args)
+    (got, got_h), (want, want_h), (ref, ref_h) = _three(kind, args, cols_bytes)
     record("gemm route, spike inputs", "golden.network.kernels and golden.network.reference, each value",
            2 * got.size, int((got != want).sum()) + int((got != ref).sum()), unit="values")
     np.testing.assert_array_equal(got, want)
